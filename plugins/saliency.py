@@ -1,0 +1,49 @@
+"""Saliency maps (Simonyan, Vedaldi, Zisserman 2014): the gradient of the class score.
+
+"Deep Inside Convolutional Networks: Visualising Image Classification Models and Saliency Maps",
+ICLR workshop 2014, section 3. The map is ``max_c |d S_target / d x_c|``: the gradient of the
+unnormalized class score with respect to the input pixels, absolute value, maximum over the three
+colour channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import Tensor, nn
+
+from xai_core import Attributor, hookimpl
+from xai_core.gradients import REDUCTIONS, input_gradients, reduce_channels
+from xai_core.techniques import AttributionContext
+
+
+class Saliency(Attributor):
+    """Vanilla gradient saliency map."""
+
+    name = "saliency"
+    summary = "gradient of the class score w.r.t. the input pixels (max |grad| over channels)"
+    paper = "Simonyan, Vedaldi, Zisserman 2014, arXiv:1312.6034"
+
+    @dataclass
+    class Params:
+        #: Absolute gradients (the paper); ``false`` keeps the sign.
+        abs: bool = True
+        #: Multiply the gradient by the input (gradient x input) before reducing.
+        times_input: bool = False
+        #: Reduction over colour channels: ``max`` keeps the largest-magnitude channel value.
+        reduction: str = field(default="max", metadata={"choices": REDUCTIONS})
+
+    def compute(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        grad = input_gradients(model, inputs, targets)
+        if self.params.times_input:
+            grad = grad * inputs
+        if self.params.abs:
+            grad = grad.abs()
+        return reduce_channels(grad, self.params.reduction)
+
+
+@hookimpl
+def register_attributors(register):
+    register(Saliency)

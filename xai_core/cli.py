@@ -1,0 +1,180 @@
+"""The ``xai`` command line.
+
+    xai list [models|attributors|synthesizers|samples|plugins] [PATTERN]
+    xai run CONFIG [key=value ...]
+    xai explain IMAGE... --method NAME [--model NAME] [--target T] [--out DIR]
+    xai config CONFIG [key=value ...]
+
+A problem the user can fix prints one ``error:`` line and exits with status 2 (``--debug`` shows
+the traceback). A run in which some items failed exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import XaiError
+
+LIST_KINDS = ("models", "attributors", "synthesizers", "samples", "plugins")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="xai", description="Explain PyTorch image classifiers with pluggable techniques."
+    )
+    parser.add_argument("--version", action="version", version=f"xai-core {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list models, techniques, samples or plugins")
+    p.add_argument("what", nargs="?", choices=LIST_KINDS, help="what to list (default: all)")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'timm/resnet*'")
+
+    p = sub.add_parser("run", help="run an experiment config")
+    p.add_argument("config", help="YAML config file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+    p = sub.add_parser("explain", help="explain images with one or more methods")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="files, folders, globs, sample:NAME")
+    p.add_argument(
+        "--method", "-m", action="append", required=True, help="technique name (repeatable)"
+    )
+    p.add_argument("--model", default="efficientnet_lite0", help="model name (xai list models)")
+    p.add_argument("--target", default="predicted", help="class index or name (default: predicted)")
+    p.add_argument("--out", default="outputs/explain", help="output directory")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="key=value",
+        help="any other config override, e.g. --set device=cuda",
+    )
+
+    p = sub.add_parser("config", help="print a config resolved with overrides")
+    p.add_argument("config", help="YAML config file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    return parser
+
+
+def _progress(message: str) -> None:
+    print(f"[xai] {message}", file=sys.stderr, flush=True)
+
+
+def _cmd_list(what: str | None, pattern: str | None) -> int:
+    from . import list_attributors, list_synthesizers
+    from .inputs import SAMPLES
+    from .plugins import get_registries, loaded_plugins
+
+    registries = get_registries()
+    kinds = [what] if what else list(LIST_KINDS)
+    for kind in kinds:
+        if len(kinds) > 1:
+            print(f"{kind}:")
+        indent = "  " if len(kinds) > 1 else ""
+        if kind == "models":
+            _list_models(registries, pattern, indent)
+        elif kind in ("attributors", "synthesizers"):
+            names = list_attributors() if kind == "attributors" else list_synthesizers()
+            for name in names:
+                if pattern and not _match(name, pattern):
+                    continue
+                entry = registries.techniques.entry(name)
+                summary = getattr(entry.obj, "summary", "")
+                print(f"{indent}{name:<24} [{entry.plugin}] {summary}")
+        elif kind == "samples":
+            for name, (filename, description) in SAMPLES.items():
+                print(f"{indent}sample:{name:<22} {description} (skimage/data/{filename})")
+        elif kind == "plugins":
+            for info in loaded_plugins():
+                source = f"{info.distribution} {info.version}" if info.distribution else "local"
+                provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.provides.items())
+                print(f"{indent}{info.name:<16} ({source}) {provides or '(nothing)'}")
+    return 0
+
+
+def _match(name: str, pattern: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _list_models(registries: Any, pattern: str | None, indent: str) -> None:
+    from .models import list_models
+
+    if pattern:
+        for name in list_models(pattern):
+            print(f"{indent}{name}")
+        return
+    for entry in registries.models:
+        model = entry.obj
+        if model.is_family:
+            count = len(model.lister()) if model.lister else 0
+            print(f"{indent}{model.name:<24} [{entry.plugin}] {model.description} ({count})")
+        else:
+            print(f"{indent}{model.name:<24} [{entry.plugin}] {model.description}")
+    print(f"{indent}(`xai list models 'timm/resnet*'` lists a family's architectures)")
+
+
+def _summary(result: Any) -> int:
+    failed = result.failures
+    total = len(result.items)
+    print(f"done: {total - len(failed)} of {total} item(s) succeeded, {len(failed)} failed")
+    for item in failed:
+        print(f"  failed: {item['image']} / {item['label']}: {item['error']}")
+    print(f"results: {result.output_dir / 'results.json'}")
+    grid = result.output_dir / "figures" / "grid.png"
+    if grid.is_file():
+        print(f"figures: {result.output_dir / 'figures'} (side by side: {grid})")
+    return 1 if failed else 0
+
+
+def _cmd_run(config_path: str | None, overrides: Sequence[str], base: dict | None = None) -> int:
+    from .config import load_config
+    from .run import run_experiment
+
+    config = load_config(config_path if base is None else base, overrides)
+    return _summary(run_experiment(config, progress=_progress))
+
+
+def _cmd_config(config_path: str, overrides: Sequence[str]) -> int:
+    from .config import load_config, to_yaml
+
+    print(to_yaml(load_config(config_path, overrides)), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list(args.what, args.pattern)
+        if args.command == "run":
+            return _cmd_run(args.config, args.overrides)
+        if args.command == "config":
+            return _cmd_config(args.config, args.overrides)
+        if args.command == "explain":
+            base = {
+                "model": {"name": args.model},
+                "inputs": list(args.images),
+                "target": args.target,
+                "methods": [{"name": m} for m in args.method],
+                "output_dir": args.out,
+            }
+            return _cmd_run(None, args.overrides, base)
+    except XaiError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""Experiment configs: a typed OmegaConf schema, YAML files, ``key=value`` overrides.
+
+Everything is checked before any model loads: unknown keys (with close matches and the valid keys),
+wrong types, unknown model/method names and every method's parameters against the method's own
+``Params`` dataclass. Techniques use :func:`build_params` for the same checks when built from code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import ConfigError, close_matches
+
+__all__ = [
+    "ModelConfig",
+    "MethodConfig",
+    "ExperimentConfig",
+    "build_params",
+    "load_config",
+    "param_choices",
+]
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+@dataclass
+class ModelConfig:
+    """Which model to explain and how to load it."""
+
+    name: str = "efficientnet_lite0"
+    pretrained: bool = True
+    checkpoint: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodConfig:
+    """One technique and its parameters (checked against the technique's ``Params``)."""
+
+    name: str = MISSING
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+
+@dataclass
+class ExperimentConfig:
+    """A run: a model, inputs, a target and the methods to apply, and where outputs go."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    inputs: list[str] = field(default_factory=list)
+    target: Any = "predicted"
+    methods: list[MethodConfig] = field(default_factory=list)
+    output_dir: str = "outputs/run"
+    device: str = "cpu"
+    seed: int = 0
+    batch_size: int = 8
+    figures: bool = True
+
+
+def param_choices(params_cls: type, name: str) -> tuple[Any, ...] | None:
+    """The allowed values of a parameter declared with ``field(metadata={"choices": ...})``."""
+    for f in dataclasses.fields(params_cls):
+        if f.name == name:
+            choices = f.metadata.get("choices")
+            return tuple(choices) if choices is not None else None
+    return None
+
+
+def _unknown_key(where: str, key: str, valid: Sequence[str]) -> ConfigError:
+    matches = close_matches(key, valid)
+    hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else "."
+    path = f"{where}.{key}" if where else key
+    return ConfigError(f"unknown config key {path!r}{hint} Valid keys: {', '.join(valid) or '(none)'}")
+
+
+def _check_keys(schema: type, values: Any, where: str) -> None:
+    """Reject keys the dataclass ``schema`` does not have, recursing into nested dataclasses."""
+    if not isinstance(values, Mapping):
+        return
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    for key, value in values.items():
+        if key not in fields:
+            raise _unknown_key(where, str(key), list(fields))
+        hint = hints[key]
+        sub = f"{where}.{key}" if where else str(key)
+        if dataclasses.is_dataclass(hint):
+            _check_keys(hint, value, sub)
+        elif typing.get_origin(hint) is list:
+            (item,) = typing.get_args(hint) or (Any,)
+            if dataclasses.is_dataclass(item) and isinstance(value, Sequence):
+                for i, element in enumerate(value):
+                    _check_keys(item, element, f"{sub}[{i}]")
+
+
+def _omegaconf_message(exc: OmegaConfBaseException, where: str) -> str:
+    key = getattr(exc, "full_key", None) or ""
+    path = ".".join(p for p in (where, str(key)) if p)
+    text = str(exc).split("\n")[0]
+    return f"bad config value at {path!r}: {text}" if path else f"bad config: {text}"
+
+
+def build_params(params_cls: type, values: Mapping[str, Any] | None, where: str = "params") -> Any:
+    """Validate ``values`` against the dataclass ``params_cls`` and return an instance.
+
+    Unknown keys name their close matches and the valid keys; wrong types and values outside a
+    field's ``choices`` metadata name the key and what it accepts.
+    """
+    values = dict(values or {})
+    _check_keys(params_cls, values, where)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(params_cls), values)
+        instance = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_omegaconf_message(exc, where)) from None
+    for f in dataclasses.fields(params_cls):
+        choices = f.metadata.get("choices")
+        if choices is not None and getattr(instance, f.name) not in choices:
+            raise ConfigError(
+                f"bad config value at '{where}.{f.name}': {getattr(instance, f.name)!r} is not "
+                f"one of {', '.join(repr(c) for c in choices)}"
+            )
+    return instance
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. device=cpu)")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    value = OmegaConf.create({"v": raw} if raw == "" else OmegaConf.from_dotlist([f"v={raw}"]))
+    return key, value.v if raw != "" else ""
+
+
+def _apply_override(cfg: DictConfig, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node: Any = cfg
+    walked: list[str] = []
+    for part in parts[:-1]:
+        walked.append(part)
+        node = _child(node, part, walked)
+    last = parts[-1]
+    if isinstance(node, ListConfig):
+        index = _list_index(node, last, parts)
+        node[index] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: ListConfig, part: str, walked: list[str]) -> int:
+    if not part.lstrip("-").isdigit():
+        raise ConfigError(f"override key {'.'.join(walked)!r}: {part!r} must be a list index")
+    index = int(part)
+    if not -len(node) <= index < len(node):
+        raise ConfigError(
+            f"override key {'.'.join(walked)!r}: index {index} is out of range (the list has "
+            f"{len(node)} items)"
+        )
+    return index
+
+
+def _child(node: Any, part: str, walked: list[str]) -> Any:
+    if isinstance(node, ListConfig):
+        return node[_list_index(node, part, walked)]
+    if isinstance(node, DictConfig):
+        if part not in node or node[part] is None:
+            node[part] = {}
+        return node[part]
+    raise ConfigError(f"override key {'.'.join(walked)!r}: cannot descend into a plain value")
+
+
+def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    """Accept the shorthand ``methods: [saliency, {name: x, params: ...}]``."""
+    methods = raw.get("methods")
+    if isinstance(methods, list):
+        raw["methods"] = [{"name": m} if isinstance(m, str) else m for m in methods]
+    inputs = raw.get("inputs")
+    if isinstance(inputs, str):
+        raw["inputs"] = [inputs]
+    return raw
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    check_names: bool = True,
+) -> ExperimentConfig:
+    """Read a YAML file (or a mapping), apply ``key=value`` overrides, validate, resolve.
+
+    With ``check_names`` (the default), model and method names and every method's params are
+    checked against the plugin registries too. Nothing is loaded.
+    """
+    if source is None:
+        cfg = OmegaConf.create({})
+    elif isinstance(source, Mapping):
+        cfg = OmegaConf.create(dict(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            cfg = OmegaConf.load(path)
+        except Exception as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        if not isinstance(cfg, DictConfig):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    try:
+        for text in overrides:
+            key, value = _parse_override(text)
+            _apply_override(cfg, key, value)
+        raw = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_omegaconf_message(exc, "")) from None
+    assert isinstance(raw, dict)
+    raw = _normalise(raw)
+    _check_keys(ExperimentConfig, raw, "")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), raw)
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_omegaconf_message(exc, "")) from None
+    assert isinstance(config, ExperimentConfig)
+    _check_values(config)
+    if check_names:
+        check_registered_names(config)
+    return config
+
+
+def _check_values(config: ExperimentConfig) -> None:
+    device = config.device
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ConfigError(
+            f"bad config value at 'device': {device!r}; use one of {', '.join(DEVICES)} or cuda:N"
+        )
+    if config.batch_size < 1:
+        raise ConfigError("bad config value at 'batch_size': must be at least 1")
+    labels = [m.label or m.name for m in config.methods]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"methods {', '.join(duplicates)} appear more than once; give each a distinct `label`"
+        )
+
+
+def check_registered_names(config: ExperimentConfig) -> None:
+    """Check model and method names and method params against the plugin registries."""
+    from .models import check_model_name
+    from .plugins import get_registries
+
+    check_model_name(config.model.name)
+    techniques = get_registries().techniques
+    for i, method in enumerate(config.methods):
+        cls = techniques.get(method.name)
+        build_params(cls.Params, method.params, where=f"methods[{i}].params")
+
+
+def to_yaml(config: ExperimentConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))

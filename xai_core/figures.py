@@ -1,0 +1,108 @@
+"""Figures: one attribution (image, map, overlay) and the side-by-side grid of methods per image.
+
+Maps are shown the way their papers show them: non-negative maps on a heat scale clipped at the
+99th percentile; signed maps on a blue-white-red scale centred at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .io import save_figure  # noqa: E402
+
+__all__ = ["display_map", "overlay", "attribution_figure", "grid_figure", "images_figure"]
+
+
+def display_map(saliency: np.ndarray) -> tuple[np.ndarray, str, float, float]:
+    """Map scaled for display: ``(values, colormap, vmin, vmax)``."""
+    values = np.nan_to_num(np.asarray(saliency, dtype=np.float32))
+    if values.min() < 0:
+        top = float(np.percentile(np.abs(values), 99)) or float(np.abs(values).max()) or 1.0
+        return np.clip(values / top, -1, 1), "bwr", -1.0, 1.0
+    top = float(np.percentile(values, 99)) or float(values.max()) or 1.0
+    return np.clip(values / top, 0, 1), "hot", 0.0, 1.0
+
+
+def overlay(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.5, cmap: str = "jet"):
+    """RGB overlay of a map on an image ``[H, W, 3]`` in ``[0, 1]``."""
+    values, _, _, _ = display_map(np.abs(saliency))
+    colours = matplotlib.colormaps[cmap](values)[..., :3]
+    return np.clip((1 - alpha) * image + alpha * colours, 0, 1)
+
+
+def attribution_figure(path: str | Path, image: np.ndarray, saliency: np.ndarray, title: str):
+    """Save image | map | overlay as one PNG."""
+    values, cmap, vmin, vmax = display_map(saliency)
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+    axes[0].imshow(image)
+    axes[0].set_title("input", fontsize=9)
+    axes[1].imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
+    axes[1].set_title("map", fontsize=9)
+    axes[2].imshow(overlay(image, saliency))
+    axes[2].set_title("overlay", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def grid_figure(
+    path: str | Path,
+    rows: Sequence[tuple[str, np.ndarray]],
+    columns: Sequence[str],
+    maps: dict[tuple[int, int], np.ndarray],
+) -> None:
+    """Methods side by side per image, as in Simonyan et al. (2014), Fig. 2.
+
+    :param rows: ``(title, image)`` per row; the image is ``[H, W, 3]`` in ``[0, 1]``.
+    :param columns: method labels.
+    :param maps: ``(row, column) -> map``; missing cells (failed items) stay blank.
+    """
+    n_rows, n_cols = len(rows), len(columns) + 1
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(2.4 * n_cols, 2.5 * n_rows), squeeze=False
+    )
+    for r, (title, image) in enumerate(rows):
+        axes[r][0].imshow(image)
+        axes[r][0].set_title(title, fontsize=8)
+        for c, label in enumerate(columns, start=1):
+            ax = axes[r][c]
+            cell = maps.get((r, c - 1))
+            if cell is not None:
+                values, cmap, vmin, vmax = display_map(cell)
+                ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
+            else:
+                ax.text(0.5, 0.5, "failed", ha="center", va="center", transform=ax.transAxes)
+            if r == 0:
+                ax.set_title(label, fontsize=9)
+    for row in axes:
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def images_figure(path: str | Path, images: Sequence[tuple[str, np.ndarray]], columns: int = 5):
+    """A grid of titled images (synthesized images, class visualizations)."""
+    n = len(images)
+    cols = max(1, min(columns, n))
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            title, image = images[i]
+            ax.imshow(image)
+            ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)

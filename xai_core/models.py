@@ -1,0 +1,497 @@
+"""Model handles and the model registry's front door.
+
+A :class:`ModelHandle` is what every technique receives: the eval-mode module, the preprocessing
+that module expects (resize, crop, mean/std from the model's own config), its class names, and the
+location of its last spatial block. :func:`load_model` builds handles from the names plugins
+register (``efficientnet_lite0``, ``timm/<arch>``, ``torchvision/<arch>``); the built-in families
+are registered by ``plugins/models.py`` with the building blocks below.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from .errors import ModelLoadError, UnknownNameError, XaiError
+
+__all__ = [
+    "ModelHandle",
+    "Preprocessing",
+    "ModelEntry",
+    "load_model",
+    "list_models",
+    "as_model_handle",
+    "imagenet_class_names",
+    "load_checkpoint",
+    "require_network",
+    "handle_from_timm",
+    "handle_from_torchvision",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photo becomes the model's input: resize the short side, center-crop, normalize."""
+
+    input_size: tuple[int, int] = (224, 224)
+    resize_size: int = 256
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def to_pixels(self, image: Image.Image) -> Tensor:
+        """Resized and cropped image ``[3, H, W]`` in ``[0, 1]`` (not normalized)."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as F
+
+        mode = InterpolationMode(self.interpolation)
+        image = F.resize(image, self.resize_size, interpolation=mode)
+        image = F.center_crop(image, list(self.input_size))
+        return F.to_tensor(image)
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        """Normalized model input ``[3, H, W]``."""
+        return self.normalize(self.to_pixels(image))
+
+    def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        shape = (3, 1, 1) if like.ndim == 3 else (1, 3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape)
+        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape)
+        return mean, std
+
+    def normalize(self, pixels: Tensor) -> Tensor:
+        mean, std = self._stats(pixels)
+        return (pixels - mean) / std
+
+    def denormalize(self, inputs: Tensor) -> Tensor:
+        mean, std = self._stats(inputs)
+        return inputs * std + mean
+
+
+@dataclass
+class ModelHandle:
+    """A classifier ready to be explained.
+
+    :ivar name: registry name (``"timm/resnet18"``) or the class name of a plain module.
+    :ivar module: the ``nn.Module`` in eval mode; it returns logits ``[N, num_classes]``.
+    :ivar preprocessing: the model's own input pipeline.
+    :ivar class_names: one name per output class, or ``None`` when unknown.
+    :ivar info: where the weights came from and other facts for ``results.json``.
+    """
+
+    name: str
+    module: nn.Module
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    class_names: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    _last_conv_block: str | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.class_names is not None:
+            return len(self.class_names)
+        value = getattr(self.module, "num_classes", None)
+        return value if isinstance(value, int) else None
+
+    def label(self, index: int) -> str:
+        if self.class_names is not None and 0 <= index < len(self.class_names):
+            return self.class_names[index]
+        return f"class {index}"
+
+    def normalize(self, pixels: Tensor) -> Tensor:
+        return self.preprocessing.normalize(pixels)
+
+    def denormalize(self, inputs: Tensor) -> Tensor:
+        return self.preprocessing.denormalize(inputs)
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        return self.module(inputs)
+
+    def to(self, device: str | torch.device) -> ModelHandle:
+        self.module.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        from .module_hooks import model_device
+
+        return model_device(self.module)
+
+    def last_conv_block(self) -> str:
+        """Module path of the last block whose output still has spatial resolution.
+
+        Found by one forward pass on a blank input of the model's size: the last module (in the
+        order modules finish) that returns a ``[N, C, H, W]`` tensor with ``H, W > 1``. When a
+        container and its last child return the same tensor, the container wins, since it
+        finishes later.
+        """
+        if self._last_conv_block is None:
+            self._last_conv_block = _trace_last_spatial_module(self)
+        return self._last_conv_block
+
+
+def _trace_last_spatial_module(handle: ModelHandle) -> str:
+    from .module_hooks import HookRecorder, model_state
+
+    module = handle.module
+    finished: list[str] = []
+
+    def make_hook(path: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            if isinstance(output, Tensor) and output.ndim == 4 and min(output.shape[2:]) > 1:
+                finished.append(path)
+
+        return hook
+
+    with model_state(module) as device, HookRecorder() as hooks, torch.no_grad():
+        for path, sub in module.named_modules():
+            if path:
+                hooks.forward(sub, make_hook(path))
+        module(torch.zeros(1, 3, *handle.preprocessing.input_size, device=device))
+    if not finished:
+        raise XaiError(
+            f"model {handle.name!r} has no layer with a spatial [N,C,H,W] output; "
+            "layer-based methods need a convolutional block (give the layer by name)"
+        )
+    return finished[-1]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model or model family (``name`` ending in ``/*``)."""
+
+    name: str
+    loader: Callable[..., ModelHandle]
+    description: str = ""
+    lister: Callable[[], list[str]] | None = None
+
+    @property
+    def is_family(self) -> bool:
+        return self.name.endswith("/*")
+
+    @property
+    def prefix(self) -> str:
+        return self.name[:-1] if self.is_family else self.name
+
+
+def _model_registry():
+    from .plugins import get_registries
+
+    return get_registries().models
+
+
+def _resolve(name: str) -> tuple[ModelEntry, str | None]:
+    registry = _model_registry()
+    if name in registry:
+        return registry.get(name), None
+    for entry in registry:
+        model = entry.obj
+        if model.is_family and name.startswith(model.prefix):
+            return model, name[len(model.prefix) :]
+    raise UnknownNameError("model", name, list_models(), "models")
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`UnknownNameError` (with close matches) unless ``name`` can be loaded."""
+    entry, arch = _resolve(name)
+    if arch is not None and entry.lister is not None:
+        known = entry.lister()
+        if arch not in known:
+            raise UnknownNameError(
+                "model", name, [entry.prefix + a for a in known], f"models '{entry.prefix}*'"
+            )
+
+
+def load_model(name: str, **options: Any) -> ModelHandle:
+    """Build a registered model: ``load_model("timm/resnet18", pretrained=False)``.
+
+    :param name: a registered name (``xai list models`` shows them) or ``family/arch``.
+    :param options: ``pretrained`` (download hub weights; default ``True``), ``checkpoint`` (a
+        local file, loaded with ``weights_only=True``), ``device``, and loader-specific keyword
+        arguments.
+    """
+    check_model_name(name)
+    entry, arch = _resolve(name)
+    device = options.pop("device", None)
+    handle = entry.loader(arch, **options) if arch is not None else entry.loader(**options)
+    if not isinstance(handle, ModelHandle):
+        raise XaiError(
+            f"the loader of model {name!r} returned {type(handle).__name__}, not a ModelHandle"
+        )
+    handle.name = name
+    handle.module.eval()
+    if device is not None:
+        handle.to(device)
+    return handle
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Loadable model names, optionally filtered with an fnmatch ``pattern`` (``"timm/resnet*"``)."""
+    import fnmatch
+
+    names: list[str] = []
+    for entry in _model_registry():
+        model = entry.obj
+        if model.is_family:
+            if model.lister is not None:
+                names.extend(model.prefix + arch for arch in model.lister())
+        else:
+            names.append(model.name)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return sorted(names)
+
+
+def as_model_handle(model: ModelHandle | nn.Module) -> ModelHandle:
+    """Wrap a plain ``nn.Module`` (timm models keep their own preprocessing config)."""
+    if isinstance(model, ModelHandle):
+        return model
+    if not isinstance(model, nn.Module):
+        raise XaiError(
+            f"expected a model handle from xai_core.load_model or a torch.nn.Module, "
+            f"not {type(model).__name__}"
+        )
+    preprocessing = Preprocessing()
+    if hasattr(model, "pretrained_cfg"):
+        preprocessing = timm_preprocessing(model)
+    num_classes = getattr(model, "num_classes", None)
+    names = imagenet_class_names() if num_classes == 1000 else None
+    return ModelHandle(type(model).__name__, model, preprocessing, names)
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_names() -> tuple[str, ...]:
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return tuple(_IMAGENET_CATEGORIES)
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names, index order (``281`` is ``"tabby"``)."""
+    return list(_imagenet_names())
+
+
+def class_names_for(num_classes: int) -> list[str] | None:
+    return imagenet_class_names() if num_classes == 1000 else None
+
+
+# --- weights ---------------------------------------------------------------------------------
+
+
+def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a local state dict into ``module`` with ``weights_only=True``; strict, clear errors."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ModelLoadError(f"checkpoint {str(file)!r} does not exist or is not a file")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"checkpoint {str(file)!r} cannot be read as a weights-only torch file: {exc}"
+        ) from exc
+    if isinstance(state, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ModelLoadError(f"checkpoint {str(file)!r} does not hold a state dict of tensors")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    result = module.load_state_dict(state, strict=False)
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing keys {_few(result.missing_keys)}")
+    if result.unexpected_keys:
+        problems.append(f"unexpected keys {_few(result.unexpected_keys)}")
+    if problems:
+        raise ModelLoadError(
+            f"checkpoint {str(file)!r} does not fit the model: {'; '.join(problems)}"
+        )
+
+
+def load_state_in_order(module: nn.Module, state: dict[str, Tensor], source: str) -> None:
+    """Load ``state`` into ``module`` by position (for checkpoints with other key names).
+
+    Every tensor's shape is checked against the model's tensor at the same position; any mismatch
+    (count or shape) raises :class:`ModelLoadError` naming both keys.
+    """
+    target = module.state_dict()
+    if len(state) != len(target):
+        raise ModelLoadError(
+            f"{source} holds {len(state)} tensors but the model has {len(target)}; "
+            "they cannot be mapped in order"
+        )
+    mapped = {}
+    for (src_key, tensor), (dst_key, expected) in zip(state.items(), target.items()):
+        if tuple(tensor.shape) != tuple(expected.shape):
+            raise ModelLoadError(
+                f"{source}: tensor {src_key!r} has shape {tuple(tensor.shape)} but model tensor "
+                f"{dst_key!r} at the same position has {tuple(expected.shape)}"
+            )
+        mapped[dst_key] = tensor
+    module.load_state_dict(mapped, strict=True)
+
+
+def _few(keys: Sequence[str], n: int = 5) -> str:
+    shown = ", ".join(repr(k) for k in keys[:n])
+    return f"{shown} (+{len(keys) - n} more)" if len(keys) > n else shown
+
+
+def _can_reach(host: str, timeout: float) -> bool:
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def require_network(host: str, what: str, timeout: float = 3.0) -> None:
+    """Fail within ``timeout`` seconds, with the offline alternatives, if ``host`` is unreachable."""
+    if os.environ.get("XAI_CORE_OFFLINE", "").strip() in ("1", "true", "yes") or not _can_reach(
+        host, timeout
+    ):
+        raise ModelLoadError(
+            f"cannot download {what}: {host} is not reachable (offline?). Alternatives: the "
+            "built-in offline model `efficientnet_lite0`; `checkpoint=PATH` to load local "
+            "weights; or `pretrained=false` for random weights (tests, speed checks)"
+        )
+
+
+# --- timm ------------------------------------------------------------------------------------
+
+
+def timm_preprocessing(module: nn.Module) -> Preprocessing:
+    import timm.data
+
+    cfg = timm.data.resolve_model_data_config(module)
+    _, height, width = cfg["input_size"]
+    crop_pct = cfg.get("crop_pct") or 0.875
+    return Preprocessing(
+        input_size=(height, width),
+        resize_size=int(min(height, width) / crop_pct),
+        interpolation=cfg.get("interpolation") or "bilinear",
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+    )
+
+
+def _timm_weights_cached(arch: str) -> bool:
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(arch)
+        repo = getattr(cfg, "hf_hub_id", None)
+        if not repo:
+            return False
+        from huggingface_hub import try_to_load_from_cache
+
+        return any(
+            isinstance(try_to_load_from_cache(repo, f), str)
+            for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+        )
+    except Exception:
+        return False
+
+
+def handle_from_timm(
+    arch: str, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+) -> ModelHandle:
+    """A handle for any ``timm`` architecture (``timm.list_models()``)."""
+    import timm
+
+    pretrained = bool(pretrained) and checkpoint is None
+    if pretrained and not _timm_weights_cached(arch):
+        require_network("huggingface.co", f"pretrained weights for timm/{arch}")
+    try:
+        module = timm.create_model(arch, pretrained=pretrained, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise XaiError(f"timm/{arch}: {exc}") from exc
+    if checkpoint is not None:
+        load_checkpoint(module, checkpoint)
+    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else "random")
+    return ModelHandle(
+        name=f"timm/{arch}",
+        module=module.eval(),
+        preprocessing=timm_preprocessing(module),
+        class_names=class_names_for(module.num_classes),
+        info={"weights": source, "checkpoint": checkpoint, "architecture": arch},
+    )
+
+
+# --- torchvision -----------------------------------------------------------------------------
+
+
+def torchvision_classifiers() -> list[str]:
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm))
+
+
+def handle_from_torchvision(
+    arch: str, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+) -> ModelHandle:
+    """A handle for any torchvision classification model (``torchvision.models.list_models``)."""
+    import torchvision.models as tvm
+
+    try:
+        weights_enum = tvm.get_model_weights(arch)
+        default = weights_enum.DEFAULT
+    except (ValueError, AttributeError):
+        default = None
+    pretrained = bool(pretrained) and checkpoint is None
+    if pretrained:
+        if default is None:
+            raise ModelLoadError(f"torchvision/{arch} has no pretrained weights")
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(default.url)
+        if not cached.is_file():
+            require_network("download.pytorch.org", f"pretrained weights for torchvision/{arch}")
+    module = tvm.get_model(arch, weights=default if pretrained else None, **kwargs)
+    if checkpoint is not None:
+        load_checkpoint(module, checkpoint)
+    preprocessing = Preprocessing()
+    names = None
+    if default is not None:
+        t = default.transforms()
+        crop = t.crop_size[0] if isinstance(t.crop_size, list) else t.crop_size
+        resize = t.resize_size[0] if isinstance(t.resize_size, list) else t.resize_size
+        preprocessing = Preprocessing(
+            input_size=(crop, crop),
+            resize_size=resize,
+            interpolation=t.interpolation.value,
+            mean=tuple(t.mean),
+            std=tuple(t.std),
+        )
+        categories = default.meta.get("categories")
+        num_out = kwargs.get("num_classes", len(categories) if categories else None)
+        if categories and num_out == len(categories):
+            names = list(categories)
+    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else "random")
+    return ModelHandle(
+        name=f"torchvision/{arch}",
+        module=module.eval(),
+        preprocessing=preprocessing,
+        class_names=names,
+        info={"weights": source, "checkpoint": checkpoint, "architecture": arch},
+    )

@@ -1,0 +1,339 @@
+"""Running an experiment: load the model and inputs, apply every method, write every output.
+
+Output layout under ``output_dir``::
+
+    config.yaml                  the resolved config
+    results.json                 environment + one item per (image, method)
+    inputs/<image>.npy           the exact normalized input tensor each map was computed on
+    maps/<image>/<method>.npy    attribution maps, float32 [H, W] at input resolution
+    images/<image>/<method>.png  synthesized images (and .npy, float32 [3, H, W] in [0, 1])
+    figures/<image>/<method>.png image | map | overlay
+    figures/grid.png             methods side by side per image
+
+Every file is written atomically. One failing image or method fails its items (``error`` in
+``results.json``), not the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import ExperimentConfig, build_params, to_yaml
+from .errors import XaiError
+from .figures import attribution_figure, grid_figure
+from .inputs import InputImage, load_image, resolve_inputs
+from .io import write_json, write_npy, write_text
+from .models import ModelHandle, load_model
+from .plugins import get_registries, loaded_plugins
+from .targets import resolve_targets
+from .techniques import Attributor, Synthesizer, Technique
+
+__all__ = ["run_experiment", "RunResult", "environment", "resolve_device"]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the output folder and the ``results.json`` content."""
+
+    output_dir: Path
+    results: dict[str, Any]
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return self.results["items"]
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [item for item in self.items if item.get("error")]
+
+
+@dataclass
+class _Image:
+    source: InputImage
+    pixels: torch.Tensor | None = None  # [3, H, W] in [0, 1]
+    inputs: torch.Tensor | None = None  # normalized [3, H, W]
+    error: str | None = None
+    prediction: dict[str, Any] = field(default_factory=dict)
+    target: int | None = None
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise XaiError(f"device {device!r} was asked for but CUDA is not available; use device=cpu")
+    return torch.device(device)
+
+
+def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Versions and hardware, for ``results.json``."""
+    import timm
+    import torchvision
+
+    env = {
+        "xai_core": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+        "device": str(device),
+        "plugins": {p.name: p.distribution or "local" for p in loaded_plugins()},
+    }
+    if str(device).startswith("cuda"):
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _load_images(sources: list[InputImage], handle: ModelHandle) -> list[_Image]:
+    images = []
+    for source in sources:
+        item = _Image(source)
+        try:
+            item.pixels = handle.preprocessing.to_pixels(load_image(source.path))
+            item.inputs = handle.normalize(item.pixels)
+        except XaiError as exc:
+            item.error = str(exc)
+        images.append(item)
+    return images
+
+
+def _predict(images: list[_Image], handle: ModelHandle, device: torch.device, batch: int) -> None:
+    ok = [im for im in images if im.error is None]
+    for start in range(0, len(ok), batch):
+        chunk = ok[start : start + batch]
+        x = torch.stack([im.inputs for im in chunk]).to(device)
+        with torch.no_grad():
+            probs = handle.module(x).softmax(dim=1).cpu()
+        for im, p in zip(chunk, probs):
+            top = int(p.argmax())
+            im.prediction = {
+                "predicted": top,
+                "predicted_label": handle.label(top),
+                "predicted_probability": float(p[top]),
+                "probabilities": p,
+            }
+
+
+def _assign_targets(images: list[_Image], target: Any, handle: ModelHandle) -> None:
+    if isinstance(target, list) and len(target) != len(images):
+        raise XaiError(
+            f"config 'target' lists {len(target)} targets for {len(images)} inputs; give one per "
+            "input or a single target"
+        )
+    for i, im in enumerate(images):
+        wanted = target[i] if isinstance(target, list) else target
+        if im.error is not None:
+            continue
+        probabilities = im.prediction["probabilities"][None]
+        im.target = int(resolve_targets(wanted, 1, handle, lambda p=probabilities: p)[0])
+
+
+def _to_image(pixels: torch.Tensor) -> np.ndarray:
+    return pixels.permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+class _Run:
+    def __init__(self, config: ExperimentConfig, progress: Callable[[str], None] | None):
+        self.config = config
+        self.out = Path(config.output_dir)
+        self.say = progress or (lambda _msg: None)
+        self.items: list[dict[str, Any]] = []
+        self.maps: dict[tuple[int, int], np.ndarray] = {}
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.out))
+
+    def base_item(self, im: _Image, label: str, method: str, handle: ModelHandle) -> dict:
+        item: dict[str, Any] = {
+            "image": im.source.source,
+            "key": im.source.key,
+            "model": handle.name,
+            "method": method,
+            "label": label,
+            "target": im.target,
+            "target_label": handle.label(im.target) if im.target is not None else None,
+        }
+        if im.prediction:
+            probs = im.prediction["probabilities"]
+            item.update(
+                {k: v for k, v in im.prediction.items() if k != "probabilities"},
+                target_probability=float(probs[im.target]) if im.target is not None else None,
+            )
+        item.update(seconds=None, files={}, error=im.error)
+        return item
+
+    def run_attributor(
+        self, column: int, label: str, technique: Attributor, images: list[_Image], handle, device
+    ) -> None:
+        ok = [(i, im) for i, im in enumerate(images) if im.error is None]
+        batch = self.config.batch_size
+        for start in range(0, len(ok), batch):
+            chunk = ok[start : start + batch]
+            results = self._attribute_chunk(technique, chunk, handle, device)
+            for (row, im), (result, seconds, error) in zip(chunk, results):
+                item = self.base_item(im, label, technique.name, handle)
+                item["seconds"] = seconds
+                if error is not None:
+                    item["error"] = error
+                else:
+                    saliency = result.numpy().astype(np.float32)
+                    map_path = self.out / "maps" / im.source.key / f"{label}.npy"
+                    write_npy(map_path, saliency)
+                    item["files"]["map"] = self.rel(map_path)
+                    item["files"]["input"] = self.rel(self.input_path(im))
+                    if self.config.figures:
+                        fig_path = self.out / "figures" / im.source.key / f"{label}.png"
+                        title = f"{label}: {item['target_label']} (target {im.target})"
+                        attribution_figure(fig_path, _to_image(im.pixels), saliency, title)
+                        item["files"]["figure"] = self.rel(fig_path)
+                    self.maps[(row, column)] = saliency
+                self.items.append(item)
+        for im in images:
+            if im.error is not None:
+                self.items.append(self.base_item(im, label, technique.name, handle))
+
+    def _attribute_chunk(self, technique: Attributor, chunk, handle, device):
+        """Maps for a chunk in one batch; if the batch fails, item by item to isolate failures."""
+        x = torch.stack([im.inputs for _, im in chunk]).to(device)
+        targets = [im.target for _, im in chunk]
+        start = time.perf_counter()
+        try:
+            attribution = technique.attribute(handle, x, targets)
+            seconds = (time.perf_counter() - start) / len(chunk)
+            return [(m, seconds, None) for m in attribution.maps]
+        except Exception as exc:
+            if len(chunk) == 1:
+                return [(None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")]
+        return [self._attribute_chunk(technique, [one], handle, device)[0] for one in chunk]
+
+    def run_synthesizer(self, label: str, technique: Synthesizer, images: list[_Image], handle, device):
+        for im in images:
+            item = self.base_item(im, label, technique.name, handle)
+            if im.error is None:
+                start = time.perf_counter()
+                try:
+                    result = technique.synthesize(
+                        handle, [im.target], images=im.pixels[None].to(device)
+                    )
+                    pixels = result.images[0]
+                    png = self.out / "images" / im.source.key / f"{label}.png"
+                    from PIL import Image
+
+                    from .io import atomic_open
+
+                    with atomic_open(png, "wb") as handle_out:
+                        Image.fromarray(
+                            (_to_image(pixels) * 255).round().astype(np.uint8)
+                        ).save(handle_out, format="PNG")
+                    npy = png.with_suffix(".npy")
+                    write_npy(npy, pixels.numpy().astype(np.float32))
+                    item["files"].update(image=self.rel(png), array=self.rel(npy))
+                    item["record"] = result.records[0] if result.records else {}
+                except Exception as exc:
+                    item["error"] = f"{type(exc).__name__}: {exc}"
+                item["seconds"] = time.perf_counter() - start
+            self.items.append(item)
+
+    def input_path(self, im: _Image) -> Path:
+        return self.out / "inputs" / f"{im.source.key}.npy"
+
+
+def run_experiment(
+    config: ExperimentConfig, progress: Callable[[str], None] | None = None
+) -> RunResult:
+    """Run ``config`` (already validated by :func:`xai_core.config.load_config`)."""
+    run = _Run(config, progress)
+    techniques = get_registries().techniques
+    methods: list[tuple[str, Technique]] = []
+    for i, method in enumerate(config.methods):
+        cls = techniques.get(method.name)
+        params = build_params(cls.Params, method.params, where=f"methods[{i}].params")
+        methods.append((method.label or method.name, cls(params)))
+    if not config.inputs:
+        raise XaiError("the config lists no inputs; set `inputs` (files, folders, globs, sample:NAME)")
+    sources = resolve_inputs(list(config.inputs))
+    device = resolve_device(config.device)
+    _seed(config.seed)
+    run.say(f"loading model {config.model.name}")
+    handle = load_model(
+        config.model.name,
+        pretrained=config.model.pretrained,
+        checkpoint=config.model.checkpoint,
+        device=device,
+        **config.model.options,
+    )
+    images = _load_images(sources, handle)
+    _predict(images, handle, device, config.batch_size)
+    _assign_targets(images, config.target, handle)
+    run.out.mkdir(parents=True, exist_ok=True)
+    write_text(run.out / "config.yaml", to_yaml(config))
+    for im in images:
+        if im.error is None:
+            write_npy(run.input_path(im), im.inputs.numpy().astype(np.float32))
+    started = time.time()
+    attribution_columns: list[str] = []
+    for label, technique in methods:
+        run.say(f"{label}: {len([im for im in images if im.error is None])} image(s)")
+        _seed(config.seed)
+        if isinstance(technique, Attributor):
+            attribution_columns.append(label)
+            run.run_attributor(
+                len(attribution_columns) - 1, label, technique, images, handle, device
+            )
+        else:
+            run.run_synthesizer(label, technique, images, handle, device)
+        _write_results(run, handle, device, started, final=False)
+    if config.figures and attribution_columns:
+        rows = [
+            (
+                f"{im.source.key}: {im.prediction.get('predicted_label', '?')} "
+                f"({im.prediction.get('predicted_probability', 0):.2f})",
+                _to_image(im.pixels),
+            )
+            for im in images
+            if im.error is None
+        ]
+        ok_rows = [i for i, im in enumerate(images) if im.error is None]
+        remap = {old: new for new, old in enumerate(ok_rows)}
+        cells = {(remap[r], c): m for (r, c), m in run.maps.items()}
+        if rows:
+            grid_figure(run.out / "figures" / "grid.png", rows, attribution_columns, cells)
+    results = _write_results(run, handle, device, started, final=True)
+    return RunResult(run.out, results)
+
+
+def _write_results(run: _Run, handle, device, started: float, final: bool) -> dict[str, Any]:
+    failed = sum(1 for item in run.items if item.get("error"))
+    results = {
+        "environment": environment(device),
+        "model": {"name": handle.name, **handle.info},
+        "config": dataclasses.asdict(run.config),
+        "complete": final,
+        "seconds": time.time() - started,
+        "summary": {"items": len(run.items), "failed": failed},
+        "items": run.items,
+    }
+    if final and (run.out / "figures" / "grid.png").is_file():
+        results["grid"] = "figures/grid.png"
+    write_json(run.out / "results.json", results)
+    return results

@@ -1,0 +1,107 @@
+"""Turning a user's target (``"predicted"``, ``281``, ``"tiger cat"``, one per item) into class
+indices, with errors that say what the valid targets are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Union
+
+import torch
+from torch import Tensor
+
+from .errors import TargetError, close_matches
+
+if TYPE_CHECKING:
+    from .models import ModelHandle
+
+__all__ = ["TargetSpec", "resolve_targets", "class_index"]
+
+TargetSpec = Union[str, int, Sequence[str | int], Tensor, None]
+
+PREDICTED = "predicted"
+
+
+def class_index(value: Any, class_names: Sequence[str] | None, num_classes: int | None) -> int:
+    """One target value (index, numeric string or class name) as a class index."""
+    if isinstance(value, Tensor):
+        value = value.item()
+    if isinstance(value, bool):
+        raise TargetError(f"target {value!r} is a boolean; give a class index or name")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, int):
+        if num_classes is not None and not 0 <= value < num_classes:
+            raise TargetError(
+                f"target class {value} is out of range for a model with {num_classes} classes "
+                f"(valid: 0..{num_classes - 1})"
+            )
+        if value < 0:
+            raise TargetError(f"target class {value} is negative; class indices start at 0")
+        return value
+    if isinstance(value, str):
+        if not class_names:
+            raise TargetError(
+                f"target {value!r} is a class name, but this model has no class names; "
+                "give a class index"
+            )
+        wanted = value.strip().lower()
+        for i, name in enumerate(class_names):
+            if name.lower() == wanted:
+                return i
+        matches = close_matches(value, class_names)
+        hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else ""
+        raise TargetError(f"unknown class name {value!r}{hint} Give a class index or an exact name.")
+    raise TargetError(
+        f"target {value!r} of type {type(value).__name__} is not a class index, class name or "
+        f"'{PREDICTED}'"
+    )
+
+
+def resolve_targets(
+    target: TargetSpec,
+    n: int,
+    handle: ModelHandle,
+    logits: Callable[[], Tensor] | None = None,
+) -> Tensor:
+    """Class indices ``[n]`` for ``target``.
+
+    :param target: ``"predicted"`` (or ``None``), a class index or name for every item, or a
+        sequence/tensor with one per item.
+    :param n: batch size.
+    :param handle: gives class names and the number of classes.
+    :param logits: called (under ``no_grad``) only when the predicted class is needed.
+    """
+    names = handle.class_names
+    num_classes = handle.num_classes
+
+    def predicted() -> Tensor:
+        if logits is None:
+            raise TargetError(f"target '{PREDICTED}' needs the model's output")
+        with torch.no_grad():
+            return logits().argmax(dim=1).long().cpu()
+
+    if target is None or (isinstance(target, str) and target.strip().lower() == PREDICTED):
+        return predicted()
+    if isinstance(target, Tensor):
+        target = target.flatten().tolist() if target.ndim else target.item()
+    if isinstance(target, (str, int)):
+        return torch.full((n,), class_index(target, names, num_classes), dtype=torch.long)
+    if isinstance(target, Sequence):
+        if len(target) != n:
+            raise TargetError(
+                f"{len(target)} targets given for {n} inputs; give one target per input, or a "
+                "single target for all"
+            )
+        needs_prediction = any(
+            isinstance(t, str) and t.strip().lower() == PREDICTED for t in target
+        )
+        pred = predicted() if needs_prediction else None
+        out = [
+            int(pred[i]) if isinstance(t, str) and t.strip().lower() == PREDICTED and pred is not None
+            else class_index(t, names, num_classes)
+            for i, t in enumerate(target)
+        ]
+        return torch.tensor(out, dtype=torch.long)
+    raise TargetError(
+        f"target {target!r} is not '{PREDICTED}', a class index, a class name or a list of them"
+    )
