@@ -63,10 +63,11 @@ def resolve_targets(
     handle: ModelHandle,
     logits: Callable[[], Tensor] | None = None,
 ) -> Tensor:
-    """Class indices ``[n]`` for ``target``.
+    """Class indices ``[n]`` (or ``[n, k]``) for ``target``.
 
-    :param target: ``"predicted"`` (or ``None``), a class index or name for every item, or a
-        sequence/tensor with one per item.
+    :param target: ``"predicted"`` (or ``None``), a class index or name for every item, a
+        sequence/tensor with one per item, or one equal-length list per item (several targets
+        per input: the result is then ``[n, k]``).
     :param n: batch size.
     :param handle: gives class names and the number of classes.
     :param logits: called (under ``no_grad``) only when the predicted class is needed.
@@ -83,7 +84,7 @@ def resolve_targets(
     if target is None or (isinstance(target, str) and target.strip().lower() == PREDICTED):
         return predicted()
     if isinstance(target, Tensor):
-        target = target.flatten().tolist() if target.ndim else target.item()
+        target = target.tolist() if target.ndim else target.item()
     if isinstance(target, (str, int)):
         return torch.full((n,), class_index(target, names, num_classes), dtype=torch.long)
     if isinstance(target, Sequence):
@@ -92,16 +93,29 @@ def resolve_targets(
                 f"{len(target)} targets given for {n} inputs; give one target per input, or a "
                 "single target for all"
             )
-        needs_prediction = any(
-            isinstance(t, str) and t.strip().lower() == PREDICTED for t in target
-        )
-        pred = predicted() if needs_prediction else None
+        if all(isinstance(t, Sequence) and not isinstance(t, str) for t in target):
+            return _several_per_item(target, n, handle)
+        is_predicted = [isinstance(t, str) and t.strip().lower() == PREDICTED for t in target]
+        pred = predicted() if any(is_predicted) else None
         out = [
-            int(pred[i]) if isinstance(t, str) and t.strip().lower() == PREDICTED and pred is not None
+            int(pred[i]) if pred is not None and is_predicted[i]
             else class_index(t, names, num_classes)
             for i, t in enumerate(target)
         ]
         return torch.tensor(out, dtype=torch.long)
     raise TargetError(
         f"target {target!r} is not '{PREDICTED}', a class index, a class name or a list of them"
+    )
+
+
+def _several_per_item(target: Sequence[Any], n: int, handle: ModelHandle) -> Tensor:
+    sizes = {len(t) for t in target}
+    if len(sizes) != 1 or 0 in sizes:
+        raise TargetError(
+            "several targets per input must be the same non-zero number for every input; got "
+            f"{sorted(sizes)}"
+        )
+    return torch.tensor(
+        [[class_index(t, handle.class_names, handle.num_classes) for t in row] for row in target],
+        dtype=torch.long,
     )

@@ -45,12 +45,20 @@ class Attribution:
     :ivar targets: long tensor ``[N]``: the class each map explains.
     :ivar method: the technique's registered name.
     :ivar metadata: what the technique reports about the run (parameters, layer used, ...).
+    :ivar input_index: long tensor ``[N]``: which input each map belongs to. With one target per
+        input it is ``0..N-1``; with ``k`` targets per input, maps are input-major
+        (input 0's ``k`` maps first) and ``N`` is ``inputs * k``.
     """
 
     maps: Tensor
     targets: Tensor
     method: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    input_index: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_index is None:
+            self.input_index = torch.arange(self.maps.shape[0])
 
     def __len__(self) -> int:
         return self.maps.shape[0]
@@ -141,11 +149,18 @@ class AttributionContext:
     :ivar hooks: register torch hooks through this; all are removed when ``compute`` returns or
         raises.
     :ivar metadata: put run-level facts here (the layer used, a completeness gap, ...).
+    :ivar input_index: for each row of the batch ``compute`` gets, the index of the original
+        input. With several targets per input the base class repeats each input ``k`` times
+        (input-major); a technique that can share work between targets of one input (one
+        forward pass for all of them) uses this and ``targets_per_input``.
+    :ivar targets_per_input: ``k``; 1 for one target per input.
     """
 
     handle: ModelHandle
     hooks: HookRecorder
     metadata: dict[str, Any] = field(default_factory=dict)
+    input_index: Tensor | None = None
+    targets_per_input: int = 1
 
 
 def _check_inputs(inputs: Tensor) -> None:
@@ -179,8 +194,9 @@ class Attributor(Technique):
 
         :param model: a handle from :func:`xai_core.load_model` or a plain ``torch.nn.Module``.
         :param inputs: normalized batch ``[N, 3, H, W]`` (the model's own preprocessing).
-        :param target: ``"predicted"``, a class index, a class name, or a sequence with one of
-            those per item.
+        :param target: ``"predicted"``, a class index, a class name, a sequence with one of
+            those per item, or one equal-length list per item for several targets per input
+            (maps are then input-major; see :attr:`Attribution.input_index`).
         :return: an :class:`Attribution` with maps ``[N, H, W]`` on the CPU.
         """
         handle = as_model_handle(model)
@@ -190,7 +206,13 @@ class Attributor(Technique):
         with model_state(module) as device:
             x = inputs.detach().to(device=device, dtype=torch.float32)
             targets = resolve_targets(target, len(x), handle, lambda: module(x)).to(device)
-            context = AttributionContext(handle=handle, hooks=HookRecorder())
+            k = targets.shape[1] if targets.ndim == 2 else 1
+            index = torch.arange(len(x), device=device).repeat_interleave(k)
+            if k > 1:
+                x, targets = x[index], targets.flatten()
+            context = AttributionContext(
+                handle=handle, hooks=HookRecorder(), input_index=index, targets_per_input=k
+            )
             with context.hooks:
                 maps = self.compute(module, x, targets, context)
         maps = self._check_maps(maps, x)
@@ -201,6 +223,7 @@ class Attributor(Technique):
             targets=targets.cpu(),
             method=self.name,
             metadata=metadata,
+            input_index=index.cpu(),
         )
 
     @abc.abstractmethod

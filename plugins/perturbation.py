@@ -1,0 +1,1 @@
+"""Built-in plugin: perturbation (being written)."""
