@@ -138,8 +138,12 @@ def _parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"override {text!r} has an empty key")
-    value = OmegaConf.create({"v": raw} if raw == "" else OmegaConf.from_dotlist([f"v={raw}"]))
-    return key, value.v if raw != "" else ""
+    if raw == "":
+        return key, ""
+    # Parse the value as YAML the way OmegaConf does, but keep ${...} unresolved until the
+    # whole config is assembled.
+    parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={raw}"]), resolve=False)
+    return key, parsed["v"]
 
 
 def _apply_override(cfg: DictConfig, key: str, value: Any) -> None:
@@ -179,15 +183,17 @@ def _child(node: Any, part: str, walked: list[str]) -> Any:
     raise ConfigError(f"override key {'.'.join(walked)!r}: cannot descend into a plain value")
 
 
-def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
-    """Accept the shorthand ``methods: [saliency, {name: x, params: ...}]``."""
-    methods = raw.get("methods")
-    if isinstance(methods, list):
-        raw["methods"] = [{"name": m} if isinstance(m, str) else m for m in methods]
-    inputs = raw.get("inputs")
+def _normalise_shorthand(cfg: DictConfig) -> None:
+    """Accept ``methods: [saliency, {name: x, params: ...}]`` and ``inputs: one-string``.
+
+    Done before overrides so that ``methods.0.params.abs=false`` works on the shorthand too.
+    """
+    methods = cfg.get("methods")
+    if isinstance(methods, ListConfig):
+        cfg.methods = [{"name": m} if isinstance(m, str) else m for m in methods]
+    inputs = cfg.get("inputs")
     if isinstance(inputs, str):
-        raw["inputs"] = [inputs]
-    return raw
+        cfg.inputs = [inputs]
 
 
 def load_config(
@@ -215,6 +221,7 @@ def load_config(
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
         if not isinstance(cfg, DictConfig):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    _normalise_shorthand(cfg)
     try:
         for text in overrides:
             key, value = _parse_override(text)
@@ -223,7 +230,6 @@ def load_config(
     except OmegaConfBaseException as exc:
         raise ConfigError(_omegaconf_message(exc, "")) from None
     assert isinstance(raw, dict)
-    raw = _normalise(raw)
     _check_keys(ExperimentConfig, raw, "")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), raw)

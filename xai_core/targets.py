@@ -30,13 +30,13 @@ def class_index(value: Any, class_names: Sequence[str] | None, num_classes: int 
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value)
     if isinstance(value, int):
-        if num_classes is not None and not 0 <= value < num_classes:
+        if value < 0:
+            raise TargetError(f"target class {value} is negative; class indices start at 0")
+        if num_classes is not None and value >= num_classes:
             raise TargetError(
                 f"target class {value} is out of range for a model with {num_classes} classes "
                 f"(valid: 0..{num_classes - 1})"
             )
-        if value < 0:
-            raise TargetError(f"target class {value} is negative; class indices start at 0")
         return value
     if isinstance(value, str):
         if not class_names:

@@ -1,0 +1,64 @@
+"""Experiment configs: schema, overrides, and errors before any model loads."""
+
+from __future__ import annotations
+
+import pytest
+
+from xai_core.config import load_config
+from xai_core.errors import ConfigError, UnknownNameError
+
+BASE = {"inputs": ["sample:cat"], "methods": ["saliency"]}
+
+
+def test_demo_config_loads_and_overrides_apply():
+    config = load_config("configs/demo.yaml", ["device=cpu", "methods.0.params.abs=false",
+                                                "seed=7", "output_dir=/tmp/x/${model.name}"])
+    assert config.seed == 7
+    assert config.methods[0].params == {"abs": False}
+    assert config.output_dir == "/tmp/x/efficientnet_lite0"
+
+
+def test_shorthand_methods_and_single_input():
+    config = load_config({"inputs": "sample:cat", "methods": ["saliency"]})
+    assert config.inputs == ["sample:cat"] and config.methods[0].name == "saliency"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["seeed=1"], r"unknown config key 'seeed'; did you mean 'seed'\? Valid keys: model,"),
+        (["model.nmae=x"], r"'model.nmae'; did you mean 'name'"),
+        (["methods.0.parms.abs=true"], r"'methods\[0\].parms'; did you mean 'params'"),
+        (["methods.0.params.abss=true"], r"'methods\[0\].params.abss'.*Valid keys: abs, times_input"),
+        (["seed=abc"], r"'seed'.*abc"),
+        (["methods.0.params.abs=maybe"], r"methods\[0\].params.abs"),
+        (["methods.0.params.reduction=median"], r"'median' is not one of 'max', 'sum'"),
+        (["device=tpu"], "use one of cpu, cuda, auto"),
+        (["methods.3.name=x"], "index 3 is out of range"),
+        (["noequals"], "key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(BASE, overrides)
+
+
+def test_unknown_method_and_model_suggest_close_matches():
+    with pytest.raises(UnknownNameError, match="unknown technique 'salency'; did you mean 'saliency'"):
+        load_config({**BASE, "methods": ["salency"]})
+    with pytest.raises(UnknownNameError, match="did you mean 'efficientnet_lite0'"):
+        load_config({**BASE, "model": {"name": "efficientnet-lite0"}})
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("inputs: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_duplicate_method_labels_need_distinct_labels():
+    with pytest.raises(ConfigError, match="distinct `label`"):
+        load_config({**BASE, "methods": ["saliency", "saliency"]})

@@ -1,0 +1,148 @@
+"""The plugin manager: entry points, registration errors, environment variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import xai_core
+from xai_core import plugins
+from xai_core.errors import PluginError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "docs" / "examples" / "xai-sobel-plugin"
+
+
+def _plugin_with(name: str, technique_name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    class Technique(xai_core.Attributor):
+        @dataclass
+        class Params:
+            pass
+
+        def compute(self, model, inputs, targets, context):
+            return inputs.sum(dim=1)
+
+    Technique.name = technique_name
+
+    @xai_core.hookimpl
+    def register_attributors(register):
+        register(Technique)
+
+    module.register_attributors = register_attributors
+    return module
+
+
+def test_builtin_plugins_come_from_the_entry_point_group():
+    infos = {p.name: p for p in plugins.loaded_plugins()}
+    assert infos["saliency"].distribution == "xai-core"
+    assert infos["saliency"].provides == {"attributors": ["saliency"]}
+    assert "efficientnet_lite0" in infos["models"].provides["models"]
+
+
+def test_runtime_plugin_is_usable(tiny_resnet, images64):
+    xai_core.register_plugin(_plugin_with("mine", "channel_sum"), name="mine")
+    assert "channel_sum" in xai_core.list_attributors()
+    result = xai_core.get_attributor("channel_sum").attribute(tiny_resnet, images64, 0)
+    assert result.maps.shape == (2, 64, 64)
+
+
+def test_duplicate_names_name_both_plugins():
+    xai_core.register_plugin(_plugin_with("first", "dupe"), name="first")
+    xai_core.register_plugin(_plugin_with("second", "dupe"), name="second")
+    with pytest.raises(PluginError, match="'dupe' is registered twice: by plugin '(first|second)' "
+                                         "and by plugin '(second|first)'"):
+        plugins.get_registries()
+
+
+def test_registering_something_that_is_not_a_technique():
+    module = types.ModuleType("bad")
+
+    @xai_core.hookimpl
+    def register_attributors(register):
+        register(object)
+
+    module.register_attributors = register_attributors
+    xai_core.register_plugin(module, name="bad")
+    with pytest.raises(PluginError, match="plugin 'bad' passed .* subclass of xai_core.Attributor"):
+        plugins.get_registries()
+
+
+def test_misspelled_hook_is_caught_by_check_pending():
+    module = types.ModuleType("typo")
+
+    @xai_core.hookimpl
+    def register_atributors(register):
+        pass
+
+    module.register_atributors = register_atributors
+    with pytest.raises(PluginError, match="register_atributors.*hooks xai-core knows are: "
+                                         "register_attributors"):
+        xai_core.register_plugin(module, name="typo")
+
+
+def test_unknown_technique_lists_close_matches():
+    with pytest.raises(xai_core.errors.UnknownNameError, match="did you mean 'saliency'"):
+        xai_core.get_attributor("saliencyy")
+
+
+def _xai(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "xai_core.cli", *args],
+        capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=300,
+    )
+
+
+def test_allow_list_and_listing_environment_variables():
+    result = _xai("list", "plugins", env={"XAI_CORE_PLUGINS": "saliency,models",
+                                           "XAI_CORE_LIST_PLUGINS": "1"})
+    assert result.returncode == 0, result.stderr
+    listed = [line.split()[0] for line in result.stdout.splitlines()]
+    assert listed == ["models", "saliency"]
+    assert "xai-core: loaded plugin saliency from xai-core" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory):
+    """The example plugin package installed with pip into its own folder."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(EXAMPLE)],
+        check=True, capture_output=True, timeout=300,
+    )
+    return target
+
+
+def test_third_party_plugin_installed_with_pip_works_from_the_cli(installed_example, tmp_path):
+    env = {"PYTHONPATH": str(installed_example), "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD": "0"}
+    listed = _xai("list", "attributors", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.split()[:2] == ["sobel_edges", "[sobel]"] for line in listed.stdout.splitlines())
+
+    explained = _xai("explain", "sample:coffee", "--method", "sobel_edges", "--out",
+                     str(tmp_path / "explain"), env=env)
+    assert explained.returncode == 0, explained.stderr
+    assert (tmp_path / "explain" / "results.json").is_file()
+    assert (tmp_path / "explain" / "maps" / "coffee" / "sobel_edges.npy").is_file()
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "inputs: [sample:cat]\nmethods:\n  - name: sobel_edges\n    params: {smooth: 3}\n"
+        f"output_dir: {tmp_path / 'run'}\n"
+    )
+    ran = _xai("run", str(config), env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "run" / "figures" / "cat" / "sobel_edges.png").is_file()
+
+    # With autoloading disabled the third-party plugin is ignored, the built-ins still load.
+    off = _xai("list", "attributors", env={**env, "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert "sobel_edges" not in off.stdout and "saliency" in off.stdout
