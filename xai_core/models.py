@@ -131,42 +131,16 @@ class ModelHandle:
         return model_device(self.module)
 
     def last_conv_block(self) -> str:
-        """Module path of the last block whose output still has spatial resolution.
+        """Module path of the last block that still has spatial resolution (``layer: auto``).
 
-        Found by one forward pass on a blank input of the model's size: the last module (in the
-        order modules finish) that returns a ``[N, C, H, W]`` tensor with ``H, W > 1``. When a
-        container and its last child return the same tensor, the container wins, since it
-        finishes later.
+        Delegates to :func:`xai_core.layers.auto_layer`, which also understands channels-last
+        maps and transformer tokens, at this model's input size.
         """
         if self._last_conv_block is None:
-            self._last_conv_block = _trace_last_spatial_module(self)
+            from .layers import auto_layer
+
+            self._last_conv_block = auto_layer(self.module, self.preprocessing.input_size)
         return self._last_conv_block
-
-
-def _trace_last_spatial_module(handle: ModelHandle) -> str:
-    from .module_hooks import HookRecorder, model_state
-
-    module = handle.module
-    finished: list[str] = []
-
-    def make_hook(path: str) -> Callable[..., None]:
-        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            if isinstance(output, Tensor) and output.ndim == 4 and min(output.shape[2:]) > 1:
-                finished.append(path)
-
-        return hook
-
-    with model_state(module) as device, HookRecorder() as hooks, torch.no_grad():
-        for path, sub in module.named_modules():
-            if path:
-                hooks.forward(sub, make_hook(path))
-        module(torch.zeros(1, 3, *handle.preprocessing.input_size, device=device))
-    if not finished:
-        raise XaiError(
-            f"model {handle.name!r} has no layer with a spatial [N,C,H,W] output; "
-            "layer-based methods need a convolutional block (give the layer by name)"
-        )
-    return finished[-1]
 
 
 @dataclass(frozen=True)
