@@ -1,9 +1,10 @@
 """The ``xai`` command line.
 
-    xai list [models|attributors|synthesizers|samples|plugins] [PATTERN]
+    xai list [models|attributors|synthesizers|metrics|samples|plugins] [PATTERN]
     xai run CONFIG [key=value ...]
     xai explain IMAGE... --method NAME [--model NAME] [--target T] [--out DIR]
     xai config CONFIG [key=value ...]
+    xai benchmark CONFIG [key=value ...]
 
 A problem the user can fix prints one ``error:`` line and exits with status 2 (``--debug`` shows
 the traceback). A run in which some items failed exits with status 1.
@@ -18,7 +19,7 @@ from typing import Any
 
 from .errors import XaiError
 
-LIST_KINDS = ("models", "attributors", "synthesizers", "samples", "plugins")
+LIST_KINDS = ("models", "attributors", "synthesizers", "metrics", "samples", "plugins")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         help="any other config override, e.g. --set device=cuda",
     )
 
+    p = sub.add_parser(
+        "benchmark", help="score methods with metrics on the procedural ground-truth image set"
+    )
+    p.add_argument("config", help="YAML config file (e.g. configs/benchmark.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
     p = sub.add_parser("config", help="print a config resolved with overrides")
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -83,6 +90,13 @@ def _cmd_list(what: str | None, pattern: str | None) -> int:
                 entry = registries.techniques.entry(name)
                 summary = getattr(entry.obj, "summary", "")
                 print(f"{indent}{name:<24} [{entry.plugin}] {summary}")
+        elif kind == "metrics":
+            for entry in registries.metrics:
+                if pattern and not _match(entry.name, pattern):
+                    continue
+                cls = entry.obj
+                needs = f" (needs {', '.join(cls.requires)})" if cls.requires else ""
+                print(f"{indent}{entry.name:<24} [{entry.plugin}] {cls.summary}{needs}")
         elif kind == "samples":
             for name, (filename, description) in SAMPLES.items():
                 print(f"{indent}sample:{name:<22} {description} (skimage/data/{filename})")
@@ -138,6 +152,17 @@ def _cmd_run(config_path: str | None, overrides: Sequence[str], base: dict | Non
     return _summary(run_experiment(config, progress=_progress))
 
 
+def _cmd_benchmark(config_path: str, overrides: Sequence[str]) -> int:
+    from .benchmark import run_benchmark
+    from .config import load_config
+
+    result = run_benchmark(load_config(config_path, overrides), progress=_progress)
+    print(result.markdown, end="")
+    print(f"table: {result.output_dir / 'benchmark.md'} and {result.output_dir / 'benchmark.json'}")
+    print(f"plots: {', '.join(str(result.output_dir / p) for p in result.figures)}")
+    return 0
+
+
 def _cmd_config(config_path: str, overrides: Sequence[str]) -> int:
     from .config import load_config, to_yaml
 
@@ -153,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list(args.what, args.pattern)
         if args.command == "run":
             return _cmd_run(args.config, args.overrides)
+        if args.command == "benchmark":
+            return _cmd_benchmark(args.config, args.overrides)
         if args.command == "config":
             return _cmd_config(args.config, args.overrides)
         if args.command == "explain":

@@ -22,6 +22,7 @@ from .errors import ConfigError, close_matches
 __all__ = [
     "ModelConfig",
     "MethodConfig",
+    "BenchmarkConfig",
     "ExperimentConfig",
     "build_params",
     "load_config",
@@ -50,6 +51,21 @@ class MethodConfig:
     label: str | None = None
 
 
+#: Control rows of the ground-truth benchmark: maps that know nothing about the model.
+BENCHMARK_CONTROLS = ("random", "centre_gaussian", "edges")
+
+
+@dataclass
+class BenchmarkConfig:
+    """The ground-truth benchmark (``xai benchmark``): which held-out images, which controls."""
+
+    images: int = 64
+    dataset_seed: int = 7
+    controls: list[str] = field(default_factory=lambda: list(BENCHMARK_CONTROLS))
+    #: Images the cascading randomisation check runs on (it re-runs each method per layer).
+    sanity_images: int = 16
+
+
 @dataclass
 class ExperimentConfig:
     """A run: a model, inputs, a target and the methods to apply, and where outputs go."""
@@ -58,6 +74,9 @@ class ExperimentConfig:
     inputs: list[str] = field(default_factory=list)
     target: Any = "predicted"
     methods: list[MethodConfig] = field(default_factory=list)
+    #: Metrics scoring every attribution map (``xai list metrics``), same shape as ``methods``.
+    metrics: list[MethodConfig] = field(default_factory=list)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     output_dir: str = "outputs/run"
     device: str = "cpu"
     seed: int = 0
@@ -191,6 +210,9 @@ def _normalise_shorthand(cfg: DictConfig) -> None:
     methods = cfg.get("methods")
     if isinstance(methods, ListConfig):
         cfg.methods = [{"name": m} if isinstance(m, str) else m for m in methods]
+    metrics = cfg.get("metrics")
+    if isinstance(metrics, ListConfig):
+        cfg.metrics = [{"name": m} if isinstance(m, str) else m for m in metrics]
     inputs = cfg.get("inputs")
     if isinstance(inputs, str):
         cfg.inputs = [inputs]
@@ -251,12 +273,27 @@ def _check_values(config: ExperimentConfig) -> None:
         )
     if config.batch_size < 1:
         raise ConfigError("bad config value at 'batch_size': must be at least 1")
-    labels = [m.label or m.name for m in config.methods]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
+    for key in ("methods", "metrics"):
+        labels = [m.label or m.name for m in getattr(config, key)]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ConfigError(
+                f"{key} {', '.join(duplicates)} appear more than once; give each a distinct `label`"
+            )
+    bench = config.benchmark
+    if bench.images < 1 or bench.sanity_images < 0:
         raise ConfigError(
-            f"methods {', '.join(duplicates)} appear more than once; give each a distinct `label`"
+            "bad config value at 'benchmark': `images` must be at least 1 and `sanity_images` "
+            "at least 0"
         )
+    for i, control in enumerate(bench.controls):
+        if control not in BENCHMARK_CONTROLS:
+            matches = close_matches(control, BENCHMARK_CONTROLS)
+            hint = f"; did you mean {matches[0]!r}?" if matches else "."
+            raise ConfigError(
+                f"bad config value at 'benchmark.controls[{i}]': {control!r} is not a control"
+                f"{hint} Controls: {', '.join(BENCHMARK_CONTROLS)}"
+            )
 
 
 def check_registered_names(config: ExperimentConfig) -> None:
@@ -269,6 +306,10 @@ def check_registered_names(config: ExperimentConfig) -> None:
     for i, method in enumerate(config.methods):
         cls = techniques.get(method.name)
         build_params(cls.Params, method.params, where=f"methods[{i}].params")
+    metrics = get_registries().metrics
+    for i, metric in enumerate(config.metrics):
+        cls = metrics.get(metric.name)
+        build_params(cls.Params, metric.params, where=f"metrics[{i}].params")
 
 
 def to_yaml(config: ExperimentConfig) -> str:

@@ -79,6 +79,24 @@ def register_models(register: Callable[..., None]) -> None:
     """
 
 
+
+@hookspec
+def register_metrics(register: Callable[..., None]) -> None:
+    """Register metrics (things that score attribution maps with one number per map).
+
+    Called once per plugin when the registries are first used.
+
+    :param register: call ``register(cls)`` for each :class:`xai_core.metrics.Metric` subclass
+        the plugin provides. ``cls.name`` is the name users select it by (in YAML ``metrics``,
+        ``xai list metrics``); ``cls.Params`` is a dataclass of its parameters, which becomes its
+        config schema; ``cls.higher_is_better`` gives the score's direction and ``cls.requires``
+        what it needs besides the maps (``"mask"``: a ground-truth object mask; ``"attributor"``:
+        the technique that made the maps). ``register(cls, name="other")`` registers it under
+        another name. Metric names are unique across all plugins (they have their own namespace,
+        separate from techniques).
+    :return: nothing; return values are ignored.
+    """
+
 def _spec_names() -> list[str]:
     return [name for name, value in globals().items() if hasattr(value, f"{PROJECT_NAME}_spec")]
 

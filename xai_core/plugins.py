@@ -71,6 +71,7 @@ class Registries:
     techniques: Registry[Any]
     models: Registry[Any]
     plugins: dict[str, PluginInfo]
+    metrics: Registry[Any] = field(default_factory=lambda: Registry("metric", "metrics"))
 
 
 _manager: pluggy.PluginManager | None = None
@@ -195,12 +196,14 @@ def get_registries() -> Registries:
     global _registries
     if _registries is not None:
         return _registries
+    from .metrics import Metric
     from .models import ModelEntry
     from .techniques import Attributor, Synthesizer, Technique
 
     pm = get_plugin_manager()
     techniques: Registry[Any] = Registry("technique", "attributors")
     models: Registry[ModelEntry] = Registry("model", "models")
+    metrics: Registry[Any] = Registry("metric", "metrics")
     infos = {name: _infos.get(name) or PluginInfo(name, "?") for name, _ in pm.list_name_plugin()}
 
     def technique_register(base: type, kind: str):
@@ -238,8 +241,23 @@ def get_registries() -> Registries:
 
     _call_each(pm, "register_attributors", technique_register(Attributor, "attributor"))
     _call_each(pm, "register_synthesizers", technique_register(Synthesizer, "synthesizer"))
+    def metric_make(plugin: str):
+        def register(cls: type, name: str | None = None) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, Metric)):
+                raise PluginError(
+                    f"plugin {plugin!r} passed {cls!r} to register_metrics' register(); "
+                    "it takes a subclass of xai_core.metrics.Metric"
+                )
+            Metric.check_class(cls, plugin)
+            public = name or cls.name
+            metrics.add(public, cls, plugin)
+            infos[plugin].provides.setdefault("metrics", []).append(public)
+
+        return register
+
     _call_each(pm, "register_models", model_make)
-    _registries = Registries(techniques=techniques, models=models, plugins=infos)
+    _call_each(pm, "register_metrics", metric_make)
+    _registries = Registries(techniques=techniques, models=models, plugins=infos, metrics=metrics)
     return _registries
 
 

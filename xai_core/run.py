@@ -35,6 +35,7 @@ from .errors import XaiError
 from .figures import attribution_figure, grid_figure
 from .inputs import InputImage, load_image, resolve_inputs
 from .io import write_json, write_npy, write_text
+from .metrics import Metric, build_metrics, score_items, write_metrics_table
 from .models import ModelHandle, load_model
 from .plugins import get_registries, loaded_plugins
 from .targets import resolve_targets
@@ -159,6 +160,7 @@ class _Run:
         self.say = progress or (lambda _msg: None)
         self.items: list[dict[str, Any]] = []
         self.maps: dict[tuple[int, int], np.ndarray] = {}
+        self.metrics: list[tuple[str, Metric]] = []
 
     def rel(self, path: Path) -> str:
         return str(path.relative_to(self.out))
@@ -190,7 +192,16 @@ class _Run:
         for start in range(0, len(ok), batch):
             chunk = ok[start : start + batch]
             results = self._attribute_chunk(technique, chunk, handle, device)
-            for (row, im), (result, seconds, error) in zip(chunk, results):
+            scores = score_items(
+                self.metrics,
+                handle,
+                [im.inputs for _, im in chunk],
+                [result for result, _, _ in results],
+                [im.target for _, im in chunk],
+                attributor=technique,
+                seed=self.config.seed,
+            )
+            for (row, im), (result, seconds, error), scored in zip(chunk, results, scores):
                 item = self.base_item(im, label, technique.name, handle)
                 item["seconds"] = seconds
                 if error is not None:
@@ -207,6 +218,7 @@ class _Run:
                         attribution_figure(fig_path, _to_image(im.pixels), saliency, title)
                         item["files"]["figure"] = self.rel(fig_path)
                     self.maps[(row, column)] = saliency
+                item.update(scored)
                 self.items.append(item)
         for im in images:
             if im.error is not None:
@@ -269,6 +281,7 @@ def run_experiment(
         cls = techniques.get(method.name)
         params = build_params(cls.Params, method.params, where=f"methods[{i}].params")
         methods.append((method.label or method.name, cls(params)))
+    run.metrics = build_metrics(config.metrics)
     if not config.inputs:
         raise XaiError("the config lists no inputs; set `inputs` (files, folders, globs, sample:NAME)")
     sources = resolve_inputs(list(config.inputs))
@@ -335,5 +348,8 @@ def _write_results(run: _Run, handle, device, started: float, final: bool) -> di
     }
     if final and (run.out / "figures" / "grid.png").is_file():
         results["grid"] = "figures/grid.png"
+    if final and run.metrics:
+        results["metrics"] = write_metrics_table(run.out, run.items, run.metrics)
+        results["metrics_table"] = "metrics.md"
     write_json(run.out / "results.json", results)
     return results
