@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print a config resolved with overrides")
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+    p = sub.add_parser("report", help="(re)build report.html of a finished run")
+    p.add_argument("run_dir", help="a run's output directory (holds results.json)")
+
+    p = sub.add_parser("new-plugin", help="scaffold a plugin package that passes the contract tests")
+    p.add_argument("name", help="plugin name, e.g. my-saliency")
+    p.add_argument("--dir", default=None, help="where to create it (default: ./NAME)")
     return parser
 
 
@@ -182,6 +189,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_benchmark(args.config, args.overrides)
         if args.command == "config":
             return _cmd_config(args.config, args.overrides)
+        if args.command == "report":
+            from .report import build_report
+
+            print(f"report: {build_report(args.run_dir)}")
+            return 0
+        if args.command == "new-plugin":
+            from .scaffold import new_plugin
+
+            target = new_plugin(args.name, args.dir)
+            print(f"created {target}; next: pip install -e '{target}[test]' && pytest {target}")
+            return 0
         if args.command == "explain":
             base = {
                 "model": {"name": args.model},

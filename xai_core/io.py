@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_open", "write_json", "write_text", "write_npy", "save_figure"]
+__all__ = ["atomic_open", "write_json", "write_text", "write_npy", "write_png", "save_figure"]
 
 
 @contextlib.contextmanager
@@ -49,6 +49,18 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
     with atomic_open(path, "wb") as handle:
         np.save(handle, array, allow_pickle=False)
+
+
+def write_png(path: str | os.PathLike[str], pixels: Any) -> None:
+    """An image tensor/array ``[3, H, W]`` in ``[0, 1]`` as an 8-bit RGB PNG."""
+    from PIL import Image
+
+    array = np.asarray(pixels, dtype=np.float32)
+    if array.ndim == 3 and array.shape[0] == 3:
+        array = array.transpose(1, 2, 0)
+    image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
+    with atomic_open(path, "wb") as handle:
+        image.save(handle, format="PNG")
 
 
 def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> None:

@@ -285,7 +285,14 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
         raise ModelLoadError(f"checkpoint {str(file)!r} does not hold a state dict of tensors")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        detail = "; ".join(mismatches[:3]) + (f" (+{len(mismatches) - 3} more)" if len(mismatches) > 3 else "")
+        raise ModelLoadError(
+            f"checkpoint {str(file)!r} does not fit the model: {detail or exc}"
+        ) from None
     problems = []
     if result.missing_keys:
         problems.append(f"missing keys {_few(result.missing_keys)}")

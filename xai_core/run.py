@@ -4,7 +4,9 @@ Output layout under ``output_dir``::
 
     config.yaml                  the resolved config
     results.json                 environment + one item per (image, method)
+    report.html                  the run as a static web page (``xai report`` rebuilds it)
     inputs/<image>.npy           the exact normalized input tensor each map was computed on
+    inputs/<image>.png           the same input in pixel space (resized and cropped)
     maps/<image>/<method>.npy    attribution maps, float32 [H, W] at input resolution
     images/<image>/<method>.png  synthesized images (and .npy, float32 [3, H, W] in [0, 1])
     figures/<image>/<method>.png image | map | overlay
@@ -34,10 +36,11 @@ from .config import ExperimentConfig, build_params, to_yaml
 from .errors import XaiError
 from .figures import attribution_figure, grid_figure
 from .inputs import InputImage, load_image, resolve_inputs
-from .io import write_json, write_npy, write_text
+from .io import write_json, write_npy, write_png, write_text
 from .metrics import Metric, build_metrics, score_items, write_metrics_table
 from .models import ModelHandle, load_model
 from .plugins import get_registries, loaded_plugins
+from .report import build_report
 from .targets import resolve_targets
 from .techniques import Attributor, Synthesizer, Technique
 
@@ -165,12 +168,13 @@ class _Run:
     def rel(self, path: Path) -> str:
         return str(path.relative_to(self.out))
 
-    def base_item(self, im: _Image, label: str, method: str, handle: ModelHandle) -> dict:
+    def base_item(self, im: _Image, label: str, technique: Technique, handle: ModelHandle) -> dict:
         item: dict[str, Any] = {
             "image": im.source.source,
             "key": im.source.key,
             "model": handle.name,
-            "method": method,
+            "method": technique.name,
+            "kind": technique.kind,
             "label": label,
             "target": im.target,
             "target_label": handle.label(im.target) if im.target is not None else None,
@@ -202,7 +206,7 @@ class _Run:
                 seed=self.config.seed,
             )
             for (row, im), (result, seconds, error), scored in zip(chunk, results, scores):
-                item = self.base_item(im, label, technique.name, handle)
+                item = self.base_item(im, label, technique, handle)
                 item["seconds"] = seconds
                 if error is not None:
                     item["error"] = error
@@ -222,7 +226,7 @@ class _Run:
                 self.items.append(item)
         for im in images:
             if im.error is not None:
-                self.items.append(self.base_item(im, label, technique.name, handle))
+                self.items.append(self.base_item(im, label, technique, handle))
 
     def _attribute_chunk(self, technique: Attributor, chunk, handle, device):
         """Maps for a chunk in one batch; if the batch fails, item by item to isolate failures."""
@@ -240,7 +244,7 @@ class _Run:
 
     def run_synthesizer(self, label: str, technique: Synthesizer, images: list[_Image], handle, device):
         for im in images:
-            item = self.base_item(im, label, technique.name, handle)
+            item = self.base_item(im, label, technique, handle)
             if im.error is None:
                 start = time.perf_counter()
                 try:
@@ -249,14 +253,7 @@ class _Run:
                     )
                     pixels = result.images[0]
                     png = self.out / "images" / im.source.key / f"{label}.png"
-                    from PIL import Image
-
-                    from .io import atomic_open
-
-                    with atomic_open(png, "wb") as handle_out:
-                        Image.fromarray(
-                            (_to_image(pixels) * 255).round().astype(np.uint8)
-                        ).save(handle_out, format="PNG")
+                    write_png(png, pixels)
                     npy = png.with_suffix(".npy")
                     write_npy(npy, pixels.numpy().astype(np.float32))
                     item["files"].update(image=self.rel(png), array=self.rel(npy))
@@ -303,6 +300,7 @@ def run_experiment(
     for im in images:
         if im.error is None:
             write_npy(run.input_path(im), im.inputs.numpy().astype(np.float32))
+            write_png(run.input_path(im).with_suffix(".png"), im.pixels)
     started = time.time()
     attribution_columns: list[str] = []
     for label, technique in methods:
@@ -332,6 +330,7 @@ def run_experiment(
         if rows:
             grid_figure(run.out / "figures" / "grid.png", rows, attribution_columns, cells)
     results = _write_results(run, handle, device, started, final=True)
+    build_report(run.out)
     return RunResult(run.out, results)
 
 

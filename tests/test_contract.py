@@ -1,0 +1,92 @@
+"""Every built-in technique keeps the contract that xai_core.testing checks (the same checks a
+plugin author runs on their own technique)."""
+
+from __future__ import annotations
+
+import pytest
+
+import xai_core
+from xai_core import plugins
+from xai_core.testing import (
+    ATTRIBUTOR_CHECKS,
+    SYNTHESIZER_CHECKS,
+    ContractError,
+    check_attributor,
+    check_synthesizer,
+)
+
+# Small settings so the whole contract suite stays fast; the techniques' own tests cover the
+# defaults. A technique absent here is checked with its defaults.
+FAST_PARAMS: dict[str, dict] = {
+    "integrated_gradients": {"steps": 8},
+    "noise_tunnel": {"samples": 4},
+    "occlusion": {"window": 16, "stride": 8, "progress": False},
+    "rise": {"n_masks": 64, "progress": False},
+    "class_visualization": {"steps": 5},
+    "fooling": {"max_iterations": 5},
+}
+
+
+def _builtin(kind: type) -> list[str]:
+    plugins.reset()
+    registry = plugins.get_registries().techniques
+    names = [e.name for e in registry if issubclass(e.obj, kind)]
+    plugins.reset()
+    return names
+
+
+@pytest.mark.parametrize("name", _builtin(xai_core.Attributor))
+def test_builtin_attributor_contract(name):
+    check_attributor(name, params=FAST_PARAMS.get(name))
+
+
+@pytest.mark.parametrize("name", _builtin(xai_core.Synthesizer))
+def test_builtin_synthesizer_contract(name):
+    check_synthesizer(name, params=FAST_PARAMS.get(name))
+
+
+def test_contract_catches_a_leaked_hook_and_a_changed_model():
+    from dataclasses import dataclass
+
+    class Leaky(xai_core.Attributor):
+        name = "leaky"
+
+        @dataclass
+        class Params:
+            pass
+
+        def compute(self, model, inputs, targets, context):
+            model.head.register_forward_hook(lambda *a: None)  # bypasses context.hooks
+            model.head.bias.data += 1.0
+            return inputs.sum(dim=1)
+
+    with pytest.raises(ContractError) as info:
+        check_attributor(Leaky)
+    message = str(info.value)
+    assert "hooks: 1 torch hook(s) left" in message
+    assert "weight or buffer 'head.bias' changed" in message
+    assert "logits changed" in message
+
+
+def test_contract_catches_batch_dependence():
+    from dataclasses import dataclass
+
+    class BatchDependent(xai_core.Attributor):
+        name = "batch_dependent"
+
+        @dataclass
+        class Params:
+            pass
+
+        def compute(self, model, inputs, targets, context):
+            maps = inputs.sum(dim=1)
+            return maps / maps.abs().max()  # normalised over the batch, not per item
+
+    with pytest.raises(ContractError, match="batch: batched maps differ"):
+        check_attributor(BatchDependent, checks=["batch"])
+
+
+def test_unknown_check_is_an_error():
+    with pytest.raises(ValueError, match="valid checks: shapes"):
+        check_attributor("saliency", checks=["shape"])
+    assert "determinism" in ATTRIBUTOR_CHECKS and "determinism" in SYNTHESIZER_CHECKS
