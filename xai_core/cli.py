@@ -5,6 +5,8 @@
     xai explain IMAGE... --method NAME [--model NAME] [--target T] [--out DIR]
     xai config CONFIG [key=value ...]
     xai benchmark CONFIG [key=value ...]
+    xai report RUN_DIR
+    xai new-plugin NAME [--dir DIR]
 
 A problem the user can fix prints one ``error:`` line and exits with status 2 (``--debug`` shows
 the traceback). A run in which some items failed exits with status 1.
