@@ -1,0 +1,262 @@
+"""Synthesizers: fooling images, FGSM/PGD (cross-checked against torchattacks), class
+visualization. Mechanics run on tiny random models; the claims about real predictions run on the
+offline EfficientNet-Lite0, whose normalization (mean = std = 0.5) is not ImageNet's."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import xai_core
+from xai_core.errors import ConfigError, InputError
+from xai_core.inputs import load_image, sample_path
+from xai_core.models import ModelHandle, Preprocessing
+from xai_core_plugins.synthesis import gaussian_blur, quantize
+
+DEMO_PHOTOS = ("cat", "coffee", "rocket", "astronaut")
+
+
+@pytest.fixture(scope="module")
+def demo_pixels(lite0):
+    """The four demo photos as Lite0 sees them, in pixel space [0, 1]: [4, 3, 224, 224]."""
+    return torch.stack(
+        [lite0.preprocessing.to_pixels(load_image(sample_path(n))) for n in DEMO_PHOTOS]
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A random conv net with an odd normalization, 10 classes, at 32x32."""
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.5),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, 10),
+    )
+    pre = Preprocessing(input_size=(32, 32), resize_size=32, mean=(0.2, 0.5, 0.7), std=(0.1, 0.3, 0.2))
+    return ModelHandle("tiny", module.eval(), pre, [f"c{i}" for i in range(10)])
+
+
+def predict(handle: ModelHandle, pixels: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return handle.module(handle.normalize(pixels)).argmax(dim=1)
+
+
+def png_round_trip(pixels: torch.Tensor) -> torch.Tensor:
+    """Write ``[3, H, W]`` as an 8-bit PNG in memory and read it back."""
+    buffer = io.BytesIO()
+    array = (pixels.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(array).save(buffer, format="PNG")
+    buffer.seek(0)
+    back = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(back).permute(2, 0, 1)
+
+
+class PixelModel(nn.Module):
+    """Lite0 as torchattacks expects it: [0, 1] pixels in, the model's own normalization inside."""
+
+    def __init__(self, handle: ModelHandle):
+        super().__init__()
+        self.handle = handle
+        self.module = handle.module
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.module(self.handle.normalize(pixels))
+
+
+# --- torchattacks cross-checks on the real model -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ours, params, reference",
+    [
+        ("pgd", dict(eps=4 / 255, step_size=1 / 255, steps=3), ("PGD", False)),
+        ("pgd", dict(eps=4 / 255, step_size=1 / 255, steps=3, targeted=True), ("PGD", True)),
+        ("pgd", dict(eps=0.5, step_size=0.2, steps=3, norm="l2"), ("PGDL2", False)),
+        ("pgd", dict(eps=0.5, step_size=0.2, steps=3, norm="l2", targeted=True), ("PGDL2", True)),
+        ("fgsm", dict(eps=2 / 255), ("FGSM", False)),
+        ("fgsm", dict(eps=2 / 255, targeted=True), ("FGSM", True)),
+        ("fgsm", dict(eps=0.5, norm="l2"), ("PGDL2", False)),
+    ],
+)
+def test_matches_torchattacks(lite0, demo_pixels, ours, params, reference):
+    torchattacks = pytest.importorskip("torchattacks")
+    images = demo_pixels[:2]
+    # Targeted: reach goldfish / volcano; untargeted: leave the prediction.
+    targets = torch.tensor([1, 980]) if params.get("targeted") else predict(lite0, images)
+    result = xai_core.get_synthesizer(ours, **params).synthesize(lite0, targets, images=images)
+
+    name, targeted = reference
+    wrapped = PixelModel(lite0).eval()
+    if name == "FGSM":
+        attack = torchattacks.FGSM(wrapped, eps=params["eps"])
+    else:
+        alpha = params.get("step_size", params["eps"])
+        cls = getattr(torchattacks, name)
+        attack = cls(wrapped, eps=params["eps"], alpha=alpha, steps=params.get("steps", 1),
+                     random_start=False)
+    if targeted:
+        attack.set_mode_targeted_by_label(quiet=True)
+    expected = attack(images, targets)
+
+    assert result.images.shape == images.shape
+    assert (result.images - images).abs().max() > 1e-3  # the attack did change the images
+    torch.testing.assert_close(result.images, expected, atol=1e-5, rtol=0)
+
+
+def test_untargeted_pgd_fools_every_demo_photo(lite0, demo_pixels):
+    pgd = xai_core.get_synthesizer("pgd", eps=4 / 255, step_size=1 / 255, steps=10)
+    before = predict(lite0, demo_pixels)
+    result = pgd.synthesize(lite0, "predicted", images=demo_pixels)
+    after = predict(lite0, result.images)
+    assert (after != before).all()
+    assert all(r["success"] for r in result.records)
+    assert max(r["linf"] for r in result.records) <= 4 / 255 + 1e-6
+    assert result.images.min() >= 0 and result.images.max() <= 1
+
+
+# --- fooling images ----------------------------------------------------------------------------
+
+
+def test_fooling_survives_png_round_trip(lite0, demo_pixels):
+    fooling = xai_core.get_synthesizer("fooling", linf_budget=4 / 255, max_iterations=40)
+    photos = demo_pixels[:2]
+    result = fooling.synthesize(lite0, ["goldfish", "volcano"], images=photos)
+    back = torch.stack([png_round_trip(image) for image in result.images])
+    assert torch.equal(back, result.images)  # already on the 8-bit grid
+    assert predict(lite0, back).tolist() == result.targets.tolist() == [1, 980]
+    for record in result.records:
+        assert record["success"] and record["eight_bit"]
+        assert 1 <= record["iterations"] <= 40
+        assert record["linf"] <= 4 / 255 + 1e-6
+        assert record["target_probability"] == record["predicted_probability"]
+        assert set(record) >= {"l2", "seconds", "target_label"}
+
+
+def test_fooling_reports_failure_at_the_cap(lite0, demo_pixels):
+    # One grey level and two iterations cannot turn a cat into a volcano.
+    fooling = xai_core.get_synthesizer("fooling", linf_budget=1 / 255, max_iterations=2)
+    result = fooling.synthesize(lite0, "volcano", images=demo_pixels[:1])
+    (record,) = result.records
+    assert not record["success"] and record["iterations"] == 2
+    assert record["predicted"] != 980
+    assert record["linf"] <= 1 / 255 + 1e-6
+
+
+def test_fooling_l2_budget_and_target_already_predicted(tiny):
+    torch.manual_seed(1)
+    photos = torch.rand(3, 3, 32, 32)
+    predicted = predict(tiny, photos)
+    other = (predicted + 1) % 10
+    fooling = xai_core.get_synthesizer("fooling", l2_budget=0.3, step_norm="l2", step_size=0.05,
+                                       max_iterations=5)
+    result = fooling.synthesize(tiny, predicted.tolist(), images=photos)
+    assert [r["iterations"] for r in result.records] == [0, 0, 0]
+    moved = fooling.synthesize(tiny, other.tolist(), images=photos)
+    for r in moved.records:
+        # The budget holds for the continuous image; 8-bit rounding adds at most half a level.
+        assert r["l2"] <= 0.3 + 0.5 / 255 * (3 * 32 * 32) ** 0.5
+
+
+def test_quantize_stays_inside_the_linf_budget():
+    torch.manual_seed(0)
+    start = torch.rand(2, 3, 8, 8)
+    moved = (start + torch.empty_like(start).uniform_(-0.1, 0.1)).clamp(0, 1)
+    q = quantize(moved, start, 2 / 255)
+    assert torch.equal((q * 255).round(), q * 255)
+    assert (q - start).abs().max() <= 2 / 255 + 1e-7
+
+
+# --- mechanics on a tiny model -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["fooling", "pgd", "fgsm", "class_visualization"])
+def test_model_state_restored_and_images_valid(tiny, name):
+    tiny.module.train()
+    torch.manual_seed(2)
+    photos = torch.rand(2, 3, 32, 32)
+    params = {"steps": 3, "image_size": 32} if name == "class_visualization" else {}
+    result = xai_core.get_synthesizer(name, **params).synthesize(tiny, [3, 4], images=photos)
+    assert tiny.module.training and all(m.training for m in tiny.module.modules())
+    assert all(p.requires_grad for p in tiny.module.parameters())
+    assert not any(m._forward_hooks for m in tiny.module.modules())
+    assert result.images.shape == (2, 3, 32, 32)
+    assert result.images.min() >= 0 and result.images.max() <= 1
+    assert len(result.records) == 2
+    for r in result.records:
+        assert {"success", "iterations", "target_probability", "l2", "linf", "seconds"} <= set(r)
+    tiny.module.eval()
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 3 / 255), ("l2", 0.25)])
+def test_budget_is_in_pixel_space_whatever_the_normalization(tiny, norm, eps):
+    torch.manual_seed(3)
+    photos = torch.rand(4, 3, 32, 32)
+    pgd = xai_core.get_synthesizer("pgd", eps=eps, step_size=eps / 2, steps=5, norm=norm,
+                                   random_start=True, seed=7)
+    result = pgd.synthesize(tiny, "predicted", images=photos)
+    delta = (result.images - photos).flatten(1)
+    size = delta.abs().amax(dim=1) if norm == "linf" else delta.norm(dim=1)
+    assert (size <= eps + 1e-5).all()
+    assert (size >= 0.5 * eps).all()  # it does use the budget
+    again = pgd.synthesize(tiny, "predicted", images=photos)
+    assert torch.equal(again.images, result.images)  # seeded random start
+    other = xai_core.get_synthesizer("pgd", eps=eps, step_size=eps / 2, steps=5, norm=norm,
+                                     random_start=True, seed=8)
+    assert not torch.equal(other.synthesize(tiny, "predicted", images=photos).images,
+                           result.images)
+
+
+def test_class_visualization_is_seeded_and_keeps_snapshots(tiny):
+    cv = xai_core.get_synthesizer("class_visualization", steps=6, image_size=24, record_every=2,
+                                  seed=5)
+    first = cv.synthesize(tiny, [1, 2])
+    second = cv.synthesize(tiny, [1, 2])
+    assert torch.equal(first.images, second.images)
+    snaps = first.metadata["snapshots"]
+    assert snaps["steps"] == [2, 4, 6] and snaps["images"].shape == (3, 2, 3, 24, 24)
+    third = xai_core.get_synthesizer("class_visualization", steps=6, image_size=24, seed=6)
+    assert not torch.equal(third.synthesize(tiny, [1, 2]).images, first.images)
+
+
+def test_class_visualization_raises_its_class_score(tiny):
+    torch.manual_seed(0)
+    cv = xai_core.get_synthesizer("class_visualization", steps=30, image_size=32, blur_every=0,
+                                  jitter=2)
+    result = cv.synthesize(tiny, [7])
+    start = (0.5 + 0.1 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        before = tiny.module(tiny.normalize(start.clamp(0, 1))).softmax(1)[0, 7]
+    record = result.records[0]
+    assert record["target_probability"] > before + 0.15
+    assert record["success"] and record["predicted"] == 7
+
+
+def test_gaussian_blur_keeps_constants_and_smooths():
+    flat = torch.full((1, 3, 9, 9), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, 1.0), flat)
+    spike = torch.zeros(1, 1, 9, 9)
+    spike[0, 0, 4, 4] = 1
+    blurred = gaussian_blur(spike, 1.0)
+    assert blurred.shape == spike.shape
+    assert blurred[0, 0, 4, 4] < 0.2 and abs(float(blurred.sum()) - 1) < 1e-5
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_clear_errors(tiny):
+    with pytest.raises(InputError, match="starting images"):
+        xai_core.get_synthesizer("fooling").synthesize(tiny, 3)
+    with pytest.raises(InputError, match="pixel space"):
+        xai_core.get_synthesizer("pgd").synthesize(tiny, 3, images=torch.randn(1, 3, 32, 32) * 3)
+    with pytest.raises(ConfigError, match="grey level"):
+        xai_core.get_synthesizer("fooling", linf_budget=0.001)
+    with pytest.raises(ConfigError, match="'linf', 'l2'"):
+        xai_core.get_synthesizer("pgd", norm="l1")
+    with pytest.raises(ConfigError, match="steps"):
+        xai_core.get_synthesizer("class_visualization", steps=0)
