@@ -1,0 +1,137 @@
+"""Target-layer discovery and grid layouts (xai_core/layers.py).
+
+The automatic layer is checked on small random-weight variants of many timm families, at small
+inputs where the architecture allows it, so the whole file runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import xai_core
+from xai_core.errors import UnknownNameError, XaiError
+from xai_core.layers import LayerLayout, auto_layer, find_target_layer, infer_layout
+
+#: (timm architecture, create_model options, input side, the layer `auto` should pick).
+#: The expected layer is the last one with spatial resolution that the head reads position by
+#: position: a CNN's last stage (or its post-stage norm/conv), a ViT's last `norm1` when the class
+#: token is the output (its later patch tokens are never read), the final token/NHWC norm when
+#: the head averages tokens (Mixer, ResMLP, Swin).
+FAMILIES = [
+    ("resnet10t", {}, 64, "layer4"),
+    ("tf_efficientnet_lite0", {}, 64, "bn2"),
+    ("mobilenetv3_small_050", {}, 64, "blocks"),
+    ("convnext_atto", {}, 64, "stages"),
+    ("regnetx_002", {}, 64, "s4"),
+    ("repvgg_a0", {}, 64, "stages"),
+    ("pvt_v2_b0", {}, 64, "stages"),
+    ("mobilevitv2_050", {}, 64, "stages"),
+    ("vit_tiny_patch16_224", {"img_size": 64}, 64, "blocks.11.norm1"),
+    ("deit_tiny_distilled_patch16_224", {"img_size": 64}, 64, "blocks.11.norm1"),
+    ("pit_ti_224", {"img_size": 64}, 64, "transformers.2.blocks.3.norm1"),
+    ("mixer_s32_224", {"img_size": 64}, 64, "norm"),
+    ("resmlp_12_224", {"img_size": 64}, 64, "norm"),
+    ("swin_tiny_patch4_window7_224", {}, 224, "norm"),
+]
+
+
+def _timm(arch: str, options: dict) -> nn.Module:
+    import timm
+
+    torch.manual_seed(0)
+    return timm.create_model(arch, pretrained=False, **options).eval()
+
+
+@pytest.mark.parametrize(
+    ("arch", "options", "side", "expected"), FAMILIES, ids=[f[0] for f in FAMILIES]
+)
+def test_auto_layer_is_sensible_and_reported(arch, options, side, expected):
+    import timm
+
+    assert arch in timm.list_models()
+    model = _timm(arch, options)
+    assert auto_layer(model, (side, side)) == expected
+    inputs = torch.randn(1, 3, side, side)
+    result = xai_core.get_attributor("grad_cam").attribute(model, inputs, 3)
+    assert result.metadata["layer"] == expected
+    assert result.metadata["layer_auto"] is True
+    assert result.maps.shape == (1, side, side)
+    assert torch.isfinite(result.maps).all()
+
+
+def test_auto_layer_is_cached_per_model_and_size(monkeypatch):
+    from xai_core import layers
+
+    model = _timm("resnet10t", {})
+    calls = []
+    real = layers._trace_auto_layer
+    monkeypatch.setattr(
+        layers, "_trace_auto_layer", lambda m, hw: calls.append(hw) or real(m, hw)
+    )
+    for _ in range(3):
+        assert auto_layer(model, (64, 64)) == "layer4"
+    auto_layer(model, (96, 96))
+    assert calls == [(64, 64), (96, 96)]
+
+
+def test_handle_last_conv_block_delegates_to_auto_layer():
+    handle = xai_core.load_model("timm/vit_tiny_patch16_224", pretrained=False)
+    assert handle.last_conv_block() == "blocks.11.norm1"
+
+
+def test_auto_layer_without_spatial_layers_is_a_clear_error():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+    with pytest.raises(XaiError, match="no layer with a spatial output"):
+        auto_layer(model, (8, 8))
+
+
+def test_unknown_layer_names_close_matches():
+    model = _timm("resnet10t", {})
+    with pytest.raises(UnknownNameError, match="did you mean.*'layer4'"):
+        find_target_layer(model, "layer5")
+
+
+def test_explicit_layer_is_not_auto():
+    model = _timm("resnet10t", {})
+    found = find_target_layer(model, "layer3")
+    assert (found.path, found.auto, found.module) == ("layer3", False, model.layer3)
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((2, 64, 7, 7), LayerLayout("NCHW", (7, 7))),
+        ((2, 7, 7, 768), LayerLayout("NHWC", (7, 7))),
+        ((2, 64, 7, 10), LayerLayout("NCHW", (7, 10))),
+        ((2, 197, 192), LayerLayout("tokens", (14, 14), 1)),
+        ((2, 198, 192), LayerLayout("tokens", (14, 14), 2)),
+        ((2, 196, 192), LayerLayout("tokens", (14, 14), 0)),
+        ((2, 64, 1, 1), None),
+        ((2, 1000), None),
+        ((2, 3, 197, 64), None),
+    ],
+)
+def test_infer_layout(shape, expected):
+    assert infer_layout(torch.zeros(shape), (224, 224) if shape[-1] != 10 else (224, 320)) == (
+        expected
+    )
+
+
+def test_declared_prefix_tokens_win_over_guessing():
+    class WithRegisters(nn.Module):
+        num_prefix_tokens = 5
+
+    # 5 + 196 tokens; without the declaration the fewest-prefix guess would not find 14x14.
+    layout = infer_layout(torch.zeros(1, 201, 8), (224, 224), WithRegisters())
+    assert layout == LayerLayout("tokens", (14, 14), 5)
+
+
+def test_to_grid_puts_patch_tokens_in_raster_order():
+    grid = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    tokens = grid.flatten(2).transpose(1, 2)  # [2, 20, 3], raster order
+    with_cls = torch.cat([torch.full((2, 1, 3), -1.0), tokens], dim=1)
+    assert torch.equal(LayerLayout("tokens", (4, 5), 1).to_grid(with_cls), grid)
+    assert torch.equal(LayerLayout("NHWC", (4, 5)).to_grid(grid.permute(0, 2, 3, 1)), grid)
+    assert LayerLayout("tokens", (4, 5), 1).describe() == "tokens 4x5 (+1 prefix)"
