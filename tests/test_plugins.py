@@ -146,3 +146,52 @@ def test_third_party_plugin_installed_with_pip_works_from_the_cli(installed_exam
     # With autoloading disabled the third-party plugin is ignored, the built-ins still load.
     off = _xai("list", "attributors", env={**env, "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "sobel_edges" not in off.stdout and "saliency" in off.stdout
+
+
+def test_model_and_synthesizer_hooks_register_usable_things(images64):
+    import torch
+
+    module = types.ModuleType("zoo")
+
+    def load_toy(pretrained: bool = True, checkpoint=None, width: int = 4):
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, width, 3), torch.nn.AdaptiveAvgPool2d(1),
+                                  torch.nn.Flatten(), torch.nn.Linear(width, 5))
+        return xai_core.ModelHandle("toy", net, class_names=list("abcde"))
+
+    class Nudge(xai_core.Synthesizer):
+        """One signed-gradient step towards the target class."""
+
+        name = "nudge"
+
+        @dataclass
+        class Params:
+            step: float = 0.1
+
+        def generate(self, model, targets, images, context):
+            x = images.clone().requires_grad_(True)
+            score = model(context.handle.normalize(x)).gather(1, targets[:, None]).sum()
+            (grad,) = torch.autograd.grad(score, x)
+            out = (x + self.params.step * grad.sign()).clamp(0, 1)
+            return out, [{"step": self.params.step} for _ in out]
+
+    @xai_core.hookimpl
+    def register_models(register):
+        register("toy", load_toy, description="a toy model")
+        register("toyzoo/*", lambda arch, **kw: load_toy(width=int(arch)), lister=lambda: ["2", "8"])
+
+    @xai_core.hookimpl
+    def register_synthesizers(register):
+        register(Nudge)
+
+    module.register_models = register_models
+    module.register_synthesizers = register_synthesizers
+    xai_core.register_plugin(module, name="zoo")
+
+    assert xai_core.load_model("toy", width=3).module[0].out_channels == 3
+    assert xai_core.load_model("toyzoo/8").module[0].out_channels == 8
+    assert {"toy", "toyzoo/2", "toyzoo/8"} <= set(xai_core.list_models("toy*"))
+    result = xai_core.get_synthesizer("nudge").synthesize(
+        xai_core.load_model("toy"), "c", images=torch.rand(2, 3, 16, 16)
+    )
+    assert result.targets.tolist() == [2, 2] and result.images.shape == (2, 3, 16, 16)
+    assert "nudge" in xai_core.list_synthesizers()

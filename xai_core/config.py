@@ -36,9 +36,14 @@ DEVICES = ("cpu", "cuda", "auto")
 class ModelConfig:
     """Which model to explain and how to load it."""
 
+    #: A registered model (``xai list models``): ``efficientnet_lite0``, ``timm/<arch>``,
+    #: ``torchvision/<arch>``.
     name: str = "efficientnet_lite0"
+    #: Load pretrained weights (downloaded for hub models; fails fast offline).
     pretrained: bool = True
+    #: A local state-dict file, loaded with ``weights_only=True`` (overrides ``pretrained``).
     checkpoint: str | None = None
+    #: Extra keyword arguments for the model's constructor (e.g. ``num_classes``).
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,8 +51,11 @@ class ModelConfig:
 class MethodConfig:
     """One technique and its parameters (checked against the technique's ``Params``)."""
 
+    #: A registered name (``xai list attributors``, ``synthesizers``, ``metrics``).
     name: str = MISSING
+    #: Its parameters; see ``docs/reference/techniques.md``.
     params: dict[str, Any] = field(default_factory=dict)
+    #: Name in outputs and figures (default: ``name``); needed to use one method twice.
     label: str | None = None
 
 
@@ -59,8 +67,11 @@ BENCHMARK_CONTROLS = ("random", "centre_gaussian", "edges")
 class BenchmarkConfig:
     """The ground-truth benchmark (``xai benchmark``): which held-out images, which controls."""
 
+    #: Held-out images of the ground-truth set to evaluate on.
     images: int = 64
+    #: Seed of the procedural image generator.
     dataset_seed: int = 7
+    #: Control rows that know nothing about the model.
     controls: list[str] = field(default_factory=lambda: list(BENCHMARK_CONTROLS))
     #: Images the cascading randomisation check runs on (it re-runs each method per layer).
     sanity_images: int = 16
@@ -70,17 +81,26 @@ class BenchmarkConfig:
 class ExperimentConfig:
     """A run: a model, inputs, a target and the methods to apply, and where outputs go."""
 
+    #: The model to explain.
     model: ModelConfig = field(default_factory=ModelConfig)
+    #: Image files, folders (recursive), globs and ``sample:NAME`` photos (``xai list samples``).
     inputs: list[str] = field(default_factory=list)
+    #: ``predicted``, a class index or name, or a list with one per input.
     target: Any = "predicted"
+    #: Attributors and synthesizers to apply, in order.
     methods: list[MethodConfig] = field(default_factory=list)
     #: Metrics scoring every attribution map (``xai list metrics``), same shape as ``methods``.
     metrics: list[MethodConfig] = field(default_factory=list)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    #: Where every output of the run goes.
     output_dir: str = "outputs/run"
+    #: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
     device: str = "cpu"
+    #: Seeds Python, NumPy and torch before each method.
     seed: int = 0
+    #: Images per batch for predictions and attributions.
     batch_size: int = 8
+    #: Write PNG figures (per-method figure and the side-by-side grid).
     figures: bool = True
 
 
