@@ -1,0 +1,246 @@
+"""Occlusion and RISE (plugins/perturbation.py): numerics against Captum and a plain RISE,
+reproducibility, several targets from one set of forward passes, and errors for bad settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+from xai_core_plugins.perturbation import (
+    BASELINES,
+    baseline_inputs,
+    occlusion_corners,
+    rise_grids,
+    rise_masks,
+)
+
+import xai_core
+from xai_core.errors import ConfigError, XaiError
+
+captum_attr = pytest.importorskip("captum.attr")
+
+
+def captum_occlusion(module, inputs, window, stride, baseline, target):
+    """Captum's ``Occlusion`` with a window over all channels, as the maps ``[N, H, W]``."""
+    result = captum_attr.Occlusion(module).attribute(
+        inputs,
+        sliding_window_shapes=(3, window, window),
+        strides=(3, stride, stride),
+        baselines=baseline,
+        target=target,
+    )
+    # The window spans all channels, so the three channels carry the same value.
+    assert torch.equal(result[:, 0], result[:, 2])
+    return result[:, 0]
+
+
+def assert_close_to_reference(maps, reference, atol=1e-5):
+    """Within ``atol`` absolutely, and within 1e-4 of the map's range (a random-weight model's
+    maps are small, and an absolute tolerance alone would say little about them)."""
+    error = (maps - reference).abs().max().item()
+    scale = reference.abs().max().item()
+    assert scale > 0
+    assert error <= atol, f"max abs error {error:.3g} > {atol}"
+    assert error <= 1e-4 * scale, f"max abs error {error:.3g} vs map range {scale:.3g}"
+
+
+class Patch(nn.Module):
+    """A transparent classifier: class 0 is the mean of a square patch, class 1 its negative."""
+
+    def __init__(self, top=8, left=16, size=8):
+        super().__init__()
+        self.region = (slice(top, top + size), slice(left, left + size))
+        self.scale = nn.Parameter(torch.ones(()))
+        self.calls = 0
+        self.images = 0
+
+    def forward(self, x):
+        self.calls += 1
+        self.images += len(x)
+        score = x[:, :, self.region[0], self.region[1]].mean(dim=(1, 2, 3)) * self.scale
+        return torch.stack([score, -score], dim=1)
+
+
+def test_window_corners_cover_the_image_and_cut_off_the_last_window():
+    assert occlusion_corners(224, 32, 16) == list(range(0, 193, 16))
+    # (100 - 32) / 16 is not whole: a sixth window starts at 80 and sticks out of the image.
+    assert occlusion_corners(100, 32, 16) == [0, 16, 32, 48, 64, 80]
+    assert occlusion_corners(32, 32, 8) == [0]
+
+
+def test_occlusion_matches_captum_on_efficientnet_lite0(lite0, sample_batch):
+    """Window 80, stride 64: overlapping windows and a cut-off last one, on the real model."""
+    cat = sample_batch[:1]
+    result = xai_core.get_attributor("occlusion", window=80, stride=64).attribute(lite0, cat)
+    reference = captum_occlusion(lite0.module, cat, 80, 64, 0.0, result.targets.tolist())
+    assert_close_to_reference(result.maps, reference)
+    assert result.metadata["windows"] == 16
+    assert result.metadata["forward_images"] == 16 + 1
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+def test_occlusion_matches_captum_on_resnet_for_every_baseline(tiny_resnet, images64, baseline):
+    attributor = xai_core.get_attributor(
+        "occlusion", window=16, stride=12, baseline=baseline, batch_size=7
+    )
+    result = attributor.attribute(tiny_resnet, images64, target=[3, 7])
+    fill = baseline_inputs(baseline, images64, tiny_resnet, 10.0).expand_as(images64)
+    reference = captum_occlusion(tiny_resnet.module, images64, 16, 12, fill, [3, 7])
+    assert_close_to_reference(result.maps, reference)
+
+
+def test_occlusion_of_probabilities_matches_captum(tiny_resnet, images64):
+    result = xai_core.get_attributor(
+        "occlusion", window=32, stride=16, score="probability", channels_last=False
+    ).attribute(tiny_resnet, images64, target=5)
+
+    def probabilities(x):
+        return tiny_resnet.module(x).softmax(dim=1)
+
+    reference = captum_occlusion(probabilities, images64, 32, 16, 0.0, 5)
+    assert_close_to_reference(result.maps, reference, atol=1e-7)
+
+
+def test_baselines_are_what_they_say(lite0, sample_batch):
+    black = baseline_inputs("black", sample_batch, lite0, 10.0)
+    assert torch.allclose(lite0.denormalize(black), torch.zeros(1, 3, 1, 1), atol=1e-6)
+    mean = baseline_inputs("mean", sample_batch, lite0, 10.0)
+    assert torch.allclose(mean[1, :, 0, 0], sample_batch[1].mean(dim=(1, 2)))
+    blur = baseline_inputs("blur", sample_batch, lite0, 4.0)
+    assert blur.shape == sample_batch.shape
+    # A blur keeps the mean and removes detail.
+    assert torch.allclose(blur.mean(dim=(2, 3)), sample_batch.mean(dim=(2, 3)), atol=0.05)
+    assert blur.diff(dim=3).abs().mean() < 0.3 * sample_batch.diff(dim=3).abs().mean()
+
+
+def test_occlusion_finds_the_patch_a_transparent_model_looks_at():
+    model = Patch(top=8, left=16, size=8)
+    image = torch.ones(1, 3, 32, 32)
+    maps = xai_core.get_attributor("occlusion", window=8, stride=4).attribute(model, image, 0).maps
+    inside = maps[0, 8:16, 16:24]
+    outside = maps[0].clone()
+    outside[4:20, 12:28] = 0  # every pixel whose windows can touch the patch
+    assert inside.min() > 0
+    assert outside.abs().max() == 0
+    # Hiding the whole patch drops the score by exactly its mean (1): the pixel covered only by
+    # the window aligned with the patch and by windows that hide a quarter or half of it.
+    assert maps[0, 8:16, 16:24].max() <= 1.0 + 1e-6
+
+
+def test_several_targets_share_one_set_of_forward_passes(tiny_resnet, images64):
+    model = tiny_resnet.module
+    counted = []
+    handle = model.register_forward_pre_hook(lambda _m, args: counted.append(len(args[0])))
+    try:
+        attributor = xai_core.get_attributor("occlusion", window=32, stride=16)
+        both = attributor.attribute(tiny_resnet, images64, target=[[1, 2], [3, 4]])
+        forwarded = sum(counted)
+        counted.clear()
+        single = attributor.attribute(tiny_resnet, images64, target=[2, 3])
+    finally:
+        handle.remove()
+    # 9 windows per image plus the unperturbed image, not once per target.
+    assert forwarded == 2 * 9 + 2
+    assert both.input_index.tolist() == [0, 0, 1, 1]
+    assert both.targets.tolist() == [1, 2, 3, 4]
+    assert torch.allclose(both.maps[[1, 2]], single.maps, atol=1e-6)
+    assert not torch.allclose(both.maps[0], both.maps[1])
+
+
+def test_batch_size_does_not_change_occlusion(tiny_resnet, images64):
+    one = xai_core.get_attributor("occlusion", window=32, stride=16, batch_size=1)
+    many = xai_core.get_attributor("occlusion", window=32, stride=16, batch_size=64)
+    a = one.attribute(tiny_resnet, images64, target=0).maps
+    b = many.attribute(tiny_resnet, images64, target=0).maps
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_model_is_left_as_it_was(tiny_resnet, images64):
+    module = tiny_resnet.module
+    module.train()
+    xai_core.get_attributor("occlusion", window=32, stride=32).attribute(module, images64, 0)
+    xai_core.get_attributor("rise", n_masks=4, grid=4).attribute(module, images64, 0)
+    assert module.training
+    assert all(p.requires_grad for p in module.parameters())
+    assert all(p.is_contiguous() for p in module.parameters())
+    module.eval()
+
+
+def test_bad_settings_are_clear_errors(tiny_resnet, images64):
+    with pytest.raises(XaiError, match="larger than the image"):
+        xai_core.get_attributor("occlusion", window=65, stride=8).attribute(
+            tiny_resnet, images64, 0
+        )
+    with pytest.raises(ConfigError, match="stride"):
+        xai_core.get_attributor("occlusion", window=8, stride=9)
+    with pytest.raises(ConfigError, match="window"):
+        xai_core.get_attributor("occlusion", window=0)
+    with pytest.raises(ConfigError, match="'zeros', 'black', 'blur', 'mean'"):
+        xai_core.get_attributor("occlusion", baseline="gray")
+    with pytest.raises(ConfigError, match="keep"):
+        xai_core.get_attributor("rise", keep=1.5)
+    with pytest.raises(ConfigError, match="n_masks"):
+        xai_core.get_attributor("rise", n_masks=0)
+    with pytest.raises(XaiError, match="grid"):
+        xai_core.get_attributor("rise", grid=65, n_masks=2).attribute(tiny_resnet, images64, 0)
+
+
+def test_rise_masks_are_smooth_shifted_and_keep_the_asked_fraction():
+    generator = torch.Generator().manual_seed(0)
+    grids, shifts = rise_grids(400, 7, 0.3, (50, 64), generator)
+    masks = rise_masks(grids, shifts, (50, 64))
+    assert masks.shape == (400, 50, 64)
+    assert masks.min() >= 0 and masks.max() <= 1
+    assert abs(masks.mean().item() - 0.3) < 0.03
+    # Bilinear upsampling: soft values exist, neighbours differ little.
+    assert ((masks > 0.05) & (masks < 0.95)).any()
+    assert masks.diff(dim=2).abs().max() <= 1 / 9.0 + 1e-6  # cells of ceil(64 / 7) = 10 px
+    assert shifts[:, 0].max() < 8 and shifts[:, 1].max() < 10
+    assert len(set(map(tuple, shifts.tolist()))) > 40
+
+
+def test_rise_is_reproducible_bit_for_bit(tiny_resnet, images64):
+    params = dict(n_masks=24, grid=4, seed=3)
+    a = xai_core.get_attributor("rise", **params).attribute(tiny_resnet, images64, [1, 2]).maps
+    b = xai_core.get_attributor("rise", **params).attribute(tiny_resnet, images64, [1, 2]).maps
+    c = xai_core.get_attributor("rise", **{**params, "seed": 4})
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c.attribute(tiny_resnet, images64, [1, 2]).maps)
+
+
+def plain_rise(model, image, targets, masks, keep):
+    """RISE as the paper writes it: one masked image at a time, probability-weighted sum of the
+    masks, ``[len(targets), H, W]``."""
+    total = torch.zeros(len(targets), *image.shape[1:])
+    with torch.no_grad():
+        for mask in masks:
+            probabilities = model(image[None] * mask).softmax(dim=1)[0, targets]
+            total += probabilities[:, None, None] * mask
+    return total / (len(masks) * keep)
+
+
+def test_rise_agrees_with_a_plain_implementation_given_the_same_masks(tiny_resnet, images64):
+    n_masks, grid, keep, seed = 48, 5, 0.4, 11
+    rise = xai_core.get_attributor("rise", n_masks=n_masks, grid=grid, keep=keep, seed=seed)
+    result = rise.attribute(tiny_resnet, images64, target=[[4, 9], [6, 4]])
+    grids, shifts = rise_grids(n_masks, grid, keep, (64, 64), torch.Generator().manual_seed(seed))
+    masks = rise_masks(grids, shifts, (64, 64))
+    for index, targets in enumerate(([4, 9], [6, 4])):
+        reference = plain_rise(tiny_resnet.module, images64[index], targets, masks, keep)
+        for row, expected in zip(torch.nonzero(result.input_index == index).flatten(), reference):
+            rho = spearmanr(result.maps[row].flatten(), expected.flatten()).statistic
+            assert rho > 0.9
+            assert torch.allclose(result.maps[row], expected, rtol=1e-4, atol=1e-7)
+
+
+def test_rise_finds_the_patch_a_transparent_model_looks_at():
+    model = Patch(top=8, left=16, size=8)
+    image = torch.ones(1, 3, 32, 32)
+    rise = xai_core.get_attributor("rise", n_masks=500, grid=4, score="logit", batch_size=100)
+    maps = rise.attribute(model, image, 0).maps[0]
+    assert model.images == 500  # one forward image per mask (the target is given)
+    # Every map carries the mean score (about 0.5 here) everywhere; the patch stands out of it.
+    assert maps[8:16, 16:24].mean() > maps[24:, :8].mean() + 0.1
+    peak = divmod(maps.argmax().item(), 32)
+    assert 4 <= peak[0] < 20 and 12 <= peak[1] < 28
