@@ -11,12 +11,13 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+from xai_core_plugins.synthesis import gaussian_blur, quantize
 
 import xai_core
+from xai_core.config import MethodConfig
 from xai_core.errors import ConfigError, InputError
 from xai_core.inputs import load_image, sample_path
 from xai_core.models import ModelHandle, Preprocessing
-from xai_core_plugins.synthesis import gaussian_blur, quantize
 
 DEMO_PHOTOS = ("cat", "coffee", "rocket", "astronaut")
 
@@ -37,7 +38,9 @@ def tiny():
         nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.5),
         nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, 10),
     )
-    pre = Preprocessing(input_size=(32, 32), resize_size=32, mean=(0.2, 0.5, 0.7), std=(0.1, 0.3, 0.2))
+    pre = Preprocessing(
+        input_size=(32, 32), resize_size=32, mean=(0.2, 0.5, 0.7), std=(0.1, 0.3, 0.2)
+    )
     return ModelHandle("tiny", module.eval(), pre, [f"c{i}" for i in range(10)])
 
 
@@ -260,3 +263,62 @@ def test_clear_errors(tiny):
         xai_core.get_synthesizer("pgd", norm="l1")
     with pytest.raises(ConfigError, match="steps"):
         xai_core.get_synthesizer("class_visualization", steps=0)
+
+
+# --- the experiment runner ---------------------------------------------------------------------
+
+
+def test_runner_writes_fooling_pgd_and_class_visualization(tmp_path, lite0):
+    import json
+
+    from xai_core.config import load_config
+    from xai_core.run import run_experiment
+
+    config = load_config(
+        "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]", "methods=[]"]
+    )
+    config.methods = [
+        MethodConfig(name="fooling", params={"classes": ["goldfish"], "linf_budget": 4 / 255,
+                                             "max_iterations": 40}),
+        MethodConfig(name="pgd", params={"eps": 4 / 255, "step_size": 1 / 255, "steps": 2}),
+        MethodConfig(name="class_visualization", label="classes",
+                     params={"classes": ["goldfish", "980"], "steps": 3, "image_size": 48,
+                             "record_every": 1}),
+    ]
+    run = run_experiment(config)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["summary"]["failed"] == 0, [i["error"] for i in results["items"]]
+    items = {(i["label"], i["target"]): i for i in results["items"]}
+    assert len(items) == 4 and len(run.items) == 4
+
+    fool = items[("fooling", 1)]
+    assert fool["key"] == "cat" and fool["target_label"] == "goldfish"
+    assert fool["record"]["success"] and fool["record"]["linf"] <= 4 / 255 + 1e-6
+    png = np.asarray(Image.open(tmp_path / fool["files"]["image"]).convert("RGB"))
+    back = torch.from_numpy(png.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    assert predict(lite0, back).item() == 1  # the PNG on disk still fools the model
+    assert (tmp_path / fool["files"]["figure"]).is_file()
+    assert fool["files"]["figure"] == "figures/cat/fooling-1.png"
+
+    pgd = items[("pgd", 282)]  # untargeted: away from the predicted tiger cat
+    assert pgd["files"]["image"] == "images/cat/pgd.png" and pgd["record"]["iterations"] == 2
+
+    cv = [items[("classes", 1)], items[("classes", 980)]]
+    assert [i["target_label"] for i in cv] == ["goldfish", "volcano"]
+    assert all(i["image"] is None and i["record"]["iterations"] == 3 for i in cv)
+    array = np.load(tmp_path / cv[1]["files"]["array"])
+    assert array.shape == (3, 48, 48) and array.dtype == np.float32
+    assert cv[0]["files"]["figure"] == "figures/classes.png"
+    assert (tmp_path / "figures" / "classes.png").is_file()
+
+
+def test_runner_explains_missing_classes(tmp_path):
+    from xai_core.config import load_config
+    from xai_core.run import run_experiment
+
+    config = load_config(
+        "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]", "methods=[]"]
+    )
+    config.methods = [MethodConfig(name="class_visualization", params={"steps": 1})]
+    (item,) = run_experiment(config).items
+    assert "needs classes" in item["error"]

@@ -106,3 +106,76 @@ def images_figure(path: str | Path, images: Sequence[tuple[str, np.ndarray]], co
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
+
+
+def difference_panels(original: np.ndarray, result: np.ndarray) -> list[np.ndarray]:
+    """The four images of a fooling figure, ``[H, W, 3]`` in ``[0, 1]`` each.
+
+    Original, result, their difference and the difference magnified 10x; a difference is shown
+    around mid-grey (``0.5 + d``, clipped) so that negative changes stay visible. These are the
+    images the figure's titles classify, so a caller can predict exactly what is shown.
+    """
+    delta = np.asarray(result, dtype=np.float32) - np.asarray(original, dtype=np.float32)
+    return [
+        np.asarray(original, dtype=np.float32),
+        np.asarray(result, dtype=np.float32),
+        np.clip(0.5 + delta, 0, 1),
+        np.clip(0.5 + 10 * delta, 0, 1),
+    ]
+
+
+def fooling_figure(
+    path: str | Path, panels: Sequence[np.ndarray], titles: Sequence[str], title: str = ""
+) -> None:
+    """Original | fooling image | difference | difference x10, as in the seed project.
+
+    :param panels: the four images from :func:`difference_panels`.
+    :param titles: one title per panel (its predicted class and probability).
+    """
+    names = ("original", "result", "difference", "difference x10")
+    fig, axes = plt.subplots(1, 4, figsize=(11, 3.3))
+    for ax, name, image, caption in zip(axes, names, panels, titles):
+        ax.imshow(image)
+        ax.set_title(f"{name}\n{caption}", fontsize=8)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def class_visualization_figure(
+    path: str | Path,
+    images: Sequence[tuple[str, np.ndarray]],
+    snapshots: tuple[Sequence[int], np.ndarray] | None = None,
+    columns: int = 5,
+) -> None:
+    """Synthesized class images titled with their class names.
+
+    Without ``snapshots`` a grid of ``columns``; with ``(steps, array [K, N, H, W, 3])`` one row per
+    class showing the image at each kept step and then the final image.
+    """
+    if snapshots is None:
+        images_figure(path, images, columns=columns)
+        return
+    steps, frames = snapshots
+    n_rows, n_cols = len(images), len(steps) + 1
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(1.9 * n_cols, 2.1 * n_rows), squeeze=False
+    )
+    for r, (name, final) in enumerate(images):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.imshow(frames[c, r] if c < len(steps) else final)
+            ax.axis("off")
+            if r == 0:
+                ax.set_title(f"step {steps[c]}" if c < len(steps) else "final", fontsize=8)
+        axes[r][0].text(-0.05, 0.5, name, rotation=90, ha="right", va="center", fontsize=8,
+                        transform=axes[r][0].transAxes)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+__all__ += ["difference_panels", "fooling_figure", "class_visualization_figure"]

@@ -242,26 +242,124 @@ class _Run:
                 return [(None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")]
         return [self._attribute_chunk(technique, [one], handle, device)[0] for one in chunk]
 
-    def run_synthesizer(self, label: str, technique: Synthesizer, images: list[_Image], handle, device):
+    def run_synthesizer(
+        self, label: str, technique: Synthesizer, images: list[_Image], handle, device
+    ) -> None:
+        """Synthesized images, their records and figures.
+
+        A technique whose ``Params`` has ``classes`` makes one image per listed class (for every
+        photo when it starts from photos); otherwise one per photo for the photo's target. One
+        that does not start from photos (``uses_images = False``, e.g. class visualization) runs
+        once per run, not once per photo.
+        """
+        classes = [str(c) for c in getattr(technique.params, "classes", None) or []]
+        if not getattr(technique, "uses_images", True):
+            self._synthesize_classes(label, technique, classes, handle, device)
+            return
         for im in images:
-            item = self.base_item(im, label, technique, handle)
-            if im.error is None:
-                start = time.perf_counter()
-                try:
-                    result = technique.synthesize(
-                        handle, [im.target], images=im.pixels[None].to(device)
+            if im.error is not None:
+                self.items.append(self.base_item(im, label, technique, handle))
+                continue
+            targets: list[Any] = classes or [im.target]
+            start = time.perf_counter()
+            try:
+                starts = im.pixels[None].expand(len(targets), -1, -1, -1).to(device)
+                result = technique.synthesize(handle, targets, images=starts)
+            except Exception as exc:
+                item = self.base_item(im, label, technique, handle)
+                item.update(
+                    error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start
+                )
+                self.items.append(item)
+                continue
+            outputs = zip(result.images, result.targets.tolist(), result.records)
+            for pixels, target, record in outputs:
+                name = f"{label}-{target}" if classes else label
+                item = self.base_item(im, label, technique, handle)
+                item.update(target=target, target_label=handle.label(target), record=record)
+                item["target_probability"] = float(im.prediction["probabilities"][target])
+                item["seconds"] = record.get("seconds", result.metadata["seconds"] / len(targets))
+                png = self.out / "images" / im.source.key / f"{name}.png"
+                self._write_synthesized(item, png, pixels)
+                if self.config.figures:
+                    figure = self.out / "figures" / im.source.key / f"{name}.png"
+                    self._difference_figure(
+                        figure, im.pixels, pixels, handle, device, record, label
                     )
-                    pixels = result.images[0]
-                    png = self.out / "images" / im.source.key / f"{label}.png"
-                    write_png(png, pixels)
-                    npy = png.with_suffix(".npy")
-                    write_npy(npy, pixels.numpy().astype(np.float32))
-                    item["files"].update(image=self.rel(png), array=self.rel(npy))
-                    item["record"] = result.records[0] if result.records else {}
-                except Exception as exc:
-                    item["error"] = f"{type(exc).__name__}: {exc}"
-                item["seconds"] = time.perf_counter() - start
+                    item["files"]["figure"] = self.rel(figure)
+                self.items.append(item)
+
+    def _write_synthesized(self, item: dict[str, Any], png: Path, pixels: torch.Tensor) -> None:
+        """The image as an 8-bit PNG and as float32 ``.npy``; both paths go into ``item``."""
+        write_png(png, pixels)
+        npy = png.with_suffix(".npy")
+        write_npy(npy, pixels.numpy().astype(np.float32))
+        item["files"].update(image=self.rel(png), array=self.rel(npy))
+
+    def _difference_figure(
+        self, path: Path, original, result, handle, device, record: dict[str, Any], label: str
+    ) -> None:
+        """Original | result | difference | difference x10, each titled with the model's guess."""
+        from .figures import difference_panels, fooling_figure
+
+        panels = difference_panels(_to_image(original), _to_image(result))
+        batch = torch.from_numpy(np.stack(panels)).permute(0, 3, 1, 2).to(device)
+        with torch.no_grad():
+            probs = handle.module(handle.normalize(batch)).softmax(dim=1).cpu()
+        top_p, top = probs.max(dim=1)
+        titles = [f"{handle.label(int(c))} ({float(p):.2f})" for c, p in zip(top, top_p)]
+        outcome = "success" if record.get("success") else "failed"
+        title = (
+            f"{label}: target {record.get('target_label')} ({outcome}, "
+            f"{record.get('iterations')} it., L-inf {255 * record.get('linf', 0):.1f}/255)"
+        )
+        fooling_figure(path, panels, titles, title)
+
+    def _synthesize_classes(
+        self, label: str, technique: Synthesizer, classes: list[str], handle, device
+    ) -> None:
+        """One image per class, once per run: ``images/<label>/``, ``figures/<label>.png``."""
+        from .figures import class_visualization_figure
+
+        target = self.config.target
+        base = {"image": None, "key": None, "model": handle.name, "method": technique.name,
+                "kind": technique.kind, "label": label, "seconds": None, "files": {}, "error": None}
+        if not classes:
+            if isinstance(target, list) or str(target).strip().lower() == "predicted":
+                self.items.append({**base, "target": None, "error": (
+                    f"{technique.name} starts from noise, so it needs classes: set "
+                    f"params.classes (e.g. [tabby, goldfish]) or a single config target"
+                )})
+                return
+            classes = [str(target)]
+        start = time.perf_counter()
+        try:
+            result = technique.synthesize(handle, classes)
+        except Exception as exc:
+            self.items.append({**base, "target": classes, "seconds": time.perf_counter() - start,
+                               "error": f"{type(exc).__name__}: {exc}"})
+            return
+        shown = []
+        outputs = zip(result.images, result.targets.tolist(), result.records)
+        for pixels, target_index, record in outputs:
+            name = handle.label(target_index)
+            item = {**base, "files": {}, "target": target_index, "target_label": name,
+                    "record": record, "seconds": record.get("seconds")}
+            slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
+            png = self.out / "images" / label / f"{target_index}_{slug}.png"
+            self._write_synthesized(item, png, pixels)
+            shown.append((f"{name} ({record['target_probability']:.2f})", _to_image(pixels)))
             self.items.append(item)
+        if self.config.figures:
+            snaps = result.metadata.get("snapshots")
+            frames = None
+            if snaps is not None:
+                kept = snaps["images"].permute(0, 1, 3, 4, 2).clamp(0, 1).numpy()
+                frames = (snaps["steps"], kept)
+            figure = self.out / "figures" / f"{label}.png"
+            class_visualization_figure(figure, shown, frames)
+            for item in self.items[-len(shown):]:
+                item["files"]["figure"] = self.rel(figure)
 
     def input_path(self, im: _Image) -> Path:
         return self.out / "inputs" / f"{im.source.key}.npy"
