@@ -158,6 +158,12 @@ def capture_layer(
     return LayerCapture(activations, gradients, logits.detach(), layout)
 
 
+def _outside_inference_mode(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Normal copies of tensors created under ``torch.inference_mode``, which autograd refuses
+    (called when the caller disabled gradients that way)."""
+    return tuple(t.clone() if t.is_inference() else t for t in tensors)
+
+
 def minmax(maps: Tensor) -> Tensor:
     """Scale each map ``[N, H, W]`` to ``[0, 1]`` as pytorch-grad-cam does (``eps`` 1e-7)."""
     flat = maps.flatten(1)
@@ -189,9 +195,7 @@ class LayerCam(Attributor):
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         with torch.inference_mode(False):
-            # Inputs created under torch.inference_mode cannot enter an autograd graph.
-            if inputs.is_inference():
-                inputs = inputs.clone()
+            inputs, targets = _outside_inference_mode(inputs, targets)
             maps = self.layer_maps(model, inputs, targets, context)
             return self.finish(maps, (inputs.shape[2], inputs.shape[3]))
 
@@ -456,8 +460,7 @@ class GuidedGradCam(LayerCam):
         from xai_core_plugins.gradients import relu_rule_gradients
 
         with torch.inference_mode(False):
-            if inputs.is_inference():
-                inputs = inputs.clone()
+            inputs, targets = _outside_inference_mode(inputs, targets)
             cam = self.finish(
                 self.layer_maps(model, inputs, targets, context), (inputs.shape[2], inputs.shape[3])
             )

@@ -33,7 +33,7 @@ FAMILIES = [
     ("pit_ti_224", {"img_size": 64}, 64, "transformers.2.blocks.3.norm1"),
     ("mixer_s32_224", {"img_size": 64}, 64, "norm"),
     ("resmlp_12_224", {"img_size": 64}, 64, "norm"),
-    ("swin_tiny_patch4_window7_224", {}, 224, "norm"),
+    ("swin_tiny_patch4_window7_224", {"img_size": 64, "window_size": 2}, 64, "norm"),
 ]
 
 
