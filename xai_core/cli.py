@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run an experiment config")
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument("--force", action="store_true", help="recompute items a previous run finished")
 
     p = sub.add_parser("explain", help="explain images with one or more methods")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="files, folders, globs, sample:NAME")
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="efficientnet_lite0", help="model name (xai list models)")
     p.add_argument("--target", default="predicted", help="class index or name (default: predicted)")
     p.add_argument("--out", default="outputs/explain", help="output directory")
+    p.add_argument("--force", action="store_true", help="recompute items a previous run finished")
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="key=value",
         help="any other config override, e.g. --set device=cuda",
@@ -143,7 +145,11 @@ def _list_models(registries: Any, pattern: str | None, indent: str) -> None:
 def _summary(result: Any) -> int:
     failed = result.failures
     total = len(result.items)
-    print(f"done: {total - len(failed)} of {total} item(s) succeeded, {len(failed)} failed")
+    skipped = result.results.get("summary", {}).get("skipped", 0)
+    print(
+        f"done: {total - len(failed)} of {total} item(s) succeeded, {len(failed)} failed"
+        + (f", {skipped} already done (skipped)" if skipped else "")
+    )
     for item in failed:
         print(f"  failed: {item['image']} / {item['label']}: {item['error']}")
     print(f"results: {result.output_dir / 'results.json'}")
@@ -153,12 +159,18 @@ def _summary(result: Any) -> int:
     return 1 if failed else 0
 
 
-def _cmd_run(config_path: str | None, overrides: Sequence[str], base: dict | None = None) -> int:
+def _cmd_run(
+    config_path: str | None, overrides: Sequence[str], base: dict | None = None, force=False
+) -> int:
     from .config import load_config
     from .run import run_experiment
 
     config = load_config(config_path if base is None else base, overrides)
-    return _summary(run_experiment(config, progress=_progress))
+    result = run_experiment(config, progress=_progress, force=force)
+    if "environment" not in result.results:
+        # A torchrun rank other than 0: rank 0 merges and reports for everyone.
+        return 1 if result.failures else 0
+    return _summary(result)
 
 
 def _cmd_benchmark(config_path: str, overrides: Sequence[str]) -> int:
@@ -186,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             return _cmd_list(args.what, args.pattern)
         if args.command == "run":
-            return _cmd_run(args.config, args.overrides)
+            return _cmd_run(args.config, args.overrides, force=args.force)
         if args.command == "benchmark":
             return _cmd_benchmark(args.config, args.overrides)
         if args.command == "config":
@@ -210,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "methods": [{"name": m} for m in args.method],
                 "output_dir": args.out,
             }
-            return _cmd_run(None, args.overrides, base)
+            return _cmd_run(None, args.overrides, base, force=args.force)
     except XaiError as exc:
         if args.debug:
             raise

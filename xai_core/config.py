@@ -100,6 +100,8 @@ class ExperimentConfig:
     seed: int = 0
     #: Images per batch for predictions and attributions.
     batch_size: int = 8
+    #: DataLoader worker processes that read and preprocess images (0: in the main process).
+    workers: int = 2
     #: Write PNG figures (per-method figure and the side-by-side grid).
     figures: bool = True
 
@@ -227,9 +229,10 @@ def _normalise_shorthand(cfg: DictConfig) -> None:
 
     Done before overrides so that ``methods.0.params.abs=false`` works on the shorthand too.
     """
-    methods = cfg.get("methods")
-    if isinstance(methods, ListConfig):
-        cfg.methods = [{"name": m} if isinstance(m, str) else m for m in methods]
+    for name in ("methods", "metrics"):
+        entries = cfg.get(name)
+        if isinstance(entries, ListConfig) and any(isinstance(m, str) for m in entries):
+            cfg[name] = [{"name": m} if isinstance(m, str) else m for m in entries]
     metrics = cfg.get("metrics")
     if isinstance(metrics, ListConfig):
         cfg.metrics = [{"name": m} if isinstance(m, str) else m for m in metrics]
@@ -268,6 +271,7 @@ def load_config(
         for text in overrides:
             key, value = _parse_override(text)
             _apply_override(cfg, key, value)
+            _normalise_shorthand(cfg)  # `methods=[saliency]` on the command line too
         raw = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(_omegaconf_message(exc, "")) from None
@@ -293,6 +297,8 @@ def _check_values(config: ExperimentConfig) -> None:
         )
     if config.batch_size < 1:
         raise ConfigError("bad config value at 'batch_size': must be at least 1")
+    if config.workers < 0:
+        raise ConfigError("bad config value at 'workers': must be 0 or more")
     for key in ("methods", "metrics"):
         labels = [m.label or m.name for m in getattr(config, key)]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})

@@ -1,7 +1,15 @@
-"""Input images: files, globs, folders, and the built-in sample photos (``sample:cat``).
+"""Input images: files, globs, folders, list files, and the built-in samples (``sample:cat``).
 
-The samples are the photos scikit-image ships in ``skimage/data``, so demos and tests need no
-network. This module finds and reads images; preprocessing belongs to the model handle.
+- A folder is searched recursively. When images sit in sub-folders (an ImageFolder-style tree,
+  ``root/<class>/<image>``), each image's ``label`` is its top sub-folder's name, which
+  ``target: label`` turns into the class to explain.
+- A ``.txt`` / ``.lst`` file lists one input per line (paths relative to the list file; blank
+  lines and ``#`` comments are ignored).
+- The samples are the photos scikit-image ships in ``skimage/data``, so demos and tests need no
+  network.
+
+This module finds and reads images (:class:`ImageDataset` does it in DataLoader workers);
+preprocessing belongs to the model handle.
 """
 
 from __future__ import annotations
@@ -12,15 +20,26 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError, UnknownNameError
+from .errors import InputError, UnknownNameError, XaiError
 
-__all__ = ["InputImage", "SAMPLES", "sample_path", "resolve_inputs", "load_image", "IMAGE_SUFFIXES"]
+__all__ = [
+    "InputImage",
+    "ImageDataset",
+    "SAMPLES",
+    "sample_path",
+    "resolve_inputs",
+    "load_image",
+    "IMAGE_SUFFIXES",
+    "LIST_SUFFIXES",
+]
 
 SAMPLE_PREFIX = "sample:"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+LIST_SUFFIXES = (".txt", ".lst")
 
 #: Sample name -> (file in skimage/data, description).
 SAMPLES: dict[str, tuple[str, str]] = {
@@ -41,11 +60,13 @@ SAMPLES: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class InputImage:
-    """One input: a unique, filesystem-safe ``key`` (used in output file names) and its path."""
+    """One input: a unique, filesystem-safe ``key`` (used in output file names), its path, and
+    its ImageFolder ``label`` (the class folder it sits in) when it has one."""
 
     key: str
     source: str
     path: Path
+    label: str | None = None
 
 
 def _skimage_data_dir() -> Path:
@@ -72,49 +93,66 @@ def _safe_key(text: str) -> str:
     return key[:80]
 
 
-def resolve_inputs(specs: list[str] | str) -> list[InputImage]:
-    """Expand files, globs, folders (recursively) and ``sample:NAME`` into a list of inputs.
+def _expand(spec: str, found: list[tuple[str, Path, str, str | None]], depth: int) -> None:
+    if spec.startswith(SAMPLE_PREFIX):
+        name = spec[len(SAMPLE_PREFIX) :]
+        found.append((spec, sample_path(name), name, None))
+        return
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not files:
+            raise InputError(f"folder {spec!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        for p in files:
+            relative = p.relative_to(path)
+            label = relative.parts[0] if len(relative.parts) > 1 else None
+            found.append((str(p), p, str(relative.with_suffix("")), label))
+    elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        if depth > 3:
+            raise InputError(f"list file {spec!r} nests list files too deeply")
+        for line in path.read_text().splitlines():
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                is_sample = entry.startswith(SAMPLE_PREFIX)
+                target = entry if is_sample or Path(entry).is_absolute() else str(path.parent / entry)
+                _expand(target, found, depth + 1)
+    elif path.is_file():
+        found.append((spec, path, path.stem, None))
+    elif glob.has_magic(spec):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not files:
+            raise InputError(f"pattern {spec!r} matches no files")
+        found.extend((str(p), p, p.stem, None) for p in files)
+    else:
+        raise InputError(
+            f"input {spec!r} is not a file, folder, glob, list file or sample; samples are "
+            f"written 'sample:NAME' ({', '.join(SAMPLES)})"
+        )
 
-    Every spec must match at least one image; keys are unique (a suffix is added on collision).
+
+def resolve_inputs(specs: list[str] | str) -> list[InputImage]:
+    """Expand files, globs, folders (recursively), list files and ``sample:NAME`` into inputs.
+
+    Every spec must match at least one file; keys are unique (a suffix is added on collision)
+    and safe as file names whatever the input names contain.
     """
     if isinstance(specs, str):
         specs = [specs]
-    found: list[tuple[str, Path, str]] = []
+    found: list[tuple[str, Path, str, str | None]] = []
     for spec in specs:
-        if spec.startswith(SAMPLE_PREFIX):
-            name = spec[len(SAMPLE_PREFIX) :]
-            found.append((spec, sample_path(name), name))
-            continue
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-            if not files:
-                raise InputError(f"folder {spec!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            found.extend((str(p), p, str(p.relative_to(path).with_suffix(""))) for p in files)
-        elif path.is_file():
-            found.append((spec, path, path.stem))
-        elif glob.has_magic(spec):
-            files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
-            if not files:
-                raise InputError(f"pattern {spec!r} matches no files")
-            found.extend((str(p), p, p.stem) for p in files)
-        else:
-            raise InputError(
-                f"input {spec!r} is not a file, folder, glob or sample; samples are written "
-                f"'sample:NAME' ({', '.join(SAMPLES)})"
-            )
+        _expand(spec, found, 0)
     images: list[InputImage] = []
     used: set[str] = set()
-    for source, path, stem in found:
+    for source, path, stem, label in found:
         key = base = _safe_key(stem)
         n = 1
         while key in used:
             n += 1
             key = f"{base}-{n}"
         used.add(key)
-        images.append(InputImage(key=key, source=source, path=path))
+        images.append(InputImage(key=key, source=source, path=path, label=label))
     return images
 
 
@@ -126,6 +164,8 @@ def load_image(path: str | Path) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.load()
+                # Photos from cameras and phones store their orientation separately.
+                image = ImageOps.exif_transpose(image)
                 return _to_rgb(image)
     except FileNotFoundError:
         raise InputError(f"image {str(path)!r} does not exist") from None
@@ -138,14 +178,46 @@ def load_image(path: str | Path) -> Image.Image:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         import numpy as np
 
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if array.max() > 255 else 255.0
+        if image.mode == "F" and array.max() <= 1.0:
+            top = 1.0
+        else:
+            top = 65535.0 if array.max() > 255 else 255.0
         image = Image.fromarray((array / top * 255).round().clip(0, 255).astype("uint8"))
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
+
+
+class ImageDataset:
+    """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [3,H,W] in [0,1], error)``.
+
+    Reading and preprocessing happen in DataLoader workers; an unreadable image yields
+    ``pixels=None`` and the error message instead of raising, so one bad file fails one item.
+    """
+
+    def __init__(self, images: list[InputImage], preprocessing: Any):
+        self.images = images
+        self.preprocessing = preprocessing
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
+        try:
+            image = load_image(self.images[index].path)
+            return index, self.preprocessing.to_pixels(image), None
+        except XaiError as exc:
+            return index, None, str(exc)
+        except Exception as exc:  # a broken decoder must not take the run down
+            return index, None, f"cannot read {self.images[index].source!r}: {type(exc).__name__}: {exc}"
+
+
+def collate_items(batch: list[tuple[int, Any, str | None]]) -> list[tuple[int, Any, str | None]]:
+    """Keep items as a list: some have no pixels (errors), sizes are checked later."""
+    return batch

@@ -40,6 +40,8 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Images more elongated than this are rejected rather than resized to gigapixels.
+MAX_ASPECT_RATIO = 20
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,15 @@ class Preprocessing:
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
 
+        width, height = image.size
+        if min(width, height) < 1 or max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+            from .errors import InputError
+
+            raise InputError(
+                f"image of {width}x{height} pixels has an aspect ratio beyond "
+                f"{MAX_ASPECT_RATIO}:1; resizing its short side to {self.resize_size} would "
+                "need an unreasonably large image. Crop it first."
+            )
         mode = InterpolationMode(self.interpolation)
         image = F.resize(image, self.resize_size, interpolation=mode)
         image = F.center_crop(image, list(self.input_size))

@@ -3,17 +3,22 @@
 Output layout under ``output_dir``::
 
     config.yaml                  the resolved config
-    results.json                 environment + one item per (image, method)
+    results.json                 environment, summary, and one item per (image, method)
     report.html                  the run as a static web page (``xai report`` rebuilds it)
     inputs/<image>.npy           the exact normalized input tensor each map was computed on
     inputs/<image>.png           the same input in pixel space (resized and cropped)
     maps/<image>/<method>.npy    attribution maps, float32 [H, W] at input resolution
     images/<image>/<method>.png  synthesized images (and .npy, float32 [3, H, W] in [0, 1])
     figures/<image>/<method>.png image | map | overlay
-    figures/grid.png             methods side by side per image
+    figures/grid.png             methods side by side for the first images
+    records/<image>/<method>.json  what finished (the resume ledger, see xai_core.ledger)
 
-Every file is written atomically. One failing image or method fails its items (``error`` in
-``results.json``), not the run.
+Runs scale to whole datasets: images are read and preprocessed in DataLoader workers and
+explained batch by batch; every file is written atomically and every finished item recorded, so
+running the same config again skips what is done and redoes what is missing or corrupt
+(``force`` redoes everything). One unreadable image or one failing technique call fails its
+items (``error`` in ``results.json``), never the run. Under ``torchrun`` the inputs are sharded
+over ranks and rank 0 merges the results (:mod:`xai_core.distributed`).
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ import torch
 
 from . import __version__
 from .config import ExperimentConfig, build_params, to_yaml
-from .errors import XaiError
+from .distributed import DistContext
+from .errors import TargetError, XaiError
 from .figures import attribution_figure, grid_figure
-from .inputs import InputImage, load_image, resolve_inputs
+from .inputs import ImageDataset, InputImage, collate_items, resolve_inputs
 from .io import write_json, write_npy, write_png, write_text
+from .ledger import Ledger, fingerprint, remove_stale_temporaries
 from .metrics import Metric, build_metrics, score_items, write_metrics_table
 from .models import ModelHandle, load_model
 from .plugins import get_registries, loaded_plugins
@@ -44,7 +51,12 @@ from .report import build_report
 from .targets import resolve_targets
 from .techniques import Attributor, Synthesizer, Technique
 
-__all__ = ["run_experiment", "RunResult", "environment", "resolve_device"]
+__all__ = ["run_experiment", "RunResult", "environment", "resolve_device", "GRID_ROWS"]
+
+#: The side-by-side grid shows at most this many images (the report shows them all).
+GRID_ROWS = 12
+#: Record key of synthesizers that run once per run rather than once per image.
+RUN_KEY = "_run"
 
 
 @dataclass
@@ -66,6 +78,7 @@ class RunResult:
 @dataclass
 class _Image:
     source: InputImage
+    index: int = 0
     pixels: torch.Tensor | None = None  # [3, H, W] in [0, 1]
     inputs: torch.Tensor | None = None  # normalized [3, H, W]
     error: str | None = None
@@ -73,9 +86,12 @@ class _Image:
     target: int | None = None
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    """``auto`` is this rank's GPU when there is one, else the CPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise XaiError(f"device {device!r} was asked for but CUDA is not available; use device=cpu")
     return torch.device(device)
@@ -108,52 +124,78 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load_images(sources: list[InputImage], handle: ModelHandle) -> list[_Image]:
-    images = []
-    for source in sources:
-        item = _Image(source)
-        try:
-            item.pixels = handle.preprocessing.to_pixels(load_image(source.path))
-            item.inputs = handle.normalize(item.pixels)
-        except XaiError as exc:
-            item.error = str(exc)
-        images.append(item)
-    return images
-
-
-def _predict(images: list[_Image], handle: ModelHandle, device: torch.device, batch: int) -> None:
+def _predict(images: list[_Image], handle: ModelHandle, device: torch.device) -> None:
     ok = [im for im in images if im.error is None]
-    for start in range(0, len(ok), batch):
-        chunk = ok[start : start + batch]
-        x = torch.stack([im.inputs for im in chunk]).to(device)
-        with torch.no_grad():
-            probs = handle.module(x).softmax(dim=1).cpu()
-        for im, p in zip(chunk, probs):
-            top = int(p.argmax())
-            im.prediction = {
-                "predicted": top,
-                "predicted_label": handle.label(top),
-                "predicted_probability": float(p[top]),
-                "probabilities": p,
-            }
+    if not ok:
+        return
+    x = torch.stack([im.inputs for im in ok]).to(device)
+    with torch.no_grad():
+        probs = handle.module(x).softmax(dim=1).cpu()
+    for im, p in zip(ok, probs):
+        top = int(p.argmax())
+        im.prediction = {
+            "predicted": top,
+            "predicted_label": handle.label(top),
+            "predicted_probability": float(p[top]),
+            "probabilities": p,
+        }
 
 
-def _assign_targets(images: list[_Image], target: Any, handle: ModelHandle) -> None:
-    if isinstance(target, list) and len(target) != len(images):
-        raise XaiError(
-            f"config 'target' lists {len(target)} targets for {len(images)} inputs; give one per "
-            "input or a single target"
-        )
-    for i, im in enumerate(images):
-        wanted = target[i] if isinstance(target, list) else target
+def _wanted_target(target: Any, im: _Image, count: int) -> Any:
+    if isinstance(target, list):
+        if len(target) != count:
+            raise XaiError(
+                f"config 'target' lists {len(target)} targets for {count} inputs; give one per "
+                "input or a single target"
+            )
+        return target[im.index]
+    if isinstance(target, str) and target.strip().lower() == "label":
+        if im.source.label is None:
+            raise TargetError(
+                f"target 'label' needs ImageFolder-style inputs (root/<class>/<image>); "
+                f"{im.source.source!r} is not in a class folder"
+            )
+        return _imagenet_wnid(im.source.label)
+    return target
+
+
+def _imagenet_wnid(label: str) -> str:
+    """ImageNet folders are often named by WordNet id (n02123159); map those to class names."""
+    if len(label) == 9 and label[0] == "n" and label[1:].isdigit():
+        try:
+            from timm.data import ImageNetInfo
+
+            info = ImageNetInfo()
+            return str(info.label_names().index(label))
+        except (ImportError, ValueError):
+            return label
+    return label
+
+
+def _assign_targets(images: list[_Image], target: Any, handle: ModelHandle, count: int) -> None:
+    for im in images:
         if im.error is not None:
             continue
+        wanted = _wanted_target(target, im, count)
         probabilities = im.prediction["probabilities"][None]
-        im.target = int(resolve_targets(wanted, 1, handle, lambda p=probabilities: p)[0])
+        try:
+            im.target = int(resolve_targets(wanted, 1, handle, lambda p=probabilities: p)[0])
+        except TargetError as exc:
+            if isinstance(target, str) and target.strip().lower() == "label":
+                im.error = f"folder label {im.source.label!r}: {exc}"
+            else:
+                raise
 
 
 def _to_image(pixels: torch.Tensor) -> np.ndarray:
     return pixels.permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def _safe_label(label: str) -> str:
+    """A method label as a file name: no separators, no parent references."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "method"
 
 
 class _Run:
@@ -162,8 +204,8 @@ class _Run:
         self.out = Path(config.output_dir)
         self.say = progress or (lambda _msg: None)
         self.items: list[dict[str, Any]] = []
-        self.maps: dict[tuple[int, int], np.ndarray] = {}
         self.metrics: list[tuple[str, Metric]] = []
+        self.rank = 0
 
     def rel(self, path: Path) -> str:
         return str(path.relative_to(self.out))
@@ -172,6 +214,7 @@ class _Run:
         item: dict[str, Any] = {
             "image": im.source.source,
             "key": im.source.key,
+            "index": im.index,
             "model": handle.name,
             "method": technique.name,
             "kind": technique.kind,
@@ -185,13 +228,13 @@ class _Run:
                 {k: v for k, v in im.prediction.items() if k != "probabilities"},
                 target_probability=float(probs[im.target]) if im.target is not None else None,
             )
-        item.update(seconds=None, files={}, error=im.error)
+        item.update(seconds=None, files={}, error=im.error, rank=self.rank)
         return item
 
     def run_attributor(
-        self, column: int, label: str, technique: Attributor, images: list[_Image], handle, device
+        self, label: str, technique: Attributor, images: list[_Image], handle, device
     ) -> None:
-        ok = [(i, im) for i, im in enumerate(images) if im.error is None]
+        ok = [im for im in images if im.error is None]
         batch = self.config.batch_size
         for start in range(0, len(ok), batch):
             chunk = ok[start : start + batch]
@@ -199,13 +242,13 @@ class _Run:
             scores = score_items(
                 self.metrics,
                 handle,
-                [im.inputs for _, im in chunk],
+                [im.inputs for im in chunk],
                 [result for result, _, _ in results],
-                [im.target for _, im in chunk],
+                [im.target for im in chunk],
                 attributor=technique,
                 seed=self.config.seed,
             )
-            for (row, im), (result, seconds, error), scored in zip(chunk, results, scores):
+            for im, (result, seconds, error), scored in zip(chunk, results, scores):
                 item = self.base_item(im, label, technique, handle)
                 item["seconds"] = seconds
                 if error is not None:
@@ -221,7 +264,6 @@ class _Run:
                         title = f"{label}: {item['target_label']} (target {im.target})"
                         attribution_figure(fig_path, _to_image(im.pixels), saliency, title)
                         item["files"]["figure"] = self.rel(fig_path)
-                    self.maps[(row, column)] = saliency
                 item.update(scored)
                 self.items.append(item)
         for im in images:
@@ -230,8 +272,8 @@ class _Run:
 
     def _attribute_chunk(self, technique: Attributor, chunk, handle, device):
         """Maps for a chunk in one batch; if the batch fails, item by item to isolate failures."""
-        x = torch.stack([im.inputs for _, im in chunk]).to(device)
-        targets = [im.target for _, im in chunk]
+        x = torch.stack([im.inputs for im in chunk]).to(device)
+        targets = [im.target for im in chunk]
         start = time.perf_counter()
         try:
             attribution = technique.attribute(handle, x, targets)
@@ -365,22 +407,81 @@ class _Run:
         return self.out / "inputs" / f"{im.source.key}.npy"
 
 
+def _loader(sources: list[InputImage], handle: ModelHandle, config: ExperimentConfig):
+    from torch.utils.data import DataLoader
+
+    workers = max(0, config.workers)
+    return DataLoader(
+        ImageDataset(sources, handle.preprocessing),
+        batch_size=config.batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_items,
+        worker_init_fn=_quiet_worker if workers else None,
+        persistent_workers=False,
+        prefetch_factor=2 if workers else None,
+    )
+
+
+def _quiet_worker(_worker_id: int) -> None:
+    # Workers only decode and resize images; one thread each leaves the cores to the model.
+    torch.set_num_threads(1)
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc="explaining", disable=None if enabled else True,
+                dynamic_ncols=True)
+
+
 def run_experiment(
-    config: ExperimentConfig, progress: Callable[[str], None] | None = None
+    config: ExperimentConfig,
+    progress: Callable[[str], None] | None = None,
+    *,
+    force: bool = False,
 ) -> RunResult:
-    """Run ``config`` (already validated by :func:`xai_core.config.load_config`)."""
+    """Run ``config`` (validated by :func:`xai_core.config.load_config`).
+
+    :param force: recompute every item even if a previous run recorded it as done.
+    """
     run = _Run(config, progress)
     techniques = get_registries().techniques
     methods: list[tuple[str, Technique]] = []
     for i, method in enumerate(config.methods):
         cls = techniques.get(method.name)
         params = build_params(cls.Params, method.params, where=f"methods[{i}].params")
-        methods.append((method.label or method.name, cls(params)))
+        methods.append((_safe_label(method.label or method.name), cls(params)))
     run.metrics = build_metrics(config.metrics)
     if not config.inputs:
         raise XaiError("the config lists no inputs; set `inputs` (files, folders, globs, sample:NAME)")
     sources = resolve_inputs(list(config.inputs))
-    device = resolve_device(config.device)
+    dist = DistContext.from_env(config.device)
+    run.rank = dist.rank
+    try:
+        return _run(run, config, methods, sources, dist, force)
+    finally:
+        dist.close()
+
+
+def _settings(config: ExperimentConfig, label: str, technique: Technique, target: Any) -> str:
+    return fingerprint(
+        dataclasses.asdict(config.model), technique.name, dataclasses.asdict(technique.params),
+        label, target, config.seed, config.figures,
+        [dataclasses.asdict(m) for m in config.metrics],
+    )
+
+
+def _run(run: _Run, config, methods, sources, dist: DistContext, force: bool) -> RunResult:
+    device = resolve_device(config.device, dist.local_rank)
+    ledger = Ledger(run.out)
+    if dist.is_main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run.out)
+        if force:
+            ledger.clear()
+        write_text(run.out / "config.yaml", to_yaml(config))
+    dist.barrier()
     _seed(config.seed)
     run.say(f"loading model {config.model.name}")
     handle = load_model(
@@ -390,63 +491,165 @@ def run_experiment(
         device=device,
         **config.model.options,
     )
-    images = _load_images(sources, handle)
-    _predict(images, handle, device, config.batch_size)
-    _assign_targets(images, config.target, handle)
-    run.out.mkdir(parents=True, exist_ok=True)
-    write_text(run.out / "config.yaml", to_yaml(config))
-    for im in images:
-        if im.error is None:
-            write_npy(run.input_path(im), im.inputs.numpy().astype(np.float32))
-            write_png(run.input_path(im).with_suffix(".png"), im.pixels)
-    started = time.time()
-    attribution_columns: list[str] = []
-    for label, technique in methods:
-        run.say(f"{label}: {len([im for im in images if im.error is None])} image(s)")
-        _seed(config.seed)
-        if isinstance(technique, Attributor):
-            attribution_columns.append(label)
-            run.run_attributor(
-                len(attribution_columns) - 1, label, technique, images, handle, device
-            )
-        else:
-            run.run_synthesizer(label, technique, images, handle, device)
-        _write_results(run, handle, device, started, final=False)
-    if config.figures and attribution_columns:
-        rows = [
-            (
-                f"{im.source.key}: {im.prediction.get('predicted_label', '?')} "
-                f"({im.prediction.get('predicted_probability', 0):.2f})",
-                _to_image(im.pixels),
-            )
-            for im in images
-            if im.error is None
+    per_image = [(label, t) for label, t in methods if getattr(t, "uses_images", True)]
+    per_run = [(label, t) for label, t in methods if not getattr(t, "uses_images", True)]
+    indexed = list(enumerate(sources))
+    mine = dist.shard(indexed)
+
+    def settings(label: str, technique: Technique, index: int) -> str:
+        target = config.target[index] if isinstance(config.target, list) else config.target
+        return _settings(config, label, technique, target)
+
+    todo: list[tuple[int, InputImage]] = []
+    skipped = 0
+    for index, source in mine:
+        missing = [
+            label for label, t in per_image
+            if ledger.done(source.key, label, settings(label, t, index)) is None
         ]
-        ok_rows = [i for i, im in enumerate(images) if im.error is None]
-        remap = {old: new for new, old in enumerate(ok_rows)}
-        cells = {(remap[r], c): m for (r, c), m in run.maps.items()}
-        if rows:
-            grid_figure(run.out / "figures" / "grid.png", rows, attribution_columns, cells)
-    results = _write_results(run, handle, device, started, final=True)
+        skipped += len(per_image) - len(missing)
+        if missing:
+            todo.append((index, source))
+    if skipped:
+        run.say(f"skipped {skipped} item(s) already done (use --force to redo them)")
+    started = time.time()
+    bar = _progress_bar(len(todo), enabled=dist.is_main)
+    loader = _loader([source for _, source in todo], handle, config)
+    for batch in loader:
+        images = []
+        for local, pixels, error in batch:
+            index, source = todo[local]
+            im = _Image(source, index=index, error=error)
+            if pixels is not None:
+                im.pixels = pixels
+                im.inputs = handle.normalize(pixels)
+            images.append(im)
+        _explain_batch(
+            run, config, per_image, images, handle, device, ledger, settings, len(sources)
+        )
+        bar.update(len(images))
+    bar.close()
+    for label, technique in per_run:
+        if dist.is_main:
+            key_settings = _settings(config, label, technique, config.target)
+            if force or ledger.done(RUN_KEY, label, key_settings) is None:
+                before = len(run.items)
+                _seed(config.seed)
+                run._synthesize_classes(label, technique, list(
+                    str(c) for c in getattr(technique.params, "classes", None) or []
+                ), handle, device)
+                ledger.write(RUN_KEY, label, run.items[before:], key_settings)
+            else:
+                skipped += 1
+    failed_here = sum(1 for item in run.items if item.get("error"))
+    skipped = dist.sum(skipped)
+    dist.barrier()
+    if not dist.is_main:
+        return RunResult(run.out, {"items": run.items, "summary": {"failed": failed_here}})
+    items = _merge(ledger, sources, methods)
+    results = _write_results(run, items, handle, device, started, skipped)
+    if config.figures:
+        _grid(run.out, items, [label for label, t in methods if isinstance(t, Attributor)])
     build_report(run.out)
     return RunResult(run.out, results)
 
 
-def _write_results(run: _Run, handle, device, started: float, final: bool) -> dict[str, Any]:
-    failed = sum(1 for item in run.items if item.get("error"))
+def _explain_batch(
+    run: _Run, config, per_image, images, handle, device, ledger, settings, count: int
+) -> None:
+    """Predict, pick targets, write inputs, then apply every method still to do on these images."""
+    _predict(images, handle, device)
+    _assign_targets(images, config.target, handle, count)
+    for im in images:
+        if im.error is None:
+            write_npy(run.input_path(im), im.inputs.numpy().astype(np.float32))
+            write_png(run.input_path(im).with_suffix(".png"), im.pixels)
+    for label, technique in per_image:
+        pending = [
+            im for im in images
+            if ledger.done(im.source.key, label, settings(label, technique, im.index)) is None
+        ]
+        if not pending:
+            continue
+        _seed(config.seed)
+        before = len(run.items)
+        if isinstance(technique, Attributor):
+            run.run_attributor(label, technique, pending, handle, device)
+        else:
+            run.run_synthesizer(label, technique, pending, handle, device)
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for item in run.items[before:]:
+            by_key.setdefault(item["key"], []).append(item)
+        for im in pending:
+            ledger.write(
+                im.source.key, label, by_key.get(im.source.key, []),
+                settings(label, technique, im.index),
+            )
+
+
+def _merge(ledger: Ledger, sources: list[InputImage], methods) -> list[dict[str, Any]]:
+    """Every rank's recorded items for this run's inputs and methods, in input-then-method order."""
+    items: list[dict[str, Any]] = []
+    for source in sources:
+        for label, technique in methods:
+            if getattr(technique, "uses_images", True):
+                items.extend(ledger.items(source.key, label))
+    for label, technique in methods:
+        if not getattr(technique, "uses_images", True):
+            items.extend(ledger.items(RUN_KEY, label))
+    return items
+
+
+def _grid(out: Path, items: list[dict[str, Any]], labels: list[str]) -> None:
+    """The side-by-side figure for the first :data:`GRID_ROWS` images, from the files on disk."""
+    if not labels:
+        return
+    keys: list[str] = []
+    first: dict[str, dict[str, Any]] = {}
+    cells: dict[tuple[int, int], np.ndarray] = {}
+    for item in items:
+        key = item.get("key")
+        if key is None or item.get("kind") != "attributor":
+            continue
+        if key not in first:
+            if len(keys) >= GRID_ROWS or not (out / "inputs" / f"{key}.png").is_file():
+                continue
+            keys.append(key)
+            first[key] = item
+        if "map" in item.get("files", {}) and item["label"] in labels:
+            cell = (keys.index(key), labels.index(item["label"]))
+            cells[cell] = np.load(out / item["files"]["map"])
+    if not keys:
+        return
+    from PIL import Image
+
+    rows = []
+    for key in keys:
+        item = first[key]
+        with Image.open(out / "inputs" / f"{key}.png") as photo:
+            pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
+        title = f"{key}: {item.get('predicted_label', '?')}"
+        rows.append((f"{title} ({item.get('predicted_probability') or 0:.2f})", pixels))
+    grid_figure(out / "figures" / "grid.png", rows, labels, cells)
+
+
+def _write_results(
+    run: _Run, items, handle, device, started: float, skipped: int
+) -> dict[str, Any]:
+    failed = sum(1 for item in items if item.get("error"))
     results = {
         "environment": environment(device),
         "model": {"name": handle.name, **handle.info},
         "config": dataclasses.asdict(run.config),
-        "complete": final,
+        "complete": True,
         "seconds": time.time() - started,
-        "summary": {"items": len(run.items), "failed": failed},
-        "items": run.items,
+        "summary": {"items": len(items), "failed": failed, "skipped": skipped},
+        "items": items,
     }
-    if final and (run.out / "figures" / "grid.png").is_file():
+    if run.config.figures and any(i.get("kind") == "attributor" for i in items):
         results["grid"] = "figures/grid.png"
-    if final and run.metrics:
-        results["metrics"] = write_metrics_table(run.out, run.items, run.metrics)
+    if run.metrics:
+        results["metrics"] = write_metrics_table(run.out, items, run.metrics)
         results["metrics_table"] = "metrics.md"
     write_json(run.out / "results.json", results)
     return results
