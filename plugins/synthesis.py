@@ -513,3 +513,7 @@ def register_synthesizers(register):
     register(FGSM)
     register(PGD)
     register(ClassVisualization)
+    # Imported here: that module builds on the helpers above.
+    from .feature_visualization import FeatureVisualization
+
+    register(FeatureVisualization)

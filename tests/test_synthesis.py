@@ -322,3 +322,69 @@ def test_runner_explains_missing_classes(tmp_path):
     config.methods = [MethodConfig(name="class_visualization", params={"steps": 1})]
     (item,) = run_experiment(config).items
     assert "needs classes" in item["error"]
+
+
+# --- Lucid-style feature visualization ---------------------------------------------------------
+
+
+def test_feature_visualization_objectives_are_deterministic(tiny_resnet):
+    fv = xai_core.get_synthesizer(
+        "feature_visualization", steps=3, image_size=40,
+        objective="class + 0.5*channel:layer3:4 + neuron:layer2:1:2:2", record_every=3,
+    )
+    first = fv.synthesize(tiny_resnet, [1, 2])
+    assert first.images.shape == (2, 3, 40, 40)
+    assert 0 < first.images.min() and first.images.max() < 1  # a sigmoid's open interval
+    assert torch.equal(fv.synthesize(tiny_resnet, [1, 2]).images, first.images)
+    assert first.metadata["snapshots"]["images"].shape == (1, 2, 3, 40, 40)
+    assert first.records[0]["objective"] == "class + 0.5*channel:layer3:4 + neuron:layer2:1:2:2"
+    assert not any(m._forward_hooks for m in tiny_resnet.module.modules())
+    other = xai_core.get_synthesizer("feature_visualization", steps=3, image_size=40, seed=1)
+    assert not torch.equal(other.synthesize(tiny_resnet, [1, 2]).images, first.images)
+
+
+def test_feature_visualization_raises_a_channel(tiny_resnet):
+    from xai_core_plugins.feature_visualization import FourierImage
+
+    layer = dict(tiny_resnet.module.named_modules())["layer3.0.conv1"]
+    seen = {}
+    hook = layer.register_forward_hook(lambda _m, _i, out: seen.update(out=out))
+
+    def mean_channel(images):
+        with torch.no_grad():
+            tiny_resnet.module(tiny_resnet.normalize(images))
+        return seen["out"][:, 5].mean().item()
+
+    start = FourierImage(1, (48, 48), generator=torch.Generator().manual_seed(0))().detach()
+    fv = xai_core.get_synthesizer("feature_visualization", steps=15, image_size=48,
+                                  objective="channel:layer3.0.conv1:5", transforms=False)
+    result = fv.synthesize(tiny_resnet, 0)
+    try:
+        assert mean_channel(result.images) > mean_channel(start) + 0.1
+    finally:
+        hook.remove()
+
+
+def test_objective_algebra_and_parsing():
+    from xai_core_plugins.feature_visualization import channel, class_logit, parse_objective
+
+    acts = {"a": torch.arange(24.0).view(1, 2, 3, 4).repeat(2, 1, 1, 1)}
+    logits = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    targets = torch.tensor([2, 0])
+    combined = 2 * class_logit() + channel("a", 1)
+    expected = 2 * torch.tensor([3.0, 4.0]) + torch.arange(12.0, 24.0).mean()
+    torch.testing.assert_close(combined(acts, logits, targets), expected)
+    neuron = parse_objective("neuron:a:0")  # centre of a 3x4 map: row 1, column 2
+    torch.testing.assert_close(neuron(acts, logits, targets), torch.tensor([6.0, 6.0]))
+    assert parse_objective("-1*class:1")(acts, logits, targets).tolist() == [-2.0, -5.0]
+    for bad in ("", "class +", "channel:a", "3x*class", "pixel:a:1"):
+        with pytest.raises(ConfigError):
+            parse_objective(bad)
+    with pytest.raises(xai_core.XaiError, match="2 channels"):
+        channel("a", 7)(acts, logits, targets)
+
+
+def test_feature_visualization_unknown_layer_is_a_clear_error(tiny_resnet):
+    fv = xai_core.get_synthesizer("feature_visualization", steps=1, objective="channel:layr3:0")
+    with pytest.raises(xai_core.XaiError, match="layr3"):
+        fv.synthesize(tiny_resnet, 0)
