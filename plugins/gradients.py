@@ -9,18 +9,42 @@ building blocks (class scores, channel reductions) in :mod:`xai_core.gradients`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from xai_core.gradients import class_scores
+from xai_core import Attributor, hookimpl
+from xai_core.errors import ConfigError
+from xai_core.gradients import REDUCTIONS, class_scores, input_gradients, reduce_channels
+from xai_core.models import Preprocessing
 from xai_core.module_hooks import HookRecorder
+from xai_core.techniques import AttributionContext
 
-__all__ = ["RELU_RULES", "guided_relu", "guided_relu_hooks", "relu_rule_gradients"]
+__all__ = [
+    "RELU_RULES",
+    "IG_METHODS",
+    "IG_BASELINES",
+    "NOISE_TYPES",
+    "guided_relu",
+    "guided_relu_hooks",
+    "relu_rule_gradients",
+    "quadrature",
+    "ig_baseline",
+    "GradientAttributor",
+    "GuidedBackprop",
+    "Deconvnet",
+    "GradientXInput",
+    "IntegratedGradients",
+    "NoiseTunnel",
+]
 
 #: Backward rules for ReLUs: ``guided`` (Springenberg et al. 2015) passes a gradient only where it
 #: is positive *and* the forward input was positive; ``deconvnet`` (Zeiler and Fergus 2014) passes
@@ -33,8 +57,9 @@ class _RuleRelu(torch.autograd.Function):
     whose backward applies one of :data:`RELU_RULES`."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, call: Callable[[], Tensor], upper: float | None, inplace: bool,
-                rule: str) -> Tensor:
+    def forward(
+        ctx, x: Tensor, call: Callable[[], Tensor], upper: float | None, inplace: bool, rule: str
+    ) -> Tensor:
         out = call()
         if inplace:
             ctx.mark_dirty(x)
@@ -71,8 +96,8 @@ def _relu_call(func: Any, args: tuple, kwargs: dict, relu6: bool):
         return args[0], 6.0, bool(inplace)
     if func in (F.hardtanh, F.hardtanh_):
         names = ("input", "min_val", "max_val", "inplace")
-        bound = {**{"min_val": -1.0, "max_val": 1.0, "inplace": func is F.hardtanh_},
-                 **dict(zip(names, args)), **kwargs}
+        defaults = {"min_val": -1.0, "max_val": 1.0, "inplace": func is F.hardtanh_}
+        bound = {**defaults, **dict(zip(names, args)), **kwargs}
         if bound["min_val"] == 0 and bound["max_val"] > 0:
             return bound["input"], float(bound["max_val"]), bool(bound["inplace"])
     return None
@@ -128,9 +153,16 @@ def guided_relu_hooks(
         grads = input_gradients(model, inputs, targets)   # guided backprop gradients
     """
     mode = guided_relu(rule, relu6)
-    hooks.forward_pre(model, lambda *_: mode.__enter__())
+
+    def enter(*_: Any) -> None:
+        mode.__enter__()
+
+    def leave(*_: Any) -> None:
+        mode.__exit__(None, None, None)
+
+    hooks.forward_pre(model, enter)
     # always_call: the mode is popped even when the forward pass raises.
-    hooks.forward(model, lambda *_: mode.__exit__(None, None, None), always_call=True)
+    hooks.forward(model, leave, always_call=True)
 
 
 def relu_rule_gradients(
@@ -144,3 +176,420 @@ def relu_rule_gradients(
     (grad,) = torch.autograd.grad(scores.sum(), x)
     return grad
 
+
+
+# --- attributors ---------------------------------------------------------------------------------
+
+
+def _reduction(default: str) -> Any:
+    return field(default=default, metadata={"choices": REDUCTIONS})
+
+
+class GradientAttributor(Attributor):
+    """An attributor built on a per-channel attribution ``[N, C, H, W]`` at input resolution.
+
+    Subclasses implement :meth:`input_attributions` (what Captum's counterpart returns, signed and
+    per channel) and keep the ``abs`` and ``reduction`` parameters, which :meth:`finish` applies:
+    absolute values or not, then one of :data:`xai_core.gradients.REDUCTIONS` over channels. Each
+    method documents its default; ``sum`` is the one under which attributions add up to the score
+    (integrated gradients' completeness). ``noise_tunnel`` averages :meth:`input_attributions` over
+    noisy copies and finishes once, as Captum's ``NoiseTunnel`` does before a reduction.
+    """
+
+    @dataclass
+    class Params:
+        #: Absolute values before the reduction; ``false`` keeps the sign.
+        abs: bool = False
+        #: Reduction over colour channels (``max`` keeps the largest-magnitude value, signed).
+        reduction: str = _reduction("sum")
+
+    def input_attributions(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        """Per-channel attributions ``[N, C, H, W]`` for ``inputs`` and ``targets``."""
+        raise NotImplementedError
+
+    def finish(self, attributions: Tensor) -> Tensor:
+        """``[N, C, H, W]`` -> the map ``[N, H, W]``: ``abs`` (if set), then ``reduction``."""
+        if self.params.abs:
+            attributions = attributions.abs()
+        return reduce_channels(attributions, self.params.reduction)
+
+    def compute(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        return self.finish(self.input_attributions(model, inputs, targets, context))
+
+
+class _ReluRuleAttributor(GradientAttributor):
+    rule = "guided"
+
+    @dataclass
+    class Params(GradientAttributor.Params):
+        #: Absolute values before the reduction, as for saliency maps.
+        abs: bool = True
+        #: ``max`` of absolute values over channels by default, as for saliency maps.
+        reduction: str = _reduction("max")
+        #: Apply the rule to clipped ReLUs (ReLU6, as in EfficientNet-Lite) too; Captum's
+        #: implementation only sees ``nn.ReLU`` modules (``false`` gives its results there).
+        relu6: bool = True
+
+    def input_attributions(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        return relu_rule_gradients(model, inputs, targets, self.rule, self.params.relu6)
+
+
+class GuidedBackprop(_ReluRuleAttributor):
+    """Guided backpropagation: the input gradient with every ReLU passing back only positive
+    gradients, and only where its forward input was positive."""
+
+    name = "guided_backprop"
+    summary = "input gradient, passing only positive gradients back through active ReLUs"
+    paper = "Springenberg, Dosovitskiy, Brox, Riedmiller 2015, arXiv:1412.6806"
+    rule = "guided"
+
+
+class Deconvnet(_ReluRuleAttributor):
+    """Deconvnet: the input gradient with every ReLU passing back only positive gradients,
+    wherever its forward input was."""
+
+    name = "deconvnet"
+    summary = "input gradient, passing only positive gradients back through every ReLU"
+    paper = "Zeiler, Fergus 2014, arXiv:1311.2901"
+    rule = "deconvnet"
+
+
+class GradientXInput(GradientAttributor):
+    """Gradient x input: the input gradient times the input, summed over channels by default."""
+
+    name = "gradient_x_input"
+    summary = "input gradient times the input (signed, sum over channels)"
+    paper = "Shrikumar, Greenside, Shcherbina, Kundaje 2016, arXiv:1605.01713"
+
+    def input_attributions(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        return input_gradients(model, inputs, targets) * inputs
+
+
+#: Integration rules with Captum's names. ``riemann_trapezoid`` is the trapezoid rule proper
+#: (weights ``1/(steps-1)``, halved at both ends, summing to 1); Captum's weights are ``1/steps``
+#: there, so its sums are ``(steps-1)/steps`` of these.
+IG_METHODS = (
+    "gausslegendre",
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+    "riemann_trapezoid",
+)
+
+#: Named baselines: ``black`` pixels (0 before normalization), ``zeros`` in normalized space,
+#: ``blur`` (the input under a Gaussian blur of ``blur_sigma`` pixels), ``uniform`` noise pixels.
+IG_BASELINES = ("black", "zeros", "blur", "uniform")
+
+
+def quadrature(method: str, steps: int) -> tuple[Tensor, Tensor]:
+    """Points ``alpha_k`` in ``[0, 1]`` and weights ``w_k`` of ``method`` with ``steps`` points:
+    ``integral_0^1 f(a) da ~ sum_k w_k f(alpha_k)``. Both float32 ``[steps]``."""
+    n = steps
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(n)
+        alphas, weights = torch.from_numpy(0.5 * (1 + nodes)), torch.from_numpy(0.5 * weights)
+    elif method in IG_METHODS:
+        if n < 2:
+            raise ConfigError(f"integrated gradients with {method} needs steps >= 2, not {n}")
+        ends = {
+            "riemann_left": (0, 1 - 1 / n),
+            "riemann_right": (1 / n, 1),
+            "riemann_middle": (1 / (2 * n), 1 - 1 / (2 * n)),
+            "riemann_trapezoid": (0, 1),
+        }[method]
+        alphas = torch.linspace(*ends, n)
+        weights = torch.full((n,), 1 / n, dtype=torch.float64)
+        if method == "riemann_trapezoid":
+            weights = torch.full((n,), 1 / (n - 1), dtype=torch.float64)
+            weights[[0, -1]] /= 2
+    else:
+        raise ConfigError(
+            f"unknown integration method {method!r}; use one of {', '.join(IG_METHODS)}"
+        )
+    return alphas.float(), weights.float()
+
+
+def ig_baseline(
+    kind: str,
+    inputs: Tensor,
+    preprocessing: Preprocessing,
+    blur_sigma: float = 10.0,
+    seed: int = 0,
+) -> Tensor:
+    """A named baseline (one of :data:`IG_BASELINES`) for normalized ``inputs [N, 3, H, W]``,
+    normalized the same way, ``[N, 3, H, W]``.
+
+    ``uniform`` draws one noise image from ``seed`` and uses it for every item, so that an item's
+    baseline does not depend on the rest of the batch.
+    """
+    if kind == "zeros":
+        return torch.zeros_like(inputs)
+    if kind == "black":
+        return preprocessing.normalize(torch.zeros_like(inputs))
+    if kind == "uniform":
+        pixels = torch.rand(inputs.shape[1:], generator=torch.Generator().manual_seed(seed))
+        return preprocessing.normalize(pixels.to(inputs)).expand_as(inputs)
+    if kind == "blur":
+        from torchvision.transforms.functional import gaussian_blur
+
+        # Reflect padding needs a radius below the image size.
+        radius = min(math.ceil(3 * blur_sigma), min(inputs.shape[-2:]) - 1)
+        return gaussian_blur(inputs, [2 * radius + 1] * 2, [blur_sigma] * 2)
+    raise ConfigError(f"unknown baseline {kind!r}; use one of {', '.join(IG_BASELINES)} or a file")
+
+
+def _chunks(total: int, size: int) -> range:
+    return range(0, total, size)
+
+
+def path_gradients(
+    model: nn.Module,
+    inputs: Tensor,
+    baselines: Tensor,
+    targets: Tensor,
+    alphas: Tensor,
+    weights: Tensor,
+    batch_size: int,
+) -> Tensor:
+    """``sum_k w_k * grad F_target(b + alpha_k (x - b))`` per item, ``[N, C, H, W]``.
+
+    The ``steps x N`` path points are built and differentiated ``batch_size`` at a time
+    (step-major, as Captum orders them), so memory is bounded by ``batch_size`` whatever the
+    number of steps.
+    """
+    n = inputs.shape[0]
+    delta = inputs - baselines
+    total = torch.zeros_like(inputs)
+    rows = len(alphas) * n
+    for start in _chunks(rows, batch_size):
+        row = torch.arange(start, min(start + batch_size, rows), device=inputs.device)
+        step, item = row // n, row % n
+        points = baselines[item] + alphas[step].view(-1, 1, 1, 1) * delta[item]
+        grads = input_gradients(model, points, targets[item])
+        total.index_add_(0, item, grads * weights[step].view(-1, 1, 1, 1))
+    return total
+
+
+def _target_scores(model: nn.Module, inputs: Tensor, targets: Tensor, batch_size: int) -> Tensor:
+    with torch.no_grad():
+        return torch.cat(
+            [
+                class_scores(model(inputs[i : i + batch_size]), targets[i : i + batch_size])
+                for i in _chunks(len(inputs), batch_size)
+            ]
+        )
+
+
+def _load_tensor(path: str) -> Tensor:
+    if path.endswith(".npy"):
+        return torch.from_numpy(np.load(path)).float()
+    return torch.load(path, map_location="cpu", weights_only=True).float()
+
+
+class IntegratedGradients(GradientAttributor):
+    """Integrated gradients: ``(x - b) * integral_0^1 grad F(b + a (x - b)) da`` per channel.
+
+    The map is the sum over channels by default, so it adds up to ``F(x) - F(b)`` up to the
+    integration error; ``metadata`` reports, per item (row), ``score_difference``,
+    ``completeness_gap`` (sum of the attributions minus the score difference) and
+    ``completeness_gap_relative`` (the gap over ``|score difference|``).
+
+    ``baseline`` is one of :data:`IG_BASELINES` or a ``.npy``/``.pt`` file with a normalized tensor
+    ``[3, H, W]``, ``[1, 3, H, W]`` or one per input ``[N, 3, H, W]``. From Python, a tensor of
+    those shapes may be given directly: ``IntegratedGradients(baseline=tensor)``.
+    """
+
+    name = "integrated_gradients"
+    summary = "path integral of input gradients from a baseline (signed, sum over channels)"
+    paper = "Sundararajan, Taly, Yan 2017, arXiv:1703.01365"
+
+    @dataclass
+    class Params(GradientAttributor.Params):
+        #: Number of points on the path from the baseline to the input.
+        steps: int = 50
+        #: Integration rule (Captum's names): Gauss-Legendre or a Riemann sum.
+        method: str = field(default="gausslegendre", metadata={"choices": IG_METHODS})
+        #: ``black``, ``zeros``, ``blur``, ``uniform``, or a .npy/.pt file (see the class doc).
+        baseline: str = "black"
+        #: Standard deviation in pixels of the ``blur`` baseline.
+        blur_sigma: float = 10.0
+        #: Seed of the ``uniform`` baseline.
+        seed: int = 0
+        #: Path points per forward/backward pass: bounds memory, not results.
+        batch_size: int = 32
+
+    def __init__(self, params: Any = None, **overrides: Any):
+        tensor = None
+        if isinstance(overrides.get("baseline"), Tensor):
+            tensor = overrides.pop("baseline")
+        elif isinstance(params, Mapping) and isinstance(params.get("baseline"), Tensor):
+            params = dict(params)
+            tensor = params.pop("baseline")
+        if tensor is not None:
+            overrides["baseline"] = "tensor"
+        super().__init__(params, **overrides)
+        p = self.params
+        if p.steps < 1 or p.batch_size < 1 or p.blur_sigma <= 0:
+            raise ConfigError(
+                f"integrated_gradients needs steps >= 1, batch_size >= 1 and blur_sigma > 0; got "
+                f"steps={p.steps}, batch_size={p.batch_size}, blur_sigma={p.blur_sigma}"
+            )
+        quadrature(p.method, p.steps)
+        if tensor is None and p.baseline not in IG_BASELINES:
+            if not (p.baseline.endswith((".npy", ".pt")) and Path(p.baseline).is_file()):
+                raise ConfigError(
+                    f"integrated_gradients baseline {p.baseline!r} is neither one of "
+                    f"{', '.join(IG_BASELINES)} nor an existing .npy/.pt file"
+                )
+            tensor = _load_tensor(p.baseline)
+        self.baseline_tensor: Tensor | None = None if tensor is None else tensor.detach().float()
+
+    def baselines(self, inputs: Tensor, context: AttributionContext) -> Tensor:
+        """The baseline of each row of ``inputs``, ``[N, 3, H, W]``."""
+        p = self.params
+        if self.baseline_tensor is None:
+            return ig_baseline(
+                p.baseline, inputs, context.handle.preprocessing, p.blur_sigma, p.seed
+            )
+        b = self.baseline_tensor.to(inputs)
+        if b.ndim == 3:
+            b = b[None]
+        index = context.input_index
+        if b.shape[0] not in (1, len(inputs)) and index is not None:
+            if b.shape[0] == int(index.max()) + 1:
+                b = b[index.to(b.device)]
+        if b.ndim != 4 or b.shape[1:] != inputs.shape[1:] or b.shape[0] not in (1, len(inputs)):
+            raise ConfigError(
+                f"integrated_gradients baseline of shape {tuple(self.baseline_tensor.shape)} does "
+                f"not fit inputs of shape {tuple(inputs.shape)}"
+            )
+        return b.expand_as(inputs)
+
+    def input_attributions(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        p = self.params
+        baselines = self.baselines(inputs, context)
+        alphas, weights = (t.to(inputs.device) for t in quadrature(p.method, p.steps))
+        grads = path_gradients(model, inputs, baselines, targets, alphas, weights, p.batch_size)
+        attributions = (inputs - baselines) * grads
+        n = len(inputs)
+        scores = _target_scores(
+            model, torch.cat([inputs, baselines]), targets.repeat(2), p.batch_size
+        )
+        difference = scores[:n] - scores[n:]
+        gap = attributions.sum(dim=(1, 2, 3)) - difference
+        context.metadata.update(
+            score_difference=difference.tolist(),
+            completeness_gap=gap.tolist(),
+            completeness_gap_relative=(gap.abs() / difference.abs()).tolist(),
+        )
+        return attributions
+
+
+#: ``smoothgrad``: mean of the attributions over noisy copies; ``smoothgrad_sq``: mean of their
+#: squares; ``vargrad``: their variance (mean of squares minus squared mean).
+NOISE_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+class NoiseTunnel(Attributor):
+    """SmoothGrad, SmoothGrad-squared and VarGrad around any other attributor (``base``).
+
+    Each input gets ``samples`` copies with Gaussian noise added (in normalized space); ``base``
+    explains every copy and the results are combined per :data:`NOISE_TYPES`. For a
+    :class:`GradientAttributor` base (``guided_backprop``, ``integrated_gradients``, ...) the
+    per-channel attributions are combined and the base's ``abs`` and ``reduction`` applied once
+    after, exactly like Captum's ``NoiseTunnel``; any other base (``saliency``) has its maps
+    combined.
+
+    The noise is drawn from ``seed`` once per call, ``[samples, 3, H, W]``, and scaled per item,
+    so an item's map does not depend on the rest of the batch. With ``relative`` (the default,
+    as Smilkov et al.) ``stdev`` is a fraction of each input's value range (max - min); otherwise
+    it is absolute, as Captum's ``stdevs``.
+    """
+
+    name = "noise_tunnel"
+    summary = "SmoothGrad / SmoothGrad-squared / VarGrad over any attributor (base)"
+    paper = "Smilkov et al. 2017, arXiv:1706.03825; Adebayo et al. 2018, arXiv:1810.03307"
+
+    @dataclass
+    class Params:
+        #: The attributor to smooth, by registered name.
+        base: str = "saliency"
+        #: The base's parameters.
+        base_params: dict[str, Any] = field(default_factory=dict)
+        #: How the noisy copies' attributions are combined.
+        type: str = field(default="smoothgrad", metadata={"choices": NOISE_TYPES})
+        #: Noisy copies per input.
+        samples: int = 25
+        #: Noise standard deviation: a fraction of the input range (``relative``) or absolute.
+        stdev: float = 0.15
+        relative: bool = True
+        #: Seed of the noise.
+        seed: int = 0
+        #: Noisy copies per call of the base, over all items: bounds memory, not results.
+        batch_size: int = 32
+
+    def __init__(self, params: Any = None, **overrides: Any):
+        super().__init__(params, **overrides)
+        p = self.params
+        if p.samples < 1 or p.batch_size < 1 or p.stdev < 0:
+            raise ConfigError(
+                f"noise_tunnel needs samples >= 1, batch_size >= 1 and stdev >= 0; got "
+                f"samples={p.samples}, batch_size={p.batch_size}, stdev={p.stdev}"
+            )
+        if p.base == self.name:
+            raise ConfigError("noise_tunnel cannot be its own base")
+        from xai_core import get_attributor
+
+        self.base = get_attributor(p.base, **p.base_params)
+
+    def _base_attributions(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        # The noisy rows are inputs of their own: a fresh context, whose hooks go with the call.
+        sub = AttributionContext(handle=context.handle, hooks=HookRecorder())
+        with sub.hooks:
+            if isinstance(self.base, GradientAttributor):
+                return self.base.input_attributions(model, inputs, targets, sub)
+            return self.base.compute(model, inputs, targets, sub)
+
+    def compute(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        p = self.params
+        n = len(inputs)
+        generator = torch.Generator().manual_seed(p.seed)
+        noise = torch.randn((p.samples, *inputs.shape[1:]), generator=generator).to(inputs)
+        stdev = torch.full((n,), p.stdev, device=inputs.device)
+        if p.relative:
+            stdev = stdev * (inputs.amax(dim=(1, 2, 3)) - inputs.amin(dim=(1, 2, 3)))
+        per_call = max(1, p.batch_size // n)
+        total = total_sq = None
+        for start in _chunks(p.samples, per_call):
+            z = noise[start : start + per_call]
+            noisy = (inputs[:, None] + stdev.view(n, 1, 1, 1, 1) * z[None]).flatten(0, 1)
+            maps = self._base_attributions(model, noisy, targets.repeat_interleave(len(z)), context)
+            maps = maps.view(n, len(z), *maps.shape[1:])
+            part, part_sq = maps.sum(dim=1), maps.pow(2).sum(dim=1)
+            total = part if total is None else total + part
+            total_sq = part_sq if total_sq is None else total_sq + part_sq
+        mean, mean_sq = total / p.samples, total_sq / p.samples
+        smoothed = {"smoothgrad": mean, "smoothgrad_sq": mean_sq, "vargrad": mean_sq - mean * mean}
+        context.metadata["base"] = self.base.name
+        result = smoothed[p.type]
+        return self.base.finish(result) if isinstance(self.base, GradientAttributor) else result
+
+
+@hookimpl
+def register_attributors(register):
+    for technique in (GuidedBackprop, Deconvnet, GradientXInput, IntegratedGradients, NoiseTunnel):
+        register(technique)
