@@ -33,8 +33,10 @@ from xai_core.run import run_experiment  # noqa: E402
 
 def make_images(folder: Path, n: int) -> None:
     rng = np.random.default_rng(0)
-    photos = [np.asarray(load_image(sample_path(name))) for name in ("cat", "coffee", "astronaut",
-                                                                       "rocket", "motorcycle")]
+    photos = [
+        np.asarray(load_image(sample_path(name)))
+        for name in ("cat", "coffee", "astronaut", "rocket", "motorcycle")
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
@@ -60,8 +62,14 @@ def plain_loop(folder: Path, method: str, out: Path) -> float:
 
 def ours(folder: Path, method: str, out: Path, batch_size: int, workers: int) -> float:
     config = load_config(
-        {"inputs": [str(folder)], "methods": [method], "output_dir": str(out),
-         "figures": False, "batch_size": batch_size, "workers": workers}
+        {
+            "inputs": [str(folder)],
+            "methods": [method],
+            "output_dir": str(out),
+            "figures": False,
+            "batch_size": batch_size,
+            "workers": workers,
+        }
     )
     start = time.perf_counter()
     result = run_experiment(config)
@@ -84,10 +92,14 @@ def main() -> None:
         print(f"{'method':<12} {'plain img/s':>12} {'xai-core img/s':>15} {'ratio':>7}")
         for method in args.methods:
             plain = plain_loop(folder, method, Path(tmp) / f"plain-{method}")
-            batched = ours(folder, method, Path(tmp) / f"ours-{method}", args.batch_size,
-                           args.workers)
+            batched = ours(
+                folder, method, Path(tmp) / f"ours-{method}", args.batch_size, args.workers
+            )
             rate_plain, rate_ours = args.images / plain, args.images / batched
-            print(f"{method:<12} {rate_plain:>12.2f} {rate_ours:>15.2f} {rate_ours / rate_plain:>6.2f}x")
+            print(
+                f"{method:<12} {rate_plain:>12.2f} {rate_ours:>15.2f} "
+                f"{rate_ours / rate_plain:>6.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -39,13 +39,20 @@ def test_config_prints_the_resolved_config(capsys):
     "argv, message",
     [
         (["explain", "sample:cat", "--method", "salincy"], "did you mean 'saliency'"),
-        (["explain", "sample:cat", "--method", "saliency", "--model", "timm/resnt18"],
-         "did you mean 'timm/resnet18'"),
-        (["explain", "sample:kat", "--method", "saliency"], "unknown sample 'kat'; did you mean 'cat'"),
+        (
+            ["explain", "sample:cat", "--method", "saliency", "--model", "timm/resnt18"],
+            "did you mean 'timm/resnet18'",
+        ),
+        (
+            ["explain", "sample:kat", "--method", "saliency"],
+            "unknown sample 'kat'; did you mean 'cat'",
+        ),
         (["explain", "no/such/file.png", "--method", "saliency"], "is not a file, folder, glob"),
         (["explain", "sample:cat", "--method", "saliency", "--target", "1000"], "out of range"),
-        (["explain", "sample:cat", "--method", "saliency", "--model", "timm/resnet10t"],
-         "cannot download pretrained weights"),
+        (
+            ["explain", "sample:cat", "--method", "saliency", "--model", "timm/resnet10t"],
+            "cannot download pretrained weights",
+        ),
         (["run", "configs/demo.yaml", "sed=1"], "unknown config key 'sed'; did you mean 'seed'"),
         (["run", "configs/demo.yaml", "seed=x"], "'seed'"),
         (["run", "configs/missing.yaml"], "does not exist"),
@@ -74,8 +81,9 @@ def test_unreadable_image_fails_its_item_not_the_run(capsys, tmp_path):
 
     Image.new("RGB", (40, 30), (200, 100, 50)).save(good)
     out_dir = tmp_path / "out"
-    code, out, _ = run(capsys, "explain", str(bad), str(good), "--method", "saliency",
-                       "--out", str(out_dir))
+    code, out, _ = run(
+        capsys, "explain", str(bad), str(good), "--method", "saliency", "--out", str(out_dir)
+    )
     assert code == 1
     assert "1 of 2 item(s) succeeded, 1 failed" in out
     items = {i["key"]: i for i in json.loads((out_dir / "results.json").read_text())["items"]}

@@ -11,8 +11,10 @@ BASE = {"inputs": ["sample:cat"], "methods": ["saliency"]}
 
 
 def test_demo_config_loads_and_overrides_apply():
-    config = load_config("configs/demo.yaml", ["device=cpu", "methods.0.params.abs=false",
-                                                "seed=7", "output_dir=/tmp/x/${model.name}"])
+    config = load_config(
+        "configs/demo.yaml",
+        ["device=cpu", "methods.0.params.abs=false", "seed=7", "output_dir=/tmp/x/${model.name}"],
+    )
     assert config.seed == 7
     assert config.methods[0].params == {"abs": False}
     assert config.output_dir == "/tmp/x/efficientnet_lite0"
@@ -29,7 +31,10 @@ def test_shorthand_methods_and_single_input():
         (["seeed=1"], r"unknown config key 'seeed'; did you mean 'seed'\? Valid keys: model,"),
         (["model.nmae=x"], r"'model.nmae'; did you mean 'name'"),
         (["methods.0.parms.abs=true"], r"'methods\[0\].parms'; did you mean 'params'"),
-        (["methods.0.params.abss=true"], r"'methods\[0\].params.abss'.*Valid keys: abs, times_input"),
+        (
+            ["methods.0.params.abss=true"],
+            r"'methods\[0\].params.abss'.*Valid keys: abs, times_input",
+        ),
         (["seed=abc"], r"'seed'.*abc"),
         (["methods.0.params.abs=maybe"], r"methods\[0\].params.abs"),
         (["methods.0.params.reduction=median"], r"'median' is not one of 'max', 'sum'"),
@@ -44,7 +49,9 @@ def test_bad_overrides_name_the_key(overrides, message):
 
 
 def test_unknown_method_and_model_suggest_close_matches():
-    with pytest.raises(UnknownNameError, match="unknown technique 'salency'; did you mean 'saliency'"):
+    with pytest.raises(
+        UnknownNameError, match="unknown technique 'salency'; did you mean 'saliency'"
+    ):
         load_config({**BASE, "methods": ["salency"]})
     with pytest.raises(UnknownNameError, match="did you mean 'efficientnet_lite0'"):
         load_config({**BASE, "model": {"name": "efficientnet-lite0"}})

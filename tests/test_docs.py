@@ -49,7 +49,12 @@ def test_plugin_tutorial_runs_as_written(tmp_path):
         elif language == "bash":
             for command in body.strip().splitlines():
                 result = subprocess.run(
-                    command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
+                    command,
+                    shell=True,
+                    cwd=tmp_path,
+                    env=env,
+                    capture_output=True,
+                    text=True,
                     timeout=600,
                 )
                 assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"

@@ -27,8 +27,12 @@ def test_lite0_checkpoint_shape_mismatch_fails_loudly():
     from xai_core.models import load_state_in_order
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
-    state = {"a.weight": torch.zeros(4, 3), "a.bias": torch.zeros(4),
-             "b.weight": torch.zeros(3, 4), "b.bias": torch.zeros(2)}
+    state = {
+        "a.weight": torch.zeros(4, 3),
+        "a.bias": torch.zeros(4),
+        "b.weight": torch.zeros(3, 4),
+        "b.bias": torch.zeros(2),
+    }
     with pytest.raises(ModelLoadError, match=r"'b.weight' has shape \(3, 4\).*'1.weight'"):
         load_state_in_order(model, state, "test checkpoint")
     with pytest.raises(ModelLoadError, match="holds 1 tensors but the model has 4"):

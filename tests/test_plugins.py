@@ -57,8 +57,11 @@ def test_runtime_plugin_is_usable(tiny_resnet, images64):
 def test_duplicate_names_name_both_plugins():
     xai_core.register_plugin(_plugin_with("first", "dupe"), name="first")
     xai_core.register_plugin(_plugin_with("second", "dupe"), name="second")
-    with pytest.raises(PluginError, match="'dupe' is registered twice: by plugin '(first|second)' "
-                                         "and by plugin '(second|first)'"):
+    with pytest.raises(
+        PluginError,
+        match="'dupe' is registered twice: by plugin '(first|second)' "
+        "and by plugin '(second|first)'",
+    ):
         plugins.get_registries()
 
 
@@ -83,8 +86,9 @@ def test_misspelled_hook_is_caught_by_check_pending():
         pass
 
     module.register_atributors = register_atributors
-    with pytest.raises(PluginError, match="register_atributors.*hooks xai-core knows are: "
-                                         "register_attributors"):
+    with pytest.raises(
+        PluginError, match="register_atributors.*hooks xai-core knows are: register_attributors"
+    ):
         xai_core.register_plugin(module, name="typo")
 
 
@@ -97,13 +101,18 @@ def _xai(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None)
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "xai_core.cli", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=300,
     )
 
 
 def test_allow_list_and_listing_environment_variables():
-    result = _xai("list", "plugins", env={"XAI_CORE_PLUGINS": "saliency,models",
-                                           "XAI_CORE_LIST_PLUGINS": "1"})
+    result = _xai(
+        "list", "plugins", env={"XAI_CORE_PLUGINS": "saliency,models", "XAI_CORE_LIST_PLUGINS": "1"}
+    )
     assert result.returncode == 0, result.stderr
     listed = [line.split()[0] for line in result.stdout.splitlines()]
     assert listed == ["models", "saliency"]
@@ -115,9 +124,21 @@ def installed_example(tmp_path_factory):
     """The example plugin package installed with pip into its own folder."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return target
 
@@ -126,10 +147,19 @@ def test_third_party_plugin_installed_with_pip_works_from_the_cli(installed_exam
     env = {"PYTHONPATH": str(installed_example), "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD": "0"}
     listed = _xai("list", "attributors", env=env)
     assert listed.returncode == 0, listed.stderr
-    assert any(line.split()[:2] == ["sobel_edges", "[sobel]"] for line in listed.stdout.splitlines())
+    assert any(
+        line.split()[:2] == ["sobel_edges", "[sobel]"] for line in listed.stdout.splitlines()
+    )
 
-    explained = _xai("explain", "sample:coffee", "--method", "sobel_edges", "--out",
-                     str(tmp_path / "explain"), env=env)
+    explained = _xai(
+        "explain",
+        "sample:coffee",
+        "--method",
+        "sobel_edges",
+        "--out",
+        str(tmp_path / "explain"),
+        env=env,
+    )
     assert explained.returncode == 0, explained.stderr
     assert (tmp_path / "explain" / "results.json").is_file()
     assert (tmp_path / "explain" / "maps" / "coffee" / "sobel_edges.npy").is_file()
@@ -154,8 +184,12 @@ def test_model_and_synthesizer_hooks_register_usable_things(images64):
     module = types.ModuleType("zoo")
 
     def load_toy(pretrained: bool = True, checkpoint=None, width: int = 4):
-        net = torch.nn.Sequential(torch.nn.Conv2d(3, width, 3), torch.nn.AdaptiveAvgPool2d(1),
-                                  torch.nn.Flatten(), torch.nn.Linear(width, 5))
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, width, 3),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(width, 5),
+        )
         return xai_core.ModelHandle("toy", net, class_names=list("abcde"))
 
     class Nudge(xai_core.Synthesizer):
@@ -177,7 +211,9 @@ def test_model_and_synthesizer_hooks_register_usable_things(images64):
     @xai_core.hookimpl
     def register_models(register):
         register("toy", load_toy, description="a toy model")
-        register("toyzoo/*", lambda arch, **kw: load_toy(width=int(arch)), lister=lambda: ["2", "8"])
+        register(
+            "toyzoo/*", lambda arch, **kw: load_toy(width=int(arch)), lister=lambda: ["2", "8"]
+        )
 
     @xai_core.hookimpl
     def register_synthesizers(register):

@@ -14,24 +14,48 @@ from xai_core.report import IMAGES_PER_PAGE, build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("report-run")
-    code = main(["explain", "sample:cat", "sample:coffee", "--method", "saliency",
-                 "--method", "grad_cam", "--out", str(out)])
+    code = main(
+        [
+            "explain",
+            "sample:cat",
+            "sample:coffee",
+            "--method",
+            "saliency",
+            "--method",
+            "grad_cam",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
 
 def test_report_lists_every_item_and_needs_no_network(small_run):
     page = (small_run / "report.html").read_text()
-    for needle in ("tiger cat", "espresso", "saliency", "grad_cam", "Resolved config",
-                   "Environment", "Timings", 'src="inputs/cat.png"'):
+    for needle in (
+        "tiger cat",
+        "espresso",
+        "saliency",
+        "grad_cam",
+        "Resolved config",
+        "Environment",
+        "Timings",
+        'src="inputs/cat.png"',
+    ):
         assert needle in page
     assert "http://" not in page and "https://" not in page
     assert (small_run / "report" / "cat" / "saliency.png").is_file()
@@ -47,8 +71,14 @@ def test_report_is_rebuilt_by_the_cli(small_run, capsys):
 
 def test_large_runs_are_paginated(tmp_path):
     items = [
-        {"key": f"img{i}", "label": "x", "kind": "attributor", "error": "failed on purpose",
-         "files": {}, "image": f"img{i}.png"}
+        {
+            "key": f"img{i}",
+            "label": "x",
+            "kind": "attributor",
+            "error": "failed on purpose",
+            "files": {},
+            "image": f"img{i}.png",
+        }
         for i in range(IMAGES_PER_PAGE * 2 + 1)
     ]
     (tmp_path / "results.json").write_text(json.dumps({"items": items, "summary": {}}))

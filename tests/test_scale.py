@@ -66,7 +66,11 @@ def make_bad_folder(root: Path) -> dict[str, bool]:
 def test_bad_inputs_fail_alone(tmp_path):
     expected = make_bad_folder(tmp_path / "in")
     config = load_config(
-        {"inputs": [str(tmp_path / "in")], "methods": ["saliency"], "output_dir": str(tmp_path / "out")},
+        {
+            "inputs": [str(tmp_path / "in")],
+            "methods": ["saliency"],
+            "output_dir": str(tmp_path / "out"),
+        },
         TINY + ["workers=0"],
     )
     result = run_experiment(config)
@@ -91,20 +95,38 @@ def _images(folder: Path, n: int) -> None:
 
 def _xai(*args, env=None, **kwargs):
     return subprocess.Popen(
-        [str(BIN / "xai"), *args], env={**os.environ, **(env or {})}, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
+        [str(BIN / "xai"), *args],
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
     )
 
 
 def test_sigkill_then_resume_finishes_every_item_exactly_once(tmp_path):
     _images(tmp_path / "in", 24)
     out = tmp_path / "out"
-    args = ["run", "configs/demo.yaml", f"inputs=[{tmp_path / 'in'}]", "methods=[saliency]",
-            "metrics=[]", f"output_dir={out}", "batch_size=2", "workers=0", *TINY]
+    args = [
+        "run",
+        "configs/demo.yaml",
+        f"inputs=[{tmp_path / 'in'}]",
+        "methods=[saliency]",
+        "metrics=[]",
+        f"output_dir={out}",
+        "batch_size=2",
+        "workers=0",
+        *TINY,
+    ]
     process = _xai(*args, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline:
-        if len(list((out / "records").rglob("*.json"))) >= 4 if (out / "records").is_dir() else False:
+        if (
+            len(list((out / "records").rglob("*.json"))) >= 4
+            if (out / "records").is_dir()
+            else False
+        ):
             break
         if process.poll() is not None:
             pytest.fail(f"run ended before it could be killed: {process.communicate()}")
@@ -131,8 +153,11 @@ def test_sigkill_then_resume_finishes_every_item_exactly_once(tmp_path):
 
 def test_force_recomputes_and_corrupt_outputs_are_redone(tmp_path):
     _images(tmp_path / "in", 3)
-    base = {"inputs": [str(tmp_path / "in")], "methods": ["saliency"],
-            "output_dir": str(tmp_path / "out")}
+    base = {
+        "inputs": [str(tmp_path / "in")],
+        "methods": ["saliency"],
+        "output_dir": str(tmp_path / "out"),
+    }
     first = run_experiment(load_config(base, TINY + ["workers=0"]))
     assert first.results["summary"]["skipped"] == 0
     victim = first.output_dir / first.items[0]["files"]["map"]
@@ -151,8 +176,13 @@ def test_imagefolder_labels_become_targets_and_list_files_work(tmp_path):
     listing = tmp_path / "inputs.txt"
     listing.write_text("# two photos\ntree/tabby/a.png\n\nsample:cat\n")
     config = load_config(
-        {"inputs": [str(tmp_path / "tree")], "methods": ["saliency"], "target": "label",
-         "output_dir": str(tmp_path / "out")}, TINY + ["workers=0"],
+        {
+            "inputs": [str(tmp_path / "tree")],
+            "methods": ["saliency"],
+            "target": "label",
+            "output_dir": str(tmp_path / "out"),
+        },
+        TINY + ["workers=0"],
     )
     items = {item["key"]: item for item in run_experiment(config).items}
     assert items["tabby_a"]["target"] == 281 and items["7_a"]["target"] == 7
@@ -166,8 +196,12 @@ def test_outputs_stay_inside_the_output_dir(tmp_path):
     (tmp_path / "in").mkdir()
     _photo(1).save(tmp_path / "in" / "..evil name;rm -rf.png")
     config = load_config(
-        {"inputs": [str(folder)], "methods": [{"name": "saliency", "label": "../../escape"}],
-         "output_dir": str(tmp_path / "out")}, TINY + ["workers=0"],
+        {
+            "inputs": [str(folder)],
+            "methods": [{"name": "saliency", "label": "../../escape"}],
+            "output_dir": str(tmp_path / "out"),
+        },
+        TINY + ["workers=0"],
     )
     result = run_experiment(config)
     out = (tmp_path / "out").resolve()
@@ -179,14 +213,32 @@ def test_outputs_stay_inside_the_output_dir(tmp_path):
 
 def test_torchrun_two_processes_match_one(tmp_path):
     _images(tmp_path / "in", 6)
-    common = ["configs/demo.yaml", f"inputs=[{tmp_path / 'in'}]", "methods=[saliency]",
-              "metrics=[]", "workers=0", *TINY]
+    common = [
+        "configs/demo.yaml",
+        f"inputs=[{tmp_path / 'in'}]",
+        "methods=[saliency]",
+        "metrics=[]",
+        "workers=0",
+        *TINY,
+    ]
     single = _xai("run", *common, f"output_dir={tmp_path / 'one'}")
     assert single.wait(timeout=600) == 0, single.communicate()
     launcher = subprocess.run(
-        [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", "-m", "xai_core.cli",
-         "run", *common, f"output_dir={tmp_path / 'two'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        [
+            str(BIN / "torchrun"),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "xai_core.cli",
+            "run",
+            *common,
+            f"output_dir={tmp_path / 'two'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert launcher.returncode == 0, launcher.stderr[-3000:]
 
@@ -202,7 +254,9 @@ def test_torchrun_two_processes_match_one(tmp_path):
             assert item[field] == other[field], (key, field)
         np.testing.assert_allclose(
             np.load(tmp_path / "one" / item["files"]["map"]),
-            np.load(tmp_path / "two" / other["files"]["map"]), rtol=1e-5, atol=1e-7,
+            np.load(tmp_path / "two" / other["files"]["map"]),
+            rtol=1e-5,
+            atol=1e-7,
         )
     ranks = {i["rank"] for i in two.values()}
     assert ranks == {0, 1}

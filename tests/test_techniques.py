@@ -14,7 +14,9 @@ from xai_core.errors import InputError, PluginError, TargetError
 
 def _hook_counts(module: nn.Module) -> int:
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
         + len(getattr(m, "_backward_pre_hooks", {}))
         for m in module.modules()
     )
@@ -49,8 +51,13 @@ def test_hooks_removed_and_state_restored_when_a_technique_raises(tiny_resnet, i
 
 def test_plain_module_and_no_grad_context(images64):
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                           nn.Flatten(), nn.Linear(4, 10))
+    module = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 10),
+    )
     with torch.no_grad():
         result = xai_core.get_attributor("saliency").attribute(module, images64, 3)
     assert result.maps.shape == (2, 64, 64) and result.maps.abs().sum() > 0

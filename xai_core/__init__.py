@@ -55,7 +55,7 @@ def _technique(kind: type, name: str) -> type:
 
 
 def get_attributor(name: str, **params: Any) -> Attributor:
-    """An attributor by registered name, with its parameters validated: ``get_attributor("saliency")``."""
+    """An attributor by registered name, parameters validated: ``get_attributor("saliency")``."""
     return _technique(Attributor, name)(**params)
 
 

@@ -77,9 +77,12 @@ def params_table(cls: type) -> str:
         description = docs.get(f.name, "")
         choices = f.metadata.get("choices")
         if choices:
-            description += (" " if description else "") + "One of " + ", ".join(
-                f"`{c}`" for c in choices
-            ) + "."
+            description += (
+                (" " if description else "")
+                + "One of "
+                + ", ".join(f"`{c}`" for c in choices)
+                + "."
+            )
         rows.append(
             f"| `{f.name}` | `{_type_name(hints.get(f.name, f.type))}` | {_default(f)} | "
             f"{description.replace('|', '/')} |"

@@ -116,7 +116,9 @@ def _expand(spec: str, found: list[tuple[str, Path, str, str | None]], depth: in
             entry = line.strip()
             if entry and not entry.startswith("#"):
                 is_sample = entry.startswith(SAMPLE_PREFIX)
-                target = entry if is_sample or Path(entry).is_absolute() else str(path.parent / entry)
+                target = (
+                    entry if is_sample or Path(entry).is_absolute() else str(path.parent / entry)
+                )
                 _expand(target, found, depth + 1)
     elif path.is_file():
         found.append((spec, path, path.stem, None))
@@ -215,7 +217,11 @@ class ImageDataset:
         except XaiError as exc:
             return index, None, str(exc)
         except Exception as exc:  # a broken decoder must not take the run down
-            return index, None, f"cannot read {self.images[index].source!r}: {type(exc).__name__}: {exc}"
+            return (
+                index,
+                None,
+                f"cannot read {self.images[index].source!r}: {type(exc).__name__}: {exc}",
+            )
 
 
 def collate_items(batch: list[tuple[int, Any, str | None]]) -> list[tuple[int, Any, str | None]]:

@@ -2,11 +2,12 @@
 
 Each finished (image, method) pair gets a small JSON record under
 ``records/<image>/<label>.json`` holding its items (one for an attributor; one per class for a
-synthesizer with several classes), written atomically *after* every file the items name. So a record exists only for an item whose
-outputs are complete; a run that is killed at any moment (SIGKILL included) leaves at worst
-temporary files, which carry a ``.tmp`` suffix and are never taken for outputs.
+synthesizer with several classes), written atomically *after* every file the items name. So a
+record exists only for items whose outputs are complete; a run that is killed at any moment
+(SIGKILL included) leaves at worst temporary files, which carry a ``.tmp`` suffix and are never
+taken for outputs.
 
-A later run of the same config skips an item when its record exists, was made with the same
+A later run of the same config skips a pair when its record exists, was made with the same
 settings (a fingerprint of model, method, parameters, target and seed), reports no error, and
 every file it names still reads back. Anything else is recomputed.
 """
@@ -72,7 +73,9 @@ class Ledger:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return None
-        return record if isinstance(record, dict) and isinstance(record.get("items"), list) else None
+        return (
+            record if isinstance(record, dict) and isinstance(record.get("items"), list) else None
+        )
 
     def done(self, key: str, label: str, settings: str) -> list[dict[str, Any]] | None:
         """The recorded items if the pair finished without error, with these settings, and all

@@ -224,7 +224,7 @@ def load_model(name: str, **options: Any) -> ModelHandle:
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Loadable model names, optionally filtered with an fnmatch ``pattern`` (``"timm/resnet*"``)."""
+    """Loadable model names, optionally filtered by an fnmatch ``pattern`` (``"timm/res*"``)."""
     import fnmatch
 
     names: list[str] = []
@@ -300,7 +300,9 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
-        detail = "; ".join(mismatches[:3]) + (f" (+{len(mismatches) - 3} more)" if len(mismatches) > 3 else "")
+        detail = "; ".join(mismatches[:3]) + (
+            f" (+{len(mismatches) - 3} more)" if len(mismatches) > 3 else ""
+        )
         raise ModelLoadError(
             f"checkpoint {str(file)!r} does not fit the model: {detail or exc}"
         ) from None
@@ -360,7 +362,7 @@ def _can_reach(host: str, timeout: float) -> bool:
 
 
 def require_network(host: str, what: str, timeout: float = 3.0) -> None:
-    """Fail within ``timeout`` seconds, with the offline alternatives, if ``host`` is unreachable."""
+    """Fail within ``timeout`` seconds, naming offline alternatives, if ``host`` is unreachable."""
     if os.environ.get("XAI_CORE_OFFLINE", "").strip() in ("1", "true", "yes") or not _can_reach(
         host, timeout
     ):

@@ -30,7 +30,8 @@ h1{font-size:1.4rem;margin:0 0 .3rem} h2{font-size:1.1rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;padding:4px 8px;
 font-size:.85rem;vertical-align:top} th{background:#f4f4f4}
 .grid td{text-align:center} .grid img{width:160px;height:160px;object-fit:contain;display:block}
-.cap{font-size:.75rem;color:#555;max-width:160px} .err{color:#b00020;font-size:.75rem;max-width:160px}
+.cap{font-size:.75rem;color:#555;max-width:160px}
+.err{color:#b00020;font-size:.75rem;max-width:160px}
 nav a{margin-right:.6rem} pre{background:#f7f7f7;padding:.6rem;font-size:.8rem;overflow:auto}
 .synth img{max-width:640px;display:block;margin:.3rem 0}
 """
@@ -108,9 +109,10 @@ def build_report(run_dir: str | Path) -> Path:
             photo = f"inputs/{key}.png"
             cells = [
                 f'<td><img loading="lazy" src="{_e(photo)}" alt="input {_e(key)}">'
-                f'<div class="cap"><b>{_e(key)}</b><br>predicted: {_e(first.get("predicted_label"))}'
-                f' ({first.get("predicted_probability") or 0:.2f})<br>target: '
-                f'{_e(first.get("target_label"))} ({first.get("target_probability") or 0:.2f})'
+                f'<div class="cap"><b>{_e(key)}</b><br>predicted: '
+                f'{_e(first.get("predicted_label"))}'
+                f" ({first.get('predicted_probability') or 0:.2f})<br>target: "
+                f"{_e(first.get('target_label'))} ({first.get('target_probability') or 0:.2f})"
                 "</div></td>"
             ]
             for label in attribution_labels:
@@ -126,20 +128,26 @@ def build_report(run_dir: str | Path) -> Path:
                     link = item["files"].get("figure", item["files"]["map"])
                     cells.append(
                         f'<td><a href="{_e(link)}"><img loading="lazy" '
-                        f'src="{_e(thumb.relative_to(run_dir))}" alt="{_e(label)} map of {_e(key)}">'
+                        f'src="{_e(thumb.relative_to(run_dir))}" '
+                        f'alt="{_e(label)} map of {_e(key)}">'
                         f'</a><div class="cap">{(item.get("seconds") or 0):.2f} s</div></td>'
                     )
             rows.append("<tr>" + "".join(cells) + "</tr>")
         header = "<tr><th>image</th>" + "".join(f"<th>{_e(lbl)}</th>" for lbl in attribution_labels)
         nav = ""
         if len(pages) > 1:
-            nav = "<nav>pages: " + "".join(
-                f'<a href="{_page_name(i)}">{"<b>" if i == index else ""}{i + 1}'
-                f'{"</b>" if i == index else ""}</a>'
-                for i in range(len(pages))
-            ) + "</nav>"
+            nav = (
+                "<nav>pages: "
+                + "".join(
+                    f'<a href="{_page_name(i)}">{"<b>" if i == index else ""}{i + 1}'
+                    f"{'</b>' if i == index else ''}</a>"
+                    for i in range(len(pages))
+                )
+                + "</nav>"
+            )
         grid = (
-            f"<h2>Attributions</h2>{nav}<table class=\"grid\">{header}</tr>{''.join(rows)}</table>{nav}"
+            f'<h2>Attributions</h2>{nav}<table class="grid">{header}</tr>'
+            f'{"".join(rows)}</table>{nav}'
             if attribution_labels
             else ""
         )
@@ -159,18 +167,24 @@ def _common_sections(
             record = item.get("record") or {}
             shown = files.get("figure") or files.get("image")
             body = (
-                f'<img loading="lazy" src="{_e(shown)}" alt="{_e(item["label"])} for {_e(item["key"])}">'
+                f'<img loading="lazy" src="{_e(shown)}" '
+                f'alt="{_e(item["label"])} for {_e(item["key"])}">'
                 if shown
                 else ""
             )
-            error = f'<div class="err">failed: {_e(item["error"])}</div>' if item.get("error") else ""
-            facts = ", ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
-                              for k, v in record.items() if not isinstance(v, (list, dict)))
+            error = (
+                f'<div class="err">failed: {_e(item["error"])}</div>' if item.get("error") else ""
+            )
+            facts = ", ".join(
+                f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+                for k, v in record.items()
+                if not isinstance(v, (list, dict))
+            )
             blocks.append(
                 f"<div><h3>{_e(item['label'])}: {_e(item['key'])} -> {_e(item.get('target_label'))}"
-                f"</h3>{body}{error}<div class=\"cap\" style=\"max-width:none\">{_e(facts)}</div></div>"
+                f'</h3>{body}{error}<div class="cap" style="max-width:none">{_e(facts)}</div></div>'
             )
-        parts.append(f"<h2>Synthesized images</h2><div class=\"synth\">{''.join(blocks)}</div>")
+        parts.append(f'<h2>Synthesized images</h2><div class="synth">{"".join(blocks)}</div>')
     for name in ("metrics.json",):
         path = run_dir / name
         if path.is_file():
@@ -186,8 +200,12 @@ def _common_sections(
         "<h2>Timings</h2>"
         + _table(
             [
-                {"method": k, "items": len(v), "mean seconds": float(np.mean(v)),
-                 "total seconds": float(np.sum(v))}
+                {
+                    "method": k,
+                    "items": len(v),
+                    "mean seconds": float(np.mean(v)),
+                    "total seconds": float(np.sum(v)),
+                }
                 for k, v in timing.items()
             ]
         )
@@ -198,7 +216,12 @@ def _common_sections(
     env = results.get("environment", {})
     parts.append(
         "<h2>Environment</h2>"
-        + _table([{"key": k, "value": json.dumps(v) if isinstance(v, dict) else v} for k, v in env.items()])
+        + _table(
+            [
+                {"key": k, "value": json.dumps(v) if isinstance(v, dict) else v}
+                for k, v in env.items()
+            ]
+        )
     )
     return "".join(parts)
 
@@ -208,8 +231,8 @@ def _page(results: dict[str, Any], body: str) -> str:
     model = results.get("model", {})
     title = f"xai-core run: {model.get('name', '?')}"
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{_e(title)}</title><meta name=\"viewport\" content=\"width=device-width\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<title>{_e(title)}</title><meta name="viewport" content="width=device-width">'
         f"<style>{CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1><div>{summary.get('items', 0)} item(s), "
         f"{summary.get('failed', 0)} failed; weights: {_e(model.get('weights', '?'))}; "

@@ -50,7 +50,9 @@ def class_index(value: Any, class_names: Sequence[str] | None, num_classes: int 
                 return i
         matches = close_matches(value, class_names)
         hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else ""
-        raise TargetError(f"unknown class name {value!r}{hint} Give a class index or an exact name.")
+        raise TargetError(
+            f"unknown class name {value!r}{hint} Give a class index or an exact name."
+        )
     raise TargetError(
         f"target {value!r} of type {type(value).__name__} is not a class index, class name or "
         f"'{PREDICTED}'"
@@ -98,7 +100,8 @@ def resolve_targets(
         is_predicted = [isinstance(t, str) and t.strip().lower() == PREDICTED for t in target]
         pred = predicted() if any(is_predicted) else None
         out = [
-            int(pred[i]) if pred is not None and is_predicted[i]
+            int(pred[i])
+            if pred is not None and is_predicted[i]
             else class_index(t, names, num_classes)
             for i, t in enumerate(target)
         ]

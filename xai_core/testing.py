@@ -165,7 +165,9 @@ def check_attributor(
     if inputs is None:
         inputs = torch.randn(3, 3, 48, 48, generator=torch.Generator().manual_seed(seed))
     n = inputs.shape[0]
-    targets = list(targets) if targets is not None else [i % (handle.num_classes or 2) for i in range(n)]
+    targets = (
+        list(targets) if targets is not None else [i % (handle.num_classes or 2) for i in range(n)]
+    )
     module = handle.module
 
     def call(x: Tensor, target: Any) -> Any:
@@ -247,7 +249,11 @@ def check_synthesizer(
     if images is None:
         images = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(seed))
     n = images.shape[0]
-    targets = list(targets) if targets is not None else [(i + 1) % (handle.num_classes or 2) for i in range(n)]
+    targets = (
+        list(targets)
+        if targets is not None
+        else [(i + 1) % (handle.num_classes or 2) for i in range(n)]
+    )
     module = handle.module
 
     def call() -> Any:
