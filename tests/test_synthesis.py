@@ -4,6 +4,7 @@ offline EfficientNet-Lite0, whose normalization (mean = std = 0.5) is not ImageN
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -388,3 +389,39 @@ def test_feature_visualization_unknown_layer_is_a_clear_error(tiny_resnet):
     fv = xai_core.get_synthesizer("feature_visualization", steps=1, objective="channel:layr3:0")
     with pytest.raises(xai_core.XaiError, match="layr3"):
         fv.synthesize(tiny_resnet, 0)
+
+
+@pytest.fixture(scope="module")
+def tiny_vit():
+    """A random timm ViT at 32x32 (patches of 8): a fixed-size model with token outputs."""
+    torch.manual_seed(0)
+    handle = xai_core.load_model(
+        "timm/vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2,
+        num_classes=10,
+    )
+    # timm's config still says 224; the model itself only takes 32x32.
+    handle.preprocessing = dataclasses.replace(
+        handle.preprocessing, input_size=(32, 32), resize_size=32
+    )
+    return handle
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("fooling", {"max_iterations": 3}),
+        ("pgd", {"steps": 2}),
+        ("fgsm", {}),
+        ("class_visualization", {"steps": 2}),
+        ("feature_visualization", {"steps": 2, "objective": "class + neuron:blocks.1:3"}),
+    ],
+)
+def test_every_synthesizer_runs_on_a_vit(tiny_vit, name, params):
+    synthesizer = xai_core.get_synthesizer(name, **params)
+    photos = None
+    if getattr(synthesizer, "uses_images", True):
+        photos = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    result = synthesizer.synthesize(tiny_vit, [1, 2], images=photos)
+    assert result.images.shape == (2, 3, 32, 32)
+    assert torch.isfinite(result.images).all()
+    assert [r["target"] for r in result.records] == [1, 2]
