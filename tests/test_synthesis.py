@@ -75,6 +75,7 @@ class PixelModel(nn.Module):
 # --- torchattacks cross-checks on the real model -----------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "ours, params, reference",
     [
@@ -112,6 +113,7 @@ def test_matches_torchattacks(lite0, demo_pixels, ours, params, reference):
     torch.testing.assert_close(result.images, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_untargeted_pgd_fools_every_demo_photo(lite0, demo_pixels):
     pgd = xai_core.get_synthesizer("pgd", eps=4 / 255, step_size=1 / 255, steps=10)
     before = predict(lite0, demo_pixels)
@@ -126,6 +128,7 @@ def test_untargeted_pgd_fools_every_demo_photo(lite0, demo_pixels):
 # --- fooling images ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fooling_survives_png_round_trip(lite0, demo_pixels):
     fooling = xai_core.get_synthesizer("fooling", linf_budget=4 / 255, max_iterations=40)
     photos = demo_pixels[:2]
@@ -141,6 +144,7 @@ def test_fooling_survives_png_round_trip(lite0, demo_pixels):
         assert set(record) >= {"l2", "seconds", "target_label"}
 
 
+@pytest.mark.slow
 def test_fooling_reports_failure_at_the_cap(lite0, demo_pixels):
     # One grey level and two iterations cannot turn a cat into a volcano.
     fooling = xai_core.get_synthesizer("fooling", linf_budget=1 / 255, max_iterations=2)
@@ -240,6 +244,14 @@ def test_class_visualization_raises_its_class_score(tiny):
     assert record["success"] and record["predicted"] == 7
 
 
+@pytest.mark.slow
+def test_class_visualization_convinces_lite0(lite0):
+    cv = xai_core.get_synthesizer("class_visualization", steps=40, learning_rate=0.02,
+                                  image_size=128)
+    (record,) = cv.synthesize(lite0, "volcano").records
+    assert record["success"] and record["target_probability"] > 0.9
+
+
 def test_gaussian_blur_keeps_constants_and_smooths():
     flat = torch.full((1, 3, 9, 9), 0.3)
     torch.testing.assert_close(gaussian_blur(flat, 1.0), flat)
@@ -269,6 +281,7 @@ def test_clear_errors(tiny):
 # --- the experiment runner ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_runner_writes_fooling_pgd_and_class_visualization(tmp_path, lite0):
     import json
 
