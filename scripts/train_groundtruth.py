@@ -1,12 +1,14 @@
 """Train ``groundtruth_cnn`` on the procedural ground-truth set and save its weights.
 
-    python scripts/train_groundtruth.py [--train 16000] [--epochs 10] [--out FILE.pt]
+    OMP_NUM_THREADS=1 python scripts/train_groundtruth.py [--epochs 10] [--out FILE.pt]
 
 Training images come from seed 0, validation images from seed 1; the benchmark evaluates on
 another seed (``BENCHMARK_SEED``), so none of its images was seen in training. The script stops
 with status 1 unless held-out accuracy reaches ``--min-accuracy`` (0.95) and the leakage check
 (the same images with the object left out) stays near chance, and prints both.
-Runs on the CPU in a few minutes.
+Runs on the CPU in about ten minutes (the committed weights: 98.0% held-out accuracy, 24.6%
+with the object removed). ``OMP_NUM_THREADS=1`` is several times faster on a busy machine,
+where threads of one process otherwise wait on each other.
 """
 
 from __future__ import annotations
@@ -48,13 +50,16 @@ def augment(pixels: Tensor) -> Tensor:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train", type=int, default=16000, help="training images (seed 0)")
+    parser.add_argument("--train", type=int, default=8000, help="training images (seed 0)")
     parser.add_argument("--val", type=int, default=2000, help="held-out images (seed 1)")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--min-accuracy", type=float, default=0.95)
     parser.add_argument("--out", type=Path, default=weights_path())
+    parser.add_argument(
+        "--resume", type=Path, default=None, help="start from these weights (a previous run's)"
+    )
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     train = generate(args.train, seed=0)
     val = generate(args.val, seed=1)
     model = GroundTruthCNN(len(CLASS_NAMES))
+    if args.resume is not None:
+        model.load_state_dict(torch.load(args.resume, map_location="cpu", weights_only=True))
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * ((len(train) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
@@ -92,11 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     leakage = accuracy(model, val.backgrounds, val.labels)
     chance = 1 / len(CLASS_NAMES)
     print(f"held-out accuracy {held_out:.4f}; object removed {leakage:.4f} (chance {chance:.2f})")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if held_out < args.min_accuracy:
-        print(f"held-out accuracy is below {args.min_accuracy}; weights not saved", file=sys.stderr)
+        # Kept beside the target, not over it, so a further run can --resume from it.
+        unfinished = args.out.with_suffix(".unfinished.pt")
+        torch.save(state, unfinished)
+        print(
+            f"held-out accuracy is below {args.min_accuracy}; weights saved to {unfinished} "
+            "for --resume, not to the model's path",
+            file=sys.stderr,
+        )
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     torch.save(state, args.out)
     print(f"saved {args.out} ({args.out.stat().st_size // 1024} KiB)")
     return 0
