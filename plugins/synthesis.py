@@ -201,7 +201,8 @@ class Fooling(Synthesizer):
         step_norm: str = field(default="sign", metadata={"choices": STEP_NORMS})
         #: Optional L-infinity budget in pixel space (``4/255`` = four grey levels); at least 1/255.
         linf_budget: float | None = None
-        #: Optional L2 budget in pixel space.
+        #: Optional L2 budget in pixel space, held by the steps; the final rounding to 8 bits
+        #: can add up to half a grey level per pixel on top of it.
         l2_budget: float | None = None
 
     def __init__(self, params: Any = None, **overrides: Any):
