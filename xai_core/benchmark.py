@@ -400,9 +400,13 @@ def _figures(
             style = "--" if label in controls else "-"
             for ax, kind in zip(axes, ("spearman_abs", "ssim")):
                 ax.plot(range(len(steps)), [1.0, *curves[kind]], style, marker="o", label=label)
+        lowest = min(
+            min(curves[kind]) for curves in cascade["methods"].values() for kind in curves
+        )
         for ax, title in zip(axes, ("Spearman rank correlation (|map|)", "SSIM (|map|)")):
             ax.set_xticks(range(len(steps)), steps, rotation=60, ha="right", fontsize=7)
-            ax.set_ylim(-0.1, 1.05)
+            # Correlations can turn negative (Grad-CAM after the head is randomised): keep them.
+            ax.set_ylim(min(-0.1, lowest - 0.05), 1.05)
             ax.set_title(title + " vs. layers randomised, from the logits down", fontsize=9)
             ax.axhline(0, color="0.8", linewidth=0.8)
         axes[1].legend(fontsize=7, loc="upper right")
