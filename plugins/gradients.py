@@ -70,16 +70,17 @@ class _RuleRelu(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grad = grad.clamp(min=0)
         if ctx.rule == "guided":
             (out,) = ctx.saved_tensors
             # The output is positive (and below the clip) exactly where the input was, so the
-            # native backward kernels give the forward mask.
+            # native backward kernels give the forward mask; they return a new tensor, which
+            # is then clamped in place.
             if ctx.upper is None:
                 grad = torch.ops.aten.threshold_backward(grad, out, 0)
             else:
                 grad = torch.ops.aten.hardtanh_backward(grad, out, 0.0, ctx.upper)
-        return grad, None, None, None, None
+            return grad.clamp_(min=0), None, None, None, None
+        return grad.clamp(min=0), None, None, None, None
 
 
 def _relu_call(func: Any, args: tuple, kwargs: dict, relu6: bool):
@@ -413,6 +414,11 @@ class IntegratedGradients(GradientAttributor):
 
     @dataclass
     class Params(GradientAttributor.Params):
+        #: Absolute values before the reduction; ``false`` (default) keeps the sign.
+        abs: bool = False
+        #: Reduction over colour channels: ``sum`` (default) keeps completeness, the map adding
+        #: up to the score difference.
+        reduction: str = _reduction("sum")
         #: Number of points on the path from the baseline to the input.
         steps: int = 50
         #: Integration rule (Captum's names): Gauss-Legendre or a Riemann sum.
@@ -532,6 +538,8 @@ class NoiseTunnel(Attributor):
         samples: int = 25
         #: Noise standard deviation: a fraction of the input range (``relative``) or absolute.
         stdev: float = 0.15
+        #: ``stdev`` relative to each input's range (max - min), as Smilkov et al.; ``false``:
+        #: absolute, in normalized input space, as Captum's ``stdevs``.
         relative: bool = True
         #: Seed of the noise.
         seed: int = 0

@@ -1,0 +1,235 @@
+"""Benchmark: the gradient attributors against Captum and against the bare passes they need.
+
+    .venv/bin/python benchmarks/bench_gradients.py [--repeats 3] [--ig-steps 32] [--samples 10]
+                                                   [--memory-steps 200] [--skip-memory]
+
+Setting of the issue: the offline ``efficientnet_lite0``, a batch of 8 at 224 px (the four sample
+photos twice), fixed target classes, parameters frozen. For each method the table gives our
+seconds, Captum's counterpart's seconds on the same model and batch, and the cost of a bare
+forward and backward pass to the input times the number of passes the method needs:
+
+* guided backprop, deconvnet, gradient x input: 1 pass. Captum's ``GuidedBackprop`` and
+  ``Deconvolution`` only hook ``nn.ReLU`` modules, so they run on a copy whose ReLU6 layers are
+  ``nn.ReLU`` subclasses (otherwise they would return the plain gradient).
+* integrated gradients, ``--ig-steps`` Gauss-Legendre steps from black: that many passes; ours
+  also runs the forward passes for the completeness gap, so Captum is asked for its convergence
+  delta too. Both get 32 path points per pass (our ``batch_size``, Captum's
+  ``internal_batch_size``).
+* SmoothGrad over saliency, ``--samples`` noisy copies: that many passes. Captum's
+  ``NoiseTunnel`` draws all copies at once (its default).
+
+Rows are timed in turns, ``--repeats`` rounds after one warm-up, and each keeps its best time, so
+that load from other processes hits all rows alike (the load average is printed). The ratios
+``x bare`` and ``x captum`` are our time over the bare cost and over Captum's time, in
+wall-clock and in CPU seconds (all threads; less disturbed by other processes).
+
+Peak memory of integrated gradients (``--memory-steps`` steps, a batch of 16, default
+``batch_size``) is measured in a fresh subprocess as the peak resident set size
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``: CPU tensors are not seen by tracemalloc), before
+and after the call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+
+os.environ.setdefault("XAI_CORE_OFFLINE", "1")
+os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+SAMPLES = ("cat", "coffee", "rocket", "astronaut")
+TARGETS = [281, 967, 812, 834, 285, 504, 403, 817, 281, 967, 812, 834, 285, 504, 403, 817]
+
+
+def load(batch: int):
+    import xai_core
+    from xai_core.inputs import load_image, sample_path
+
+    handle = xai_core.load_model("efficientnet_lite0")
+    module = handle.module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    photos = [handle.preprocessing(load_image(sample_path(name))) for name in SAMPLES]
+    inputs = torch.stack([photos[i % len(photos)] for i in range(batch)])
+    return handle, inputs, TARGETS[:batch]
+
+
+class _CaptumReLU6(nn.ReLU):
+    def forward(self, x):
+        return nn.functional.relu6(x)
+
+
+def relu6_as_relu(module: nn.Module) -> nn.Module:
+    module = copy.deepcopy(module)
+    for child in list(module.modules()):
+        for name, grandchild in list(child.named_children()):
+            if isinstance(grandchild, nn.ReLU6):
+                setattr(child, name, _CaptumReLU6())
+    return module
+
+
+def memory(steps: int) -> None:
+    """Peak RSS of integrated gradients, ``steps`` steps, batch 16 (run in a fresh process)."""
+    import xai_core
+
+    handle, inputs, targets = load(16)
+    method = xai_core.get_attributor("integrated_gradients", steps=steps)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    start = time.perf_counter()
+    result = method.attribute(handle, inputs, targets)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        json.dumps(
+            {
+                "steps": steps,
+                "batch": 16,
+                "batch_size": method.params.batch_size,
+                "rss_before": before,
+                "rss_peak": peak,
+                "seconds": seconds,
+                "max_relative_gap": max(result.metadata["completeness_gap_relative"]),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ig-steps", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--memory-steps", type=int, default=200)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_only:
+        memory(args.memory_steps)
+        return
+    warnings.filterwarnings("ignore")
+
+    from captum import attr as captum
+
+    import xai_core
+
+    handle, inputs, targets = load(8)
+    model = handle.module
+    model_relu = relu6_as_relu(model)
+    target_tensor = torch.tensor(targets)
+    steps, samples = args.ig_steps, args.samples
+
+    def bare() -> None:
+        x = inputs.clone().requires_grad_(True)
+        scores = model(x).gather(1, target_tensor[:, None]).sum()
+        torch.autograd.grad(scores, x)
+
+    def ours(name: str, **params) -> Callable[[], object]:
+        method = xai_core.get_attributor(name, **params)
+        return lambda: method.attribute(handle, inputs, targets)
+
+    def theirs(captum_method, **kwargs) -> Callable[[], object]:
+        return lambda: captum_method.attribute(
+            inputs.clone().requires_grad_(True), target=target_tensor, **kwargs
+        )
+
+    black = handle.normalize(torch.zeros_like(inputs))
+    rows = [
+        ("guided_backprop", 1, ours("guided_backprop"), theirs(captum.GuidedBackprop(model_relu))),
+        ("deconvnet", 1, ours("deconvnet"), theirs(captum.Deconvolution(model_relu))),
+        ("gradient_x_input", 1, ours("gradient_x_input"), theirs(captum.InputXGradient(model))),
+        (
+            f"integrated_gradients ({steps} steps)",
+            steps,
+            ours("integrated_gradients", steps=steps, batch_size=32),
+            theirs(
+                captum.IntegratedGradients(model),
+                baselines=black,
+                n_steps=steps,
+                method="gausslegendre",
+                internal_batch_size=32,
+                return_convergence_delta=True,
+            ),
+        ),
+        (
+            f"smoothgrad over saliency ({samples} samples)",
+            samples,
+            ours("noise_tunnel", samples=samples, relative=False, stdev=0.3),
+            theirs(
+                captum.NoiseTunnel(captum.Saliency(model)),
+                nt_type="smoothgrad",
+                nt_samples=samples,
+                stdevs=0.3,
+                abs=True,
+            ),
+        ),
+    ]
+    runners: dict[str, Callable[[], object]] = {"bare": bare}
+    for label, _, mine, reference in rows:
+        runners[label] = mine
+        runners[label + " / captum"] = reference
+    # Best wall-clock and best CPU seconds (all threads) per row: on a shared machine the CPU
+    # time is the less disturbed of the two.
+    wall = {name: float("inf") for name in runners}
+    cpu = dict(wall)
+    for round_ in range(args.repeats + 1):
+        for name, run in runners.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            run()
+            if round_:  # round 0 warms up
+                wall[name] = min(wall[name], time.perf_counter() - start)
+                cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+
+    print(
+        f"efficientnet_lite0, batch 8, 224x224, CPU ({torch.get_num_threads()} threads), "
+        f"torch {torch.__version__}; best of {args.repeats}; load average "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"
+    )
+    print(
+        f"bare forward+backward pass (params frozen): {wall['bare']:.3f} s wall, "
+        f"{cpu['bare']:.3f} s CPU\n"
+    )
+    print(
+        "| method | passes | ours s wall / CPU | captum s wall / CPU | x bare wall / CPU "
+        "| x captum wall / CPU |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, passes, _, _ in rows:
+        ref = label + " / captum"
+        print(
+            f"| {label} | {passes} | {wall[label]:.2f} / {cpu[label]:.2f} | "
+            f"{wall[ref]:.2f} / {cpu[ref]:.2f} | "
+            f"{wall[label] / (passes * wall['bare']):.3f} / "
+            f"{cpu[label] / (passes * cpu['bare']):.3f} | "
+            f"{wall[label] / wall[ref]:.3f} / {cpu[label] / cpu[ref]:.3f} |"
+        )
+    if not args.skip_memory:
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-only", "--memory-steps", str(args.memory_steps)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        m = json.loads(out.stdout.strip().splitlines()[-1])
+        gib = 1024**3
+        print(
+            f"\nintegrated_gradients, {m['steps']} steps, batch {m['batch']}, batch_size "
+            f"{m['batch_size']}: peak RSS {m['rss_peak'] / gib:.2f} GiB (before the call "
+            f"{m['rss_before'] / gib:.2f} GiB, so +{(m['rss_peak'] - m['rss_before']) / gib:.2f} "
+            f"GiB) in {m['seconds']:.0f} s; largest completeness gap "
+            f"{100 * m['max_relative_gap']:.2f}% (ru_maxrss)"
+        )
+
+
+if __name__ == "__main__":
+    main()
