@@ -24,6 +24,7 @@ FAST_PARAMS: dict[str, dict] = {
     "rise": {"n_masks": 64, "progress": False},
     "class_visualization": {"steps": 5},
     "fooling": {"max_iterations": 5},
+    "feature_visualization": {"steps": 5},
 }
 
 

@@ -84,6 +84,32 @@ class _Image:
     error: str | None = None
     prediction: dict[str, Any] = field(default_factory=dict)
     target: int | None = None
+    method_metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _item_metadata(metadata: dict[str, Any], index: int, count: int) -> dict[str, Any]:
+    """What a technique reported (layer used, completeness gap, ...) as JSON for one item.
+
+    Per-item values (tensors or lists with one entry per item) are cut to this item's entry;
+    parameters are already in the config, timings in ``seconds``, and large arrays are left out.
+    """
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key in ("params", "seconds"):
+            continue
+        if isinstance(value, torch.Tensor):
+            if value.ndim >= 1 and value.shape[0] == count:
+                value = value[index]
+            if value.numel() > 16:
+                continue
+            value = value.tolist()
+        elif isinstance(value, (list, tuple)) and len(value) == count:
+            value = value[index]
+        if isinstance(value, (str, int, float, bool, type(None))) or (
+            isinstance(value, (list, dict)) and len(str(value)) < 2000
+        ):
+            out[key] = value
+    return out
 
 
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
@@ -265,6 +291,8 @@ class _Run:
                         attribution_figure(fig_path, _to_image(im.pixels), saliency, title)
                         item["files"]["figure"] = self.rel(fig_path)
                 item.update(scored)
+                if error is None and im.method_metadata:
+                    item["metadata"] = im.method_metadata
                 self.items.append(item)
         for im in images:
             if im.error is not None:
@@ -278,6 +306,8 @@ class _Run:
         try:
             attribution = technique.attribute(handle, x, targets)
             seconds = (time.perf_counter() - start) / len(chunk)
+            for i, im in enumerate(chunk):
+                im.method_metadata = _item_metadata(attribution.metadata, i, len(chunk))
             return [(m, seconds, None) for m in attribution.maps]
         except Exception as exc:
             if len(chunk) == 1:
