@@ -16,6 +16,7 @@ from torch import nn
 
 import xai_core
 from xai_core.errors import UnknownNameError, XaiError
+from xai_core.testing import hook_count
 
 pgc = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
@@ -309,19 +310,12 @@ def test_score_cam_batch_size_does_not_change_the_map(tiny_cnn):
 # --- contract: state, hooks, gradients ------------------------------------------------------------
 
 
-def _hook_count(model: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        for m in model.modules()
-    )
-
-
 @pytest.mark.parametrize("method", ALL_METHODS)
 @pytest.mark.parametrize("grad_mode", ["enabled", "no_grad", "inference_mode"])
 def test_model_state_is_restored_under_any_grad_mode(method, grad_mode):
     torch.manual_seed(0)
     model = TinyCNN(inplace=True).train()
-    hooks = _hook_count(model)
+    hooks = hook_count(model)
     x = torch.randn(2, 3, 32, 32)
     reference = ours(method, model, x, [1, 2]).maps
     model.train()
@@ -334,16 +328,16 @@ def test_model_state_is_restored_under_any_grad_mode(method, grad_mode):
         result = ours(method, model, x, [1, 2])
     assert model.training and all(m.training for m in model.modules())
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
-    assert _hook_count(model) == hooks
+    assert hook_count(model) == hooks
     torch.testing.assert_close(result.maps, reference)
     assert torch.isfinite(result.maps).all()
 
 
 def test_hooks_are_removed_when_the_method_fails(tiny_cnn):
-    hooks = _hook_count(tiny_cnn)
+    hooks = hook_count(tiny_cnn)
     with pytest.raises(XaiError, match="no spatial grid"):
         ours("grad_cam", tiny_cnn, torch.randn(1, 3, 32, 32), [1], layer="head.1")
-    assert _hook_count(tiny_cnn) == hooks
+    assert hook_count(tiny_cnn) == hooks
 
 
 def test_unknown_layer_names_close_matches(lite0, sample_batch):

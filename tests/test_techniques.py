@@ -10,16 +10,7 @@ from torch import nn
 
 import xai_core
 from xai_core.errors import InputError, PluginError, TargetError
-
-
-def _hook_counts(module: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks)
-        + len(m._forward_pre_hooks)
-        + len(m._backward_hooks)
-        + len(getattr(m, "_backward_pre_hooks", {}))
-        for m in module.modules()
-    )
+from xai_core.testing import hook_count
 
 
 class _Failing(xai_core.Attributor):
@@ -40,10 +31,10 @@ def test_hooks_removed_and_state_restored_when_a_technique_raises(tiny_resnet, i
     module = tiny_resnet.module
     module.train()
     flags = [p.requires_grad for p in module.parameters()]
-    before = _hook_counts(module)
+    before = hook_count(module)
     with pytest.raises(RuntimeError, match="boom"):
         _Failing().attribute(tiny_resnet, images64, 0)
-    assert _hook_counts(module) == before
+    assert hook_count(module) == before
     assert module.training and all(m.training for m in module.modules())
     assert [p.requires_grad for p in module.parameters()] == flags
     module.eval()

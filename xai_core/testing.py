@@ -38,6 +38,7 @@ __all__ = [
     "ATTRIBUTOR_CHECKS",
     "SYNTHESIZER_CHECKS",
     "TinyNet",
+    "hook_count",
     "check_attributor",
     "check_synthesizer",
 ]
@@ -85,7 +86,8 @@ def _default_model() -> ModelHandle:
     return as_model_handle(module)
 
 
-def _hook_count(module: nn.Module) -> int:
+def hook_count(module: nn.Module) -> int:
+    """Torch hooks of every kind registered on ``module`` and its submodules."""
     return sum(
         len(m._forward_hooks)
         + len(m._forward_pre_hooks)
@@ -177,7 +179,7 @@ def check_attributor(
     with torch.no_grad():
         logits_before = module(inputs)
     before = _snapshot(module)
-    hooks_before = _hook_count(module)
+    hooks_before = hook_count(module)
     first = call(inputs, targets)
 
     def check(name: str) -> list[str]:
@@ -193,7 +195,7 @@ def check_attributor(
         if name == "finite":
             return [] if torch.isfinite(maps).all() else ["finite: maps contain NaN or infinity"]
         if name == "hooks":
-            left = _hook_count(module) - hooks_before
+            left = hook_count(module) - hooks_before
             return [f"hooks: {left} torch hook(s) left on the model"] if left else []
         if name == "state":
             out = _compare_state(before, _snapshot(module))
@@ -263,7 +265,7 @@ def check_synthesizer(
     with torch.no_grad():
         logits_before = module(handle.normalize(images))
     before = _snapshot(module)
-    hooks_before = _hook_count(module)
+    hooks_before = hook_count(module)
     first = call()
 
     def check(name: str) -> list[str]:
@@ -279,7 +281,7 @@ def check_synthesizer(
             if not torch.isfinite(first.images).all():
                 out.append("finite: images contain NaN or infinity")
         elif name == "hooks":
-            left = _hook_count(module) - hooks_before
+            left = hook_count(module) - hooks_before
             if left:
                 out.append(f"hooks: {left} torch hook(s) left on the model")
         elif name == "state":
