@@ -1,6 +1,6 @@
 """Benchmark: the gradient attributors against Captum and against the bare passes they need.
 
-    .venv/bin/python benchmarks/bench_gradients.py [--repeats 3] [--ig-steps 32] [--samples 10]
+    .venv/bin/python benchmarks/bench_gradients.py [--repeats 5] [--ig-steps 32] [--samples 10]
                                                    [--memory-steps 200] [--skip-memory]
 
 Setting of the issue: the offline ``efficientnet_lite0``, a batch of 8 at 224 px (the four sample
@@ -13,7 +13,7 @@ forward and backward pass to the input times the number of passes the method nee
   ``nn.ReLU`` subclasses (otherwise they would return the plain gradient).
 * integrated gradients, ``--ig-steps`` Gauss-Legendre steps from black: that many passes; ours
   also runs the forward passes for the completeness gap, so Captum is asked for its convergence
-  delta too. Both get 32 path points per pass (our ``batch_size``, Captum's
+  delta too. Both get 16 path points per pass (our ``batch_size``, Captum's
   ``internal_batch_size``).
 * SmoothGrad over saliency, ``--samples`` noisy copies: that many passes. Captum's
   ``NoiseTunnel`` draws all copies at once (its default).
@@ -107,7 +107,7 @@ def memory(steps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ig-steps", type=int, default=32)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--memory-steps", type=int, default=200)
@@ -151,13 +151,13 @@ def main() -> None:
         (
             f"integrated_gradients ({steps} steps)",
             steps,
-            ours("integrated_gradients", steps=steps, batch_size=32),
+            ours("integrated_gradients", steps=steps, batch_size=16),
             theirs(
                 captum.IntegratedGradients(model),
                 baselines=black,
                 n_steps=steps,
                 method="gausslegendre",
-                internal_batch_size=32,
+                internal_batch_size=16,
                 return_convergence_delta=True,
             ),
         ),

@@ -38,6 +38,7 @@ __all__ = [
     "relu_rule_gradients",
     "quadrature",
     "ig_baseline",
+    "path_gradients",
     "GradientAttributor",
     "GuidedBackprop",
     "Deconvnet",
@@ -347,10 +348,6 @@ def ig_baseline(
     raise ConfigError(f"unknown baseline {kind!r}; use one of {', '.join(IG_BASELINES)} or a file")
 
 
-def _chunks(total: int, size: int) -> range:
-    return range(0, total, size)
-
-
 def path_gradients(
     model: nn.Module,
     inputs: Tensor,
@@ -370,7 +367,7 @@ def path_gradients(
     delta = inputs - baselines
     total = torch.zeros_like(inputs)
     rows = len(alphas) * n
-    for start in _chunks(rows, batch_size):
+    for start in range(0, rows, batch_size):
         row = torch.arange(start, min(start + batch_size, rows), device=inputs.device)
         step, item = row // n, row % n
         points = baselines[item] + alphas[step].view(-1, 1, 1, 1) * delta[item]
@@ -384,7 +381,7 @@ def _target_scores(model: nn.Module, inputs: Tensor, targets: Tensor, batch_size
         return torch.cat(
             [
                 class_scores(model(inputs[i : i + batch_size]), targets[i : i + batch_size])
-                for i in _chunks(len(inputs), batch_size)
+                for i in range(0, len(inputs), batch_size)
             ]
         )
 
@@ -430,7 +427,7 @@ class IntegratedGradients(GradientAttributor):
         #: Seed of the ``uniform`` baseline.
         seed: int = 0
         #: Path points per forward/backward pass: bounds memory, not results.
-        batch_size: int = 32
+        batch_size: int = 16
 
     def __init__(self, params: Any = None, **overrides: Any):
         tensor = None
@@ -544,7 +541,7 @@ class NoiseTunnel(Attributor):
         #: Seed of the noise.
         seed: int = 0
         #: Noisy copies per call of the base, over all items: bounds memory, not results.
-        batch_size: int = 32
+        batch_size: int = 16
 
     def __init__(self, params: Any = None, **overrides: Any):
         super().__init__(params, **overrides)
@@ -582,7 +579,7 @@ class NoiseTunnel(Attributor):
             stdev = stdev * (inputs.amax(dim=(1, 2, 3)) - inputs.amin(dim=(1, 2, 3)))
         per_call = max(1, p.batch_size // n)
         total = total_sq = None
-        for start in _chunks(p.samples, per_call):
+        for start in range(0, p.samples, per_call):
             z = noise[start : start + per_call]
             noisy = (inputs[:, None] + stdev.view(n, 1, 1, 1, 1) * z[None]).flatten(0, 1)
             maps = self._base_attributions(model, noisy, targets.repeat_interleave(len(z)), context)
