@@ -521,6 +521,8 @@ def _run(run: _Run, config, methods, sources, dist: DistContext, force: bool) ->
         device=device,
         **config.model.options,
     )
+    if config.channels_last:
+        handle.module.to(memory_format=torch.channels_last)
     per_image = [(label, t) for label, t in methods if getattr(t, "uses_images", True)]
     per_run = [(label, t) for label, t in methods if not getattr(t, "uses_images", True)]
     indexed = list(enumerate(sources))
