@@ -6,6 +6,7 @@ Third-party plugins installed in the environment are not loaded in tests
 
 from __future__ import annotations
 
+import copy
 import os
 
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -33,11 +34,16 @@ def lite0():
 
 
 @pytest.fixture(scope="session")
-def tiny_resnet():
-    """A small random-weight timm ResNet at 64x64: fast, with in-place ReLUs."""
+def _tiny_resnet_template():
     torch.manual_seed(0)
-    handle = xai_core.load_model("timm/resnet10t", pretrained=False)
-    return handle
+    return xai_core.load_model("timm/resnet10t", pretrained=False)
+
+
+@pytest.fixture
+def tiny_resnet(_tiny_resnet_template):
+    """A small random-weight timm ResNet: fast, with in-place ReLUs. A fresh copy per test, so
+    a test that changes the model (train mode, frozen weights) cannot affect another."""
+    return copy.deepcopy(_tiny_resnet_template)
 
 
 @pytest.fixture
