@@ -32,6 +32,7 @@ import xai_core
 from xai_core.errors import ConfigError, UnknownNameError
 from xai_core.gradients import input_gradients, reduce_channels
 from xai_core.module_hooks import HookRecorder
+from xai_core.testing import hook_count
 
 captum_attr = pytest.importorskip("captum.attr")
 
@@ -201,14 +202,6 @@ def test_every_relu_spelling_gets_the_rule(rule):
     assert_close(ours, theirs)
 
 
-def _no_hooks(module: nn.Module) -> bool:
-    return all(
-        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
-        and not m._backward_pre_hooks
-        for m in module.modules()
-    )
-
-
 def _logits_and_gradient(module: nn.Module, x: torch.Tensor):
     x = x.clone().requires_grad_(True)
     logits = module(x)
@@ -232,7 +225,7 @@ def test_model_is_left_bit_identical(request, fixture, name):
     assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())
     assert flags == [p.requires_grad for p in module.parameters()]
     assert modes == [m.training for m in module.modules()]
-    assert _no_hooks(module)
+    assert hook_count(module) == 0
     assert torch._C._len_torch_function_stack() == 0
 
 
@@ -253,7 +246,7 @@ def test_guided_relu_hooks_follow_the_recorder(tv_resnet18):
         hooked = input_gradients(module, x, targets)
         assert torch._C._len_torch_function_stack() == 0
     assert torch.equal(hooked, relu_rule_gradients(module, x, targets, "guided"))
-    assert _no_hooks(module)
+    assert hook_count(module) == 0
     assert torch.equal(
         input_gradients(module, x, targets),
         input_gradients(copy.deepcopy(module), x, targets),
@@ -267,7 +260,7 @@ def test_guided_relu_hooks_survive_a_failing_forward(tv_resnet18):
         with pytest.raises(RuntimeError):
             module(torch.randn(2, 5, 32, 32))  # wrong channel count
         assert torch._C._len_torch_function_stack() == 0
-    assert _no_hooks(module)
+    assert hook_count(module) == 0
 
 
 def test_unknown_rule_is_rejected():
