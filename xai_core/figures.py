@@ -21,13 +21,20 @@ __all__ = ["display_map", "overlay", "attribution_figure", "grid_figure", "image
 
 
 def display_map(saliency: np.ndarray) -> tuple[np.ndarray, str, float, float]:
-    """Map scaled for display: ``(values, colormap, vmin, vmax)``."""
+    """Map scaled for display: ``(values, colormap, vmin, vmax)``.
+
+    Signed maps: blue-white-red, symmetric at the 99th percentile of ``|map|``. Non-negative
+    maps: heat scale from the 1st to the 99th percentile.
+    """
     values = np.nan_to_num(np.asarray(saliency, dtype=np.float32))
     if values.min() < 0:
         top = float(np.percentile(np.abs(values), 99)) or float(np.abs(values).max()) or 1.0
         return np.clip(values / top, -1, 1), "bwr", -1.0, 1.0
-    top = float(np.percentile(values, 99)) or float(values.max()) or 1.0
-    return np.clip(values / top, 0, 1), "hot", 0.0, 1.0
+    # From the 1st to the 99th percentile: maps with a large common floor (RISE) keep contrast.
+    low, top = (float(v) for v in np.percentile(values, [1, 99]))
+    if top <= low:
+        low, top = 0.0, float(values.max()) or 1.0
+    return np.clip((values - low) / (top - low), 0, 1), "hot", 0.0, 1.0
 
 
 def overlay(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.5, cmap: str = "jet"):
