@@ -1,4 +1,4 @@
-"""The plugin manager: loads plugins from the ``xai_core`` entry-point group and fills the registries.
+"""The plugin manager: loads plugins from the ``xai_core`` entry-point group, fills registries.
 
 Built-in techniques are plugins like any other: xai-core's own ``pyproject.toml`` lists them in the
 same entry-point group a third-party package uses.
@@ -198,7 +198,7 @@ def get_registries() -> Registries:
         return _registries
     from .metrics import Metric
     from .models import ModelEntry
-    from .techniques import Attributor, Synthesizer, Technique
+    from .techniques import Attributor, Synthesizer
 
     pm = get_plugin_manager()
     techniques: Registry[Any] = Registry("technique", "attributors")
@@ -206,17 +206,19 @@ def get_registries() -> Registries:
     metrics: Registry[Any] = Registry("metric", "metrics")
     infos = {name: _infos.get(name) or PluginInfo(name, "?") for name, _ in pm.list_name_plugin()}
 
-    def technique_register(base: type, kind: str):
+    def class_register(base: type, kind: str, registry: Registry[Any], public_path: str):
+        """``register(cls, name=None)`` for hooks that register subclasses of ``base``."""
+
         def make(plugin: str):
             def register(cls: type, name: str | None = None) -> None:
                 if not (isinstance(cls, type) and issubclass(cls, base)):
                     raise PluginError(
                         f"plugin {plugin!r} passed {cls!r} to register_{kind}s' register(); "
-                        f"it takes a subclass of xai_core.{base.__name__}"
+                        f"it takes a subclass of {public_path}"
                     )
-                Technique.check_class(cls, plugin)
+                base.check_class(cls, plugin)
                 public = name or cls.name
-                techniques.add(public, cls, plugin)
+                registry.add(public, cls, plugin)
                 infos[plugin].provides.setdefault(kind + "s", []).append(public)
 
             return register
@@ -232,31 +234,30 @@ def get_registries() -> Registries:
         ) -> None:
             if not callable(loader):
                 raise PluginError(
-                    f"plugin {plugin!r} registered model {name!r} with a loader that is not callable"
+                    f"plugin {plugin!r} registered model {name!r} with a loader that is not "
+                    "callable"
                 )
             models.add(name, ModelEntry(name, loader, description, lister), plugin)
             infos[plugin].provides.setdefault("models", []).append(name)
 
         return register
 
-    _call_each(pm, "register_attributors", technique_register(Attributor, "attributor"))
-    _call_each(pm, "register_synthesizers", technique_register(Synthesizer, "synthesizer"))
-    def metric_make(plugin: str):
-        def register(cls: type, name: str | None = None) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, Metric)):
-                raise PluginError(
-                    f"plugin {plugin!r} passed {cls!r} to register_metrics' register(); "
-                    "it takes a subclass of xai_core.metrics.Metric"
-                )
-            Metric.check_class(cls, plugin)
-            public = name or cls.name
-            metrics.add(public, cls, plugin)
-            infos[plugin].provides.setdefault("metrics", []).append(public)
-
-        return register
-
+    _call_each(
+        pm,
+        "register_attributors",
+        class_register(Attributor, "attributor", techniques, "xai_core.Attributor"),
+    )
+    _call_each(
+        pm,
+        "register_synthesizers",
+        class_register(Synthesizer, "synthesizer", techniques, "xai_core.Synthesizer"),
+    )
     _call_each(pm, "register_models", model_make)
-    _call_each(pm, "register_metrics", metric_make)
+    _call_each(
+        pm,
+        "register_metrics",
+        class_register(Metric, "metric", metrics, "xai_core.metrics.Metric"),
+    )
     _registries = Registries(techniques=techniques, models=models, plugins=infos, metrics=metrics)
     return _registries
 
