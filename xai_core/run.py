@@ -85,6 +85,7 @@ class _Image:
     prediction: dict[str, Any] = field(default_factory=dict)
     target: int | None = None
     method_metadata: dict[str, Any] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)  # labels of the methods still to do
 
 
 def _item_metadata(metadata: dict[str, Any], index: int, count: int) -> dict[str, Any]:
@@ -532,26 +533,27 @@ def _run(run: _Run, config, methods, sources, dist: DistContext, force: bool) ->
         target = config.target[index] if isinstance(config.target, list) else config.target
         return _settings(config, label, technique, target)
 
-    todo: list[tuple[int, InputImage]] = []
+    # Checked once here (it reads every recorded file back); batches only do what is missing.
+    todo: list[tuple[int, InputImage, set[str]]] = []
     skipped = 0
     for index, source in mine:
-        missing = [
+        missing = {
             label for label, t in per_image
             if ledger.done(source.key, label, settings(label, t, index)) is None
-        ]
+        }
         skipped += len(per_image) - len(missing)
         if missing:
-            todo.append((index, source))
+            todo.append((index, source, missing))
     if skipped:
         run.say(f"skipped {skipped} item(s) already done (use --force to redo them)")
     started = time.time()
     bar = _progress_bar(len(todo), enabled=dist.is_main)
-    loader = _loader([source for _, source in todo], handle, config)
+    loader = _loader([source for _, source, _ in todo], handle, config)
     for batch in loader:
         images = []
         for local, pixels, error in batch:
-            index, source = todo[local]
-            im = _Image(source, index=index, error=error)
+            index, source, missing = todo[local]
+            im = _Image(source, index=index, error=error, missing=missing)
             if pixels is not None:
                 im.pixels = pixels
                 im.inputs = handle.normalize(pixels)
@@ -597,10 +599,7 @@ def _explain_batch(
             write_npy(run.input_path(im), im.inputs.numpy().astype(np.float32))
             write_png(run.input_path(im).with_suffix(".png"), im.pixels)
     for label, technique in per_image:
-        pending = [
-            im for im in images
-            if ledger.done(im.source.key, label, settings(label, technique, im.index)) is None
-        ]
+        pending = [im for im in images if label in im.missing]
         if not pending:
             continue
         _seed(config.seed)
