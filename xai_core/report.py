@@ -70,6 +70,16 @@ def _table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _score(cell: Any) -> Any:
+    """A metric table cell ``{"mean", "sem", "n"}`` as ``mean ± sem``; other cells unchanged."""
+    if not isinstance(cell, dict):
+        return cell
+    if cell.get("mean") is None:
+        return ""
+    sem = f" ± {cell['sem']:.2g}" if cell.get("sem") is not None else ""
+    return f"{cell['mean']:.4g}{sem}"
+
+
 def _page_name(index: int) -> str:
     return "report.html" if index == 0 else f"report-{index + 1}.html"
 
@@ -185,13 +195,14 @@ def _common_sections(
                 f'</h3>{body}{error}<div class="cap" style="max-width:none">{_e(facts)}</div></div>'
             )
         parts.append(f'<h2>Synthesized images</h2><div class="synth">{"".join(blocks)}</div>')
-    for name in ("metrics.json",):
-        path = run_dir / name
-        if path.is_file():
-            data = json.loads(path.read_text())
-            rows = data if isinstance(data, list) else data.get("rows") or data.get("table") or []
-            if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-                parts.append(f"<h2>Metrics</h2>{_table(rows)}")
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        # The table xai_core.metrics.write_metrics_table writes: one row per method, one
+        # {"mean", "sem", "n"} cell per metric.
+        table = json.loads(metrics_file.read_text())
+        rows = [{key: _score(cell) for key, cell in row.items()} for row in table.get("rows", [])]
+        if rows:
+            parts.append(f"<h2>Metrics</h2>{_table(rows)}")
     timing: dict[str, list[float]] = {}
     for item in items:
         if item.get("seconds") is not None and not item.get("error"):
