@@ -23,7 +23,13 @@ from torch.overrides import TorchFunctionMode
 
 from xai_core import Attributor, hookimpl
 from xai_core.errors import ConfigError
-from xai_core.gradients import REDUCTIONS, class_scores, input_gradients, reduce_channels
+from xai_core.gradients import (
+    REDUCTIONS,
+    class_scores,
+    input_gradients,
+    model_input,
+    reduce_channels,
+)
 from xai_core.models import Preprocessing
 from xai_core.module_hooks import HookRecorder
 from xai_core.techniques import AttributionContext
@@ -168,15 +174,21 @@ def guided_relu_hooks(
 
 
 def relu_rule_gradients(
-    model: nn.Module, inputs: Tensor, targets: Tensor, rule: str = "guided", relu6: bool = True
+    model: nn.Module,
+    inputs: Tensor,
+    targets: Tensor,
+    rule: str = "guided",
+    relu6: bool = True,
+    channels_last: bool = True,
 ) -> Tensor:
     """Gradient of each item's target logit w.r.t. its input, ReLUs following ``rule``:
-    ``[N, 3, H, W]``. One forward and one backward pass for the whole batch."""
-    x = inputs.detach().requires_grad_(True)
+    ``[N, 3, H, W]``. One forward and one backward pass for the whole batch
+    (``channels_last``: see :func:`xai_core.gradients.model_input`)."""
+    x = model_input(inputs, channels_last)
     with guided_relu(rule, relu6):
         scores = class_scores(model(x), targets)
     (grad,) = torch.autograd.grad(scores.sum(), x)
-    return grad
+    return grad.contiguous()
 
 
 
@@ -204,6 +216,8 @@ class GradientAttributor(Attributor):
         abs: bool = False
         #: Reduction over colour channels (``max`` keeps the largest-magnitude value, signed).
         reduction: str = _reduction("sum")
+        #: Run the passes on NHWC inputs (faster convolutions on CPU; same values up to rounding).
+        channels_last: bool = True
 
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
@@ -239,7 +253,8 @@ class _ReluRuleAttributor(GradientAttributor):
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        return relu_rule_gradients(model, inputs, targets, self.rule, self.params.relu6)
+        p = self.params
+        return relu_rule_gradients(model, inputs, targets, self.rule, p.relu6, p.channels_last)
 
 
 class GuidedBackprop(_ReluRuleAttributor):
@@ -272,7 +287,7 @@ class GradientXInput(GradientAttributor):
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        return input_gradients(model, inputs, targets) * inputs
+        return input_gradients(model, inputs, targets, self.params.channels_last) * inputs
 
 
 #: Integration rules with Captum's names. ``riemann_trapezoid`` is the trapezoid rule proper
@@ -356,6 +371,7 @@ def path_gradients(
     alphas: Tensor,
     weights: Tensor,
     batch_size: int,
+    channels_last: bool = True,
 ) -> Tensor:
     """``sum_k w_k * grad F_target(b + alpha_k (x - b))`` per item, ``[N, C, H, W]``.
 
@@ -371,16 +387,21 @@ def path_gradients(
         row = torch.arange(start, min(start + batch_size, rows), device=inputs.device)
         step, item = row // n, row % n
         points = baselines[item] + alphas[step].view(-1, 1, 1, 1) * delta[item]
-        grads = input_gradients(model, points, targets[item])
+        grads = input_gradients(model, points, targets[item], channels_last)
         total.index_add_(0, item, grads * weights[step].view(-1, 1, 1, 1))
     return total
 
 
-def _target_scores(model: nn.Module, inputs: Tensor, targets: Tensor, batch_size: int) -> Tensor:
+def _target_scores(
+    model: nn.Module, inputs: Tensor, targets: Tensor, batch_size: int, channels_last: bool
+) -> Tensor:
     with torch.no_grad():
         return torch.cat(
             [
-                class_scores(model(inputs[i : i + batch_size]), targets[i : i + batch_size])
+                class_scores(
+                    model(model_input(inputs[i : i + batch_size], channels_last).detach()),
+                    targets[i : i + batch_size],
+                )
                 for i in range(0, len(inputs), batch_size)
             ]
         )
@@ -482,11 +503,13 @@ class IntegratedGradients(GradientAttributor):
         p = self.params
         baselines = self.baselines(inputs, context)
         alphas, weights = (t.to(inputs.device) for t in quadrature(p.method, p.steps))
-        grads = path_gradients(model, inputs, baselines, targets, alphas, weights, p.batch_size)
+        grads = path_gradients(
+            model, inputs, baselines, targets, alphas, weights, p.batch_size, p.channels_last
+        )
         attributions = (inputs - baselines) * grads
         n = len(inputs)
         scores = _target_scores(
-            model, torch.cat([inputs, baselines]), targets.repeat(2), p.batch_size
+            model, torch.cat([inputs, baselines]), targets.repeat(2), p.batch_size, p.channels_last
         )
         difference = scores[:n] - scores[n:]
         gap = attributions.sum(dim=(1, 2, 3)) - difference

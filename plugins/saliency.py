@@ -32,11 +32,13 @@ class Saliency(Attributor):
         times_input: bool = False
         #: Reduction over colour channels: ``max`` keeps the largest-magnitude channel value.
         reduction: str = field(default="max", metadata={"choices": REDUCTIONS})
+        #: Run the pass on NHWC inputs (faster convolutions on CPU; same values up to rounding).
+        channels_last: bool = True
 
     def compute(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        grad = input_gradients(model, inputs, targets)
+        grad = input_gradients(model, inputs, targets, self.params.channels_last)
         if self.params.times_input:
             grad = grad * inputs
         if self.params.abs:

