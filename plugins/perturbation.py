@@ -19,6 +19,7 @@ What does not live here: gradient methods (``saliency``, ``gradients``) and CAM 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from xai_core.techniques import AttributionContext
 __all__ = [
     "BASELINES",
     "SCORES",
+    "LocalLayer",
+    "local_layers",
     "Occlusion",
     "Rise",
     "baseline_inputs",
@@ -136,6 +139,144 @@ def rise_masks(grids: Tensor, shifts: Tensor, size: tuple[int, int]) -> Tensor:
     return up[index, rows[:, :, None], cols[:, None, :]]
 
 
+# --- incremental occlusion -----------------------------------------------------------------------
+
+#: The largest share of a layer's map that the crop recomputed per window may cover for that layer
+#: to be worth reusing (the rest of the map is copied from the unoccluded image).
+MAX_CROP_SHARE = 0.25
+#: Layers tried (deepest first) before occlusion gives up reusing activations and runs full passes.
+MAX_LAYER_TRIES = 4
+
+
+@dataclass
+class LocalLayer:
+    """A layer whose output map at ``stride`` depends on the input only near each cell.
+
+    A block of ``stride x stride`` input pixels at cell ``c`` changes the output cells
+    ``c - reach[0] .. c + reach[1]`` down the rows and ``c - reach[2] .. c + reach[3]`` across
+    (measured, plus one cell of margin each way). ``crop`` is the size in cells of the input crop
+    that recomputes every cell a window of the given size can change.
+    """
+
+    name: str
+    module: nn.Module
+    stride: int
+    cells: tuple[int, int]
+    reach: tuple[int, int, int, int]
+    crop: tuple[int, int]
+
+    def boxes(self, top: int, left: int, window: int, size: tuple[int, int]) -> tuple[int, ...]:
+        """``(i0, i1, j0, j1, k, l)`` for a window at ``(top, left)``: the output cells
+        ``[i0, i1) x [j0, j1)`` it can change and the crop's first cell ``(k, l)``."""
+        s, (h, w), (up, down, left_, right) = self.stride, self.cells, self.reach
+        u0, u1 = top // s, (min(top + window, size[0]) - 1) // s
+        v0, v1 = left // s, (min(left + window, size[1]) - 1) // s
+        i0, i1 = max(0, u0 - up), min(h, u1 + down + 1)
+        j0, j1 = max(0, v0 - left_), min(w, v1 + right + 1)
+        # The changed cells need the input cells that reach them: [i0 - down, i1 - 1 + up].
+        k = min(max(0, i0 - down), h - self.crop[0])
+        l_ = min(max(0, j0 - right), w - self.crop[1])
+        return i0, i1, j0, j1, k, l_
+
+
+def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[LocalLayer]:
+    """The layers of ``model`` worth reusing for occlusion windows of ``window`` pixels on
+    inputs of ``shape`` ``[N, C, H, W]``, deepest first.
+
+    A layer qualifies when it runs once per forward pass, returns one ``[N, C', H/s, W/s]`` map
+    for a power-of-two stride ``2 <= s <= 32``, a block of input noise changes only cells near
+    the block's own, and the crop per window is at most :data:`MAX_CROP_SHARE` of its map.
+
+    The reach is measured with one forward pass of three random images: one, and two copies
+    with a different noise block at its centre (aligned to every stride; the union of the two
+    copies' changes, so that a unit clipped in one copy does not hide a cell). A layer's reach is
+    the widest measured at it or before it. Qualifying is necessary, not sufficient (a skip
+    connection around the layer escapes this test): occlusion checks the result against full
+    passes before relying on a layer.
+    """
+    _, channels, height, width = shape
+    strides = [2**e for e in range(1, 6) if height % 2**e == 0 and width % 2**e == 0]
+    # The smallest crop there can be: stride 2, a reach of one cell each way.
+    smallest = 2 * ((window - 1) // 2 + 2 + 2)
+    if not strides or smallest**2 > MAX_CROP_SHARE * height * width:
+        return []
+    block = strides[-1]
+    top, left = (height // block // 2) * block, (width // block // 2) * block
+    generator = torch.Generator().manual_seed(0)
+    probe = torch.randn(1, channels, height, width, generator=generator).repeat(3, 1, 1, 1)
+    probe[1:, :, top : top + block, left : left + block] = torch.randn(
+        2, channels, block, block, generator=generator
+    )
+    parameter = next(model.parameters(), None)
+    if parameter is not None:
+        probe = probe.to(parameter.device)
+    probe = probe.contiguous(memory_format=torch.channels_last)  # only faster, on CPU
+
+    seen: dict[str, int] = {}  # calls per layer
+    events: list[tuple[str, int, Tensor, Any]] = []  # (layer, stride, changed cells, tensor key)
+
+    def record(name: str) -> Any:
+        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
+            seen[name] = seen.get(name, 0) + 1
+            if not isinstance(output, Tensor) or output.ndim != 4 or len(output) != len(probe):
+                return
+            h, w = output.shape[2:]
+            s = height // h
+            if h * s != height or w * s != width or s not in strides:
+                return
+            # Cells where a perturbed copy differs from the first image beyond rounding.
+            difference = (output[1:] - output[:1]).abs().amax(dim=(0, 1))
+            changed = difference > 1e-6 * float(output[0].abs().max())
+            key = (output.data_ptr(), output.shape)
+            if events and events[-1][3] == key:
+                # The same tensor again (an in-place activation, a container's last child): one
+                # candidate, the outer module, keeping what either measurement saw.
+                changed = changed | events.pop()[2]
+            events.append((name, s, changed, key))
+
+        return hook
+
+    modules = dict(model.named_modules())
+    handles = [m.register_forward_hook(record(n)) for n, m in modules.items() if n]
+    try:
+        with torch.inference_mode():
+            model(probe)
+    except Exception:  # a model that does not take this shape gains nothing here
+        return []
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    # Reach in pixels (up, down, left, right), the widest seen so far in completion order: a
+    # unit that the probe left unchanged (a clipped ReLU, say) can hide part of a layer's reach,
+    # never the reach of the layers before it, which a layer after them inherits.
+    widest = [0.0] * 4
+    layers = []
+    for name, s, changed, _ in events:
+        h, w = changed.shape
+        rows = changed.any(dim=1).nonzero().flatten().tolist()
+        cols = changed.any(dim=0).nonzero().flatten().tolist()
+        if not rows:
+            continue  # no dependence on the input
+        if rows[0] == 0 or cols[0] == 0 or rows[-1] == h - 1 or cols[-1] == w - 1:
+            widest = [math.inf] * 4  # a reach the probe cannot bound (global pooling, say)
+            continue
+        # Cells beyond the block's own, each way.
+        r0, r1, c0, c1 = top // s, (top + block) // s - 1, left // s, (left + block) // s - 1
+        measured = (r0 - rows[0], rows[-1] - r1, c0 - cols[0], cols[-1] - c1)
+        widest = [max(px, cells * s) for px, cells in zip(widest, measured)]
+        if seen[name] != 1 or math.inf in widest:
+            continue
+        reach = tuple(math.ceil(px / s) for px in widest)
+        crop = (
+            min(h, (window - 1) // s + 2 + 2 * (reach[0] + reach[1])),
+            min(w, (window - 1) // s + 2 + 2 * (reach[2] + reach[3])),
+        )
+        if crop[0] * crop[1] <= MAX_CROP_SHARE * h * w:
+            layers.append(LocalLayer(name, modules[name], s, (h, w), reach, crop))
+    return layers[::-1]  # deepest first
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     """A ``tqdm`` bar over forward passes; it appears only after a second and only on a terminal."""
     from tqdm.auto import tqdm
@@ -176,15 +317,18 @@ class _PerturbationAttributor(Attributor):
     #: Integer parameters that must be at least 1.
     _positive: tuple[str, ...] = ("batch_size",)
 
-    def _scores(self, model: nn.Module, batch: Tensor, targets: Tensor) -> Tensor:
-        """Scores ``[B, k]`` of each row's ``k`` targets; call under ``torch.inference_mode``."""
+    def _outputs(self, model: nn.Module, batch: Tensor) -> Tensor:
+        """Every class's score ``[B, classes]`` (logits or probabilities, per ``score``); call
+        under ``torch.inference_mode``."""
         if self.params.channels_last:
             # oneDNN's NHWC convolutions are markedly faster on CPU; the weights stay as they are.
             batch = batch.contiguous(memory_format=torch.channels_last)
-        logits = model(batch)
-        if self.params.score == "probability":
-            logits = logits.softmax(dim=1)
-        return logits.float().gather(1, targets)
+        logits = model(batch).float()
+        return logits.softmax(dim=1) if self.params.score == "probability" else logits
+
+    def _scores(self, model: nn.Module, batch: Tensor, targets: Tensor) -> Tensor:
+        """Scores ``[B, k]`` of each row's ``k`` targets; call under ``torch.inference_mode``."""
+        return self._outputs(model, batch).gather(1, targets)
 
 
 class Occlusion(_PerturbationAttributor):
@@ -212,6 +356,10 @@ class Occlusion(_PerturbationAttributor):
         channels_last: bool = True
         #: Show a progress bar on long runs (only on a terminal).
         progress: bool = True
+        #: Reuse the unoccluded image's activations up to an early layer and recompute only the
+        #: crop each window can change (see ``local_layers``); checked against full passes on the
+        #: first and last batch, full passes wherever the check fails.
+        incremental: bool = True
 
     _positive = ("window", "stride", "batch_size")
 
@@ -249,26 +397,149 @@ class Occlusion(_PerturbationAttributor):
         for top, left in corners:
             coverage[top : top + w, left : left + w] += 1
         total = torch.zeros(count, k, height, width, device=inputs.device)
+        layers = local_layers(model, tuple(images.shape), w) if p.incremental else []
         with torch.inference_mode(), _progress(len(jobs), self.name, p.progress) as bar:
-            original = self._scores(model, images, image_targets)
+            clean: dict[str, Tensor] = {}
+            with _capture(layers[:MAX_LAYER_TRIES], clean):
+                outputs = self._outputs(model, images)
+            original = outputs.gather(1, image_targets)
+            layer = None
+            if layers:
+                # The deepest layer whose reuse gives the full passes' outputs on three windows:
+                # the first, the middle and the last (top-left and bottom-right corners).
+                probe = [jobs[0], jobs[len(jobs) // 2], jobs[-1]]
+                batch = self._occluded(images, baseline, probe)
+                full = self._outputs(model, batch)
+                scale = max(1.0, float(outputs.abs().max()))
+                for candidate in layers[:MAX_LAYER_TRIES]:
+                    if self._agrees(
+                        model, candidate, clean[candidate.name], batch, probe, full, scale
+                    ):
+                        layer = candidate
+                        break
+            reuse = None if layer is None else _Reuse(self, layer, clean[layer.name])
             for start in range(0, len(jobs), p.batch_size):
                 chunk = jobs[start : start + p.batch_size]
                 owner = torch.tensor([i for i, _, _ in chunk], device=inputs.device)
-                # Copy each image once and overwrite only its window: far cheaper than blending
-                # whole images with full-size masks.
-                batch = images[owner]
-                for row, (i, top, left) in enumerate(chunk):
-                    batch[row, :, top : top + w, left : left + w] = baseline[
-                        i, :, top : top + w, left : left + w
-                    ]
-                drop = original[owner] - self._scores(model, batch, image_targets[owner])
+                batch = self._occluded(images, baseline, chunk)
+                if reuse is None:
+                    outputs = self._outputs(model, batch)
+                else:
+                    outputs = reuse(model, batch, chunk)
+                drop = original[owner] - outputs.gather(1, image_targets[owner])
                 for row, (i, top, left) in enumerate(chunk):
                     total[i, :, top : top + w, left : left + w] += drop[row, :, None, None]
                 bar.update(len(chunk))
             maps = total / coverage
         context.metadata["windows"] = len(corners)
         context.metadata["forward_images"] = len(jobs) + count
+        if layer is not None:
+            context.metadata["reused_layer"] = layer.name
+            context.metadata["reused_crop"] = [c * layer.stride for c in layer.crop]
         return maps.reshape(count * k, height, width).clone()
+
+    def _occluded(self, images: Tensor, baseline: Tensor, jobs: list) -> Tensor:
+        """The images of ``jobs`` (``(image, top, left)``) with their window filled."""
+        w = self.params.window
+        # Copy each image once and overwrite only its window: far cheaper than blending whole
+        # images with full-size masks.
+        batch = images[torch.tensor([i for i, _, _ in jobs], device=images.device)]
+        for row, (i, top, left) in enumerate(jobs):
+            batch[row, :, top : top + w, left : left + w] = baseline[
+                i, :, top : top + w, left : left + w
+            ]
+        return batch
+
+    def _agrees(
+        self,
+        model: nn.Module,
+        layer: LocalLayer,
+        clean: Tensor,
+        batch: Tensor,
+        chunk: list,
+        outputs: Tensor,
+        scale: float,
+    ) -> bool:
+        """Whether reusing ``layer`` gives the full passes' ``outputs`` on this batch (to rounding:
+        ``1e-5`` of the largest unoccluded score, at least ``1e-5``)."""
+        try:
+            reused = _Reuse(self, layer, clean)(model, batch, chunk)
+        except Exception:  # e.g. a skip connection around the layer carries a crop-sized map
+            return False
+        return reused.shape == outputs.shape and bool(
+            (reused - outputs).abs().max() <= 1e-5 * scale
+        )
+
+
+class _Reuse:
+    """Occluded images' outputs from crops: each image's crop runs up to ``layer``, whose map is
+    then the unoccluded image's (``clean``) with the cells the window changes pasted in.
+
+    One buffer of maps serves batch after batch: only the cells pasted for the previous batch
+    are restored from ``clean`` (a whole row where the image changes). Its version counter tells
+    when a layer after ``layer`` wrote into it in place; it is then copied afresh.
+    """
+
+    def __init__(self, occlusion: Occlusion, layer: LocalLayer, clean: Tensor):
+        self.occlusion, self.layer = occlusion, layer
+        with torch.inference_mode(False):
+            self.clean = clean.clone()  # a normal tensor, so that copies of it count versions
+        self.buffer: Tensor | None = None
+        self.pasted: list[tuple[int, tuple[int, ...]]] = []
+        self.version = -1
+
+    def __call__(self, model: nn.Module, batch: Tensor, chunk: list) -> Tensor:
+        layer, s, (ch, cw) = self.layer, self.layer.stride, self.layer.crop
+        window = self.occlusion.params.window
+        rows = [(i, layer.boxes(top, left, window, batch.shape[2:])) for i, top, left in chunk]
+        crops = torch.stack(
+            [
+                batch[row, :, k * s : (k + ch) * s, c * s : (c + cw) * s]
+                for row, (_, (*_, k, c)) in enumerate(rows)
+            ]
+        )
+        handle = layer.module.register_forward_hook(lambda _m, _a, out: self._paste(out, rows))
+        try:
+            # Outside inference mode (gradients still off), so that the buffer has a version.
+            with torch.inference_mode(False), torch.no_grad():
+                return self.occlusion._outputs(model, crops)
+        finally:
+            handle.remove()
+
+    def _paste(self, output: Tensor, rows: list[tuple[int, tuple[int, ...]]]) -> Tensor:
+        full = self.buffer
+        if full is None or len(self.pasted) != len(rows) or full._version != self.version:
+            full = self.clean[torch.tensor([i for i, _ in rows], device=self.clean.device)]
+        else:
+            for row, ((before, (i0, i1, j0, j1, *_)), (now, _)) in enumerate(
+                zip(self.pasted, rows)
+            ):
+                if before == now:
+                    full[row, :, i0:i1, j0:j1] = self.clean[now, :, i0:i1, j0:j1]
+                else:
+                    full[row] = self.clean[now]
+        for row, (_, (i0, i1, j0, j1, k, c)) in enumerate(rows):
+            full[row, :, i0:i1, j0:j1] = output[row, :, i0 - k : i1 - k, j0 - c : j1 - c]
+        self.buffer, self.pasted, self.version = full, rows, full._version
+        return full
+
+
+@contextlib.contextmanager
+def _capture(layers: list[LocalLayer], into: dict[str, Tensor]) -> Iterator[None]:
+    """Store each layer's output of the forward passes run inside the block in ``into``."""
+
+    def keep(name: str) -> Any:
+        def hook(_module: nn.Module, _args: Any, output: Tensor) -> None:
+            into[name] = output
+
+        return hook
+
+    handles = [layer.module.register_forward_hook(keep(layer.name)) for layer in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class Rise(_PerturbationAttributor):

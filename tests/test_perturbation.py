@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 from xai_core_plugins.perturbation import (
     BASELINES,
     baseline_inputs,
+    local_layers,
     occlusion_corners,
     rise_grids,
     rise_masks,
@@ -77,6 +79,95 @@ def test_occlusion_matches_captum_on_efficientnet_lite0(lite0, sample_batch):
     assert_close_to_reference(result.maps, reference)
     assert result.metadata["windows"] == 16
     assert result.metadata["forward_images"] == 16 + 1
+
+
+# --- reusing the unoccluded image's early activations (incremental occlusion) ------------------
+
+
+@pytest.mark.parametrize("window, stride", [(32, 32), (48, 40)])
+def test_reusing_early_activations_matches_captum_on_lite0(lite0, sample_batch, window, stride):
+    """At 224 px the windows change a small part of the stride-4 maps: occlusion recomputes a
+    crop up to there and reuses the rest; the maps are those of full passes and of Captum.
+    (48, 40): the last window is cut off at the image edge."""
+    cat = sample_batch[:1]
+    params = {"window": window, "stride": stride}
+    result = xai_core.get_attributor("occlusion", **params).attribute(lite0, cat)
+    assert result.metadata["reused_layer"] == "blocks.2.0.bn1"
+    assert result.metadata["reused_crop"][0] < 112
+    full = xai_core.get_attributor("occlusion", incremental=False, **params).attribute(lite0, cat)
+    assert "reused_layer" not in full.metadata
+    assert (result.maps - full.maps).abs().max() <= 1e-6
+    reference = captum_occlusion(lite0.module, cat, window, stride, 0.0, result.targets.tolist())
+    assert_close_to_reference(result.maps, reference)
+
+
+def test_reusing_early_activations_on_a_resnet(tiny_resnet):
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 224, 224)
+    result = xai_core.get_attributor("occlusion", window=32, stride=32).attribute(tiny_resnet, x, 3)
+    assert "reused_layer" in result.metadata
+    full = xai_core.get_attributor("occlusion", window=32, stride=32, incremental=False)
+    assert_close_to_reference(result.maps, full.attribute(tiny_resnet, x, 3).maps, atol=1e-6)
+
+
+def test_measured_reach_covers_every_cell_a_window_changes(lite0, sample_batch):
+    """What the probe measures bounds what really changes, for windows all over the image."""
+    window, (layer, *_) = 32, local_layers(lite0.module, (1, 3, 224, 224), 32)
+    seen = {}
+    hook = layer.module.register_forward_hook(lambda m, a, out: seen.update(out=out))
+    try:
+        with torch.inference_mode():
+            lite0.module(sample_batch)
+            clean = seen["out"]
+            for top, left in [(0, 0), (96, 112), (192, 192), (16, 200), (200, 8)]:
+                occluded = sample_batch.clone()
+                occluded[:, :, top : top + window, left : left + window] = 0
+                lite0.module(occluded)
+                changed = (seen["out"] - clean).abs().amax(dim=(0, 1)) > 0
+                i0, i1, j0, j1, k, c = layer.boxes(top, left, window, (224, 224))
+                inside = torch.zeros_like(changed)
+                inside[i0:i1, j0:j1] = True
+                assert changed.any() and not (changed & ~inside).any(), (top, left)
+                # The crop holds every input cell that the changed cells depend on.
+                assert k <= max(0, i0 - layer.reach[1]) and c <= max(0, j0 - layer.reach[3])
+    finally:
+        hook.remove()
+
+
+class _Tower(nn.Module):
+    """stem (stride 2) -> block (stride 4) -> head, at 128 px; ``skip`` adds the stem's map after
+    the block (reusing the block's map cannot work: the stem's map is then a crop's),
+    ``global_input`` adds the input's mean to the logits (no reuse can give that)."""
+
+    def __init__(self, skip: bool = False, global_input: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.skip, self.global_input = skip, global_input
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.block = nn.Sequential(nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        a = self.stem(x)
+        b = self.block(a)
+        if self.skip:
+            b = b + F.avg_pool2d(a, 2)
+        out = self.head(b.mean(dim=(2, 3)))
+        return out + x.mean(dim=(1, 2, 3))[:, None] if self.global_input else out
+
+
+@pytest.mark.parametrize(
+    "model, reused",
+    [(_Tower(), "block"), (_Tower(skip=True), "stem"), (_Tower(global_input=True), None)],
+)
+def test_reuse_is_checked_against_full_passes(model, reused):
+    """A layer is reused only where full passes confirm it; otherwise the next deepest, or none."""
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 128, 128)
+    result = xai_core.get_attributor("occlusion", window=8, stride=8).attribute(model, x, 1)
+    assert result.metadata.get("reused_layer") == reused
+    full = xai_core.get_attributor("occlusion", window=8, stride=8, incremental=False)
+    assert_close_to_reference(result.maps, full.attribute(model, x, 1).maps, atol=1e-6)
 
 
 @pytest.mark.parametrize("baseline", BASELINES)
