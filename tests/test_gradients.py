@@ -430,13 +430,34 @@ def test_completeness_gap_is_reported_per_item(tiny_resnet):
 
 
 @pytest.mark.slow
-def test_completeness_within_one_percent_on_the_demo_photos(lite0, sample_batch):
-    # 64 Gauss-Legendre steps reach 1% from a noise baseline. From black, the cat's score rises
-    # by ~10 logits between 1.5% and 4.5% of the path, too sharp for 64 nodes (~18% there).
+def test_completeness_within_one_percent_from_noise_on_cat_and_coffee(lite0, sample_batch):
+    """64 Gauss-Legendre steps reach 1% from a noise baseline on the cat and the coffee.
+
+    Not from every baseline on every photo: lite0's score along a path has sharp transitions
+    (from black, the cat's rises by ~10 logits between 1.5% and 4.5% of the path), so the gap
+    with 64 nodes is 18% for the cat from black and 4% for the rocket from noise, and it does
+    not fall steadily with more nodes (the astronaut from black: 0.05% at 64 steps, 4.1% at 256,
+    the same in float64). The gap is the rule's, not this implementation's: see the next test.
+    """
     method = xai_core.get_attributor("integrated_gradients", steps=64, baseline="uniform")
     result = method.attribute(lite0, sample_batch)
     assert result.targets.tolist() == [282, 967]  # tiger cat, espresso
     assert max(result.metadata["completeness_gap_relative"]) < 0.01
+
+
+@pytest.mark.slow
+def test_completeness_gap_is_captums_convergence_delta(lite0, sample_batch):
+    """From black the cat's gap is large, and Captum's convergence delta is the same number."""
+    cat = sample_batch[:1]
+    method = xai_core.get_attributor("integrated_gradients", steps=64, baseline="black")
+    result = method.attribute(lite0, cat, [282])
+    model = ChannelsLastInput(frozen(lite0.module))
+    _, delta = captum_attr.IntegratedGradients(model).attribute(
+        cat.clone().requires_grad_(), baselines=ig_baseline("black", cat, lite0.preprocessing),
+        target=282, n_steps=64, method="gausslegendre", return_convergence_delta=True,
+    )
+    assert result.metadata["completeness_gap_relative"][0] > 0.1
+    assert abs(result.metadata["completeness_gap"][0] - float(delta)) < 1e-3
 
 
 # --- noise tunnel ------------------------------------------------------------------------------
