@@ -25,6 +25,7 @@ from xai_core import Attributor, hookimpl
 from xai_core.errors import ConfigError
 from xai_core.gradients import (
     REDUCTIONS,
+    channels_last_layout,
     class_scores,
     input_gradients,
     model_input,
@@ -189,7 +190,6 @@ def relu_rule_gradients(
         scores = class_scores(model(x), targets)
     (grad,) = torch.autograd.grad(scores.sum(), x)
     return grad.contiguous()
-
 
 
 # --- attributors ---------------------------------------------------------------------------------
@@ -399,7 +399,7 @@ def _target_scores(
         return torch.cat(
             [
                 class_scores(
-                    model(model_input(inputs[i : i + batch_size], channels_last).detach()),
+                    model(channels_last_layout(inputs[i : i + batch_size], channels_last)),
                     targets[i : i + batch_size],
                 )
                 for i in range(0, len(inputs), batch_size)

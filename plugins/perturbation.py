@@ -24,7 +24,6 @@ What does not live here: gradient methods (``saliency``, ``gradients``) and CAM 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +35,9 @@ from torch import Tensor, nn
 
 from xai_core import Attributor, hookimpl
 from xai_core.errors import ConfigError, InputError
+from xai_core.gradients import channels_last_layout
 from xai_core.models import ModelHandle
+from xai_core.module_hooks import HookRecorder, model_device
 from xai_core.techniques import AttributionContext
 
 __all__ = [
@@ -212,10 +213,7 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
     probe[1:, :, top : top + block, left : left + block] = torch.randn(
         2, channels, block, block, generator=generator
     )
-    parameter = next(model.parameters(), None)
-    if parameter is not None:
-        probe = probe.to(parameter.device)
-    probe = probe.contiguous(memory_format=torch.channels_last)  # only faster, on CPU
+    probe = channels_last_layout(probe.to(model_device(model)))  # the layout: only faster
 
     seen: dict[str, int] = {}  # calls per layer
     events: list[tuple[str, int, Tensor, Any]] = []  # (layer, stride, changed cells, tensor key)
@@ -242,15 +240,15 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
         return hook
 
     modules = dict(model.named_modules())
-    handles = [m.register_forward_hook(record(n)) for n, m in modules.items() if n]
-    try:
-        with torch.inference_mode():
-            model(probe)
-    except Exception:  # a model that does not take this shape gains nothing here
-        return []
-    finally:
-        for handle in handles:
-            handle.remove()
+    with HookRecorder() as hooks:
+        for name, module in modules.items():
+            if name:
+                hooks.forward(module, record(name))
+        try:
+            with torch.inference_mode():
+                model(probe)
+        except Exception:  # a model that does not take this shape gains nothing here
+            return []
 
     # Reach in pixels (up, down, left, right), the widest seen so far in completion order: a
     # unit that the probe left unchanged (a clipped ReLU, say) can hide part of a layer's reach,
@@ -325,10 +323,7 @@ class _PerturbationAttributor(Attributor):
     def _outputs(self, model: nn.Module, batch: Tensor) -> Tensor:
         """Every class's score ``[B, classes]`` (logits or probabilities, per ``score``); call
         under ``torch.inference_mode``."""
-        if self.params.channels_last:
-            # oneDNN's NHWC convolutions are markedly faster on CPU; the weights stay as they are.
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        logits = model(batch).float()
+        logits = model(channels_last_layout(batch, self.params.channels_last)).float()
         return logits.softmax(dim=1) if self.params.score == "probability" else logits
 
     def _scores(self, model: nn.Module, batch: Tensor, targets: Tensor) -> Tensor:
@@ -404,8 +399,10 @@ class Occlusion(_PerturbationAttributor):
         total = torch.zeros(count, k, height, width, device=inputs.device)
         layers = local_layers(model, tuple(images.shape), w) if p.incremental else []
         with torch.inference_mode(), _progress(len(jobs), self.name, p.progress) as bar:
-            clean: dict[str, Tensor] = {}
-            with _capture(layers[:MAX_LAYER_TRIES], clean):
+            clean: dict[str, Tensor] = {}  # each candidate layer's map of the unoccluded images
+            with HookRecorder() as hooks:
+                for candidate in layers[:MAX_LAYER_TRIES]:
+                    hooks.forward(candidate.module, _keep_output(clean, candidate.name))
                 outputs = self._outputs(model, images)
             original = outputs.gather(1, image_targets)
             layer = None
@@ -503,13 +500,11 @@ class _Reuse:
                 for row, (_, (*_, k, c)) in enumerate(rows)
             ]
         )
-        handle = layer.module.register_forward_hook(lambda _m, _a, out: self._paste(out, rows))
-        try:
+        with HookRecorder() as hooks:
+            hooks.forward(layer.module, lambda _m, _a, out: self._paste(out, rows))
             # Outside inference mode (gradients still off), so that the buffer has a version.
             with torch.inference_mode(False), torch.no_grad():
                 return self.occlusion._outputs(model, crops)
-        finally:
-            handle.remove()
 
     def _paste(self, output: Tensor, rows: list[tuple[int, tuple[int, ...]]]) -> Tensor:
         full = self.buffer
@@ -529,22 +524,13 @@ class _Reuse:
         return full
 
 
-@contextlib.contextmanager
-def _capture(layers: list[LocalLayer], into: dict[str, Tensor]) -> Iterator[None]:
-    """Store each layer's output of the forward passes run inside the block in ``into``."""
+def _keep_output(into: dict[str, Tensor], name: str) -> Any:
+    """A forward hook that stores its module's output in ``into[name]``."""
 
-    def keep(name: str) -> Any:
-        def hook(_module: nn.Module, _args: Any, output: Tensor) -> None:
-            into[name] = output
+    def hook(_module: nn.Module, _args: Any, output: Tensor) -> None:
+        into[name] = output
 
-        return hook
-
-    handles = [layer.module.register_forward_hook(keep(layer.name)) for layer in layers]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    return hook
 
 
 class Rise(_PerturbationAttributor):

@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["class_scores", "input_gradients", "model_input", "reduce_channels", "REDUCTIONS"]
+__all__ = [
+    "channels_last_layout",
+    "class_scores",
+    "input_gradients",
+    "model_input",
+    "reduce_channels",
+    "REDUCTIONS",
+]
 
 #: Channel reductions ``[N, C, H, W] -> [N, H, W]`` a technique can offer as its ``reduction``.
 REDUCTIONS = ("max", "sum", "mean", "l2")
@@ -20,18 +27,23 @@ def class_scores(logits: Tensor, targets: Tensor) -> Tensor:
     return logits.gather(1, targets.view(-1, 1).to(logits.device)).squeeze(1)
 
 
-def model_input(inputs: Tensor, channels_last: bool = True) -> Tensor:
-    """A detached copy-or-view of ``inputs`` that requires grad, as the leaf of a gradient pass.
+def channels_last_layout(inputs: Tensor, channels_last: bool = True) -> Tensor:
+    """``inputs`` laid out NHWC when ``channels_last`` and it is a 4-d batch, else as it is.
 
-    With ``channels_last`` a 4-d batch is laid out NHWC: convolutions then take oneDNN's (and
-    cuDNN's) channels-last kernels, a quarter less time per forward and backward pass on this
-    project's CPUs than NCHW for the same values (weights may stay NCHW). The gradient with
-    respect to the leaf has the leaf's layout; values do not depend on it beyond rounding.
+    Convolutions then take oneDNN's (and cuDNN's) channels-last kernels: a quarter less time per
+    forward and backward pass on this project's CPUs than NCHW for the same values (weights may
+    stay NCHW); values do not depend on the layout beyond rounding.
     """
-    x = inputs.detach()
-    if channels_last and x.ndim == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x.requires_grad_(True)
+    if channels_last and inputs.ndim == 4:
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def model_input(inputs: Tensor, channels_last: bool = True) -> Tensor:
+    """A detached copy-or-view of ``inputs`` that requires grad, as the leaf of a gradient pass,
+    in the layout of :func:`channels_last_layout`. The gradient with respect to the leaf has
+    the leaf's layout."""
+    return channels_last_layout(inputs.detach(), channels_last).requires_grad_(True)
 
 
 def input_gradients(
