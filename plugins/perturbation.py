@@ -15,6 +15,11 @@
   bilinearly upsampled and randomly shifted into soft masks; the map is the score-weighted sum of
   the masks divided by ``n_masks * keep`` (the expected keep probability).
 
+Both run their forward passes on a copy of the model whose batch norms are folded into the
+convolutions before them (:func:`xai_core.fusion.fold_batch_norm`, ``fold_batch_norm``, on by
+default): the same function to float rounding, checked on the unperturbed images, and on
+EfficientNet-Lite0 about a third fewer seconds per full pass.
+
 Both work on the distinct inputs only: with several targets per input the base class repeats each
 input, and these methods explain all of its targets from the same perturbed forward passes. The
 perturbed inputs of all images are batched together up to ``batch_size`` items per forward pass.
@@ -35,6 +40,7 @@ from torch import Tensor, nn
 
 from xai_core import Attributor, hookimpl
 from xai_core.errors import ConfigError, InputError
+from xai_core.fusion import fold_batch_norm
 from xai_core.gradients import channels_last_layout
 from xai_core.models import ModelHandle
 from xai_core.module_hooks import HookRecorder, model_device
@@ -320,6 +326,19 @@ class _PerturbationAttributor(Attributor):
     #: Integer parameters that must be at least 1.
     _positive: tuple[str, ...] = ("batch_size",)
 
+    def _inference_copy(
+        self, model: nn.Module, images: Tensor, context: AttributionContext
+    ) -> nn.Module:
+        """``model`` with its batch norms folded into their convolutions (``fold_batch_norm``),
+        checked on ``images``; ``model`` itself when that is off or nothing folds."""
+        if not self.params.fold_batch_norm:
+            return model
+        with torch.inference_mode():
+            example = channels_last_layout(images, self.params.channels_last)
+            folded = fold_batch_norm(model, example)
+        context.metadata["folded_batch_norm"] = folded is not None
+        return model if folded is None else folded
+
     def _outputs(self, model: nn.Module, batch: Tensor) -> Tensor:
         """Every class's score ``[B, classes]`` (logits or probabilities, per ``score``); call
         under ``torch.inference_mode``."""
@@ -356,6 +375,10 @@ class Occlusion(_PerturbationAttributor):
         channels_last: bool = True
         #: Show a progress bar on long runs (only on a terminal).
         progress: bool = True
+        #: Fold each batch norm into the convolution before it in a copy of the model (the same
+        #: function to float rounding, fewer operations; checked against the model on the
+        #: unperturbed images, the model itself wherever that check fails).
+        fold_batch_norm: bool = True
         #: Reuse the unoccluded image's activations up to an early layer and recompute only the
         #: crop each window can change (see ``local_layers``); checked against full passes on the
         #: first and last batch, full passes wherever the check fails.
@@ -397,13 +420,14 @@ class Occlusion(_PerturbationAttributor):
         for top, left in corners:
             coverage[top : top + w, left : left + w] += 1
         total = torch.zeros(count, k, height, width, device=inputs.device)
-        layers = local_layers(model, tuple(images.shape), w) if p.incremental else []
+        net = self._inference_copy(model, images, context)
+        layers = local_layers(net, tuple(images.shape), w) if p.incremental else []
         with torch.inference_mode(), _progress(len(jobs), self.name, p.progress) as bar:
             clean: dict[str, Tensor] = {}  # each candidate layer's map of the unoccluded images
             with HookRecorder() as hooks:
                 for candidate in layers[:MAX_LAYER_TRIES]:
                     hooks.forward(candidate.module, _keep_output(clean, candidate.name))
-                outputs = self._outputs(model, images)
+                outputs = self._outputs(net, images)
             original = outputs.gather(1, image_targets)
             layer = None
             if layers:
@@ -415,7 +439,7 @@ class Occlusion(_PerturbationAttributor):
                 scale = max(1.0, float(outputs.abs().max()))
                 for candidate in layers[:MAX_LAYER_TRIES]:
                     if self._agrees(
-                        model, candidate, clean[candidate.name], batch, probe, full, scale
+                        net, candidate, clean[candidate.name], batch, probe, full, scale
                     ):
                         layer = candidate
                         break
@@ -425,9 +449,9 @@ class Occlusion(_PerturbationAttributor):
                 owner = torch.tensor([i for i, _, _ in chunk], device=inputs.device)
                 batch = self._occluded(images, baseline, chunk)
                 if reuse is None:
-                    outputs = self._outputs(model, batch)
+                    outputs = self._outputs(net, batch)
                 else:
-                    outputs = reuse(model, batch, chunk)
+                    outputs = reuse(net, batch, chunk)
                 drop = original[owner] - outputs.gather(1, image_targets[owner])
                 for row, (i, top, left) in enumerate(chunk):
                     total[i, :, top : top + w, left : left + w] += drop[row, :, None, None]
@@ -563,6 +587,10 @@ class Rise(_PerturbationAttributor):
         channels_last: bool = True
         #: Show a progress bar on long runs (only on a terminal).
         progress: bool = True
+        #: Fold each batch norm into the convolution before it in a copy of the model (the same
+        #: function to float rounding, fewer operations; checked against the model on the
+        #: unperturbed images, the model itself wherever that check fails).
+        fold_batch_norm: bool = True
 
     _positive = ("n_masks", "grid", "batch_size")
 
@@ -593,6 +621,7 @@ class Rise(_PerturbationAttributor):
         grids, shifts = rise_grids(p.n_masks, p.grid, p.keep, size, generator)
         grids, shifts = grids.to(inputs.device), shifts.to(inputs.device)
 
+        net = self._inference_copy(model, images, context)
         total = torch.zeros(count * k, size[0] * size[1], device=inputs.device)
         per_batch = max(1, p.batch_size // count)
         with torch.inference_mode(), _progress(p.n_masks * count, self.name, p.progress) as bar:
@@ -601,7 +630,7 @@ class Rise(_PerturbationAttributor):
                 soft = masks[:, None, None]  # [B, 1, 1, H, W] against images [M, 3, H, W]
                 batch = images * soft + baseline * (1 - soft)
                 rows = image_targets.repeat(len(masks), 1)
-                scores = self._scores(model, batch.flatten(0, 1), rows)  # [B * M, k]
+                scores = self._scores(net, batch.flatten(0, 1), rows)  # [B * M, k]
                 # One matmul weighs every mask by the score of every (input, target) pair.
                 weights = scores.view(len(masks), count * k)
                 total += weights.T @ masks.flatten(1)

@@ -1,0 +1,117 @@
+"""Folding batch norms into convolutions: the same function, the model itself untouched."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torchvision
+from timm.layers import BatchNormAct2d, Conv2dSame, StdConv2d
+from torch import nn
+
+from xai_core.fusion import fold_batch_norm, foldable_pairs
+
+
+def randomize_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Running statistics and affine parameters far from the identity, so folding is not
+    trivially right."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
+                module.running_var.copy_(torch.rand(n, generator=generator) * 2 + 0.1)
+                module.weight.copy_(torch.randn(n, generator=generator))
+                module.bias.copy_(torch.randn(n, generator=generator) * 0.5)
+    return model.eval()
+
+
+def assert_same_function(folded: nn.Module, model: nn.Module, x: torch.Tensor) -> None:
+    with torch.no_grad():
+        expected, actual = model(x), folded(x)
+    scale = float(expected.abs().max())
+    assert (actual - expected).abs().max() <= 1e-5 * scale
+
+
+def test_torchvision_resnet_folds_every_batch_norm_and_is_left_untouched():
+    torch.manual_seed(0)
+    model = randomize_batch_norms(torchvision.models.resnet18(num_classes=10))
+    before = copy.deepcopy(model.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    folded = fold_batch_norm(model, x)
+    assert folded is not None
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert_same_function(folded, model, x)
+    # The model keeps its own modules and values.
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 20
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.conv1.bias is None
+
+
+def test_timm_norm_act_and_same_padding_fold_keeping_the_activation(lite0, sample_batch):
+    """EfficientNet-Lite0: timm's BatchNormAct2d (batch norm + ReLU6) after Conv2dSame and plain
+    convolutions; the activation stays."""
+    model = lite0.module.eval()
+    pairs, _ = foldable_pairs(model, sample_batch[:1])
+    modules = dict(model.named_modules())
+    assert len(pairs) == sum(isinstance(m, BatchNormAct2d) for m in model.modules()) == 49
+    assert any(isinstance(modules[conv], Conv2dSame) for conv, _ in pairs)
+    folded = fold_batch_norm(model, sample_batch)
+    assert folded is not None
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert isinstance(folded.get_submodule("blocks.2.0.bn1")[1], nn.ReLU6)
+    assert_same_function(folded, model, sample_batch)
+
+
+class ConvBn(nn.Module):
+    def __init__(self, conv: nn.Module, skip: bool = False):
+        super().__init__()
+        self.conv, self.bn, self.skip = conv, nn.BatchNorm2d(4), skip
+
+    def forward(self, x):
+        y = self.conv(x)
+        out = self.bn(y)
+        # A skip connection reading the convolution's own output: folding would change it.
+        return out + y if self.skip else out
+
+
+def test_what_does_not_fold_gives_none():
+    x = torch.randn(2, 3, 16, 16)
+    plain = randomize_batch_norms(ConvBn(nn.Conv2d(3, 4, 3, padding=1)))
+    assert fold_batch_norm(plain, x) is not None
+    # The convolution's output feeds something besides the batch norm: the check catches it.
+    skip = randomize_batch_norms(ConvBn(nn.Conv2d(3, 4, 3, padding=1), skip=True))
+    assert foldable_pairs(skip, x)[0] == [("conv", "bn")]
+    assert fold_batch_norm(skip, x) is None
+    # Weight standardization transforms the weight in forward: not a convolution to fold into.
+    standardized = randomize_batch_norms(ConvBn(StdConv2d(3, 4, 3, padding=1)))
+    assert foldable_pairs(standardized, x)[0] == []
+    assert fold_batch_norm(standardized, x) is None
+    # Training mode normalizes with the batch's statistics.
+    assert fold_batch_norm(copy.deepcopy(plain).train(), x) is None
+
+
+def test_a_model_without_batch_norm_is_not_even_run():
+    calls = []
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    model.register_forward_pre_hook(lambda *_: calls.append(1))
+    assert fold_batch_norm(model, torch.randn(1, 3, 8, 8)) is None
+    assert calls == []
+
+
+@pytest.mark.parametrize("name", ["occlusion", "rise"])
+def test_perturbation_methods_fold_and_give_the_same_maps(tiny_resnet, images64, name):
+    import xai_core
+
+    randomize_batch_norms(tiny_resnet.module)
+    params = {"occlusion": {"window": 32, "stride": 16}, "rise": {"n_masks": 32, "grid": 4}}[name]
+    folded = xai_core.get_attributor(name, **params).attribute(tiny_resnet, images64, 3)
+    plain = xai_core.get_attributor(name, fold_batch_norm=False, **params).attribute(
+        tiny_resnet, images64, 3
+    )
+    assert folded.metadata["folded_batch_norm"] is True
+    assert "folded_batch_norm" not in plain.metadata
+    scale = float(plain.maps.abs().max())
+    assert (folded.maps - plain.maps).abs().max() <= 1e-5 * scale

@@ -1,0 +1,139 @@
+"""Inference-only copies of a model that compute the same function in fewer operations.
+
+:func:`fold_batch_norm` folds each eval-mode batch norm into the convolution that feeds it, as
+inference engines do (ONNX Runtime, TensorRT, ``torch.jit.freeze``): a batch norm in eval mode is
+a per-channel affine map, ``y = s * (conv(x) - mean) + beta`` with ``s = gamma / sqrt(var + eps)``,
+which is the convolution with weights ``s * W`` and bias ``s * (b - mean) + beta``. The batch-norm
+pass over the map goes away; on CPU that makes a forward pass of a convolutional network
+markedly cheaper (EfficientNet-Lite0 at 224 px: about a third).
+
+The copy computes the same function up to float rounding (the products ``s * W`` round
+differently), not bit for bit. Methods that only need forward passes (occlusion, RISE) use it;
+gradient methods do not (the copy's parameters are new tensors).
+
+What does not live here: hooks and the model's mode (:mod:`xai_core.module_hooks`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .module_hooks import HookRecorder
+
+__all__ = ["fold_batch_norm", "foldable_pairs"]
+
+
+def _plain_forward(module: nn.Module, base: type) -> bool:
+    return getattr(type(module), "forward", None) is getattr(base, "forward", None)
+
+
+def _conv_folds(conv: nn.Module) -> bool:
+    """Whether ``conv`` computes ``conv2d(x, self.weight, self.bias)`` (so scaling its weight and
+    setting its bias folds an affine map into it): ``nn.Conv2d`` itself or timm's ``Conv2dSame``
+    ("SAME" padding), not subclasses that transform their weight (weight standardization)."""
+    if not isinstance(conv, nn.Conv2d):
+        return False
+    if _plain_forward(conv, nn.Conv2d):
+        return True
+    try:
+        from timm.layers import Conv2dSame
+    except ImportError:  # pragma: no cover - timm is a dependency
+        return False
+    return _plain_forward(conv, Conv2dSame)
+
+
+def _norm_replacement(norm: nn.Module) -> nn.Module | None:
+    """What ``norm`` becomes once folded: ``nn.Identity`` for a plain ``BatchNorm2d``, the
+    activation for timm's ``BatchNormAct2d`` (batch norm, dropout, activation); ``None`` for a
+    module that does not fold (training mode, no running statistics, an unknown subclass)."""
+    if not isinstance(norm, nn.BatchNorm2d) or norm.training or norm.running_mean is None:
+        return None
+    if _plain_forward(norm, nn.BatchNorm2d):
+        return nn.Identity()
+    try:
+        from timm.layers import BatchNormAct2d
+    except ImportError:  # pragma: no cover
+        return None
+    if _plain_forward(norm, BatchNormAct2d):
+        return nn.Sequential(norm.drop, norm.act)  # dropout is the identity in eval mode
+    return None
+
+
+def foldable_pairs(model: nn.Module, example: Tensor) -> tuple[list[tuple[str, str]], Tensor]:
+    """The ``(convolution, batch norm)`` module names whose batch norm takes exactly the
+    convolution's output, found in one forward pass of ``example``, and that pass's output.
+
+    Each module of a pair must run once per pass (a shared module cannot fold for one of its
+    uses only). That the convolution's output feeds nothing else cannot be seen from hooks:
+    :func:`fold_batch_norm` checks the folded copy's output against the model's.
+    """
+    calls: dict[str, int] = {}
+    last_conv: list[tuple[str, Tensor]] = []
+    pairs: list[tuple[str, str]] = []
+
+    def record(name: str, module: nn.Module) -> Any:
+        def hook(_module: nn.Module, args: tuple, output: Any) -> None:
+            calls[name] = calls.get(name, 0) + 1
+            if isinstance(module, nn.Conv2d):
+                last_conv[:] = [(name, output)]
+            elif last_conv and args and args[0] is last_conv[0][1]:
+                pairs.append((last_conv[0][0], name))
+
+        return hook
+
+    with HookRecorder() as hooks:
+        for name, module in model.named_modules():
+            if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
+                hooks.forward(module, record(name, module))
+        output = model(example)
+    modules = dict(model.named_modules())
+    pairs = [
+        (conv, norm)
+        for conv, norm in pairs
+        if calls[conv] == 1
+        and calls[norm] == 1
+        and _conv_folds(modules[conv])
+        and _norm_replacement(modules[norm]) is not None
+    ]
+    return pairs, output
+
+
+@torch.no_grad()
+def fold_batch_norm(model: nn.Module, example: Tensor, rtol: float = 1e-5) -> nn.Module | None:
+    """A copy of ``model`` (in eval mode) with its batch norms folded into their convolutions,
+    or ``None`` when nothing folds or the copy's output on ``example`` differs from the model's
+    by more than ``rtol`` of the output's largest magnitude (at least ``rtol``).
+
+    ``model`` itself is not changed; the copy holds its own parameters (as much memory again as
+    the model's parameters). The folded parameters are computed in float64 and rounded once.
+    """
+    if not any(isinstance(module, nn.BatchNorm2d) for module in model.modules()):
+        return None  # without a forward pass
+    pairs, expected = foldable_pairs(model, example)
+    if not pairs or not isinstance(expected, Tensor):
+        return None
+    folded = copy.deepcopy(model)
+    modules = dict(folded.named_modules())
+    for conv_name, norm_name in pairs:
+        conv, norm = modules[conv_name], modules[norm_name]
+        replacement = _norm_replacement(norm)
+        scale = norm.weight.double() if norm.weight is not None else 1.0
+        scale = scale / torch.sqrt(norm.running_var.double() + norm.eps)
+        shift = norm.bias.double() if norm.bias is not None else 0.0
+        bias = conv.bias.double() if conv.bias is not None else 0.0
+        dtype = conv.weight.dtype
+        weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
+        bias = (bias - norm.running_mean.double()) * scale + shift
+        conv.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
+        conv.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
+        parent, _, child = norm_name.rpartition(".")
+        setattr(folded.get_submodule(parent) if parent else folded, child, replacement)
+    output = folded(example)
+    if not isinstance(output, Tensor) or output.shape != expected.shape:
+        return None
+    limit = rtol * max(1.0, float(expected.abs().max()))
+    return folded if bool((output - expected).abs().max() <= limit) else None
