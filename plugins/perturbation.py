@@ -15,10 +15,10 @@
   bilinearly upsampled and randomly shifted into soft masks; the map is the score-weighted sum of
   the masks divided by ``n_masks * keep`` (the expected keep probability).
 
-Both run their forward passes on a copy of the model whose batch norms are folded into the
-convolutions before them (:func:`xai_core.fusion.fold_batch_norm`, ``fold_batch_norm``, on by
-default): the same function to float rounding, checked on the unperturbed images, and on
-EfficientNet-Lite0 about a third fewer seconds per full pass.
+Both run their forward passes with the model's batch norms folded into the convolutions before
+them (``fold_batch_norm``, on by default; :func:`xai_core.fusion.folded_batch_norm`, in place for
+the call and undone after it): the same function to float rounding, checked on the unperturbed
+images, and on EfficientNet-Lite0 about a third fewer seconds per full pass.
 
 Both work on the distinct inputs only: with several targets per input the base class repeats each
 input, and these methods explain all of its targets from the same perturbed forward passes. The
@@ -29,6 +29,7 @@ What does not live here: gradient methods (``saliency``, ``gradients``) and CAM 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from torch import Tensor, nn
 
 from xai_core import Attributor, hookimpl
 from xai_core.errors import ConfigError, InputError
-from xai_core.fusion import fold_batch_norm
+from xai_core.fusion import folded_batch_norm
 from xai_core.gradients import channels_last_layout
 from xai_core.models import ModelHandle
 from xai_core.module_hooks import HookRecorder, model_device
@@ -326,18 +327,28 @@ class _PerturbationAttributor(Attributor):
     #: Integer parameters that must be at least 1.
     _positive: tuple[str, ...] = ("batch_size",)
 
-    def _inference_copy(
-        self, model: nn.Module, images: Tensor, context: AttributionContext
-    ) -> nn.Module:
-        """``model`` with its batch norms folded into their convolutions (``fold_batch_norm``),
-        checked on ``images``; ``model`` itself when that is off or nothing folds."""
-        if not self.params.fold_batch_norm:
-            return model
-        with torch.inference_mode():
+    def compute(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        self._check_input(inputs)
+        images = _distinct(inputs, targets, context)[0]
+        folding: Any = contextlib.nullcontext(False)
+        if self.params.fold_batch_norm:
             example = channels_last_layout(images, self.params.channels_last)
-            folded = fold_batch_norm(model, example)
-        context.metadata["folded_batch_norm"] = folded is not None
-        return model if folded is None else folded
+            folding = folded_batch_norm(model, example)
+        with folding as folded:
+            if self.params.fold_batch_norm:
+                context.metadata["folded_batch_norm"] = folded
+            return self._attribute(model, inputs, targets, context)
+
+    def _check_input(self, inputs: Tensor) -> None:
+        """Raise :class:`InputError` for inputs this method cannot perturb."""
+
+    def _attribute(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        """:meth:`compute` with ``model``'s batch norms folded where that was asked for."""
+        raise NotImplementedError
 
     def _outputs(self, model: nn.Module, batch: Tensor) -> Tensor:
         """Every class's score ``[B, classes]`` (logits or probabilities, per ``score``); call
@@ -375,9 +386,9 @@ class Occlusion(_PerturbationAttributor):
         channels_last: bool = True
         #: Show a progress bar on long runs (only on a terminal).
         progress: bool = True
-        #: Fold each batch norm into the convolution before it in a copy of the model (the same
-        #: function to float rounding, fewer operations; checked against the model on the
-        #: unperturbed images, the model itself wherever that check fails).
+        #: Fold each eval-mode batch norm into the convolution before it for the call (the same
+        #: function to float rounding, fewer operations; checked on the unperturbed images, not
+        #: folded where that check fails; the model is restored after the call).
         fold_batch_norm: bool = True
         #: Reuse the unoccluded image's activations up to an early layer and recompute only the
         #: crop each window can change (see ``local_layers``); checked against full passes on the
@@ -394,16 +405,19 @@ class Occlusion(_PerturbationAttributor):
                 f"window ({self.params.window}), which would leave pixels that no window covers"
             )
 
-    def compute(
+    def _check_input(self, inputs: Tensor) -> None:
+        height, width = inputs.shape[2:]
+        if self.params.window > min(height, width):
+            raise InputError(
+                f"occlusion window {self.params.window} is larger than the image "
+                f"({height}x{width}); use a window of at most the image size"
+            )
+
+    def _attribute(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         p = self.params
         height, width = inputs.shape[2:]
-        if p.window > min(height, width):
-            raise InputError(
-                f"occlusion window {p.window} is larger than the image ({height}x{width}); "
-                "use a window of at most the image size"
-            )
         images, image_targets = _distinct(inputs, targets, context)
         count, k = image_targets.shape
         baseline = baseline_inputs(p.baseline, images, context.handle, p.blur_sigma)
@@ -420,14 +434,13 @@ class Occlusion(_PerturbationAttributor):
         for top, left in corners:
             coverage[top : top + w, left : left + w] += 1
         total = torch.zeros(count, k, height, width, device=inputs.device)
-        net = self._inference_copy(model, images, context)
-        layers = local_layers(net, tuple(images.shape), w) if p.incremental else []
+        layers = local_layers(model, tuple(images.shape), w) if p.incremental else []
         with torch.inference_mode(), _progress(len(jobs), self.name, p.progress) as bar:
             clean: dict[str, Tensor] = {}  # each candidate layer's map of the unoccluded images
             with HookRecorder() as hooks:
                 for candidate in layers[:MAX_LAYER_TRIES]:
                     hooks.forward(candidate.module, _keep_output(clean, candidate.name))
-                outputs = self._outputs(net, images)
+                outputs = self._outputs(model, images)
             original = outputs.gather(1, image_targets)
             layer = None
             if layers:
@@ -439,7 +452,7 @@ class Occlusion(_PerturbationAttributor):
                 scale = max(1.0, float(outputs.abs().max()))
                 for candidate in layers[:MAX_LAYER_TRIES]:
                     if self._agrees(
-                        net, candidate, clean[candidate.name], batch, probe, full, scale
+                        model, candidate, clean[candidate.name], batch, probe, full, scale
                     ):
                         layer = candidate
                         break
@@ -449,9 +462,9 @@ class Occlusion(_PerturbationAttributor):
                 owner = torch.tensor([i for i, _, _ in chunk], device=inputs.device)
                 batch = self._occluded(images, baseline, chunk)
                 if reuse is None:
-                    outputs = self._outputs(net, batch)
+                    outputs = self._outputs(model, batch)
                 else:
-                    outputs = reuse(net, batch, chunk)
+                    outputs = reuse(model, batch, chunk)
                 drop = original[owner] - outputs.gather(1, image_targets[owner])
                 for row, (i, top, left) in enumerate(chunk):
                     total[i, :, top : top + w, left : left + w] += drop[row, :, None, None]
@@ -587,9 +600,9 @@ class Rise(_PerturbationAttributor):
         channels_last: bool = True
         #: Show a progress bar on long runs (only on a terminal).
         progress: bool = True
-        #: Fold each batch norm into the convolution before it in a copy of the model (the same
-        #: function to float rounding, fewer operations; checked against the model on the
-        #: unperturbed images, the model itself wherever that check fails).
+        #: Fold each eval-mode batch norm into the convolution before it for the call (the same
+        #: function to float rounding, fewer operations; checked on the unperturbed images, not
+        #: folded where that check fails; the model is restored after the call).
         fold_batch_norm: bool = True
 
     _positive = ("n_masks", "grid", "batch_size")
@@ -602,16 +615,19 @@ class Rise(_PerturbationAttributor):
                 "in (0, 1]"
             )
 
-    def compute(
+    def _check_input(self, inputs: Tensor) -> None:
+        height, width = inputs.shape[2:]
+        if self.params.grid > min(height, width):
+            raise InputError(
+                f"RISE grid {self.params.grid} has more cells than the image ({height}x{width}) "
+                "has pixels per side; use a smaller grid"
+            )
+
+    def _attribute(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         p = self.params
         size = (inputs.shape[2], inputs.shape[3])
-        if p.grid > min(size):
-            raise InputError(
-                f"RISE grid {p.grid} has more cells than the image ({size[0]}x{size[1]}) has "
-                "pixels per side; use a smaller grid"
-            )
         images, image_targets = _distinct(inputs, targets, context)
         count, k = image_targets.shape
         baseline = baseline_inputs(p.baseline, images, context.handle, p.blur_sigma)
@@ -621,7 +637,6 @@ class Rise(_PerturbationAttributor):
         grids, shifts = rise_grids(p.n_masks, p.grid, p.keep, size, generator)
         grids, shifts = grids.to(inputs.device), shifts.to(inputs.device)
 
-        net = self._inference_copy(model, images, context)
         total = torch.zeros(count * k, size[0] * size[1], device=inputs.device)
         per_batch = max(1, p.batch_size // count)
         with torch.inference_mode(), _progress(p.n_masks * count, self.name, p.progress) as bar:
@@ -630,7 +645,7 @@ class Rise(_PerturbationAttributor):
                 soft = masks[:, None, None]  # [B, 1, 1, H, W] against images [M, 3, H, W]
                 batch = images * soft + baseline * (1 - soft)
                 rows = image_targets.repeat(len(masks), 1)
-                scores = self._scores(net, batch.flatten(0, 1), rows)  # [B * M, k]
+                scores = self._scores(model, batch.flatten(0, 1), rows)  # [B * M, k]
                 # One matmul weighs every mask by the score of every (input, target) pair.
                 weights = scores.view(len(masks), count * k)
                 total += weights.T @ masks.flatten(1)

@@ -10,7 +10,7 @@ import torchvision
 from timm.layers import BatchNormAct2d, Conv2dSame, StdConv2d
 from torch import nn
 
-from xai_core.fusion import fold_batch_norm, foldable_pairs
+from xai_core.fusion import foldable_pairs, folded_batch_norm
 
 
 def randomize_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -28,26 +28,46 @@ def randomize_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def assert_same_function(folded: nn.Module, model: nn.Module, x: torch.Tensor) -> None:
+def folded_output(model: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """The folded model's output, ``None`` when it did not fold; checks that the model is its
+    old self afterwards."""
+    before = copy.deepcopy(model.state_dict())
+    modules = dict(model.named_modules())
+    with folded_batch_norm(model, x) as folded, torch.no_grad():
+        output = model(x) if folded else None
+        if folded:
+            assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert dict(model.named_modules()) == modules
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    return output
+
+
+def assert_same_function(model: nn.Module, x: torch.Tensor) -> None:
+    output = folded_output(model, x)
+    assert output is not None
     with torch.no_grad():
-        expected, actual = model(x), folded(x)
-    scale = float(expected.abs().max())
-    assert (actual - expected).abs().max() <= 1e-5 * scale
+        expected = model(x)
+    assert (output - expected).abs().max() <= 1e-5 * float(expected.abs().max())
 
 
-def test_torchvision_resnet_folds_every_batch_norm_and_is_left_untouched():
+def test_torchvision_resnet_folds_every_batch_norm_and_gets_its_own_back():
     torch.manual_seed(0)
     model = randomize_batch_norms(torchvision.models.resnet18(num_classes=10))
-    before = copy.deepcopy(model.state_dict())
-    x = torch.randn(2, 3, 64, 64)
-    folded = fold_batch_norm(model, x)
-    assert folded is not None
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-    assert_same_function(folded, model, x)
-    # The model keeps its own modules and values.
+    weight = model.conv1.weight
+    assert_same_function(model, torch.randn(2, 3, 64, 64))
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 20
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert model.conv1.bias is None
+    assert model.conv1.weight is weight and model.conv1.bias is None
+
+
+def test_the_model_gets_its_own_back_after_an_exception():
+    model = randomize_batch_norms(torchvision.models.resnet18(num_classes=10))
+    bn = model.bn1
+    with pytest.raises(RuntimeError, match="inside"):
+        with folded_batch_norm(model, torch.randn(1, 3, 32, 32)) as folded:
+            assert folded and model.bn1 is not bn
+            raise RuntimeError("inside")
+    assert model.bn1 is bn and model.conv1.bias is None
 
 
 def test_timm_norm_act_and_same_padding_fold_keeping_the_activation(lite0, sample_batch):
@@ -58,11 +78,11 @@ def test_timm_norm_act_and_same_padding_fold_keeping_the_activation(lite0, sampl
     modules = dict(model.named_modules())
     assert len(pairs) == sum(isinstance(m, BatchNormAct2d) for m in model.modules()) == 49
     assert any(isinstance(modules[conv], Conv2dSame) for conv, _ in pairs)
-    folded = fold_batch_norm(model, sample_batch)
-    assert folded is not None
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-    assert isinstance(folded.get_submodule("blocks.2.0.bn1")[1], nn.ReLU6)
-    assert_same_function(folded, model, sample_batch)
+    with folded_batch_norm(model, sample_batch) as folded:
+        assert folded
+        assert isinstance(model.get_submodule("blocks.2.0.bn1")[1], nn.ReLU6)
+    assert isinstance(model.get_submodule("blocks.2.0.bn1"), BatchNormAct2d)
+    assert_same_function(model, sample_batch)
 
 
 class ConvBn(nn.Module):
@@ -80,24 +100,24 @@ class ConvBn(nn.Module):
 def test_what_does_not_fold_gives_none():
     x = torch.randn(2, 3, 16, 16)
     plain = randomize_batch_norms(ConvBn(nn.Conv2d(3, 4, 3, padding=1)))
-    assert fold_batch_norm(plain, x) is not None
+    assert folded_output(plain, x) is not None
     # The convolution's output feeds something besides the batch norm: the check catches it.
     skip = randomize_batch_norms(ConvBn(nn.Conv2d(3, 4, 3, padding=1), skip=True))
     assert foldable_pairs(skip, x)[0] == [("conv", "bn")]
-    assert fold_batch_norm(skip, x) is None
+    assert folded_output(skip, x) is None
     # Weight standardization transforms the weight in forward: not a convolution to fold into.
     standardized = randomize_batch_norms(ConvBn(StdConv2d(3, 4, 3, padding=1)))
     assert foldable_pairs(standardized, x)[0] == []
-    assert fold_batch_norm(standardized, x) is None
+    assert folded_output(standardized, x) is None
     # Training mode normalizes with the batch's statistics.
-    assert fold_batch_norm(copy.deepcopy(plain).train(), x) is None
+    assert folded_output(plain.train(), x) is None
 
 
 def test_a_model_without_batch_norm_is_not_even_run():
     calls = []
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
     model.register_forward_pre_hook(lambda *_: calls.append(1))
-    assert fold_batch_norm(model, torch.randn(1, 3, 8, 8)) is None
+    assert folded_output(model, torch.randn(1, 3, 8, 8)) is None
     assert calls == []
 
 

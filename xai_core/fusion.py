@@ -1,22 +1,23 @@
 """Inference-only copies of a model that compute the same function in fewer operations.
 
-:func:`fold_batch_norm` folds each eval-mode batch norm into the convolution that feeds it, as
+:func:`folded_batch_norm` folds each eval-mode batch norm into the convolution that feeds it, as
 inference engines do (ONNX Runtime, TensorRT, ``torch.jit.freeze``): a batch norm in eval mode is
 a per-channel affine map, ``y = s * (conv(x) - mean) + beta`` with ``s = gamma / sqrt(var + eps)``,
 which is the convolution with weights ``s * W`` and bias ``s * (b - mean) + beta``. The batch-norm
 pass over the map goes away; on CPU that makes a forward pass of a convolutional network
 markedly cheaper (EfficientNet-Lite0 at 224 px: about a third).
 
-The copy computes the same function up to float rounding (the products ``s * W`` round
+The folded model computes the same function up to float rounding (the products ``s * W`` round
 differently), not bit for bit. Methods that only need forward passes (occlusion, RISE) use it;
-gradient methods do not (the copy's parameters are new tensors).
+gradient methods do not (the folded parameters are new tensors that do not require gradients).
 
 What does not live here: hooks and the model's mode (:mod:`xai_core.module_hooks`).
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 
 from .module_hooks import HookRecorder
 
-__all__ = ["fold_batch_norm", "foldable_pairs"]
+__all__ = ["folded_batch_norm", "foldable_pairs"]
 
 
 def _plain_forward(module: nn.Module, base: type) -> bool:
@@ -69,7 +70,7 @@ def foldable_pairs(model: nn.Module, example: Tensor) -> tuple[list[tuple[str, s
 
     Each module of a pair must run once per pass (a shared module cannot fold for one of its
     uses only). That the convolution's output feeds nothing else cannot be seen from hooks:
-    :func:`fold_batch_norm` checks the folded copy's output against the model's.
+    :func:`folded_batch_norm` checks the folded model's output against the model's.
     """
     calls: dict[str, int] = {}
     last_conv: list[tuple[str, Tensor]] = []
@@ -102,38 +103,71 @@ def foldable_pairs(model: nn.Module, example: Tensor) -> tuple[list[tuple[str, s
     return pairs, output
 
 
-@torch.no_grad()
-def fold_batch_norm(model: nn.Module, example: Tensor, rtol: float = 1e-5) -> nn.Module | None:
-    """A copy of ``model`` (in eval mode) with its batch norms folded into their convolutions,
-    or ``None`` when nothing folds or the copy's output on ``example`` differs from the model's
-    by more than ``rtol`` of the output's largest magnitude (at least ``rtol``).
+@contextlib.contextmanager
+def folded_batch_norm(model: nn.Module, example: Tensor, rtol: float = 1e-5) -> Iterator[bool]:
+    """Fold ``model``'s eval-mode batch norms into their convolutions for the ``with`` block;
+    yields whether it did.
 
-    ``model`` itself is not changed; the copy holds its own parameters (as much memory again as
-    the model's parameters). The folded parameters are computed in float64 and rounded once.
+    Nothing is folded (``False``) when a module is in training mode, no pair folds or the folded model's output on ``example``
+    differs from the model's by more than ``rtol`` of the output's largest magnitude (at least
+    ``rtol``). On exit, also after an exception, the model has its own modules and parameter
+    tensors back, as :func:`xai_core.module_hooks.model_state` restores mode and flags: folding
+    in place costs no copy of the model. The folded parameters are computed in float64 and
+    rounded once; they do not require gradients.
     """
-    if not any(isinstance(module, nn.BatchNorm2d) for module in model.modules()):
-        return None  # without a forward pass
-    pairs, expected = foldable_pairs(model, example)
-    if not pairs or not isinstance(expected, Tensor):
-        return None
-    folded = copy.deepcopy(model)
-    modules = dict(folded.named_modules())
-    for conv_name, norm_name in pairs:
-        conv, norm = modules[conv_name], modules[norm_name]
-        replacement = _norm_replacement(norm)
-        scale = norm.weight.double() if norm.weight is not None else 1.0
-        scale = scale / torch.sqrt(norm.running_var.double() + norm.eps)
-        shift = norm.bias.double() if norm.bias is not None else 0.0
-        bias = conv.bias.double() if conv.bias is not None else 0.0
-        dtype = conv.weight.dtype
-        weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
-        bias = (bias - norm.running_mean.double()) * scale + shift
-        conv.weight = nn.Parameter(weight.to(dtype), requires_grad=False)
-        conv.bias = nn.Parameter(bias.to(dtype), requires_grad=False)
-        parent, _, child = norm_name.rpartition(".")
-        setattr(folded.get_submodule(parent) if parent else folded, child, replacement)
-    output = folded(example)
-    if not isinstance(output, Tensor) or output.shape != expected.shape:
-        return None
-    limit = rtol * max(1.0, float(expected.abs().max()))
-    return folded if bool((output - expected).abs().max() <= limit) else None
+    modules = list(model.modules())
+    if any(m.training for m in modules) or not any(isinstance(m, nn.BatchNorm2d) for m in modules):
+        # Without a forward pass: training mode would update running statistics.
+        yield False
+        return
+    with torch.no_grad():
+        pairs, expected = foldable_pairs(model, example)
+    undo: list[Callable[[], None]] = []
+    try:
+        folded = False
+        if pairs and isinstance(expected, Tensor):
+            with torch.no_grad():
+                for conv_name, norm_name in pairs:
+                    undo.append(_fold(model, conv_name, norm_name))
+                try:
+                    output = model(example)
+                except Exception:  # a module that relied on what was replaced
+                    output = None
+            limit = rtol * max(1.0, float(expected.abs().max()))
+            folded = (
+                isinstance(output, Tensor)
+                and output.shape == expected.shape
+                and bool((output - expected).abs().max() <= limit)
+            )
+            if not folded:
+                _undo(undo)
+        yield folded
+    finally:
+        _undo(undo)
+
+
+def _fold(model: nn.Module, conv_name: str, norm_name: str) -> Callable[[], None]:
+    """Fold batch norm ``norm_name`` into convolution ``conv_name``; returns what undoes it."""
+    conv, norm = model.get_submodule(conv_name), model.get_submodule(norm_name)
+    weight, bias = conv.weight, conv.bias
+    scale = norm.weight.double() if norm.weight is not None else 1.0
+    scale = scale / torch.sqrt(norm.running_var.double() + norm.eps)
+    shift = norm.bias.double() if norm.bias is not None else 0.0
+    new_bias = (bias.double() if bias is not None else 0.0) - norm.running_mean.double()
+    new_weight = weight.double() * scale.view(-1, 1, 1, 1)
+    conv.weight = nn.Parameter(new_weight.to(weight.dtype), requires_grad=False)
+    conv.bias = nn.Parameter((new_bias * scale + shift).to(weight.dtype), requires_grad=False)
+    parent_name, _, child = norm_name.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    setattr(parent, child, _norm_replacement(norm))
+
+    def undo() -> None:
+        conv.weight, conv.bias = weight, bias
+        setattr(parent, child, norm)
+
+    return undo
+
+
+def _undo(undo: list[Callable[[], None]]) -> None:
+    while undo:
+        undo.pop()()
