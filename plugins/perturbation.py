@@ -203,9 +203,11 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
     The reach is measured with one forward pass of three random images: one, and two copies
     with a different noise block at its centre (aligned to every stride; the union of the two
     copies' changes, so that a unit clipped in one copy does not hide a cell). A layer's reach is
-    the widest measured at it or before it. Qualifying is necessary, not sufficient (a skip
-    connection around the layer escapes this test): occlusion checks the result against full
-    passes before relying on a layer.
+    the widest measured at it or before it. The pass stops at the first layer whose changes
+    reach the border of its map: no layer after it can qualify. Qualifying is necessary, not
+    sufficient (a skip connection around the layer escapes this test, and so does a layer that
+    runs again after that point): occlusion checks the result against full passes before
+    relying on a layer.
     """
     _, channels, height, width = shape
     strides = [2**e for e in range(1, 6) if height % 2**e == 0 and width % 2**e == 0]
@@ -223,7 +225,8 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
     probe = channels_last_layout(probe.to(model_device(model)))  # the layout: only faster
 
     seen: dict[str, int] = {}  # calls per layer
-    events: list[tuple[str, int, Tensor, Any]] = []  # (layer, stride, changed cells, tensor key)
+    # (layer, stride, changed cells, tensor key, tensor version)
+    events: list[tuple[str, int, Tensor, Any, int]] = []
 
     def record(name: str) -> Any:
         def hook(_module: nn.Module, _args: Any, output: Any) -> None:
@@ -234,15 +237,20 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
             s = height // h
             if h * s != height or w * s != width or s not in strides:
                 return
-            # Cells where a perturbed copy differs from the first image beyond rounding.
-            difference = (output[1:] - output[:1]).abs().amax(dim=(0, 1))
-            changed = difference > 1e-6 * float(output[0].abs().max())
-            key = (output.data_ptr(), output.shape)
+            key, version = (output.data_ptr(), output.shape), output._version
             if events and events[-1][3] == key:
                 # The same tensor again (an in-place activation, a container's last child): one
                 # candidate, the outer module, keeping what either measurement saw.
-                changed = changed | events.pop()[2]
-            events.append((name, s, changed, key))
+                _, _, changed, _, before = events.pop()
+                if version != before:  # written in place since: measure again
+                    changed = changed | _changed_cells(output)
+            else:
+                changed = _changed_cells(output)
+            events.append((name, s, changed, key, version))
+            if changed[0].any() or changed[-1].any() or changed[:, 0].any() or changed[:, -1].any():
+                # A reach the probe cannot bound (global pooling, say): no layer from here on
+                # qualifies, so the rest of the pass is not needed.
+                raise _ProbeDone
 
         return hook
 
@@ -252,8 +260,11 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
             if name:
                 hooks.forward(module, record(name))
         try:
-            with torch.inference_mode():
+            # No gradients; not inference mode, whose tensors have no version counter.
+            with torch.no_grad():
                 model(probe)
+        except _ProbeDone:
+            pass
         except Exception:  # a model that does not take this shape gains nothing here
             return []
 
@@ -262,15 +273,14 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
     # never the reach of the layers before it, which a layer after them inherits.
     widest = [0.0] * 4
     layers = []
-    for name, s, changed, _ in events:
+    for name, s, changed, *_ in events:
         h, w = changed.shape
         rows = changed.any(dim=1).nonzero().flatten().tolist()
         cols = changed.any(dim=0).nonzero().flatten().tolist()
         if not rows:
             continue  # no dependence on the input
         if rows[0] == 0 or cols[0] == 0 or rows[-1] == h - 1 or cols[-1] == w - 1:
-            widest = [math.inf] * 4  # a reach the probe cannot bound (global pooling, say)
-            continue
+            break  # the probe's last layer: its reach is not bounded
         # Cells beyond the block's own, each way.
         r0, r1, c0, c1 = top // s, (top + block) // s - 1, left // s, (left + block) // s - 1
         measured = (r0 - rows[0], rows[-1] - r1, c0 - cols[0], cols[-1] - c1)
@@ -285,6 +295,17 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
         if crop[0] * crop[1] <= MAX_CROP_SHARE * h * w:
             layers.append(LocalLayer(name, modules[name], s, (h, w), reach, crop))
     return layers[::-1]  # deepest first
+
+
+class _ProbeDone(Exception):
+    """Ends the reach probe's forward pass early (see :func:`local_layers`)."""
+
+
+def _changed_cells(output: Tensor) -> Tensor:
+    """``[h, w]``: the cells where a perturbed copy in ``output`` (``[3, C, h, w]``, see
+    :func:`local_layers`) differs from the first image beyond rounding."""
+    difference = (output[1:] - output[:1]).abs_().amax(dim=(0, 1))
+    return difference > 1e-6 * float(output[0].abs().max())
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

@@ -112,7 +112,13 @@ def test_reusing_early_activations_on_a_resnet(tiny_resnet):
 
 def test_measured_reach_covers_every_cell_a_window_changes(lite0, sample_batch):
     """What the probe measures bounds what really changes, for windows all over the image."""
-    window, (layer, *_) = 32, local_layers(lite0.module, (1, 3, 224, 224), 32)
+    heads = []
+    probe = lite0.module.conv_head.register_forward_hook(lambda *_: heads.append(1))
+    try:
+        window, (layer, *_) = 32, local_layers(lite0.module, (1, 3, 224, 224), 32)
+    finally:
+        probe.remove()
+    assert heads == []  # the probe stops where changes reach the border (stride 16 here)
     seen = {}
     hook = layer.module.register_forward_hook(lambda m, a, out: seen.update(out=out))
     try:
