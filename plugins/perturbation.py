@@ -9,7 +9,9 @@
   changed cells into the unoccluded image's map there and runs the rest of the model from it
   (the idea of Nakandala et al. 2019, "Incremental and Approximate Inference for Faster
   Occlusion-based Deep CNN Explanations", SIGMOD; here found by measuring, and checked against
-  full passes before use), the same numbers in a fraction of the time.
+  full passes before use), the same numbers in a fraction of the time. Where a deeper layer
+  qualifies too, the model goes on from a crop of the pasted map up to that layer and pastes
+  again there (EfficientNet-Lite0: stride 4, then the end of block 2.0 at stride 8).
 - **RISE** (Petsiuk, Das, Saenko 2018, "RISE: Randomized Input Sampling for Explanation of
   Black-box Models", BMVC, arXiv:1806.07421, section 3): random low-resolution binary grids,
   bilinearly upsampled and randomly shifted into soft masks; the map is the score-weighted sum of
@@ -157,6 +159,9 @@ def rise_masks(grids: Tensor, shifts: Tensor, size: tuple[int, int]) -> Tensor:
 #: The largest share of a layer's map that the crop recomputed per window may cover for that layer
 #: to be worth reusing (the rest of the map is copied from the unoccluded image).
 MAX_CROP_SHARE = 0.25
+#: The same for a second, deeper layer, whose crop is cut from the first layer's (pasted) map
+#: rather than run from the input: it may cover more, as its crop costs no early layers.
+MAX_SECOND_SHARE = 0.5
 #: Layers tried (deepest first) before occlusion gives up reusing activations and runs full passes.
 MAX_LAYER_TRIES = 4
 
@@ -178,6 +183,11 @@ class LocalLayer:
     reach: tuple[int, int, int, int]
     crop: tuple[int, int]
 
+    @property
+    def share(self) -> float:
+        """The crop's share of the layer's map."""
+        return self.crop[0] * self.crop[1] / (self.cells[0] * self.cells[1])
+
     def boxes(self, top: int, left: int, window: int, size: tuple[int, int]) -> tuple[int, ...]:
         """``(i0, i1, j0, j1, k, l)`` for a window at ``(top, left)``: the output cells
         ``[i0, i1) x [j0, j1)`` it can change and the crop's first cell ``(k, l)``."""
@@ -192,13 +202,15 @@ class LocalLayer:
         return i0, i1, j0, j1, k, l_
 
 
-def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[LocalLayer]:
+def local_layers(
+    model: nn.Module, shape: tuple[int, ...], window: int, max_share: float = MAX_CROP_SHARE
+) -> list[LocalLayer]:
     """The layers of ``model`` worth reusing for occlusion windows of ``window`` pixels on
     inputs of ``shape`` ``[N, C, H, W]``, deepest first.
 
     A layer qualifies when it runs once per forward pass, returns one ``[N, C', H/s, W/s]`` map
     for a power-of-two stride ``2 <= s <= 32``, a block of input noise changes only cells near
-    the block's own, and the crop per window is at most :data:`MAX_CROP_SHARE` of its map.
+    the block's own, and the crop per window is at most ``max_share`` of its map.
 
     The reach is measured with one forward pass of three random images: one, and two copies
     with a different noise block at its centre (aligned to every stride; the union of the two
@@ -211,9 +223,7 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
     """
     _, channels, height, width = shape
     strides = [2**e for e in range(1, 6) if height % 2**e == 0 and width % 2**e == 0]
-    # The smallest crop there can be: stride 2, a reach of one cell each way.
-    smallest = 2 * ((window - 1) // 2 + 2 + 2)
-    if not strides or smallest**2 > MAX_CROP_SHARE * height * width:
+    if not strides or not _may_reuse(shape, window, max_share):
         return []
     block = strides[-1]
     top, left = (height // block // 2) * block, (width // block // 2) * block
@@ -292,9 +302,16 @@ def local_layers(model: nn.Module, shape: tuple[int, ...], window: int) -> list[
             min(h, (window - 1) // s + 2 + 2 * (reach[0] + reach[1])),
             min(w, (window - 1) // s + 2 + 2 * (reach[2] + reach[3])),
         )
-        if crop[0] * crop[1] <= MAX_CROP_SHARE * h * w:
+        if crop[0] * crop[1] <= max_share * h * w:
             layers.append(LocalLayer(name, modules[name], s, (h, w), reach, crop))
     return layers[::-1]  # deepest first
+
+
+def _may_reuse(shape: tuple[int, ...], window: int, share: float) -> bool:
+    """Whether the smallest crop there can be (stride 2, a reach of one cell each way) is at
+    most ``share`` of inputs of ``shape``: if not, no layer's is."""
+    smallest = 2 * ((window - 1) // 2 + 2 + 2)
+    return smallest**2 <= share * shape[2] * shape[3]
 
 
 class _ProbeDone(Exception):
@@ -411,9 +428,10 @@ class Occlusion(_PerturbationAttributor):
         #: function to float rounding, fewer operations; checked on the unperturbed images, not
         #: folded where that check fails; the model is restored after the call).
         fold_batch_norm: bool = True
-        #: Reuse the unoccluded image's activations up to an early layer and recompute only the
-        #: crop each window can change (see ``local_layers``); checked against full passes on the
-        #: first and last batch, full passes wherever the check fails.
+        #: Reuse the unoccluded image's activations up to an early layer (and a second, deeper
+        #: one where that works) and recompute only the crop each window can change (see
+        #: ``local_layers``); checked against full passes on three windows, full passes wherever
+        #: the check fails.
         incremental: bool = True
 
     _positive = ("window", "stride", "batch_size")
@@ -455,29 +473,30 @@ class Occlusion(_PerturbationAttributor):
         for top, left in corners:
             coverage[top : top + w, left : left + w] += 1
         total = torch.zeros(count, k, height, width, device=inputs.device)
-        layers = local_layers(model, tuple(images.shape), w) if p.incremental else []
+        layers = []
+        if p.incremental and _may_reuse(images.shape, w, MAX_CROP_SHARE):  # a first layer
+            layers = local_layers(model, tuple(images.shape), w, MAX_SECOND_SHARE)
         with torch.inference_mode(), _progress(len(jobs), self.name, p.progress) as bar:
+            chains = _chains(layers)
             clean: dict[str, Tensor] = {}  # each candidate layer's map of the unoccluded images
             with HookRecorder() as hooks:
-                for candidate in layers[:MAX_LAYER_TRIES]:
-                    hooks.forward(candidate.module, _keep_output(clean, candidate.name))
+                for layer in {layer.name: layer for chain in chains for layer in chain}.values():
+                    hooks.forward(layer.module, _keep_output(clean, layer.name))
                 outputs = self._outputs(model, images)
             original = outputs.gather(1, image_targets)
-            layer = None
-            if layers:
-                # The deepest layer whose reuse gives the full passes' outputs on three windows:
+            chain: tuple[LocalLayer, ...] = ()
+            if chains:
+                # The first chain whose reuse gives the full passes' outputs on three windows:
                 # the first, the middle and the last (top-left and bottom-right corners).
                 probe = [jobs[0], jobs[len(jobs) // 2], jobs[-1]]
                 batch = self._occluded(images, baseline, probe)
                 full = self._outputs(model, batch)
                 scale = max(1.0, float(outputs.abs().max()))
-                for candidate in layers[:MAX_LAYER_TRIES]:
-                    if self._agrees(
-                        model, candidate, clean[candidate.name], batch, probe, full, scale
-                    ):
-                        layer = candidate
+                for candidate in chains:
+                    if self._agrees(model, candidate, clean, batch, probe, full, scale):
+                        chain = candidate
                         break
-            reuse = None if layer is None else _Reuse(self, layer, clean[layer.name])
+            reuse = _Reuse(self, chain, clean) if chain else None
             for start in range(0, len(jobs), p.batch_size):
                 chunk = jobs[start : start + p.batch_size]
                 owner = torch.tensor([i for i, _, _ in chunk], device=inputs.device)
@@ -493,9 +512,10 @@ class Occlusion(_PerturbationAttributor):
             maps = total / coverage
         context.metadata["windows"] = len(corners)
         context.metadata["forward_images"] = len(jobs) + count
-        if layer is not None:
-            context.metadata["reused_layer"] = layer.name
-            context.metadata["reused_crop"] = [c * layer.stride for c in layer.crop]
+        if chain:
+            context.metadata["reused_layer"] = chain[0].name
+            context.metadata["reused_crop"] = [c * chain[0].stride for c in chain[0].crop]
+            context.metadata["reused_layers"] = [layer.name for layer in chain]
         return maps.reshape(count * k, height, width).clone()
 
     def _occluded(self, images: Tensor, baseline: Tensor, jobs: list) -> Tensor:
@@ -513,73 +533,133 @@ class Occlusion(_PerturbationAttributor):
     def _agrees(
         self,
         model: nn.Module,
-        layer: LocalLayer,
-        clean: Tensor,
+        chain: tuple[LocalLayer, ...],
+        clean: dict[str, Tensor],
         batch: Tensor,
         chunk: list,
         outputs: Tensor,
         scale: float,
     ) -> bool:
-        """Whether reusing ``layer`` gives the full passes' ``outputs`` on this batch (to rounding:
+        """Whether reusing ``chain`` gives the full passes' ``outputs`` on this batch (to rounding:
         ``1e-5`` of the largest unoccluded score, at least ``1e-5``)."""
         try:
-            reused = _Reuse(self, layer, clean)(model, batch, chunk)
-        except Exception:  # e.g. a skip connection around the layer carries a crop-sized map
+            reused = _Reuse(self, chain, clean)(model, batch, chunk)
+        except Exception:  # e.g. a skip connection around a layer carries a crop-sized map
             return False
         return reused.shape == outputs.shape and bool(
             (reused - outputs).abs().max() <= 1e-5 * scale
         )
 
 
-class _Reuse:
-    """Occluded images' outputs from crops: each image's crop runs up to ``layer``, whose map is
-    then the unoccluded image's (``clean``) with the cells the window changes pasted in.
+def _chains(layers: list[LocalLayer]) -> list[tuple[LocalLayer, ...]]:
+    """What to try reusing, best first, from :func:`local_layers`' candidates (deepest first).
 
-    One buffer of maps serves batch after batch: only the cells pasted for the previous batch
-    are restored from ``clean`` (a whole row where the image changes). Its version counter tells
-    when a layer after ``layer`` wrote into it in place; it is then copied afresh.
+    A chain starts at a layer whose crop is at most :data:`MAX_CROP_SHARE` of its map (the
+    :data:`MAX_LAYER_TRIES` deepest) and may go on to one of the deepest candidates below it
+    at a coarser stride: that layer's crop is cut from the first layer's pasted map, so the
+    layers in between also run on crops. (Not every candidate works as a second layer: a skip
+    connection around it would add a crop-sized map to a full one; the check finds out.) The
+    two-layer chains come before their first layer alone.
+    """
+    firsts = [layer for layer in layers if layer.share <= MAX_CROP_SHARE][:MAX_LAYER_TRIES]
+    chains: list[tuple[LocalLayer, ...]] = []
+    for first in firsts:
+        seconds = [
+            layer
+            for layer in layers
+            if layer.stride > first.stride and layer.stride % first.stride == 0
+        ]
+        chains += [(first, second) for second in seconds[:MAX_LAYER_TRIES]]
+        chains.append((first,))
+    return chains
+
+
+class _Reuse:
+    """Occluded images' outputs from crops: each image's crop runs up to the chain's first layer,
+    whose map is then the unoccluded image's (``clean``) with the cells the window changes
+    pasted in. With a second layer, the model goes on from a crop of that pasted map (the region
+    the second layer's changed cells depend on) and the same paste happens there; the model
+    runs on from the last layer's full map.
+
+    One buffer of maps per layer serves batch after batch: only the cells pasted for the
+    previous batch are restored from ``clean`` (a whole map where the row's image changes). Its
+    version counter tells when a later layer wrote into it in place; it is then copied afresh.
     """
 
-    def __init__(self, occlusion: Occlusion, layer: LocalLayer, clean: Tensor):
-        self.occlusion, self.layer = occlusion, layer
+    def __init__(self, occlusion: Occlusion, chain: tuple[LocalLayer, ...], clean: dict):
+        self.occlusion, self.chain = occlusion, chain
         with torch.inference_mode(False):
-            self.clean = clean.clone()  # a normal tensor, so that copies of it count versions
-        self.buffer: Tensor | None = None
-        self.pasted: list[tuple[int, tuple[int, ...]]] = []
-        self.version = -1
+            # Normal tensors, so that copies of them count versions.
+            self.clean = [clean[layer.name].clone() for layer in chain]
+        self.buffers: list[Tensor | None] = [None] * len(chain)
+        self.pasted: list[list[tuple[int, tuple[int, ...]]]] = [[] for _ in chain]
+        self.versions = [-1] * len(chain)
 
     def __call__(self, model: nn.Module, batch: Tensor, chunk: list) -> Tensor:
-        layer, s, (ch, cw) = self.layer, self.layer.stride, self.layer.crop
         window = self.occlusion.params.window
-        rows = [(i, layer.boxes(top, left, window, batch.shape[2:])) for i, top, left in chunk]
-        crops = torch.stack(
-            [
-                batch[row, :, k * s : (k + ch) * s, c * s : (c + cw) * s]
-                for row, (_, (*_, k, c)) in enumerate(rows)
-            ]
-        )
+        size = batch.shape[2:]
+        rows = [
+            [(i, layer.boxes(top, left, window, size)) for i, top, left in chunk]
+            for layer in self.chain
+        ]
+        first = self.chain[0]
+        crops = _crops(batch, [box[-2:] for _, box in rows[0]], first, first.stride)
         with HookRecorder() as hooks:
-            hooks.forward(layer.module, lambda _m, _a, out: self._paste(out, rows))
-            # Outside inference mode (gradients still off), so that the buffer has a version.
+            for level, layer in enumerate(self.chain):
+                hooks.forward(layer.module, self._hook(level, rows))
+            # Outside inference mode (gradients still off), so that the buffers have versions.
             with torch.inference_mode(False), torch.no_grad():
                 return self.occlusion._outputs(model, crops)
 
-    def _paste(self, output: Tensor, rows: list[tuple[int, tuple[int, ...]]]) -> Tensor:
-        full = self.buffer
-        if full is None or len(self.pasted) != len(rows) or full._version != self.version:
-            full = self.clean[torch.tensor([i for i, _ in rows], device=self.clean.device)]
+    def _hook(self, level: int, rows: list) -> Any:
+        def hook(_module: nn.Module, _args: Any, output: Tensor) -> Tensor:
+            full = self._paste(level, output, rows[level])
+            if level + 1 == len(self.chain):
+                return full
+            following = self.chain[level + 1]
+            corners = [box[-2:] for _, box in rows[level + 1]]
+            return _crops(full, corners, following, following.stride // self.chain[level].stride)
+
+        return hook
+
+    def _paste(self, level: int, output: Tensor, rows: list[tuple[int, tuple[int, ...]]]) -> Tensor:
+        """The unoccluded maps at chain layer ``level`` with ``output``'s changed cells."""
+        clean, full = self.clean[level], self.buffers[level]
+        pasted = self.pasted[level]
+        if full is None or len(pasted) != len(rows) or full._version != self.versions[level]:
+            full = clean[torch.tensor([i for i, _ in rows], device=clean.device)]
         else:
-            for row, ((before, (i0, i1, j0, j1, *_)), (now, _)) in enumerate(
-                zip(self.pasted, rows)
-            ):
+            for row, ((before, (i0, i1, j0, j1, *_)), (now, _)) in enumerate(zip(pasted, rows)):
                 if before == now:
-                    full[row, :, i0:i1, j0:j1] = self.clean[now, :, i0:i1, j0:j1]
+                    full[row, :, i0:i1, j0:j1] = clean[now, :, i0:i1, j0:j1]
                 else:
-                    full[row] = self.clean[now]
+                    full[row] = clean[now]
         for row, (_, (i0, i1, j0, j1, k, c)) in enumerate(rows):
             full[row, :, i0:i1, j0:j1] = output[row, :, i0 - k : i1 - k, j0 - c : j1 - c]
-        self.buffer, self.pasted, self.version = full, rows, full._version
+        self.buffers[level], self.pasted[level] = full, rows
+        self.versions[level] = full._version
         return full
+
+
+def _crops(maps: Tensor, corners: list[tuple[int, int]], layer: LocalLayer, scale: int) -> Tensor:
+    """One crop per row of ``maps``: the region whose cells ``layer``'s crop starting at cell
+    ``corners[row]`` covers, ``scale`` cells of ``maps`` per cell of ``layer`` (its stride over
+    that of ``maps``), in the memory layout of ``maps``."""
+    (ch, cw), size = layer.crop, scale
+    layout = (
+        torch.channels_last
+        if maps.dim() == 4 and maps.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format
+    )
+    out = torch.empty(
+        (len(corners), maps.shape[1], ch * size, cw * size),
+        dtype=maps.dtype,
+        device=maps.device,
+        memory_format=layout,
+    )
+    for row, (k, c) in enumerate(corners):
+        out[row] = maps[row, :, k * size : (k + ch) * size, c * size : (c + cw) * size]
+    return out
 
 
 def _keep_output(into: dict[str, Tensor], name: str) -> Any:

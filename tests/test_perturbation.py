@@ -87,12 +87,16 @@ def test_occlusion_matches_captum_on_efficientnet_lite0(lite0, sample_batch):
 @pytest.mark.parametrize("window, stride", [(32, 32), (48, 40)])
 def test_reusing_early_activations_matches_captum_on_lite0(lite0, sample_batch, window, stride):
     """At 224 px the windows change a small part of the stride-4 maps: occlusion recomputes a
-    crop up to there and reuses the rest; the maps are those of full passes and of Captum.
+    crop up to there and reuses the rest, then runs block 2.0 on a crop of that map and reuses
+    the rest of its stride-8 map; the maps are those of full passes and of Captum.
     (48, 40): the last window is cut off at the image edge."""
     cat = sample_batch[:1]
     params = {"window": window, "stride": stride}
     result = xai_core.get_attributor("occlusion", **params).attribute(lite0, cat)
     assert result.metadata["reused_layer"] == "blocks.2.0.bn1"
+    # Deeper second layers (inside block 2.1) fail the check: block 2.1's skip connection would
+    # add block 2.0's crop-sized map to a full one.
+    assert result.metadata["reused_layers"] == ["blocks.2.0.bn1", "blocks.2.0"]
     assert result.metadata["reused_crop"][0] < 112
     full = xai_core.get_attributor("occlusion", incremental=False, **params).attribute(lite0, cat)
     assert "reused_layer" not in full.metadata

@@ -108,12 +108,12 @@ def folded_batch_norm(model: nn.Module, example: Tensor, rtol: float = 1e-5) -> 
     """Fold ``model``'s eval-mode batch norms into their convolutions for the ``with`` block;
     yields whether it did.
 
-    Nothing is folded (``False``) when a module is in training mode, no pair folds or the folded model's output on ``example``
-    differs from the model's by more than ``rtol`` of the output's largest magnitude (at least
-    ``rtol``). On exit, also after an exception, the model has its own modules and parameter
-    tensors back, as :func:`xai_core.module_hooks.model_state` restores mode and flags: folding
-    in place costs no copy of the model. The folded parameters are computed in float64 and
-    rounded once; they do not require gradients.
+    Nothing is folded (``False``) when a module is in training mode, no pair folds or the
+    folded model's output on ``example`` differs from the model's by more than ``rtol`` of the
+    output's largest magnitude (at least ``rtol``). On exit, also after an exception, the model
+    has its own modules and parameter tensors back, as :func:`xai_core.module_hooks.model_state`
+    restores mode and flags: folding in place costs no copy of the model. The folded parameters
+    are computed in float64 and rounded once; they do not require gradients.
     """
     modules = list(model.modules())
     if any(m.training for m in modules) or not any(isinstance(m, nn.BatchNorm2d) for m in modules):
