@@ -1,21 +1,26 @@
 """Benchmark: occlusion against Captum's ``Occlusion``, RISE against a plain RISE. Run by hand.
 
-    .venv/bin/python benchmarks/bench_perturbation.py [--repeats 2] [--masks 250]
+    .venv/bin/python benchmarks/bench_perturbation.py [--rounds 3] [--repeats 2] [--masks 250]
 
 Setting of the issue: the offline ``efficientnet_lite0``, the cat and coffee sample photos at
 224 px (2 images), window 32, stride 16, zeros baseline, the predicted classes. Every row runs in
-a fresh process (one model load, one warm-up forward pass, then ``--repeats`` timed runs, the best
-kept), so that the peak memory of one row is not hidden by what an earlier row left allocated.
+a fresh process (one model load, one warm-up forward pass, then ``--repeats`` timed runs), so
+that the peak memory of one row is not hidden by what an earlier row left allocated. The rows
+take turns: ``--rounds`` times each row of a section in order, the best time of all kept, so
+that a slow spell of this shared machine does not fall on one row only.
 
 Columns: ``seconds`` (best run); ``x bare`` (seconds over the bare cost of the forward passes
 the method needs: the same number of images through the plain model in batches of 16, no layout
 change); ``x ref`` (how many times faster than the reference of its section: Captum's
 ``Occlusion`` at its default ``perturbations_per_eval=1``, or the plain RISE); ``peak MiB``
-(resident memory reached during the timed runs, above what the process held before them).
+(resident memory reached during the timed runs, above what the process held before them; the
+largest of the rounds).
 
-Rows ``xai occlusion``: our default, which reuses the unoccluded image's activations up to an
-early layer and recomputes only the crop each window changes (``incremental``); ``full passes``
-turns that off, ``NCHW`` turns off the channels-last layout instead.
+Rows ``xai occlusion``: our default, which folds batch norms into their convolutions
+(``fold_batch_norm``) and reuses the unoccluded image's activations up to early layers,
+recomputing only the crops each window changes (``incremental``); ``full passes`` turns the
+reuse off, ``no folding`` the folding, ``NCHW`` the channels-last layout. ``xai rise no folding``
+likewise.
 
 The load average is printed: other processes on the machine make the numbers noisy.
 """
@@ -103,14 +108,17 @@ def _make_run(name: str, masks: int, handle, x, targets) -> Callable[[], object]
             stride=STRIDE,
             channels_last="NCHW" not in name,
             incremental="full passes" not in name,
+            fold_batch_norm="no folding" not in name,
         )
         return lambda: occ.attribute(handle, x, targets)
-    rise = xai_core.get_attributor("rise", n_masks=masks, grid=7, keep=0.5, seed=0)
+    rise = xai_core.get_attributor(
+        "rise", n_masks=masks, grid=7, keep=0.5, seed=0, fold_batch_norm="no folding" not in name
+    )
     if name == "plain RISE (reference)":
         grids, shifts = rise_grids(masks, 7, 0.5, (224, 224), torch.Generator().manual_seed(0))
         soft = rise_masks(grids, shifts, (224, 224))
         return lambda: _plain_rise(model, x, targets, soft, 0.5)
-    if name == "xai rise":
+    if name.startswith("xai rise"):
         return lambda: rise.attribute(handle, x, targets)
     raise ValueError(name)
 
@@ -146,7 +154,8 @@ def _measure(name: str, masks: int, repeats: int, queue) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="turns of every row")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per turn")
     parser.add_argument("--masks", type=int, default=250, help="RISE masks")
     args = parser.parse_args()
     sections = {
@@ -158,25 +167,35 @@ def main() -> None:
             "captum Occlusion ppe=16",
             "xai occlusion",
             "xai occlusion full passes",
+            "xai occlusion no folding",
             "xai occlusion NCHW",
         ],
-        "rise": ["bare forward (RISE)", "plain RISE (reference)", "xai rise"],
+        "rise": [
+            "bare forward (RISE)",
+            "plain RISE (reference)",
+            "xai rise",
+            "xai rise no folding",
+        ],
     }
     context = multiprocessing.get_context("spawn")
     print(
         f"efficientnet_lite0, 2 images 224x224, window {WINDOW}, stride {STRIDE}, "
         f"RISE {args.masks} masks grid 7; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f}"
+        f"{torch.get_num_threads()} threads; best of {args.rounds} rounds x {args.repeats} runs; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(f"{'row':<28}{'seconds':>9}{'x bare':>9}{'x ref':>8}{'peak MiB':>10}")
     for rows in sections.values():
-        results = {}
-        for name in rows:
-            queue = context.Queue()
-            child = context.Process(target=_measure, args=(name, args.masks, args.repeats, queue))
-            child.start()
-            results[name] = queue.get()
-            child.join()
+        results = {name: (math.inf, 0.0) for name in rows}
+        for _ in range(args.rounds):
+            for name in rows:
+                queue = context.Queue()
+                measure = (name, args.masks, args.repeats, queue)
+                child = context.Process(target=_measure, args=measure)
+                child.start()
+                seconds, peak = queue.get()
+                child.join()
+                results[name] = (min(seconds, results[name][0]), max(peak, results[name][1]))
         bare, reference = results[rows[0]][0], results[rows[1]][0]
         for name, (seconds, peak) in results.items():
             print(
