@@ -86,13 +86,15 @@ def test_timm_norm_act_and_same_padding_fold_keeping_the_activation(lite0, sampl
 
 
 class ConvBn(nn.Module):
-    def __init__(self, conv: nn.Module, skip: bool = False):
+    def __init__(self, conv: nn.Module, skip: bool = False, reads_norm: bool = False):
         super().__init__()
-        self.conv, self.bn, self.skip = conv, nn.BatchNorm2d(4), skip
+        self.conv, self.bn, self.skip, self.reads_norm = conv, nn.BatchNorm2d(4), skip, reads_norm
 
     def forward(self, x):
         y = self.conv(x)
         out = self.bn(y)
+        if self.reads_norm:  # a model that looks into its batch norm: it is gone once folded
+            out = out * self.bn.weight.sign()[:, None, None]
         # A skip connection reading the convolution's own output: folding would change it.
         return out + y if self.skip else out
 
@@ -105,6 +107,10 @@ def test_what_does_not_fold_gives_none():
     skip = randomize_batch_norms(ConvBn(nn.Conv2d(3, 4, 3, padding=1), skip=True))
     assert foldable_pairs(skip, x)[0] == [("conv", "bn")]
     assert folded_output(skip, x) is None
+    # Looking into the batch norm fails once it is folded: not folded, the model intact.
+    reads = randomize_batch_norms(ConvBn(nn.Conv2d(3, 4, 3, padding=1), reads_norm=True))
+    assert folded_output(reads, x) is None
+    assert isinstance(reads.bn, nn.BatchNorm2d) and reads.conv.bias is not None
     # Weight standardization transforms the weight in forward: not a convolution to fold into.
     standardized = randomize_batch_norms(ConvBn(StdConv2d(3, 4, 3, padding=1)))
     assert foldable_pairs(standardized, x)[0] == []

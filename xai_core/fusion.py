@@ -1,4 +1,4 @@
-"""Inference-only copies of a model that compute the same function in fewer operations.
+"""Inference-only rewrites of a model that compute the same function in fewer operations.
 
 :func:`folded_batch_norm` folds each eval-mode batch norm into the convolution that feeds it, as
 inference engines do (ONNX Runtime, TensorRT, ``torch.jit.freeze``): a batch norm in eval mode is
@@ -113,7 +113,8 @@ def folded_batch_norm(model: nn.Module, example: Tensor, rtol: float = 1e-5) -> 
     output's largest magnitude (at least ``rtol``). On exit, also after an exception, the model
     has its own modules and parameter tensors back, as :func:`xai_core.module_hooks.model_state`
     restores mode and flags: folding in place costs no copy of the model. The folded parameters
-    are computed in float64 and rounded once; they do not require gradients.
+    are computed in float64 (where the device has it) and rounded once; they do not require
+    gradients.
     """
     modules = list(model.modules())
     if any(m.training for m in modules) or not any(isinstance(m, nn.BatchNorm2d) for m in modules):
@@ -127,11 +128,11 @@ def folded_batch_norm(model: nn.Module, example: Tensor, rtol: float = 1e-5) -> 
         folded = False
         if pairs and isinstance(expected, Tensor):
             with torch.no_grad():
-                for conv_name, norm_name in pairs:
-                    undo.append(_fold(model, conv_name, norm_name))
                 try:
+                    for conv_name, norm_name in pairs:
+                        undo.append(_fold(model, conv_name, norm_name))
                     output = model(example)
-                except Exception:  # a module that relied on what was replaced
+                except Exception:  # e.g. a module that relied on what was replaced
                     output = None
             limit = rtol * max(1.0, float(expected.abs().max()))
             folded = (
@@ -150,16 +151,21 @@ def _fold(model: nn.Module, conv_name: str, norm_name: str) -> Callable[[], None
     """Fold batch norm ``norm_name`` into convolution ``conv_name``; returns what undoes it."""
     conv, norm = model.get_submodule(conv_name), model.get_submodule(norm_name)
     weight, bias = conv.weight, conv.bias
-    scale = norm.weight.double() if norm.weight is not None else 1.0
-    scale = scale / torch.sqrt(norm.running_var.double() + norm.eps)
-    shift = norm.bias.double() if norm.bias is not None else 0.0
-    new_bias = (bias.double() if bias is not None else 0.0) - norm.running_mean.double()
-    new_weight = weight.double() * scale.view(-1, 1, 1, 1)
-    conv.weight = nn.Parameter(new_weight.to(weight.dtype), requires_grad=False)
-    conv.bias = nn.Parameter((new_bias * scale + shift).to(weight.dtype), requires_grad=False)
+    # Float64 where the device has it (not Apple's MPS), then rounded once.
+    wide = torch.float64 if weight.device.type in ("cpu", "cuda") else torch.float32
+    scale = norm.weight.to(wide) if norm.weight is not None else 1.0
+    scale = scale / torch.sqrt(norm.running_var.to(wide) + norm.eps)
+    shift = norm.bias.to(wide) if norm.bias is not None else 0.0
+    new_bias = (bias.to(wide) if bias is not None else 0.0) - norm.running_mean.to(wide)
+    new_weight = nn.Parameter(
+        (weight.to(wide) * scale.view(-1, 1, 1, 1)).to(weight.dtype), requires_grad=False
+    )
+    new_bias = nn.Parameter((new_bias * scale + shift).to(weight.dtype), requires_grad=False)
     parent_name, _, child = norm_name.rpartition(".")
-    parent = model.get_submodule(parent_name)
-    setattr(parent, child, _norm_replacement(norm))
+    parent, replacement = model.get_submodule(parent_name), _norm_replacement(norm)
+    # Everything that can fail is done: change the model only now.
+    conv.weight, conv.bias = new_weight, new_bias
+    setattr(parent, child, replacement)
 
     def undo() -> None:
         conv.weight, conv.bias = weight, bias
