@@ -162,7 +162,8 @@ MAX_CROP_SHARE = 0.25
 #: The same for a second, deeper layer, whose crop is cut from the first layer's (pasted) map
 #: rather than run from the input: it may cover more, as its crop costs no early layers.
 MAX_SECOND_SHARE = 0.5
-#: Layers tried (deepest first) before occlusion gives up reusing activations and runs full passes.
+#: First layers tried (deepest first) before occlusion gives up reusing activations and runs full
+#: passes; also the second layers tried after each first one.
 MAX_LAYER_TRIES = 4
 
 
