@@ -257,11 +257,11 @@ def local_layers(
                     changed = changed | _changed_cells(output)
             else:
                 changed = _changed_cells(output)
-            events.append((name, s, changed, key, version))
             if changed[0].any() or changed[-1].any() or changed[:, 0].any() or changed[:, -1].any():
-                # A reach the probe cannot bound (global pooling, say): no layer from here on
-                # qualifies, so the rest of the pass is not needed.
+                # A reach the probe cannot bound (global pooling, say): neither this layer nor
+                # any after it qualifies, so the rest of the pass is not needed.
                 raise _ProbeDone
+            events.append((name, s, changed, key, version))
 
         return hook
 
@@ -290,8 +290,6 @@ def local_layers(
         cols = changed.any(dim=0).nonzero().flatten().tolist()
         if not rows:
             continue  # no dependence on the input
-        if rows[0] == 0 or cols[0] == 0 or rows[-1] == h - 1 or cols[-1] == w - 1:
-            break  # the probe's last layer: its reach is not bounded
         # Cells beyond the block's own, each way.
         r0, r1, c0, c1 = top // s, (top + block) // s - 1, left // s, (left + block) // s - 1
         measured = (r0 - rows[0], rows[-1] - r1, c0 - cols[0], cols[-1] - c1)
@@ -303,8 +301,9 @@ def local_layers(
             min(h, (window - 1) // s + 2 + 2 * (reach[0] + reach[1])),
             min(w, (window - 1) // s + 2 + 2 * (reach[2] + reach[3])),
         )
-        if crop[0] * crop[1] <= max_share * h * w:
-            layers.append(LocalLayer(name, modules[name], s, (h, w), reach, crop))
+        layer = LocalLayer(name, modules[name], s, (h, w), reach, crop)
+        if layer.share <= max_share:
+            layers.append(layer)
     return layers[::-1]  # deepest first
 
 
@@ -370,7 +369,7 @@ class _PerturbationAttributor(Attributor):
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         self._check_input(inputs)
-        images = _distinct(inputs, targets, context)[0]
+        images, image_targets = _distinct(inputs, targets, context)
         folding: Any = contextlib.nullcontext(False)
         if self.params.fold_batch_norm:
             example = channels_last_layout(images, self.params.channels_last)
@@ -378,15 +377,17 @@ class _PerturbationAttributor(Attributor):
         with folding as folded:
             if self.params.fold_batch_norm:
                 context.metadata["folded_batch_norm"] = folded
-            return self._attribute(model, inputs, targets, context)
+            return self._attribute(model, images, image_targets, context)
 
     def _check_input(self, inputs: Tensor) -> None:
         """Raise :class:`InputError` for inputs this method cannot perturb."""
 
     def _attribute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+        self, model: nn.Module, images: Tensor, image_targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        """:meth:`compute` with ``model``'s batch norms folded where that was asked for."""
+        """:meth:`compute` on the distinct ``images`` ``[M, 3, H, W]`` and their targets
+        ``[M, k]`` (see :func:`_distinct`), with ``model``'s batch norms folded where that was
+        asked for; returns ``[M * k, H, W]``."""
         raise NotImplementedError
 
     def _outputs(self, model: nn.Module, batch: Tensor) -> Tensor:
@@ -454,11 +455,10 @@ class Occlusion(_PerturbationAttributor):
             )
 
     def _attribute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+        self, model: nn.Module, images: Tensor, image_targets: Tensor, context: AttributionContext
     ) -> Tensor:
         p = self.params
-        height, width = inputs.shape[2:]
-        images, image_targets = _distinct(inputs, targets, context)
+        height, width = images.shape[2:]
         count, k = image_targets.shape
         baseline = baseline_inputs(p.baseline, images, context.handle, p.blur_sigma)
         baseline = baseline.expand_as(images)
@@ -470,10 +470,10 @@ class Occlusion(_PerturbationAttributor):
         jobs = [(i, top, left) for i in range(count) for top, left in corners]
         w = p.window
 
-        coverage = torch.zeros(height, width, device=inputs.device)
+        coverage = torch.zeros(height, width, device=images.device)
         for top, left in corners:
             coverage[top : top + w, left : left + w] += 1
-        total = torch.zeros(count, k, height, width, device=inputs.device)
+        total = torch.zeros(count, k, height, width, device=images.device)
         layers = []
         if p.incremental and _may_reuse(images.shape, w, MAX_CROP_SHARE):  # a first layer
             layers = local_layers(model, tuple(images.shape), w, MAX_SECOND_SHARE)
@@ -500,7 +500,7 @@ class Occlusion(_PerturbationAttributor):
             reuse = _Reuse(self, chain, clean) if chain else None
             for start in range(0, len(jobs), p.batch_size):
                 chunk = jobs[start : start + p.batch_size]
-                owner = torch.tensor([i for i, _, _ in chunk], device=inputs.device)
+                owner = torch.tensor([i for i, _, _ in chunk], device=images.device)
                 batch = self._occluded(images, baseline, chunk)
                 if reuse is None:
                     outputs = self._outputs(model, batch)
@@ -646,20 +646,20 @@ def _crops(maps: Tensor, corners: list[tuple[int, int]], layer: LocalLayer, scal
     """One crop per row of ``maps``: the region whose cells ``layer``'s crop starting at cell
     ``corners[row]`` covers, ``scale`` cells of ``maps`` per cell of ``layer`` (its stride over
     that of ``maps``), in the memory layout of ``maps``."""
-    (ch, cw), size = layer.crop, scale
+    ch, cw = layer.crop
     layout = (
         torch.channels_last
         if maps.dim() == 4 and maps.is_contiguous(memory_format=torch.channels_last)
         else torch.contiguous_format
     )
     out = torch.empty(
-        (len(corners), maps.shape[1], ch * size, cw * size),
+        (len(corners), maps.shape[1], ch * scale, cw * scale),
         dtype=maps.dtype,
         device=maps.device,
         memory_format=layout,
     )
     for row, (k, c) in enumerate(corners):
-        out[row] = maps[row, :, k * size : (k + ch) * size, c * size : (c + cw) * size]
+        out[row] = maps[row, :, k * scale : (k + ch) * scale, c * scale : (c + cw) * scale]
     return out
 
 
@@ -726,20 +726,19 @@ class Rise(_PerturbationAttributor):
             )
 
     def _attribute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+        self, model: nn.Module, images: Tensor, image_targets: Tensor, context: AttributionContext
     ) -> Tensor:
         p = self.params
-        size = (inputs.shape[2], inputs.shape[3])
-        images, image_targets = _distinct(inputs, targets, context)
+        size = (images.shape[2], images.shape[3])
         count, k = image_targets.shape
         baseline = baseline_inputs(p.baseline, images, context.handle, p.blur_sigma)
         # All random numbers are drawn up front on the CPU, so the masks depend on the seed only,
         # not on the batch size or the device.
         generator = torch.Generator().manual_seed(p.seed)
         grids, shifts = rise_grids(p.n_masks, p.grid, p.keep, size, generator)
-        grids, shifts = grids.to(inputs.device), shifts.to(inputs.device)
+        grids, shifts = grids.to(images.device), shifts.to(images.device)
 
-        total = torch.zeros(count * k, size[0] * size[1], device=inputs.device)
+        total = torch.zeros(count * k, size[0] * size[1], device=images.device)
         per_batch = max(1, p.batch_size // count)
         with torch.inference_mode(), _progress(p.n_masks * count, self.name, p.progress) as bar:
             for start in _chunks(p.n_masks, per_batch):
