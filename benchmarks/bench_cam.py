@@ -57,7 +57,7 @@ def main() -> None:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     import xai_core
-    from xai_core.inputs import load_image, sample_path
+    from xai_core.runner.inputs import load_image, sample_path
 
     handle = xai_core.load_model("efficientnet_lite0")
     model = handle.module.eval()

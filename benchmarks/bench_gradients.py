@@ -59,7 +59,7 @@ TARGETS = [281, 967, 812, 834, 285, 504, 403, 817, 281, 967, 812, 834, 285, 504,
 
 def load(batch: int):
     import xai_core
-    from xai_core.inputs import load_image, sample_path
+    from xai_core.runner.inputs import load_image, sample_path
 
     handle = xai_core.load_model("efficientnet_lite0")
     module = handle.module.eval()

@@ -44,7 +44,7 @@ WINDOW, STRIDE, BATCH = 32, 16, 16
 
 def _setup():
     import xai_core
-    from xai_core.inputs import load_image, sample_path
+    from xai_core.runner.inputs import load_image, sample_path
 
     handle = xai_core.load_model("efficientnet_lite0")
     handle.module.eval()

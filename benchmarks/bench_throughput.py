@@ -26,9 +26,9 @@ import torch
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 import xai_core  # noqa: E402
-from xai_core.config import load_config  # noqa: E402
-from xai_core.inputs import SAMPLES, load_image, resolve_inputs, sample_path  # noqa: E402
-from xai_core.run import run_experiment  # noqa: E402
+from xai_core.runner.config import load_config
+from xai_core.runner.inputs import SAMPLES, load_image, resolve_inputs, sample_path
+from xai_core.runner.run import run_experiment
 
 
 def make_images(folder: Path, n: int) -> None:

@@ -30,14 +30,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from xai_core_plugins.synthesis import image_records, image_size, progress
 
 from xai_core import Synthesizer
+from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import ConfigError, XaiError
-from xai_core.gradients import class_scores
-from xai_core.module_hooks import get_module
-from xai_core.techniques import AttributionContext
-
-from .synthesis import image_records, image_size, progress
+from xai_core.nn.gradients import class_scores
+from xai_core.nn.hooks import get_module
 
 __all__ = [
     "FeatureVisualization",

@@ -3,45 +3,38 @@ and the SmoothGrad family (``noise_tunnel``) over any of them.
 
 Also home of :func:`guided_relu` and :func:`guided_relu_hooks`, the ReLU gradient rules that other
 techniques (guided Grad-CAM) reuse. Plain saliency lives in ``plugins/saliency.py``; the shared
-building blocks (class scores, channel reductions) in :mod:`xai_core.gradients`.
+building blocks (class scores, channel reductions) in :mod:`xai_core.nn.gradients`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
 from xai_core import Attributor, hookimpl
+from xai_core.contracts.model import Preprocessing
+from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import ConfigError
-from xai_core.gradients import (
-    REDUCTIONS,
+from xai_core.families.gradient import GradientAttributor, _reduction
+from xai_core.nn.gradients import (
     channels_last_layout,
     class_scores,
     input_gradients,
-    model_input,
-    reduce_channels,
 )
-from xai_core.models import Preprocessing
-from xai_core.module_hooks import HookRecorder
-from xai_core.techniques import AttributionContext
+from xai_core.nn.hooks import HookRecorder
+from xai_core.nn.relu_rules import relu_rule_gradients
 
 __all__ = [
-    "RELU_RULES",
     "IG_METHODS",
     "IG_BASELINES",
     "NOISE_TYPES",
-    "guided_relu",
-    "guided_relu_hooks",
     "relu_rule_gradients",
     "quadrature",
     "ig_baseline",
@@ -54,187 +47,25 @@ __all__ = [
     "NoiseTunnel",
 ]
 
-#: Backward rules for ReLUs: ``guided`` (Springenberg et al. 2015) passes a gradient only where it
-#: is positive *and* the forward input was positive; ``deconvnet`` (Zeiler and Fergus 2014) passes
-#: it where it is positive, whatever the forward input was.
-RELU_RULES = ("guided", "deconvnet")
 
 
-class _RuleRelu(torch.autograd.Function):
-    """A ReLU (or clipped ReLU such as ReLU6) whose forward is the original call, bit for bit, and
-    whose backward applies one of :data:`RELU_RULES`."""
-
-    @staticmethod
-    def forward(
-        ctx, x: Tensor, call: Callable[[], Tensor], upper: float | None, inplace: bool, rule: str
-    ) -> Tensor:
-        out = call()
-        if inplace:
-            ctx.mark_dirty(x)
-        ctx.rule, ctx.upper = rule, upper
-        if rule == "guided":
-            ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        if ctx.rule == "guided":
-            (out,) = ctx.saved_tensors
-            # The output is positive (and below the clip) exactly where the input was, so the
-            # native backward kernels give the forward mask; they return a new tensor, which
-            # is then clamped in place.
-            if ctx.upper is None:
-                grad = torch.ops.aten.threshold_backward(grad, out, 0)
-            else:
-                grad = torch.ops.aten.hardtanh_backward(grad, out, 0.0, ctx.upper)
-            return grad.clamp_(min=0), None, None, None, None
-        return grad.clamp(min=0), None, None, None, None
 
 
-def _relu_call(func: Any, args: tuple, kwargs: dict, relu6: bool):
-    """``(input, upper, inplace)`` when ``func(*args, **kwargs)`` is a (clipped) ReLU, else None."""
-    if func in (F.relu, torch.relu, torch.Tensor.relu):
-        inplace = kwargs.get("inplace", args[1] if len(args) > 1 else False)
-        return args[0], None, bool(inplace)
-    if func in (torch.relu_, torch.Tensor.relu_):
-        return args[0], None, True
-    if not relu6:
-        return None
-    if func is F.relu6:
-        inplace = kwargs.get("inplace", args[1] if len(args) > 1 else False)
-        return args[0], 6.0, bool(inplace)
-    if func in (F.hardtanh, F.hardtanh_):
-        names = ("input", "min_val", "max_val", "inplace")
-        defaults = {"min_val": -1.0, "max_val": 1.0, "inplace": func is F.hardtanh_}
-        bound = {**defaults, **dict(zip(names, args)), **kwargs}
-        if bound["min_val"] == 0 and bound["max_val"] > 0:
-            return bound["input"], float(bound["max_val"]), bool(bound["inplace"])
-    return None
 
 
-class _ReluRuleMode(TorchFunctionMode):
-    def __init__(self, rule: str, relu6: bool):
-        super().__init__()
-        if rule not in RELU_RULES:
-            raise ValueError(f"unknown ReLU rule {rule!r}; use one of {', '.join(RELU_RULES)}")
-        self.rule, self.relu6 = rule, relu6
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        found = _relu_call(func, args, kwargs, self.relu6)
-        if found is None or not (torch.is_grad_enabled() and found[0].requires_grad):
-            return func(*args, **kwargs)
-        x, upper, inplace = found
-        return _RuleRelu.apply(x, lambda: func(*args, **kwargs), upper, inplace, self.rule)
 
 
-def guided_relu(rule: str = "guided", relu6: bool = True) -> contextlib.AbstractContextManager:
-    """Context manager: inside it, every ReLU that runs with gradients gets ``rule``'s backward.
-
-    Covers ``nn.ReLU`` modules (in-place or not, also one module used several times, as in
-    torchvision's ResNet), ``torch.nn.functional.relu``/``relu_``, ``torch.relu`` and
-    ``Tensor.relu`` (torchvision's DenseNet and Inception call these directly), and with
-    ``relu6=True`` also clipped ReLUs: ``nn.ReLU6``, ``F.relu6`` and ``F.hardtanh`` with a lower
-    bound of 0 (EfficientNet-Lite, MobileNetV2). Captum's ``GuidedBackprop`` only sees
-    ``nn.ReLU`` modules; ``relu6=False`` restricts the rule to ReLUs proper.
-
-    Nothing on the model changes: the rule is a torch function mode, so forward values are
-    bit-identical to a plain pass, the graph built inside the block carries the rule, and no hook
-    or flag remains afterwards. Only the *forward* pass has to run inside the block; ``backward``
-    may be called after it.
-
-    :param rule: one of :data:`RELU_RULES`.
-    :param relu6: treat clipped ReLUs as ReLUs too.
-    """
-    return _ReluRuleMode(rule, relu6)
 
 
-def guided_relu_hooks(
-    model: nn.Module, hooks: HookRecorder, rule: str = "guided", relu6: bool = True
-) -> None:
-    """Apply :func:`guided_relu` to every forward pass of ``model`` while ``hooks`` is open.
-
-    For techniques that receive a :class:`~xai_core.module_hooks.HookRecorder` (an attributor's
-    ``context.hooks``): after this call, any ``model(x)`` builds a graph whose ReLUs follow
-    ``rule``; the hooks go away with ``hooks``, leaving the model as it was. Guided Grad-CAM::
-
-        guided_relu_hooks(model, context.hooks)
-        grads = input_gradients(model, inputs, targets)   # guided backprop gradients
-    """
-    mode = guided_relu(rule, relu6)
-
-    def enter(*_: Any) -> None:
-        mode.__enter__()
-
-    def leave(*_: Any) -> None:
-        mode.__exit__(None, None, None)
-
-    hooks.forward_pre(model, enter)
-    # always_call: the mode is popped even when the forward pass raises.
-    hooks.forward(model, leave, always_call=True)
 
 
-def relu_rule_gradients(
-    model: nn.Module,
-    inputs: Tensor,
-    targets: Tensor,
-    rule: str = "guided",
-    relu6: bool = True,
-    channels_last: bool = True,
-) -> Tensor:
-    """Gradient of each item's target logit w.r.t. its input, ReLUs following ``rule``:
-    ``[N, 3, H, W]``. One forward and one backward pass for the whole batch
-    (``channels_last``: see :func:`xai_core.gradients.model_input`)."""
-    x = model_input(inputs, channels_last)
-    with guided_relu(rule, relu6):
-        scores = class_scores(model(x), targets)
-    (grad,) = torch.autograd.grad(scores.sum(), x)
-    return grad.contiguous()
 
 
 # --- attributors ---------------------------------------------------------------------------------
 
 
-def _reduction(default: str) -> Any:
-    return field(default=default, metadata={"choices": REDUCTIONS})
 
 
-class GradientAttributor(Attributor):
-    """An attributor built on a per-channel attribution ``[N, C, H, W]`` at input resolution.
-
-    Subclasses implement :meth:`input_attributions` (what Captum's counterpart returns, signed and
-    per channel) and keep the ``abs`` and ``reduction`` parameters, which :meth:`finish` applies:
-    absolute values or not, then one of :data:`xai_core.gradients.REDUCTIONS` over channels. Each
-    method documents its default; ``sum`` is the one under which attributions add up to the score
-    (integrated gradients' completeness). ``noise_tunnel`` averages :meth:`input_attributions` over
-    noisy copies and finishes once, as Captum's ``NoiseTunnel`` does before a reduction.
-    """
-
-    @dataclass
-    class Params:
-        #: Absolute values before the reduction; ``false`` keeps the sign.
-        abs: bool = False
-        #: Reduction over colour channels (``max`` keeps the largest-magnitude value, signed).
-        reduction: str = _reduction("sum")
-        #: Run the passes on NHWC inputs (faster convolutions on CPU; same values up to rounding).
-        channels_last: bool = True
-
-    def input_attributions(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
-        """Per-channel attributions ``[N, C, H, W]`` for ``inputs`` and ``targets``."""
-        raise NotImplementedError
-
-    def finish(self, attributions: Tensor) -> Tensor:
-        """``[N, C, H, W]`` -> the map ``[N, H, W]``: ``abs`` (if set), then ``reduction``."""
-        if self.params.abs:
-            attributions = attributions.abs()
-        return reduce_channels(attributions, self.params.reduction)
-
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
-        return self.finish(self.input_attributions(model, inputs, targets, context))
 
 
 class _ReluRuleAttributor(GradientAttributor):

@@ -49,8 +49,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from xai_core import hookimpl
-from xai_core.gradients import class_scores
-from xai_core.metrics import Metric, MetricContext
+from xai_core.contracts.metric import Metric, MetricContext
+from xai_core.nn.gradients import class_scores
 
 OUTPUTS = ("probability", "logit")
 FILLS = ("zero", "blur", "mean")

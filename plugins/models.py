@@ -13,17 +13,16 @@ from typing import Any
 import torch
 
 from xai_core import hookimpl
-from xai_core.errors import ModelLoadError
-from xai_core.models import (
+from xai_core.contracts.model import (
     ModelHandle,
-    handle_from_timm,
-    handle_from_torchvision,
     imagenet_class_names,
     load_checkpoint,
     load_state_in_order,
     timm_preprocessing,
-    torchvision_classifiers,
 )
+from xai_core.errors import ModelLoadError
+from xai_core.models.timm import handle_from_timm
+from xai_core.models.torchvision import handle_from_torchvision, torchvision_classifiers
 
 
 def _timm_models() -> list[str]:

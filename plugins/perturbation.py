@@ -18,7 +18,7 @@
   the masks divided by ``n_masks * keep`` (the expected keep probability).
 
 Both run their forward passes with the model's batch norms folded into the convolutions before
-them (``fold_batch_norm``, on by default; :func:`xai_core.fusion.folded_batch_norm`, in place for
+them (``fold_batch_norm``, on by default; :func:`xai_core.nn.fusion.folded_batch_norm`, in place for
 the call and undone after it): the same function to float rounding, checked on the unperturbed
 images, and on EfficientNet-Lite0 about a third fewer seconds per full pass.
 
@@ -31,7 +31,6 @@ What does not live here: gradient methods (``saliency``, ``gradients``) and CAM 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,13 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xai_core import Attributor, hookimpl
+from xai_core import hookimpl
+from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import ConfigError, InputError
-from xai_core.fusion import folded_batch_norm
-from xai_core.gradients import channels_last_layout
-from xai_core.models import ModelHandle
-from xai_core.module_hooks import HookRecorder, model_device
-from xai_core.techniques import AttributionContext
+from xai_core.families.perturbation import SCORES, _PerturbationAttributor
+from xai_core.nn.gradients import channels_last_layout
+from xai_core.nn.hooks import HookRecorder, model_device
+from xai_core.nn.images import BASELINES, baseline_inputs
+from xai_core.nn.progress import progress_bar
 
 __all__ = [
     "BASELINES",
@@ -62,48 +62,11 @@ __all__ = [
     "rise_masks",
 ]
 
-#: What an occluded region (occlusion) or a masked-out region (RISE) is filled with:
-#: ``zeros`` in normalized space (the dataset mean colour), ``black`` pixels, a Gaussian ``blur``
-#: of the image, or the image's own per-channel ``mean``.
-BASELINES = ("zeros", "black", "blur", "mean")
-
-#: Which number a perturbation changes: the target's ``logit`` or its softmax ``probability``.
-SCORES = ("logit", "probability")
 
 
-def baseline_inputs(kind: str, inputs: Tensor, handle: ModelHandle, blur_sigma: float) -> Tensor:
-    """The baseline for a normalized batch ``[N, 3, H, W]``, broadcastable to it.
-
-    :param kind: one of :data:`BASELINES`.
-    :param handle: gives the normalization, so that ``black`` is black in pixel space.
-    :param blur_sigma: standard deviation in pixels of the ``blur`` baseline.
-    """
-    if kind == "zeros":
-        return torch.zeros_like(inputs[:, :, :1, :1])
-    if kind == "black":
-        return handle.normalize(torch.zeros_like(inputs[:, :, :1, :1]))
-    if kind == "mean":
-        return inputs.mean(dim=(2, 3), keepdim=True)
-    if kind == "blur":
-        return gaussian_blur(inputs, blur_sigma)
-    raise ValueError(f"unknown baseline {kind!r}; use one of {', '.join(BASELINES)}")
 
 
-def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of ``[N, C, H, W]`` with edge replication (3 sigma radius).
 
-    Normalization is per-channel affine, so blurring normalized inputs equals normalizing blurred
-    pixels.
-    """
-    radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = images.shape[1]
-    padded = F.pad(images, (radius, radius, radius, radius), mode="replicate")
-    rows = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    cols = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    return F.conv2d(F.conv2d(padded, rows, groups=channels), cols, groups=channels)
 
 
 def occlusion_corners(size: int, window: int, stride: int) -> list[int]:
@@ -325,80 +288,10 @@ def _changed_cells(output: Tensor) -> Tensor:
     return difference > 1e-6 * float(output[0].abs().max())
 
 
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    """A ``tqdm`` bar over forward passes; it appears only after a second and only on a terminal."""
-    from tqdm.auto import tqdm
-
-    # ``disable=None`` lets tqdm switch itself off when stderr is not a terminal.
-    disable = None if enabled else True
-    return tqdm(total=total, desc=desc, unit="img", leave=False, delay=1.0, disable=disable)
 
 
-def _distinct(
-    inputs: Tensor, targets: Tensor, context: AttributionContext
-) -> tuple[Tensor, Tensor]:
-    """The distinct inputs ``[M, 3, H, W]`` and their targets ``[M, k]``.
-
-    The base class repeats each input ``k`` times, input-major, for ``k`` targets per input.
-    """
-    k = context.targets_per_input
-    return inputs[::k], targets.view(-1, k)
 
 
-class _PerturbationAttributor(Attributor):
-    """What occlusion and RISE share: the scoring forward pass and parameter checks."""
-
-    def __init__(self, params: Any = None, **overrides: Any):
-        super().__init__(params, **overrides)
-        for key in self._positive:
-            if getattr(self.params, key) < 1:
-                raise ConfigError(
-                    f"bad config value at '{self.name}.{key}': must be at least 1, "
-                    f"got {getattr(self.params, key)}"
-                )
-        if self.params.blur_sigma <= 0:
-            raise ConfigError(
-                f"bad config value at '{self.name}.blur_sigma': must be positive, "
-                f"got {self.params.blur_sigma}"
-            )
-
-    #: Integer parameters that must be at least 1.
-    _positive: tuple[str, ...] = ("batch_size",)
-
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
-        self._check_input(inputs)
-        images, image_targets = _distinct(inputs, targets, context)
-        folding: Any = contextlib.nullcontext(False)
-        if self.params.fold_batch_norm:
-            example = channels_last_layout(images, self.params.channels_last)
-            folding = folded_batch_norm(model, example)
-        with folding as folded:
-            if self.params.fold_batch_norm:
-                context.metadata["folded_batch_norm"] = folded
-            return self._attribute(model, images, image_targets, context)
-
-    def _check_input(self, inputs: Tensor) -> None:
-        """Raise :class:`InputError` for inputs this method cannot perturb."""
-
-    def _attribute(
-        self, model: nn.Module, images: Tensor, image_targets: Tensor, context: AttributionContext
-    ) -> Tensor:
-        """:meth:`compute` on the distinct ``images`` ``[M, 3, H, W]`` and their targets
-        ``[M, k]`` (see :func:`_distinct`), with ``model``'s batch norms folded where that was
-        asked for; returns ``[M * k, H, W]``."""
-        raise NotImplementedError
-
-    def _outputs(self, model: nn.Module, batch: Tensor) -> Tensor:
-        """Every class's score ``[B, classes]`` (logits or probabilities, per ``score``); call
-        under ``torch.inference_mode``."""
-        logits = model(channels_last_layout(batch, self.params.channels_last)).float()
-        return logits.softmax(dim=1) if self.params.score == "probability" else logits
-
-    def _scores(self, model: nn.Module, batch: Tensor, targets: Tensor) -> Tensor:
-        """Scores ``[B, k]`` of each row's ``k`` targets; call under ``torch.inference_mode``."""
-        return self._outputs(model, batch).gather(1, targets)
 
 
 class Occlusion(_PerturbationAttributor):
@@ -477,7 +370,7 @@ class Occlusion(_PerturbationAttributor):
         layers = []
         if p.incremental and _may_reuse(images.shape, w, MAX_CROP_SHARE):  # a first layer
             layers = local_layers(model, tuple(images.shape), w, MAX_SECOND_SHARE)
-        with torch.inference_mode(), _progress(len(jobs), self.name, p.progress) as bar:
+        with torch.inference_mode(), progress_bar(len(jobs), self.name, p.progress) as bar:
             chains = _chains(layers)
             clean: dict[str, Tensor] = {}  # each candidate layer's map of the unoccluded images
             with HookRecorder() as hooks:
@@ -740,7 +633,7 @@ class Rise(_PerturbationAttributor):
 
         total = torch.zeros(count * k, size[0] * size[1], device=images.device)
         per_batch = max(1, p.batch_size // count)
-        with torch.inference_mode(), _progress(p.n_masks * count, self.name, p.progress) as bar:
+        with torch.inference_mode(), progress_bar(p.n_masks * count, self.name, p.progress) as bar:
             for start in _chunks(p.n_masks, per_batch):
                 masks = rise_masks(grids[start], shifts[start], size)  # [B, H, W]
                 soft = masks[:, None, None]  # [B, 1, 1, H, W] against images [M, 3, H, W]

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from xai_core import Attributor, hookimpl
-from xai_core.gradients import REDUCTIONS, input_gradients, reduce_channels
-from xai_core.techniques import AttributionContext
+from xai_core.contracts.technique import AttributionContext
+from xai_core.nn.gradients import REDUCTIONS, input_gradients, reduce_channels
 
 
 class Saliency(Attributor):

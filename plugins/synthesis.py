@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xai_core import Synthesizer, hookimpl
+from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import ConfigError, InputError
-from xai_core.gradients import class_scores
-from xai_core.models import ModelHandle
-from xai_core.techniques import AttributionContext
+from xai_core.nn.gradients import class_scores
 
 __all__ = [
     "Fooling",
@@ -515,6 +515,6 @@ def register_synthesizers(register):
     register(PGD)
     register(ClassVisualization)
     # Imported here: that module builds on the helpers above.
-    from .feature_visualization import FeatureVisualization
+    from xai_core_plugins.feature_visualization import FeatureVisualization
 
     register(FeatureVisualization)

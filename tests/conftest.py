@@ -55,7 +55,7 @@ def images64():
 @pytest.fixture(scope="session")
 def sample_batch(lite0):
     """The cat and coffee sample photos, preprocessed for EfficientNet-Lite0: [2, 3, 224, 224]."""
-    from xai_core.inputs import load_image, sample_path
+    from xai_core.runner.inputs import load_image, sample_path
 
     return torch.stack(
         [lite0.preprocessing(load_image(sample_path(name))) for name in ("cat", "coffee")]

@@ -6,19 +6,19 @@ import json
 
 import pytest
 import torch
-from xai_core_plugins.groundtruth import (
+from xai_core_plugins.groundtruth.benchmark import CONTROLS, model_accuracy, run_benchmark
+from xai_core_plugins.groundtruth.data import (
     BENCHMARK_SEED,
     CLASS_NAMES,
     DISTRACTOR_NAMES,
     generate,
-    weights_path,
 )
+from xai_core_plugins.groundtruth.model import weights_path
 
 import xai_core
-from xai_core.benchmark import CONTROLS, model_accuracy, run_benchmark
 from xai_core.cli import main
-from xai_core.config import load_config
 from xai_core.errors import ConfigError
+from xai_core.runner.config import load_config
 
 
 def test_the_set_is_reproducible_and_item_i_does_not_depend_on_the_set_size():

@@ -257,7 +257,7 @@ def test_guided_grad_cam_matches_captum(tiny_cnn):
 
 
 def test_guided_grad_cam_on_lite0_is_guided_backprop_times_cam(lite0, sample_batch):
-    from xai_core_plugins.gradients import relu_rule_gradients
+    from xai_core.nn.relu_rules import relu_rule_gradients
 
     targets, cat = torch.tensor([CAT]), sample_batch[:1]
     cam = ours("grad_cam", lite0, cat, targets).maps

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from xai_core.config import load_config
 from xai_core.errors import ConfigError, UnknownNameError
+from xai_core.runner.config import load_config
 
 BASE = {"inputs": ["sample:cat"], "methods": ["saliency"]}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import xai_core
-from xai_core import hookspecs
+from xai_core.plugins import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -67,8 +67,8 @@ def test_plugin_tutorial_runs_as_written(tmp_path):
 
 
 def test_scaffold_refuses_bad_names_and_existing_folders(tmp_path):
+    from xai_core.dev.scaffold import new_plugin
     from xai_core.errors import XaiError
-    from xai_core.scaffold import new_plugin
 
     with pytest.raises(XaiError, match="must start with a letter"):
         new_plugin("1bad", tmp_path / "x")
@@ -101,10 +101,10 @@ def test_every_builtin_technique_is_documented_and_listed(capsys):
 
 
 def test_generated_reference_is_up_to_date():
-    from xai_core.docgen import generate
+    from xai_core.dev.docgen import generate
 
     for path, text in generate().items():
         current = (DOCS / "reference" / path).read_text()
         assert current == text, (
-            f"docs/reference/{path} is stale: regenerate with `python -m xai_core.docgen`"
+            f"docs/reference/{path} is stale: regenerate with `python -m xai_core.dev.docgen`"
         )

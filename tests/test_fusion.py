@@ -10,7 +10,7 @@ import torchvision
 from timm.layers import BatchNormAct2d, Conv2dSame, StdConv2d
 from torch import nn
 
-from xai_core.fusion import foldable_pairs, folded_batch_norm
+from xai_core.nn.fusion import foldable_pairs, folded_batch_norm
 
 
 def randomize_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:

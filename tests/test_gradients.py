@@ -18,20 +18,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from xai_core_plugins.gradients import (
-    IG_BASELINES,
-    IG_METHODS,
-    guided_relu,
-    guided_relu_hooks,
-    ig_baseline,
-    quadrature,
-    relu_rule_gradients,
-)
+from xai_core_plugins.gradients import IG_BASELINES, IG_METHODS, ig_baseline, quadrature
 
 import xai_core
 from xai_core.errors import ConfigError, UnknownNameError
-from xai_core.gradients import input_gradients, reduce_channels
-from xai_core.module_hooks import HookRecorder
+from xai_core.nn.gradients import input_gradients, reduce_channels
+from xai_core.nn.hooks import HookRecorder
+from xai_core.nn.relu_rules import guided_relu, guided_relu_hooks, relu_rule_gradients
 from xai_core.testing import hook_count
 
 captum_attr = pytest.importorskip("captum.attr")
@@ -595,7 +588,7 @@ def test_several_targets_in_one_call(tiny_resnet, name, params):
 
 
 def test_demo_config_lists_every_gradient_method():
-    from xai_core.config import load_config
+    from xai_core.runner.config import load_config
 
     config = load_config(Path(__file__).parents[1] / "configs" / "demo.yaml")
     names = {m.name for m in config.methods}

@@ -12,7 +12,7 @@ from torch import nn
 
 import xai_core
 from xai_core.errors import UnknownNameError, XaiError
-from xai_core.layers import LayerLayout, auto_layer, find_target_layer, infer_layout
+from xai_core.nn.layers import LayerLayout, auto_layer, find_target_layer, infer_layout
 
 #: (timm architecture, create_model options, input side, the layer `auto` should pick).
 #: The expected layer is the last one with spatial resolution that the head reads position by
@@ -62,7 +62,7 @@ def test_auto_layer_is_sensible_and_reported(arch, options, side, expected):
 
 
 def test_auto_layer_is_cached_per_model_and_size(monkeypatch):
-    from xai_core import layers
+    from xai_core.nn import layers
 
     model = _timm("resnet10t", {})
     calls = []

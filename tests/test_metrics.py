@@ -14,14 +14,16 @@ import pytest
 import torch
 from torch import Tensor, nn
 from xai_core_plugins import metrics as builtin
-from xai_core_plugins.groundtruth import GroundTruthCNN
+from xai_core_plugins.groundtruth.model import GroundTruthCNN
 
 import xai_core
 from xai_core.cli import main
-from xai_core.config import load_config
+from xai_core.contracts.metric import Metric
+from xai_core.contracts.technique import Attributor
 from xai_core.errors import ConfigError, PluginError, UnknownNameError, XaiError
-from xai_core.metrics import Metric, get_metric, list_metrics, metrics_table, table_markdown
-from xai_core.techniques import Attributor
+from xai_core.plugins.factory import get_metric, list_metrics
+from xai_core.report.tables import metrics_table, table_markdown
+from xai_core.runner.config import load_config
 
 SIZE = 16
 
@@ -408,9 +410,9 @@ def test_table_gives_mean_sem_and_marks_the_best_by_direction():
 
 def test_run_writes_metrics_per_item_and_a_table(tmp_path):
     from PIL import Image
-    from xai_core_plugins.groundtruth import generate
+    from xai_core_plugins.groundtruth.data import generate
 
-    from xai_core.run import run_experiment
+    from xai_core.runner.run import run_experiment
 
     data = generate(2, seed=11)
     for i, image in enumerate(data.images):

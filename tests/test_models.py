@@ -9,7 +9,7 @@ import torch
 
 import xai_core
 from xai_core.errors import ModelLoadError, UnknownNameError
-from xai_core.inputs import load_image, sample_path
+from xai_core.runner.inputs import load_image, sample_path
 
 
 def test_efficientnet_lite0_recognises_the_sample_photos(lite0):
@@ -24,7 +24,7 @@ def test_efficientnet_lite0_recognises_the_sample_photos(lite0):
 
 
 def test_lite0_checkpoint_shape_mismatch_fails_loudly():
-    from xai_core.models import load_state_in_order
+    from xai_core.contracts.model import load_state_in_order
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     state = {
@@ -65,7 +65,7 @@ def test_unknown_model_names_close_matches():
 
 def test_pretrained_offline_fails_fast_with_alternatives(monkeypatch):
     monkeypatch.delenv("XAI_CORE_OFFLINE", raising=False)
-    from xai_core import models
+    from xai_core.models import network as models
 
     if models._can_reach("huggingface.co", 3.0):
         pytest.skip("this machine can reach the hub; the offline path is not exercised")

@@ -8,17 +8,11 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
-from xai_core_plugins.perturbation import (
-    BASELINES,
-    baseline_inputs,
-    local_layers,
-    occlusion_corners,
-    rise_grids,
-    rise_masks,
-)
+from xai_core_plugins.perturbation import local_layers, occlusion_corners, rise_grids, rise_masks
 
 import xai_core
 from xai_core.errors import ConfigError, XaiError
+from xai_core.nn.images import BASELINES, baseline_inputs
 
 captum_attr = pytest.importorskip("captum.attr")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from xai_core.cli import main
-from xai_core.report import IMAGES_PER_PAGE, build_report
+from xai_core.report.html import IMAGES_PER_PAGE, build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from xai_core.config import load_config
-from xai_core.inputs import load_image, resolve_inputs, sample_path
 from xai_core.io import atomic_open, write_json
-from xai_core.run import run_experiment
+from xai_core.runner.config import load_config
+from xai_core.runner.inputs import load_image, resolve_inputs, sample_path
+from xai_core.runner.run import run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_core.config import load_config
-from xai_core.ledger import readable
-from xai_core.run import run_experiment
+from xai_core.runner.config import load_config
+from xai_core.runner.ledger import readable
+from xai_core.runner.run import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -186,7 +186,7 @@ def test_imagefolder_labels_become_targets_and_list_files_work(tmp_path):
     )
     items = {item["key"]: item for item in run_experiment(config).items}
     assert items["tabby_a"]["target"] == 281 and items["7_a"]["target"] == 7
-    from xai_core.inputs import resolve_inputs
+    from xai_core.runner.inputs import resolve_inputs
 
     assert [i.key for i in resolve_inputs([str(listing)])] == ["a", "cat"]
 

@@ -15,10 +15,10 @@ from torch import nn
 from xai_core_plugins.synthesis import gaussian_blur, quantize
 
 import xai_core
-from xai_core.config import MethodConfig
+from xai_core.contracts.model import ModelHandle, Preprocessing
 from xai_core.errors import ConfigError, InputError
-from xai_core.inputs import load_image, sample_path
-from xai_core.models import ModelHandle, Preprocessing
+from xai_core.runner.config import MethodConfig
+from xai_core.runner.inputs import load_image, sample_path
 
 DEMO_PHOTOS = ("cat", "coffee", "rocket", "astronaut")
 
@@ -285,8 +285,8 @@ def test_clear_errors(tiny):
 def test_runner_writes_fooling_pgd_and_class_visualization(tmp_path, lite0):
     import json
 
-    from xai_core.config import load_config
-    from xai_core.run import run_experiment
+    from xai_core.runner.config import load_config
+    from xai_core.runner.run import run_experiment
 
     config = load_config(
         "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]", "methods=[]"]
@@ -327,8 +327,8 @@ def test_runner_writes_fooling_pgd_and_class_visualization(tmp_path, lite0):
 
 
 def test_runner_explains_missing_classes(tmp_path):
-    from xai_core.config import load_config
-    from xai_core.run import run_experiment
+    from xai_core.runner.config import load_config
+    from xai_core.runner.run import run_experiment
 
     config = load_config(
         "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]", "methods=[]"]

@@ -8,24 +8,46 @@ Public API::
     result = saliency.attribute(model, inputs, target="predicted")   # result.maps: [N, H, W]
 
 Techniques, models and metrics come from plugins (entry-point group ``xai_core``); see
-``xai_core.hookspecs`` for the contract and ``docs/plugins.md`` for a walk-through.
+``xai_core.plugins.hookspecs`` for the contract and ``docs/plugins.md`` for a walk-through.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from typing import Any
-
-from .errors import XaiError
-from .models import ModelHandle, Preprocessing, list_models, load_model
-from .plugins import get_registries, hookimpl, register_plugin
-from .techniques import Attribution, Attributor, Synthesis, Synthesizer, Technique
+from xai_core.contracts.metric import Metric, MetricContext, MetricResult
+from xai_core.contracts.model import ModelHandle, Preprocessing
+from xai_core.contracts.technique import (
+    Attribution,
+    AttributionContext,
+    Attributor,
+    Synthesis,
+    Synthesizer,
+    Technique,
+)
+from xai_core.errors import XaiError
+from xai_core.families.cam import LayerCam
+from xai_core.families.gradient import GradientAttributor
+from xai_core.models.loading import list_models, load_model
+from xai_core.plugins.factory import (
+    get_attributor,
+    get_metric,
+    get_synthesizer,
+    list_attributors,
+    list_metrics,
+    list_synthesizers,
+)
+from xai_core.plugins.manager import hookimpl, register_plugin
+from xai_core.version import __version__
 
 __all__ = [
     "__version__",
     "Attribution",
+    "AttributionContext",
     "Attributor",
+    "GradientAttributor",
+    "LayerCam",
+    "Metric",
+    "MetricContext",
+    "MetricResult",
     "ModelHandle",
     "Preprocessing",
     "Synthesis",
@@ -33,40 +55,13 @@ __all__ = [
     "Technique",
     "XaiError",
     "get_attributor",
+    "get_metric",
     "get_synthesizer",
     "hookimpl",
     "list_attributors",
+    "list_metrics",
     "list_models",
     "list_synthesizers",
     "load_model",
     "register_plugin",
 ]
-
-
-def _technique(kind: type, name: str) -> type:
-    from .errors import UnknownNameError
-
-    registry = get_registries().techniques
-    cls = registry.get(name)
-    if not issubclass(cls, kind):
-        same_kind = [e.name for e in registry if issubclass(e.obj, kind)]
-        raise UnknownNameError(kind.kind, name, same_kind, kind.kind + "s")
-    return cls
-
-
-def get_attributor(name: str, **params: Any) -> Attributor:
-    """An attributor by registered name, parameters validated: ``get_attributor("saliency")``."""
-    return _technique(Attributor, name)(**params)
-
-
-def get_synthesizer(name: str, **params: Any) -> Synthesizer:
-    """A synthesizer by registered name, with its parameters validated."""
-    return _technique(Synthesizer, name)(**params)
-
-
-def list_attributors() -> list[str]:
-    return [e.name for e in get_registries().techniques if issubclass(e.obj, Attributor)]
-
-
-def list_synthesizers() -> list[str]:
-    return [e.name for e in get_registries().techniques if issubclass(e.obj, Synthesizer)]

@@ -19,13 +19,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import XaiError
+from xai_core.errors import XaiError
 
 LIST_KINDS = ("models", "attributors", "synthesizers", "metrics", "samples", "plugins")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from xai_core.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="xai", description="Explain PyTorch image classifiers with pluggable techniques."
@@ -81,9 +81,9 @@ def _progress(message: str) -> None:
 
 
 def _cmd_list(what: str | None, pattern: str | None) -> int:
-    from . import list_attributors, list_synthesizers
-    from .inputs import SAMPLES
-    from .plugins import get_registries, loaded_plugins
+    from xai_core.plugins.factory import list_attributors, list_synthesizers
+    from xai_core.plugins.manager import get_registries, loaded_plugins
+    from xai_core.runner.inputs import SAMPLES
 
     registries = get_registries()
     kinds = [what] if what else list(LIST_KINDS)
@@ -126,7 +126,7 @@ def _match(name: str, pattern: str) -> bool:
 
 
 def _list_models(registries: Any, pattern: str | None, indent: str) -> None:
-    from .models import list_models
+    from xai_core.models.loading import list_models
 
     if pattern:
         for name in list_models(pattern):
@@ -162,8 +162,8 @@ def _summary(result: Any) -> int:
 def _cmd_run(
     config_path: str | None, overrides: Sequence[str], base: dict | None = None, force=False
 ) -> int:
-    from .config import load_config
-    from .run import run_experiment
+    from xai_core.runner.config import load_config
+    from xai_core.runner.run import run_experiment
 
     config = load_config(config_path if base is None else base, overrides)
     result = run_experiment(config, progress=_progress, force=force)
@@ -174,8 +174,9 @@ def _cmd_run(
 
 
 def _cmd_benchmark(config_path: str, overrides: Sequence[str]) -> int:
-    from .benchmark import run_benchmark
-    from .config import load_config
+    from xai_core_plugins.groundtruth.benchmark import run_benchmark
+
+    from xai_core.runner.config import load_config
 
     result = run_benchmark(load_config(config_path, overrides), progress=_progress)
     print(result.markdown, end="")
@@ -185,7 +186,7 @@ def _cmd_benchmark(config_path: str, overrides: Sequence[str]) -> int:
 
 
 def _cmd_config(config_path: str, overrides: Sequence[str]) -> int:
-    from .config import load_config, to_yaml
+    from xai_core.runner.config import load_config, to_yaml
 
     print(to_yaml(load_config(config_path, overrides)), end="")
     return 0
@@ -204,12 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             return _cmd_config(args.config, args.overrides)
         if args.command == "report":
-            from .report import build_report
+            from xai_core.report.html import build_report
 
             print(f"report: {build_report(args.run_dir)}")
             return 0
         if args.command == "new-plugin":
-            from .scaffold import new_plugin
+            from xai_core.dev.scaffold import new_plugin
 
             target = new_plugin(args.name, args.dir)
             print(f"created {target}; next: pip install -e '{target}[test]' && pytest {target}")

@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .models import ModelHandle, as_model_handle
-from .techniques import Attributor, Synthesizer
+from xai_core.contracts.model import ModelHandle, as_model_handle
+from xai_core.contracts.technique import Attributor, Synthesizer
 
 __all__ = [
     "ContractError",
@@ -119,7 +119,7 @@ def _compare_state(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 def _resolve(kind: type, technique: str | type | Any, params: Mapping[str, Any] | None) -> Any:
-    from . import get_attributor, get_synthesizer
+    from xai_core.plugins.factory import get_attributor, get_synthesizer
 
     if isinstance(technique, str):
         factory = get_attributor if kind is Attributor else get_synthesizer

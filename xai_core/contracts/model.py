@@ -1,0 +1,313 @@
+"""Model handles and the model registry's front door.
+
+A :class:`ModelHandle` is what every technique receives: the eval-mode module, the preprocessing
+that module expects (resize, crop, mean/std from the model's own config), its class names, and the
+location of its last spatial block. :func:`load_model` builds handles from the names plugins
+register (``efficientnet_lite0``, ``timm/<arch>``, ``torchvision/<arch>``); the built-in families
+are registered by ``plugins/models.py`` with the building blocks below.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from xai_core.errors import ModelLoadError, XaiError
+
+__all__ = [
+    "ModelHandle",
+    "Preprocessing",
+    "ModelEntry",
+    "as_model_handle",
+    "imagenet_class_names",
+    "load_checkpoint",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Images more elongated than this are rejected rather than resized to gigapixels.
+MAX_ASPECT_RATIO = 20
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photo becomes the model's input: resize the short side, center-crop, normalize."""
+
+    input_size: tuple[int, int] = (224, 224)
+    resize_size: int = 256
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def to_pixels(self, image: Image.Image) -> Tensor:
+        """Resized and cropped image ``[3, H, W]`` in ``[0, 1]`` (not normalized)."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as F
+
+        width, height = image.size
+        if min(width, height) < 1 or max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+            from xai_core.errors import InputError
+
+            raise InputError(
+                f"image of {width}x{height} pixels has an aspect ratio beyond "
+                f"{MAX_ASPECT_RATIO}:1; resizing its short side to {self.resize_size} would "
+                "need an unreasonably large image. Crop it first."
+            )
+        mode = InterpolationMode(self.interpolation)
+        image = F.resize(image, self.resize_size, interpolation=mode)
+        image = F.center_crop(image, list(self.input_size))
+        return F.to_tensor(image)
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        """Normalized model input ``[3, H, W]``."""
+        return self.normalize(self.to_pixels(image))
+
+    def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        shape = (3, 1, 1) if like.ndim == 3 else (1, 3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape)
+        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape)
+        return mean, std
+
+    def normalize(self, pixels: Tensor) -> Tensor:
+        mean, std = self._stats(pixels)
+        return (pixels - mean) / std
+
+    def denormalize(self, inputs: Tensor) -> Tensor:
+        mean, std = self._stats(inputs)
+        return inputs * std + mean
+
+
+@dataclass
+class ModelHandle:
+    """A classifier ready to be explained.
+
+    :ivar name: registry name (``"timm/resnet18"``) or the class name of a plain module.
+    :ivar module: the ``nn.Module`` in eval mode; it returns logits ``[N, num_classes]``.
+    :ivar preprocessing: the model's own input pipeline.
+    :ivar class_names: one name per output class, or ``None`` when unknown.
+    :ivar info: where the weights came from and other facts for ``results.json``.
+    """
+
+    name: str
+    module: nn.Module
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    class_names: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    _last_conv_block: str | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.class_names is not None:
+            return len(self.class_names)
+        value = getattr(self.module, "num_classes", None)
+        return value if isinstance(value, int) else None
+
+    def label(self, index: int) -> str:
+        if self.class_names is not None and 0 <= index < len(self.class_names):
+            return self.class_names[index]
+        return f"class {index}"
+
+    def normalize(self, pixels: Tensor) -> Tensor:
+        return self.preprocessing.normalize(pixels)
+
+    def denormalize(self, inputs: Tensor) -> Tensor:
+        return self.preprocessing.denormalize(inputs)
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        return self.module(inputs)
+
+    def to(self, device: str | torch.device) -> ModelHandle:
+        self.module.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        from xai_core.nn.hooks import model_device
+
+        return model_device(self.module)
+
+    def last_conv_block(self) -> str:
+        """Module path of the last block that still has spatial resolution (``layer: auto``).
+
+        Delegates to :func:`xai_core.nn.layers.auto_layer`, which also understands channels-last
+        maps and transformer tokens, at this model's input size.
+        """
+        if self._last_conv_block is None:
+            from xai_core.nn.layers import auto_layer
+
+            self._last_conv_block = auto_layer(self.module, self.preprocessing.input_size)
+        return self._last_conv_block
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model or model family (``name`` ending in ``/*``)."""
+
+    name: str
+    loader: Callable[..., ModelHandle]
+    description: str = ""
+    lister: Callable[[], list[str]] | None = None
+
+    @property
+    def is_family(self) -> bool:
+        return self.name.endswith("/*")
+
+    @property
+    def prefix(self) -> str:
+        return self.name[:-1] if self.is_family else self.name
+
+
+
+
+
+
+
+
+
+
+
+
+def as_model_handle(model: ModelHandle | nn.Module) -> ModelHandle:
+    """Wrap a plain ``nn.Module`` (timm models keep their own preprocessing config)."""
+    if isinstance(model, ModelHandle):
+        return model
+    if not isinstance(model, nn.Module):
+        raise XaiError(
+            f"expected a model handle from xai_core.load_model or a torch.nn.Module, "
+            f"not {type(model).__name__}"
+        )
+    preprocessing = Preprocessing()
+    if hasattr(model, "pretrained_cfg"):
+        preprocessing = timm_preprocessing(model)
+    num_classes = getattr(model, "num_classes", None)
+    names = imagenet_class_names() if num_classes == 1000 else None
+    return ModelHandle(type(model).__name__, model, preprocessing, names)
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_names() -> tuple[str, ...]:
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return tuple(_IMAGENET_CATEGORIES)
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names, index order (``281`` is ``"tabby"``)."""
+    return list(_imagenet_names())
+
+
+def class_names_for(num_classes: int) -> list[str] | None:
+    return imagenet_class_names() if num_classes == 1000 else None
+
+
+# --- weights ---------------------------------------------------------------------------------
+
+
+def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a local state dict into ``module`` with ``weights_only=True``; strict, clear errors."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ModelLoadError(f"checkpoint {str(file)!r} does not exist or is not a file")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"checkpoint {str(file)!r} cannot be read as a weights-only torch file: {exc}"
+        ) from exc
+    if isinstance(state, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ModelLoadError(f"checkpoint {str(file)!r} does not hold a state dict of tensors")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        mismatches = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        detail = "; ".join(mismatches[:3]) + (
+            f" (+{len(mismatches) - 3} more)" if len(mismatches) > 3 else ""
+        )
+        raise ModelLoadError(
+            f"checkpoint {str(file)!r} does not fit the model: {detail or exc}"
+        ) from None
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing keys {_few(result.missing_keys)}")
+    if result.unexpected_keys:
+        problems.append(f"unexpected keys {_few(result.unexpected_keys)}")
+    if problems:
+        raise ModelLoadError(
+            f"checkpoint {str(file)!r} does not fit the model: {'; '.join(problems)}"
+        )
+
+
+def load_state_in_order(module: nn.Module, state: dict[str, Tensor], source: str) -> None:
+    """Load ``state`` into ``module`` by position (for checkpoints with other key names).
+
+    Every tensor's shape is checked against the model's tensor at the same position; any mismatch
+    (count or shape) raises :class:`ModelLoadError` naming both keys.
+    """
+    target = module.state_dict()
+    if len(state) != len(target):
+        raise ModelLoadError(
+            f"{source} holds {len(state)} tensors but the model has {len(target)}; "
+            "they cannot be mapped in order"
+        )
+    mapped = {}
+    for (src_key, tensor), (dst_key, expected) in zip(state.items(), target.items()):
+        if tuple(tensor.shape) != tuple(expected.shape):
+            raise ModelLoadError(
+                f"{source}: tensor {src_key!r} has shape {tuple(tensor.shape)} but model tensor "
+                f"{dst_key!r} at the same position has {tuple(expected.shape)}"
+            )
+        mapped[dst_key] = tensor
+    module.load_state_dict(mapped, strict=True)
+
+
+def _few(keys: Sequence[str], n: int = 5) -> str:
+    shown = ", ".join(repr(k) for k in keys[:n])
+    return f"{shown} (+{len(keys) - n} more)" if len(keys) > n else shown
+
+
+
+
+
+
+# --- timm ------------------------------------------------------------------------------------
+
+
+def timm_preprocessing(module: nn.Module) -> Preprocessing:
+    import timm.data
+
+    cfg = timm.data.resolve_model_data_config(module)
+    _, height, width = cfg["input_size"]
+    crop_pct = cfg.get("crop_pct") or 0.875
+    return Preprocessing(
+        input_size=(height, width),
+        resize_size=int(min(height, width) / crop_pct),
+        interpolation=cfg.get("interpolation") or "bilinear",
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+    )
+
+
+
+
+
+
+# --- torchvision -----------------------------------------------------------------------------
+
+
+
+

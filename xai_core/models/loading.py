@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Any
+
+from xai_core.contracts.model import ModelEntry, ModelHandle
+from xai_core.errors import UnknownNameError, XaiError
+
+
+def _model_registry():
+    from xai_core.plugins.manager import get_registries
+
+    return get_registries().models
+
+
+def _resolve(name: str) -> tuple[ModelEntry, str | None]:
+    registry = _model_registry()
+    if name in registry:
+        return registry.get(name), None
+    for entry in registry:
+        model = entry.obj
+        if model.is_family and name.startswith(model.prefix):
+            return model, name[len(model.prefix) :]
+    raise UnknownNameError("model", name, list_models(), "models")
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`UnknownNameError` (with close matches) unless ``name`` can be loaded."""
+    entry, arch = _resolve(name)
+    if arch is not None and entry.lister is not None:
+        known = entry.lister()
+        if arch not in known:
+            raise UnknownNameError(
+                "model", name, [entry.prefix + a for a in known], f"models '{entry.prefix}*'"
+            )
+
+
+def load_model(name: str, **options: Any) -> ModelHandle:
+    """Build a registered model: ``load_model("timm/resnet18", pretrained=False)``.
+
+    :param name: a registered name (``xai list models`` shows them) or ``family/arch``.
+    :param options: ``pretrained`` (download hub weights; default ``True``), ``checkpoint`` (a
+        local file, loaded with ``weights_only=True``), ``device``, and loader-specific keyword
+        arguments.
+    """
+    check_model_name(name)
+    entry, arch = _resolve(name)
+    device = options.pop("device", None)
+    handle = entry.loader(arch, **options) if arch is not None else entry.loader(**options)
+    if not isinstance(handle, ModelHandle):
+        raise XaiError(
+            f"the loader of model {name!r} returned {type(handle).__name__}, not a ModelHandle"
+        )
+    handle.name = name
+    handle.module.eval()
+    if device is not None:
+        handle.to(device)
+    return handle
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Loadable model names, optionally filtered by an fnmatch ``pattern`` (``"timm/res*"``)."""
+    import fnmatch
+
+    names: list[str] = []
+    for entry in _model_registry():
+        model = entry.obj
+        if model.is_family:
+            if model.lister is not None:
+                names.extend(model.prefix + arch for arch in model.lister())
+        else:
+            names.append(model.name)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return sorted(names)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xai_core.contracts.model import ModelHandle, Preprocessing, load_checkpoint
+from xai_core.errors import ModelLoadError
+from xai_core.models.network import require_network
+
+
+def torchvision_classifiers() -> list[str]:
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm))
+
+
+def handle_from_torchvision(
+    arch: str, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+) -> ModelHandle:
+    """A handle for any torchvision classification model (``torchvision.models.list_models``)."""
+    import torchvision.models as tvm
+
+    try:
+        weights_enum = tvm.get_model_weights(arch)
+        default = weights_enum.DEFAULT
+    except (ValueError, AttributeError):
+        default = None
+    pretrained = bool(pretrained) and checkpoint is None
+    if pretrained:
+        if default is None:
+            raise ModelLoadError(f"torchvision/{arch} has no pretrained weights")
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(default.url)
+        if not cached.is_file():
+            require_network("download.pytorch.org", f"pretrained weights for torchvision/{arch}")
+    module = tvm.get_model(arch, weights=default if pretrained else None, **kwargs)
+    if checkpoint is not None:
+        load_checkpoint(module, checkpoint)
+    preprocessing = Preprocessing()
+    names = None
+    if default is not None:
+        t = default.transforms()
+        crop = t.crop_size[0] if isinstance(t.crop_size, list) else t.crop_size
+        resize = t.resize_size[0] if isinstance(t.resize_size, list) else t.resize_size
+        preprocessing = Preprocessing(
+            input_size=(crop, crop),
+            resize_size=resize,
+            interpolation=t.interpolation.value,
+            mean=tuple(t.mean),
+            std=tuple(t.std),
+        )
+        categories = default.meta.get("categories")
+        num_out = kwargs.get("num_classes", len(categories) if categories else None)
+        if categories and num_out == len(categories):
+            names = list(categories)
+    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else "random")
+    return ModelHandle(
+        name=f"torchvision/{arch}",
+        module=module.eval(),
+        preprocessing=preprocessing,
+        class_names=names,
+        info={"weights": source, "checkpoint": checkpoint, "architecture": arch},
+    )

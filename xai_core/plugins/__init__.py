@@ -1,0 +1,30 @@
+"""Plugins: the hook specs, the plugin manager, the registries it fills and the one factory that
+builds a technique from a name.
+
+Layer: above :mod:`xai_core.contracts` (what plugins provide), below the model loader, the
+runner and the CLI (what uses plugins).
+"""
+
+from xai_core.plugins.manager import (
+    ENTRY_POINT_GROUP,
+    PluginInfo,
+    get_plugin_manager,
+    get_registries,
+    hookimpl,
+    loaded_plugins,
+    register_plugin,
+    reset,
+    unregister_plugin,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "get_plugin_manager",
+    "get_registries",
+    "hookimpl",
+    "loaded_plugins",
+    "register_plugin",
+    "reset",
+    "unregister_plugin",
+]

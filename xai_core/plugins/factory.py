@@ -1,0 +1,119 @@
+"""One way from a name (and parameters) to a technique or metric, for every caller.
+
+The CLI, the runner, config checks, the benchmark and the Python API all build techniques here:
+look the name up in its registry (close matches on a typo), check that it is the kind the caller
+needs, validate the parameters against the class's ``Params`` (errors name the config key), and
+instantiate it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from xai_core.contracts.metric import Metric
+from xai_core.contracts.params import build_params
+from xai_core.contracts.technique import Attributor, Synthesizer, Technique
+from xai_core.errors import UnknownNameError
+from xai_core.plugins.manager import get_registries
+from xai_core.plugins.registry import Registry
+
+__all__ = [
+    "technique_class",
+    "resolve_entry",
+    "build_entries",
+    "build_metrics",
+    "get_attributor",
+    "get_synthesizer",
+    "get_metric",
+    "list_attributors",
+    "list_synthesizers",
+    "list_metrics",
+]
+
+T = TypeVar("T", bound=Technique)
+
+
+def _registry(kind: type[Technique]) -> Registry[Any]:
+    registries = get_registries()
+    return registries.metrics if issubclass(kind, Metric) else registries.techniques
+
+
+def technique_class(name: str, kind: type[T] = Technique) -> type[T]:  # type: ignore[assignment]
+    """The class registered as ``name``, which must be a subclass of ``kind``.
+
+    Raises :class:`~xai_core.errors.UnknownNameError` naming close matches among the names of
+    that kind (a synthesizer's name given where an attributor is needed is unknown there).
+    """
+    registry = _registry(kind)
+    cls = registry.get(name)
+    if not issubclass(cls, kind):
+        same_kind = [e.name for e in registry if issubclass(e.obj, kind)]
+        raise UnknownNameError(kind.kind, name, same_kind, kind.kind + "s")
+    return cls
+
+
+def resolve_entry(
+    entry: Any, where: str, kind: type[T] = Technique  # type: ignore[assignment]
+) -> tuple[type[T], Any]:
+    """``(cls, params)`` for a config entry (``name`` and ``params``), nothing instantiated.
+
+    :param where: the entry's config path (``methods[0]``), used in error messages.
+    """
+    cls = technique_class(entry.name, kind)
+    return cls, build_params(cls.Params, entry.params, where=f"{where}.params")
+
+
+def build_entries(
+    entries: Sequence[Any], section: str, kind: type[T] = Technique  # type: ignore[assignment]
+) -> list[tuple[str, T]]:
+    """``(label, instance)`` for each entry of a config list such as ``methods`` or ``metrics``;
+    the label is the entry's ``label`` or, by default, its name."""
+    built = []
+    for i, entry in enumerate(entries):
+        cls, params = resolve_entry(entry, f"{section}[{i}]", kind)
+        built.append((entry.label or entry.name, cls(params)))
+    return built
+
+
+def build_metrics(entries: Sequence[Any]) -> list[tuple[str, Metric]]:
+    """``(label, metric)`` for each entry of a config's ``metrics``."""
+    return build_entries(entries, "metrics", Metric)
+
+
+def _build(kind: type[T], name: str, params: Mapping[str, Any]) -> T:
+    return technique_class(name, kind)(**params)
+
+
+def get_attributor(name: str, **params: Any) -> Attributor:
+    """An attributor by registered name, parameters validated: ``get_attributor("saliency")``."""
+    return _build(Attributor, name, params)
+
+
+def get_synthesizer(name: str, **params: Any) -> Synthesizer:
+    """A synthesizer by registered name, with its parameters validated."""
+    return _build(Synthesizer, name, params)
+
+
+def get_metric(name: str, **params: Any) -> Metric:
+    """A metric by registered name, with its parameters validated: ``get_metric("deletion")``."""
+    return _build(Metric, name, params)
+
+
+def _names(kind: type[Technique]) -> list[str]:
+    return [e.name for e in _registry(kind) if issubclass(e.obj, kind)]
+
+
+def list_attributors() -> list[str]:
+    """Registered attributor names, sorted."""
+    return _names(Attributor)
+
+
+def list_synthesizers() -> list[str]:
+    """Registered synthesizer names, sorted."""
+    return _names(Synthesizer)
+
+
+def list_metrics() -> list[str]:
+    """Registered metric names, sorted."""
+    return _names(Metric)

@@ -1,0 +1,106 @@
+"""Hook specifications: the whole contract between xai-core and its plugins.
+
+A plugin is a module (or object) with functions decorated with ``xai_core.hookimpl`` whose names
+match the specs below. xai-core finds plugins through the ``xai_core`` entry-point group, the
+built-in techniques included, so a third-party package is loaded exactly like ``saliency``::
+
+    [project.entry-points.xai_core]
+    my_plugin = "my_package.plugin"
+
+Every hook here is a *registration callback*: xai-core calls it once per plugin, with a
+``register`` function, and the plugin calls ``register`` for each thing it provides. The core owns
+the registries, so it reports duplicate names (naming both plugins), wrong types and unknown names
+in one place. A plugin implements only the hooks it needs, and its implementation may omit the
+``register`` argument only if it registers nothing.
+
+This module is the plugin author's reference: ``docs/plugins.md`` explains the same hooks with a
+worked example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+PROJECT_NAME = "xai_core"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_attributors(register: Callable[..., None]) -> None:
+    """Register attribution techniques (things that explain a prediction with a map).
+
+    Called once per plugin when the registries are first used.
+
+    :param register: call ``register(cls)`` for each :class:`xai_core.Attributor` subclass the
+        plugin provides. ``cls.name`` is the name users select it by (in YAML ``methods``, in
+        ``xai explain --method``); ``cls.Params`` is a dataclass of its parameters, which becomes
+        its config schema. ``register(cls, name="other")`` registers it under another name.
+        Names are shared with synthesizers and must be unique across all plugins.
+    :return: nothing; return values are ignored.
+    """
+
+
+@hookspec
+def register_synthesizers(register: Callable[..., None]) -> None:
+    """Register synthesis techniques (things that create images by optimising the input).
+
+    Called once per plugin when the registries are first used.
+
+    :param register: call ``register(cls)`` for each :class:`xai_core.Synthesizer` subclass the
+        plugin provides, with the same rules as :func:`register_attributors`: ``cls.name`` is its
+        public name, ``cls.Params`` its parameter dataclass; names are unique across attributors
+        and synthesizers of all plugins.
+    :return: nothing; return values are ignored.
+    """
+
+
+@hookspec
+def register_models(register: Callable[..., None]) -> None:
+    """Register models (or whole families of models) that ``xai_core.load_model`` can build.
+
+    Called once per plugin when the model registry is first used.
+
+    :param register: call ``register(name, loader, description="", lister=None)``.
+
+        - For a single model, ``name`` is its public name (``"efficientnet_lite0"``) and
+          ``loader(**options)`` returns an :class:`xai_core.ModelHandle`.
+        - For a family, ``name`` ends in ``"/*"`` (``"timm/*"``): then ``"timm/resnet18"`` calls
+          ``loader("resnet18", **options)``, and ``lister()`` returns the architecture names the
+          family offers (for ``xai list models`` and close-match suggestions).
+
+        ``options`` are the model options of the config (``pretrained``, ``checkpoint`` and any
+        family-specific keyword arguments). A loader raises :class:`xai_core.errors.XaiError`
+        subclasses for problems the user can fix (no network, bad checkpoint).
+    :return: nothing; return values are ignored.
+    """
+
+
+
+@hookspec
+def register_metrics(register: Callable[..., None]) -> None:
+    """Register metrics (things that score attribution maps with one number per map).
+
+    Called once per plugin when the registries are first used.
+
+    :param register: call ``register(cls)`` for each :class:`xai_core.Metric` subclass
+        the plugin provides. ``cls.name`` is the name users select it by (in YAML ``metrics``,
+        ``xai list metrics``); ``cls.Params`` is a dataclass of its parameters, which becomes its
+        config schema; ``cls.higher_is_better`` gives the score's direction and ``cls.requires``
+        what it needs besides the maps (``"mask"``: a ground-truth object mask; ``"attributor"``:
+        the technique that made the maps). ``register(cls, name="other")`` registers it under
+        another name. Metric names are unique across all plugins (they have their own namespace,
+        separate from techniques).
+    :return: nothing; return values are ignored.
+    """
+
+def _spec_names() -> list[str]:
+    return [name for name, value in globals().items() if hasattr(value, f"{PROJECT_NAME}_spec")]
+
+
+HOOK_NAMES: tuple[str, ...] = tuple(_spec_names())
+
+Register = Callable[..., Any]

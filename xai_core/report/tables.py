@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from xai_core.contracts.metric import Metric
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def metrics_table(
+    items: Sequence[Mapping[str, Any]],
+    directions: Mapping[str, bool] | None = None,
+) -> dict[str, Any]:
+    """Mean, standard error and count of every metric per method, from result items.
+
+    :param items: dicts with ``label`` (the method) and ``metrics`` (metric label -> score or
+        ``None``), as in ``results.json``.
+    :param directions: metric label -> higher is better.
+    :return: ``{"methods": [...], "metrics": [...], "higher_is_better": {...}, "rows": [{"method":
+        label, "<metric>": {"mean", "sem", "n"}}, ...]}``; methods and metrics in first-seen order.
+    """
+    methods: list[str] = []
+    metrics: list[str] = []
+    values: dict[tuple[str, str], list[float | None]] = {}
+    for item in items:
+        scores = item.get("metrics")
+        if not scores:
+            continue
+        if item["label"] not in methods:
+            methods.append(item["label"])
+        for metric, value in scores.items():
+            if metric not in metrics:
+                metrics.append(metric)
+            values.setdefault((item["label"], metric), []).append(value)
+    rows = []
+    for method in methods:
+        row: dict[str, Any] = {"method": method}
+        for metric in metrics:
+            finite = _finite(values.get((method, metric), []))
+            n = len(finite)
+            mean = sum(finite) / n if n else None
+            sem = None
+            if n > 1 and mean is not None:
+                variance = sum((v - mean) ** 2 for v in finite) / (n - 1)
+                sem = math.sqrt(variance / n)
+            row[metric] = {"mean": mean, "sem": sem, "n": n}
+        rows.append(row)
+    return {
+        "methods": methods,
+        "metrics": metrics,
+        "higher_is_better": dict(directions or {}),
+        "rows": rows,
+    }
+
+
+def _number(value: float, digits: int) -> str:
+    """Fixed point, or scientific where fixed point would show only zeros (infidelity values)."""
+    if value != 0 and abs(value) < 10 ** (-digits):
+        return f"{value:.{max(1, digits - 1)}e}"
+    return f"{value:.{digits}f}"
+
+
+def table_markdown(table: Mapping[str, Any], digits: int = 3) -> str:
+    """The table of :func:`metrics_table` as GitHub markdown: ``mean ± sem`` per cell.
+
+    Arrows in the header give each metric's direction; the best mean per column is bold.
+    """
+    metrics = table["metrics"]
+    directions = table.get("higher_is_better", {})
+    best: dict[str, float] = {}
+    for metric in metrics:
+        means = [r[metric]["mean"] for r in table["rows"] if r[metric]["mean"] is not None]
+        if means and metric in directions:
+            best[metric] = max(means) if directions[metric] else min(means)
+    header = ["method"] + [
+        f"{m} {'↑' if directions.get(m) else '↓'}" if m in directions else m for m in metrics
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table["rows"]:
+        cells = [str(row["method"])]
+        for metric in metrics:
+            cell = row[metric]
+            if cell["mean"] is None:
+                cells.append("n/a")
+                continue
+            text = _number(cell["mean"], digits)
+            if cell["sem"] is not None:
+                text += f" ± {_number(cell['sem'], digits)}"
+            if metric in best and cell["mean"] == best[metric]:
+                text = f"**{text}**"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics_table(
+    out_dir: str | Path, items: Sequence[Mapping[str, Any]], metrics: Sequence[tuple[str, Metric]]
+) -> dict[str, Any]:
+    """Write ``metrics.json`` and ``metrics.md`` (mean ± standard error per method and metric)."""
+    from xai_core.io import write_json, write_text
+
+    directions = {label: metric.higher_is_better for label, metric in metrics}
+    table = metrics_table(items, directions)
+    out = Path(out_dir)
+    write_json(out / "metrics.json", table)
+    write_text(out / "metrics.md", table_markdown(table))
+    return table

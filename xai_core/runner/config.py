@@ -1,0 +1,283 @@
+"""Experiment configs: a typed OmegaConf schema, YAML files, ``key=value`` overrides.
+
+Everything is checked before any model loads: unknown keys (with close matches and the valid keys),
+wrong types, unknown model/method names and every method's parameters against the method's own
+``Params`` dataclass. Techniques use :func:`build_params` for the same checks when built from code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from xai_core.contracts.metric import Metric
+from xai_core.contracts.params import build_params, check_keys, omegaconf_message
+from xai_core.errors import ConfigError, close_matches
+from xai_core.models.loading import check_model_name
+from xai_core.plugins.factory import resolve_entry
+
+__all__ = [
+    "ModelConfig",
+    "MethodConfig",
+    "BenchmarkConfig",
+    "ExperimentConfig",
+    "build_params",
+    "load_config",
+]
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+@dataclass
+class ModelConfig:
+    """Which model to explain and how to load it."""
+
+    #: A registered model (``xai list models``): ``efficientnet_lite0``, ``timm/<arch>``,
+    #: ``torchvision/<arch>``.
+    name: str = "efficientnet_lite0"
+    #: Load pretrained weights (downloaded for hub models; fails fast offline).
+    pretrained: bool = True
+    #: A local state-dict file, loaded with ``weights_only=True`` (overrides ``pretrained``).
+    checkpoint: str | None = None
+    #: Extra keyword arguments for the model's constructor (e.g. ``num_classes``).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodConfig:
+    """One technique and its parameters (checked against the technique's ``Params``)."""
+
+    #: A registered name (``xai list attributors``, ``synthesizers``, ``metrics``).
+    name: str = MISSING
+    #: Its parameters; see ``docs/reference/techniques.md``.
+    params: dict[str, Any] = field(default_factory=dict)
+    #: Name in outputs and figures (default: ``name``); needed to use one method twice.
+    label: str | None = None
+
+
+#: Control rows of the ground-truth benchmark: maps that know nothing about the model.
+BENCHMARK_CONTROLS = ("random", "centre_gaussian", "edges")
+
+
+@dataclass
+class BenchmarkConfig:
+    """The ground-truth benchmark (``xai benchmark``): which held-out images, which controls."""
+
+    #: Held-out images of the ground-truth set to evaluate on.
+    images: int = 64
+    #: Seed of the procedural image generator.
+    dataset_seed: int = 7
+    #: Control rows that know nothing about the model.
+    controls: list[str] = field(default_factory=lambda: list(BENCHMARK_CONTROLS))
+    #: Images the cascading randomisation check runs on (it re-runs each method per layer).
+    sanity_images: int = 16
+
+
+@dataclass
+class ExperimentConfig:
+    """A run: a model, inputs, a target and the methods to apply, and where outputs go."""
+
+    #: The model to explain.
+    model: ModelConfig = field(default_factory=ModelConfig)
+    #: Image files, folders (recursive), globs and ``sample:NAME`` photos (``xai list samples``).
+    inputs: list[str] = field(default_factory=list)
+    #: ``predicted``, a class index or name, or a list with one per input.
+    target: Any = "predicted"
+    #: Attributors and synthesizers to apply, in order.
+    methods: list[MethodConfig] = field(default_factory=list)
+    #: Metrics scoring every attribution map (``xai list metrics``), same shape as ``methods``.
+    metrics: list[MethodConfig] = field(default_factory=list)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    #: Where every output of the run goes.
+    output_dir: str = "outputs/run"
+    #: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+    device: str = "cpu"
+    #: Seeds Python, NumPy and torch before each method.
+    seed: int = 0
+    #: Images per batch for predictions and attributions.
+    batch_size: int = 8
+    #: DataLoader worker processes that read and preprocess images (0: in the main process).
+    workers: int = 2
+    #: Keep the model's weights channels-last during the run: convolutions on CPUs (and
+    #: tensor cores) run markedly faster that way; inputs and maps are unchanged.
+    channels_last: bool = True
+    #: Write PNG figures (per-method figure and the side-by-side grid).
+    figures: bool = True
+
+
+
+
+
+
+
+
+
+
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. device=cpu)")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    if raw == "":
+        return key, ""
+    # Parse the value as YAML the way OmegaConf does, but keep ${...} unresolved until the
+    # whole config is assembled.
+    parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={raw}"]), resolve=False)
+    return key, parsed["v"]
+
+
+def _apply_override(cfg: DictConfig, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node: Any = cfg
+    walked: list[str] = []
+    for part in parts[:-1]:
+        walked.append(part)
+        node = _child(node, part, walked)
+    last = parts[-1]
+    if isinstance(node, ListConfig):
+        index = _list_index(node, last, parts)
+        node[index] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: ListConfig, part: str, walked: list[str]) -> int:
+    if not part.lstrip("-").isdigit():
+        raise ConfigError(f"override key {'.'.join(walked)!r}: {part!r} must be a list index")
+    index = int(part)
+    if not -len(node) <= index < len(node):
+        raise ConfigError(
+            f"override key {'.'.join(walked)!r}: index {index} is out of range (the list has "
+            f"{len(node)} items)"
+        )
+    return index
+
+
+def _child(node: Any, part: str, walked: list[str]) -> Any:
+    if isinstance(node, ListConfig):
+        return node[_list_index(node, part, walked)]
+    if isinstance(node, DictConfig):
+        if part not in node or node[part] is None:
+            node[part] = {}
+        return node[part]
+    raise ConfigError(f"override key {'.'.join(walked)!r}: cannot descend into a plain value")
+
+
+def _normalise_shorthand(cfg: DictConfig) -> None:
+    """Accept ``methods: [saliency, {name: x, params: ...}]`` and ``inputs: one-string``.
+
+    Done before overrides so that ``methods.0.params.abs=false`` works on the shorthand too.
+    """
+    for name in ("methods", "metrics"):
+        entries = cfg.get(name)
+        if isinstance(entries, ListConfig) and any(isinstance(m, str) for m in entries):
+            cfg[name] = [{"name": m} if isinstance(m, str) else m for m in entries]
+    metrics = cfg.get("metrics")
+    if isinstance(metrics, ListConfig):
+        cfg.metrics = [{"name": m} if isinstance(m, str) else m for m in metrics]
+    inputs = cfg.get("inputs")
+    if isinstance(inputs, str):
+        cfg.inputs = [inputs]
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    check_names: bool = True,
+) -> ExperimentConfig:
+    """Read a YAML file (or a mapping), apply ``key=value`` overrides, validate, resolve.
+
+    With ``check_names`` (the default), model and method names and every method's params are
+    checked against the plugin registries too. Nothing is loaded.
+    """
+    if source is None:
+        cfg = OmegaConf.create({})
+    elif isinstance(source, Mapping):
+        cfg = OmegaConf.create(dict(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            cfg = OmegaConf.load(path)
+        except Exception as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        if not isinstance(cfg, DictConfig):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    _normalise_shorthand(cfg)
+    try:
+        for text in overrides:
+            key, value = _parse_override(text)
+            _apply_override(cfg, key, value)
+            _normalise_shorthand(cfg)  # `methods=[saliency]` on the command line too
+        raw = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(omegaconf_message(exc, "")) from None
+    assert isinstance(raw, dict)
+    check_keys(ExperimentConfig, raw, "")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), raw)
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(omegaconf_message(exc, "")) from None
+    assert isinstance(config, ExperimentConfig)
+    _check_values(config)
+    if check_names:
+        check_registered_names(config)
+    return config
+
+
+def _check_values(config: ExperimentConfig) -> None:
+    device = config.device
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ConfigError(
+            f"bad config value at 'device': {device!r}; use one of {', '.join(DEVICES)} or cuda:N"
+        )
+    if config.batch_size < 1:
+        raise ConfigError("bad config value at 'batch_size': must be at least 1")
+    if config.workers < 0:
+        raise ConfigError("bad config value at 'workers': must be 0 or more")
+    for key in ("methods", "metrics"):
+        labels = [m.label or m.name for m in getattr(config, key)]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ConfigError(
+                f"{key} {', '.join(duplicates)} appear more than once; give each a distinct `label`"
+            )
+    bench = config.benchmark
+    if bench.images < 1 or bench.sanity_images < 0:
+        raise ConfigError(
+            "bad config value at 'benchmark': `images` must be at least 1 and `sanity_images` "
+            "at least 0"
+        )
+    for i, control in enumerate(bench.controls):
+        if control not in BENCHMARK_CONTROLS:
+            matches = close_matches(control, BENCHMARK_CONTROLS)
+            hint = f"; did you mean {matches[0]!r}?" if matches else "."
+            raise ConfigError(
+                f"bad config value at 'benchmark.controls[{i}]': {control!r} is not a control"
+                f"{hint} Controls: {', '.join(BENCHMARK_CONTROLS)}"
+            )
+
+
+def check_registered_names(config: ExperimentConfig) -> None:
+    """Check model and method names and method params against the plugin registries."""
+    check_model_name(config.model.name)
+    for i, method in enumerate(config.methods):
+        resolve_entry(method, f"methods[{i}]")
+    for i, metric in enumerate(config.metrics):
+        resolve_entry(metric, f"metrics[{i}]", Metric)
+
+
+def to_yaml(config: ExperimentConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))

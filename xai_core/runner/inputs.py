@@ -1,0 +1,229 @@
+"""Input images: files, globs, folders, list files, and the built-in samples (``sample:cat``).
+
+- A folder is searched recursively. When images sit in sub-folders (an ImageFolder-style tree,
+  ``root/<class>/<image>``), each image's ``label`` is its top sub-folder's name, which
+  ``target: label`` turns into the class to explain.
+- A ``.txt`` / ``.lst`` file lists one input per line (paths relative to the list file; blank
+  lines and ``#`` comments are ignored).
+- The samples are the photos scikit-image ships in ``skimage/data``, so demos and tests need no
+  network.
+
+This module finds and reads images (:class:`ImageDataset` does it in DataLoader workers);
+preprocessing belongs to the model handle.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from xai_core.errors import InputError, UnknownNameError, XaiError
+
+__all__ = [
+    "InputImage",
+    "ImageDataset",
+    "SAMPLES",
+    "sample_path",
+    "resolve_inputs",
+    "load_image",
+    "IMAGE_SUFFIXES",
+    "LIST_SUFFIXES",
+]
+
+SAMPLE_PREFIX = "sample:"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+LIST_SUFFIXES = (".txt", ".lst")
+
+#: Sample name -> (file in skimage/data, description).
+SAMPLES: dict[str, tuple[str, str]] = {
+    "cat": ("chelsea.png", "Chelsea the cat (an ImageNet 'tiger cat'/'tabby')"),
+    "coffee": ("coffee.png", "a cup of coffee on a saucer ('espresso')"),
+    "astronaut": ("astronaut.png", "astronaut Eileen Collins"),
+    "rocket": ("rocket.jpg", "a rocket on its launch pad"),
+    "motorcycle": ("motorcycle_left.png", "a motorcycle (left view of a stereo pair)"),
+    "camera": ("camera.png", "the cameraman (grayscale)"),
+    "coins": ("coins.png", "Greek coins (grayscale)"),
+    "hubble": ("hubble_deep_field.jpg", "the Hubble deep field"),
+    "retina": ("retina.jpg", "a human retina"),
+    "immunohistochemistry": ("ihc.png", "an immunohistochemistry slide"),
+    "brick": ("brick.png", "a brick wall texture (grayscale)"),
+    "grass": ("grass.png", "a grass texture (grayscale)"),
+}
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """One input: a unique, filesystem-safe ``key`` (used in output file names), its path, and
+    its ImageFolder ``label`` (the class folder it sits in) when it has one."""
+
+    key: str
+    source: str
+    path: Path
+    label: str | None = None
+
+
+def _skimage_data_dir() -> Path:
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(
+            "sample photos come from scikit-image, which is not installed: pip install scikit-image"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def sample_path(name: str) -> Path:
+    """The file behind ``sample:NAME``."""
+    if name not in SAMPLES:
+        raise UnknownNameError("sample", name, SAMPLES, "samples")
+    path = _skimage_data_dir() / SAMPLES[name][0]
+    if not path.is_file():
+        raise InputError(f"sample {name!r}: {path} is missing from the scikit-image install")
+    return path
+
+
+def _safe_key(text: str) -> str:
+    key = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+    return key[:80]
+
+
+def _expand(spec: str, found: list[tuple[str, Path, str, str | None]], depth: int) -> None:
+    if spec.startswith(SAMPLE_PREFIX):
+        name = spec[len(SAMPLE_PREFIX) :]
+        found.append((spec, sample_path(name), name, None))
+        return
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not files:
+            raise InputError(f"folder {spec!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        for p in files:
+            relative = p.relative_to(path)
+            label = relative.parts[0] if len(relative.parts) > 1 else None
+            found.append((str(p), p, str(relative.with_suffix("")), label))
+    elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        if depth > 3:
+            raise InputError(f"list file {spec!r} nests list files too deeply")
+        for line in path.read_text().splitlines():
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                is_sample = entry.startswith(SAMPLE_PREFIX)
+                target = (
+                    entry if is_sample or Path(entry).is_absolute() else str(path.parent / entry)
+                )
+                _expand(target, found, depth + 1)
+    elif path.is_file():
+        found.append((spec, path, path.stem, None))
+    elif glob.has_magic(spec):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not files:
+            raise InputError(f"pattern {spec!r} matches no files")
+        found.extend((str(p), p, p.stem, None) for p in files)
+    else:
+        raise InputError(
+            f"input {spec!r} is not a file, folder, glob, list file or sample; samples are "
+            f"written 'sample:NAME' ({', '.join(SAMPLES)})"
+        )
+
+
+def resolve_inputs(specs: list[str] | str) -> list[InputImage]:
+    """Expand files, globs, folders (recursively), list files and ``sample:NAME`` into inputs.
+
+    Every spec must match at least one file; keys are unique (a suffix is added on collision)
+    and safe as file names whatever the input names contain.
+    """
+    if isinstance(specs, str):
+        specs = [specs]
+    found: list[tuple[str, Path, str, str | None]] = []
+    for spec in specs:
+        _expand(spec, found, 0)
+    images: list[InputImage] = []
+    used: set[str] = set()
+    for source, path, stem, label in found:
+        key = base = _safe_key(stem)
+        n = 1
+        while key in used:
+            n += 1
+            key = f"{base}-{n}"
+        used.add(key)
+        images.append(InputImage(key=key, source=source, path=path, label=label))
+    return images
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Read an image as 8-bit RGB, or raise :class:`InputError` saying why it cannot be read."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                # Photos from cameras and phones store their orientation separately.
+                image = ImageOps.exif_transpose(image)
+                return _to_rgb(image)
+    except FileNotFoundError:
+        raise InputError(f"image {str(path)!r} does not exist") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{str(path)!r} is not an image PIL can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"image {str(path)!r} is too large to decode safely: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"image {str(path)!r} cannot be read: {exc}") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        import numpy as np
+
+        array = np.asarray(image, dtype=np.float64)
+        if image.mode == "F" and array.max() <= 1.0:
+            top = 1.0
+        else:
+            top = 65535.0 if array.max() > 255 else 255.0
+        image = Image.fromarray((array / top * 255).round().clip(0, 255).astype("uint8"))
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+class ImageDataset:
+    """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [3,H,W] in [0,1], error)``.
+
+    Reading and preprocessing happen in DataLoader workers; an unreadable image yields
+    ``pixels=None`` and the error message instead of raising, so one bad file fails one item.
+    """
+
+    def __init__(self, images: list[InputImage], preprocessing: Any):
+        self.images = images
+        self.preprocessing = preprocessing
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
+        try:
+            image = load_image(self.images[index].path)
+            return index, self.preprocessing.to_pixels(image), None
+        except XaiError as exc:
+            return index, None, str(exc)
+        except Exception as exc:  # a broken decoder must not take the run down
+            return (
+                index,
+                None,
+                f"cannot read {self.images[index].source!r}: {type(exc).__name__}: {exc}",
+            )
+
+
+def collate_items(batch: list[tuple[int, Any, str | None]]) -> list[tuple[int, Any, str | None]]:
+    """Keep items as a list: some have no pixels (errors), sizes are checked later."""
+    return batch
