@@ -29,7 +29,9 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
+# Layer contracts (pyproject.toml [tool.importlinter]) and ruff; .ci/run checks the contracts too.
 lint: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check xai_core plugins tests benchmarks
 
 clean-venv:
