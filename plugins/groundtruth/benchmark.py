@@ -40,13 +40,16 @@ from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.technique import AttributionContext, Attributor
 from xai_core.errors import ConfigError, XaiError
-from xai_core.io import write_json, write_text
+from xai_core.io import save_figure, write_json, write_text
 from xai_core.models.loading import load_model
 from xai_core.plugins.factory import build_entries, build_metrics, technique_class
+from xai_core.report.figures import grid_figure, plt
 from xai_core.report.tables import metrics_table, table_markdown
 from xai_core.runner.config import ExperimentConfig, to_yaml
 from xai_core.runner.run import _seed, environment, resolve_device
 from xai_core.runner.scoring import score_maps
+
+from .data import CLASS_NAMES, generate
 
 __all__ = [
     "BenchmarkResult",
@@ -171,8 +174,6 @@ def run_benchmark(
     config: ExperimentConfig, progress: Callable[[str], None] | None = None
 ) -> BenchmarkResult:
     """Run the ground-truth benchmark described by ``config`` (see the module docstring)."""
-    from xai_core_plugins.groundtruth.data import CLASS_NAMES, generate
-
     say = progress or (lambda _message: None)
     bench = config.benchmark
     if not config.metrics:
@@ -365,11 +366,6 @@ def _figures(
     data: Any,
     example_maps: dict[str, Tensor],
 ) -> list[str]:
-    import matplotlib.pyplot as plt
-
-    from xai_core.io import save_figure
-    from xai_core.report.figures import grid_figure
-
     written = []
     metrics = table["metrics"]
     if metrics:

@@ -1,14 +1,23 @@
+"""The model registry's front door: :func:`load_model`, :func:`list_models`, name checks.
+
+Models come from plugins (``register_models``); a name is either a registered model
+(``efficientnet_lite0``) or ``family/arch`` for a registered family (``timm/*``). What does not
+live here: the handle contract (:mod:`xai_core.contracts.model`) and the timm / torchvision
+adapters (:mod:`xai_core.models.timm`, :mod:`xai_core.models.torchvision`).
+"""
+
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 from xai_core.contracts.model import ModelEntry, ModelHandle
 from xai_core.errors import UnknownNameError, XaiError
+from xai_core.plugins.manager import get_registries
+from xai_core.plugins.registry import Registry
 
 
-def _model_registry():
-    from xai_core.plugins.manager import get_registries
-
+def _model_registry() -> Registry[ModelEntry]:
     return get_registries().models
 
 
@@ -59,8 +68,6 @@ def load_model(name: str, **options: Any) -> ModelHandle:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Loadable model names, optionally filtered by an fnmatch ``pattern`` (``"timm/res*"``)."""
-    import fnmatch
-
     names: list[str] = []
     for entry in _model_registry():
         model = entry.obj

@@ -1,3 +1,6 @@
+"""Whether a hub is reachable: loaders fail within seconds offline, naming the offline
+alternatives."""
+
 from __future__ import annotations
 
 import os

@@ -1,3 +1,9 @@
+"""The timm adapter: any ``timm`` architecture as a :class:`~xai_core.ModelHandle`.
+
+``timm`` is imported inside the functions: importing it takes about a second, which commands
+that never build a timm model (``xai list``, config checks) should not pay.
+"""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,3 +1,8 @@
+"""The torchvision adapter: any torchvision classifier as a :class:`~xai_core.ModelHandle`.
+
+``torchvision.models`` is imported inside the functions, for the same start-up reason as timm.
+"""
+
 from __future__ import annotations
 
 import os

@@ -18,6 +18,7 @@ import numpy as np
 
 from xai_core.errors import XaiError
 from xai_core.io import atomic_open, write_text
+from xai_core.report.figures import display_map, plt
 
 __all__ = ["build_report", "IMAGES_PER_PAGE"]
 
@@ -43,13 +44,6 @@ def _e(value: Any) -> str:
 
 def _thumbnail(run_dir: Path, map_file: str, out: Path) -> None:
     """A map rendered for display, PNG, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from xai_core.report.figures import display_map
-
     values, cmap, vmin, vmax = display_map(np.load(run_dir / map_file))
     with atomic_open(out, "wb") as handle:
         plt.imsave(handle, values, cmap=cmap, vmin=vmin, vmax=vmax, format="png")

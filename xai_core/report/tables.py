@@ -1,3 +1,8 @@
+"""Metric tables: mean ± standard error per method and metric, as data and as markdown.
+
+Written as ``metrics.json`` / ``metrics.md`` by a run, and by the ground-truth benchmark.
+"""
+
 from __future__ import annotations
 
 import math
@@ -6,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xai_core.contracts.metric import Metric
+from xai_core.io import write_json, write_text
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:
@@ -102,8 +108,6 @@ def write_metrics_table(
     out_dir: str | Path, items: Sequence[Mapping[str, Any]], metrics: Sequence[tuple[str, Metric]]
 ) -> dict[str, Any]:
     """Write ``metrics.json`` and ``metrics.md`` (mean ± standard error per method and metric)."""
-    from xai_core.io import write_json, write_text
-
     directions = {label: metric.higher_is_better for label, metric in metrics}
     table = metrics_table(items, directions)
     out = Path(out_dir)
