@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.technique import AttributionContext, Attributor
+from xai_core.contracts.technique import Attributor
 from xai_core.errors import ConfigError, XaiError
 from xai_core.io import save_figure, write_json, write_text
 from xai_core.models.loading import load_model
@@ -49,6 +49,7 @@ from xai_core.runner.config import ExperimentConfig, to_yaml
 from xai_core.runner.run import _seed, environment, resolve_device
 from xai_core.runner.scoring import score_maps
 
+from .controls import CONTROLS, CentreGaussian, EdgeDetector, RandomMap
 from .data import CLASS_NAMES, generate
 
 __all__ = [
@@ -64,71 +65,12 @@ __all__ = [
 SANITY_METRIC = "cascading_randomization"
 
 
-class RandomMap(Attributor):
-    """Control: uniform noise, the same for the same batch (so it ignores the model entirely)."""
-
-    name = "control: random"
-
-    @dataclass
-    class Params:
-        seed: int = 0
-
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
-        generator = torch.Generator().manual_seed(self.params.seed)
-        shape = (inputs.shape[0], inputs.shape[2], inputs.shape[3])
-        return torch.rand(shape, generator=generator).to(inputs.device)
 
 
-class CentreGaussian(Attributor):
-    """Control: a Gaussian centred on the image, standard deviation a quarter of its side."""
-
-    name = "control: centre gaussian"
-
-    @dataclass
-    class Params:
-        sigma: float = 0.25
-
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
-        height, width = inputs.shape[2:]
-        ys = torch.arange(height, device=inputs.device) - (height - 1) / 2
-        xs = torch.arange(width, device=inputs.device) - (width - 1) / 2
-        sigma = self.params.sigma * min(height, width)
-        bump = torch.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * sigma**2))
-        return bump.expand(inputs.shape[0], height, width).clone()
 
 
-class EdgeDetector(Attributor):
-    """Control: Sobel gradient magnitude of the grey image; it never looks at the model."""
-
-    name = "control: edges"
-
-    @dataclass
-    class Params:
-        pass
-
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
-        grey = context.handle.denormalize(inputs).mean(dim=1, keepdim=True)
-        kernel = torch.tensor(
-            [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=inputs.device
-        )
-        kernels = torch.stack([kernel, kernel.T])[:, None]
-        padded = torch.nn.functional.pad(grey, (1, 1, 1, 1), mode="replicate")
-        gradients = torch.nn.functional.conv2d(padded, kernels)
-        return gradients.norm(dim=1)
 
 
-#: Config name of each control -> its class.
-CONTROLS: dict[str, type[Attributor]] = {
-    "random": RandomMap,
-    "centre_gaussian": CentreGaussian,
-    "edges": EdgeDetector,
-}
 
 
 @dataclass
