@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from xai_core_plugins.synthesis import image_records, image_size, progress
 
 from xai_core import Synthesizer
-from xai_core.contracts.technique import AttributionContext
+from xai_core.contracts.technique import SynthesisContext, SynthesisRecord
 from xai_core.errors import ConfigError, XaiError
 from xai_core.nn.gradients import class_scores
 from xai_core.nn.hooks import get_module
@@ -284,8 +284,9 @@ class FeatureVisualization(Synthesizer):
     name = "feature_visualization"
     summary = "Lucid-style: Fourier image, decorrelated colour, transformation robustness"
     paper = "Olah, Mordvintsev, Schubert 2017, Distill, doi:10.23915/distill.00007"
-    #: Starts from noise, not from photos: the runner calls it once per run, not per photo.
-    uses_images = False
+    starts_from_images = False
+    per_class = True
+    snapshots = True
 
     @dataclass
     class Params:
@@ -295,43 +296,40 @@ class FeatureVisualization(Synthesizer):
         #: such as ``2*class + channel:blocks.5:3``.
         objective: str = "class"
         #: Adam steps.
-        steps: int = 256
+        steps: int = field(default=256, metadata={"min": 1})
         #: Adam learning rate on the spectrum.
-        learning_rate: float = 0.05
+        learning_rate: float = field(default=0.05, metadata={"min_exclusive": 0})
         #: Side of the square image; 0: the model's input size.
-        image_size: int = 0
+        image_size: int = field(default=0, metadata={"min": 0})
         #: Exponent of the ``1/f`` spectrum scaling (0: plain pixels in Fourier space).
         decay_power: float = 1.0
         #: Standard deviation of the initial spectrum.
-        init_std: float = 0.01
+        init_std: float = field(default=0.01, metadata={"min": 0})
         #: Map parameters through the decorrelated colour matrix.
         decorrelate: bool = True
         #: Apply the robustness transforms (pad, jitter, scale, rotate, jitter).
         transforms: bool = True
         #: Grey padding in pixels before the transforms.
-        pad: int = 12
+        pad: int = field(default=12, metadata={"min": 0})
         #: Largest jitter in pixels (the second jitter is half of it).
-        jitter: int = 8
+        jitter: int = field(default=8, metadata={"min": 0})
         #: Largest rotation in degrees.
-        rotate_degrees: int = 10
+        rotate_degrees: int = field(default=10, metadata={"min": 0})
         #: Keep the image every this many steps for a progress figure (0: don't).
-        record_every: int = 0
+        record_every: int = field(default=0, metadata={"min": 0})
         #: Seed of the initial spectrum and the transforms.
         seed: int = 0
 
+        def __post_init__(self) -> None:
+            parse_objective(self.objective)  # a bad objective fails the config check
+
     def __init__(self, params: Any = None, **overrides: Any):
         super().__init__(params, **overrides)
-        p = self.params
-        if p.steps < 1 or p.learning_rate <= 0 or p.pad < 0 or p.jitter < 0:
-            raise ConfigError(
-                "feature_visualization: steps >= 1, learning_rate > 0, pad >= 0 and jitter >= 0 "
-                "are required"
-            )
-        self.objective = parse_objective(p.objective)
+        self.objective = parse_objective(self.params.objective)
 
     def generate(
-        self, model: nn.Module, targets: Tensor, images: Tensor | None, context: AttributionContext
-    ) -> tuple[Tensor, list[dict[str, Any]]]:
+        self, model: nn.Module, targets: Tensor, images: Tensor | None, context: SynthesisContext
+    ) -> tuple[Tensor, list[SynthesisRecord]]:
         p = self.params
         handle = context.handle
         device = targets.device
@@ -351,8 +349,6 @@ class FeatureVisualization(Synthesizer):
         start = image().detach()
         optimizer = torch.optim.Adam(image.parameters(), lr=p.learning_rate)
         began = time.perf_counter()
-        snapshots: list[Tensor] = []
-        steps_kept: list[int] = []
         for step in progress(range(1, p.steps + 1), p.steps, self.name):
             optimizer.zero_grad(set_to_none=True)
             x = image()
@@ -367,11 +363,9 @@ class FeatureVisualization(Synthesizer):
             loss.backward()
             optimizer.step()
             if p.record_every and step % p.record_every == 0:
-                snapshots.append(image().detach().cpu())
-                steps_kept.append(step)
+                with torch.no_grad():
+                    context.snapshot(step, image())
         activations.clear()
-        if snapshots:
-            context.metadata["snapshots"] = {"steps": steps_kept, "images": torch.stack(snapshots)}
         context.metadata["objective"] = self.objective.description
         with torch.no_grad():
             result = image()

@@ -11,7 +11,9 @@ Lucid-style feature visualization lives in :mod:`xai_core_plugins.feature_visual
 
 Every budget and step size is in pixel space ``[0, 1]``; the model's own mean and std are applied
 inside (``context.handle.normalize``), so ``eps=4/255`` means four grey levels for every model.
-Each synthesizer returns one record per image with the keys of :func:`image_records`.
+Each synthesizer returns one :class:`~xai_core.contracts.technique.SynthesisRecord` per image,
+made by :func:`image_records`. Parameter ranges are declared on the ``Params`` fields
+(:mod:`xai_core.contracts.params`), so configs are checked before any model loads.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from torch import Tensor, nn
 
 from xai_core import Synthesizer, hookimpl
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.technique import AttributionContext
-from xai_core.errors import ConfigError, InputError
+from xai_core.contracts.technique import SynthesisContext, SynthesisRecord
+from xai_core.errors import InputError
 from xai_core.nn.gradients import class_scores
 
 __all__ = [
@@ -98,13 +100,11 @@ def image_records(
     seconds: Iterable[float],
     success: Iterable[bool] | None = None,
     **extra: Any,
-) -> list[dict[str, Any]]:
-    """One record per image: the fields every synthesizer reports.
+) -> list[SynthesisRecord]:
+    """One record per image, measured on the final ``images``.
 
-    ``success`` (default: the model predicts the target), ``iterations``, ``target_probability``
-    (softmax probability of the target class for the final image), ``predicted``,
-    ``predicted_label``, ``predicted_probability``, ``l2`` and ``linf`` (size of the change from
-    ``start`` in pixel space) and ``seconds``. ``extra`` keys are added to every record.
+    ``success`` defaults to "the model predicts the target"; ``l2`` and ``linf`` are the size of
+    the change from ``start`` in pixel space; ``extra`` goes into every record's ``extra``.
     """
     with torch.no_grad():
         probs = model_logits(model, handle, images).softmax(dim=1)
@@ -115,20 +115,20 @@ def image_records(
     records = []
     for i, (iters, secs) in enumerate(zip(iterations, seconds)):
         records.append(
-            {
-                "success": bool(hits[i]),
-                "iterations": int(iters),
-                "target": int(targets[i]),
-                "target_label": handle.label(int(targets[i])),
-                "target_probability": float(target_p[i]),
-                "predicted": int(top[i]),
-                "predicted_label": handle.label(int(top[i])),
-                "predicted_probability": float(top_p[i]),
-                "l2": float(l2[i]),
-                "linf": float(linf[i]),
-                "seconds": float(secs),
-                **extra,
-            }
+            SynthesisRecord(
+                success=bool(hits[i]),
+                iterations=int(iters),
+                target=int(targets[i]),
+                target_label=handle.label(int(targets[i])),
+                target_probability=float(target_p[i]),
+                predicted=int(top[i]),
+                predicted_label=handle.label(int(top[i])),
+                predicted_probability=float(top_p[i]),
+                l2=float(l2[i]),
+                linf=float(linf[i]),
+                seconds=float(secs),
+                extra=dict(extra),
+            )
         )
     return records
 
@@ -187,6 +187,7 @@ class Fooling(Synthesizer):
     name = "fooling"
     summary = "photo changed by gradient ascent on a target logit until the model predicts it"
     paper = "Szegedy et al. 2014, arXiv:1312.6199"
+    per_class = True
 
     @dataclass
     class Params:
@@ -194,33 +195,21 @@ class Fooling(Synthesizer):
         #: target for each photo.
         classes: list[str] = field(default_factory=list)
         #: Iteration cap per image.
-        max_iterations: int = 200
+        max_iterations: int = field(default=200, metadata={"min": 1})
         #: Size of one step in pixel space, in the ``step_norm`` sense.
-        step_size: float = 0.5 / 255
+        step_size: float = field(default=0.5 / 255, metadata={"min_exclusive": 0})
         #: How the gradient is normalized into a step.
         step_norm: str = field(default="sign", metadata={"choices": STEP_NORMS})
-        #: Optional L-infinity budget in pixel space (``4/255`` = four grey levels); at least 1/255.
-        linf_budget: float | None = None
+        #: Optional L-infinity budget in pixel space (``4/255`` = four grey levels); at least
+        #: one grey level (1/255), or no PNG could differ from the photo.
+        linf_budget: float | None = field(default=None, metadata={"min": 1 / 255})
         #: Optional L2 budget in pixel space, held by the steps; the final rounding to 8 bits
         #: can add up to half a grey level per pixel on top of it.
-        l2_budget: float | None = None
-
-    def __init__(self, params: Any = None, **overrides: Any):
-        super().__init__(params, **overrides)
-        p = self.params
-        if p.max_iterations < 1 or p.step_size <= 0:
-            raise ConfigError("fooling: max_iterations must be >= 1 and step_size > 0")
-        if p.linf_budget is not None and p.linf_budget < 1 / 255:
-            raise ConfigError(
-                f"fooling: linf_budget {p.linf_budget:.4g} is below one 8-bit grey level (1/255); "
-                "no PNG could differ from the photo"
-            )
-        if p.l2_budget is not None and p.l2_budget <= 0:
-            raise ConfigError("fooling: l2_budget must be positive")
+        l2_budget: float | None = field(default=None, metadata={"min_exclusive": 0})
 
     def generate(
-        self, model: nn.Module, targets: Tensor, images: Tensor | None, context: AttributionContext
-    ) -> tuple[Tensor, list[dict[str, Any]]]:
+        self, model: nn.Module, targets: Tensor, images: Tensor | None, context: SynthesisContext
+    ) -> tuple[Tensor, list[SynthesisRecord]]:
         p = self.params
         handle = context.handle
         start = _needs_images(images, self.name)
@@ -286,11 +275,11 @@ class PGD(Synthesizer):
     @dataclass
     class Params:
         #: Budget: the largest change allowed, in pixel space, in the ``norm`` sense.
-        eps: float = 8 / 255
+        eps: float = field(default=8 / 255, metadata={"min_exclusive": 0})
         #: Size of one step in pixel space.
-        step_size: float = 2 / 255
+        step_size: float = field(default=2 / 255, metadata={"min_exclusive": 0})
         #: Number of steps.
-        steps: int = 10
+        steps: int = field(default=10, metadata={"min": 1})
         #: Budget and step geometry.
         norm: str = field(default="linf", metadata={"choices": NORMS})
         #: ``true``: make the model predict ``target``; ``false``: move away from ``target``.
@@ -299,12 +288,6 @@ class PGD(Synthesizer):
         random_start: bool = False
         #: Seed of the random start.
         seed: int = 0
-
-    def __init__(self, params: Any = None, **overrides: Any):
-        super().__init__(params, **overrides)
-        p = self.params
-        if p.eps <= 0 or p.step_size <= 0 or p.steps < 1:
-            raise ConfigError(f"{self.name}: eps and step_size must be positive and steps >= 1")
 
     def _random_start(self, start: Tensor) -> Tensor:
         p = self.params
@@ -331,8 +314,8 @@ class PGD(Synthesizer):
         return (start + delta * _per_image(shrink)).clamp(0, 1)
 
     def generate(
-        self, model: nn.Module, targets: Tensor, images: Tensor | None, context: AttributionContext
-    ) -> tuple[Tensor, list[dict[str, Any]]]:
+        self, model: nn.Module, targets: Tensor, images: Tensor | None, context: SynthesisContext
+    ) -> tuple[Tensor, list[SynthesisRecord]]:
         p = self.params
         handle = context.handle
         start = _needs_images(images, self.name)
@@ -371,7 +354,7 @@ class FGSM(PGD):
     @dataclass
     class Params:
         #: Budget and step size, in pixel space, in the ``norm`` sense.
-        eps: float = 8 / 255
+        eps: float = field(default=8 / 255, metadata={"min_exclusive": 0})
         #: Step geometry.
         norm: str = field(default="linf", metadata={"choices": NORMS})
         #: ``true``: make the model predict ``target``; ``false``: move away from ``target``.
@@ -407,8 +390,6 @@ def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
 
 def image_size(handle: ModelHandle, size: int) -> tuple[int, int]:
     """``size`` as ``(H, W)``, or the model's own input size when ``size`` is 0."""
-    if size < 0:
-        raise ConfigError(f"image_size must be 0 (the model's input size) or positive, not {size}")
     return (size, size) if size else tuple(handle.preprocessing.input_size)
 
 
@@ -426,48 +407,45 @@ class ClassVisualization(Synthesizer):
     name = "class_visualization"
     summary = "image maximizing a class logit from noise (jitter, L2 decay, blur, clamp)"
     paper = "Simonyan et al. 2014, arXiv:1312.6034; Yosinski et al. 2015, arXiv:1506.06579"
-    #: Starts from noise, not from photos: the runner calls it once per run, not per photo.
-    uses_images = False
+    starts_from_images = False
+    per_class = True
+    snapshots = True
 
     @dataclass
     class Params:
         #: Classes to visualize (names or indices); empty: the run's target.
         classes: list[str] = field(default_factory=list)
         #: Gradient-ascent steps.
-        steps: int = 150
+        steps: int = field(default=150, metadata={"min": 1})
         #: Mean absolute change of a pixel per step (the gradient is normalized to this).
-        learning_rate: float = 0.01
+        learning_rate: float = field(default=0.01, metadata={"min_exclusive": 0})
         #: Weight of the squared L2 norm of the normalized image subtracted from the score.
         l2_decay: float = 1e-4
         #: Largest random shift in pixels before each step (0: none).
-        jitter: int = 8
+        jitter: int = field(default=8, metadata={"min": 0})
         #: Blur every this many steps (0: never).
-        blur_every: int = 4
-        #: Standard deviation of that blur, in pixels.
+        blur_every: int = field(default=4, metadata={"min": 0})
+        #: Standard deviation of that blur, in pixels; positive when blurring.
         blur_sigma: float = 0.5
         #: Standard deviation of the starting noise around grey.
-        init_std: float = 0.1
+        init_std: float = field(default=0.1, metadata={"min": 0})
         #: Side of the square image; 0: the model's input size.
-        image_size: int = 0
+        image_size: int = field(default=0, metadata={"min": 0})
         #: Keep the image every this many steps for a progress figure (0: don't).
-        record_every: int = 0
+        record_every: int = field(default=0, metadata={"min": 0})
         #: Seed of the noise and jitter.
         seed: int = 0
 
-    def __init__(self, params: Any = None, **overrides: Any):
-        super().__init__(params, **overrides)
-        p = self.params
-        if p.steps < 1 or p.learning_rate <= 0 or p.jitter < 0 or p.blur_every < 0:
-            raise ConfigError(
-                "class_visualization: steps >= 1, learning_rate > 0, jitter >= 0 and "
-                "blur_every >= 0 are required"
-            )
-        if p.blur_every and p.blur_sigma <= 0:
-            raise ConfigError("class_visualization: blur_sigma must be positive when blurring")
+        def __post_init__(self) -> None:
+            if self.blur_every and self.blur_sigma <= 0:
+                raise ValueError(
+                    f"blur_sigma must be positive when blurring (blur_every={self.blur_every}), "
+                    f"got {self.blur_sigma}; set blur_every: 0 to turn blurring off"
+                )
 
     def generate(
-        self, model: nn.Module, targets: Tensor, images: Tensor | None, context: AttributionContext
-    ) -> tuple[Tensor, list[dict[str, Any]]]:
+        self, model: nn.Module, targets: Tensor, images: Tensor | None, context: SynthesisContext
+    ) -> tuple[Tensor, list[SynthesisRecord]]:
         p = self.params
         handle = context.handle
         device = targets.device
@@ -479,8 +457,6 @@ class ClassVisualization(Synthesizer):
         ).clamp(0, 1)
         began = time.perf_counter()
         x = start.clone()
-        snapshots: list[Tensor] = []
-        steps_kept: list[int] = []
         for step in progress(range(1, p.steps + 1), p.steps, self.name):
             dy, dx = (
                 torch.randint(-p.jitter, p.jitter + 1, (2,), generator=gen, device=device).tolist()
@@ -497,10 +473,7 @@ class ClassVisualization(Synthesizer):
             if p.blur_every and step % p.blur_every == 0:
                 x = gaussian_blur(x, p.blur_sigma)
             if p.record_every and step % p.record_every == 0:
-                snapshots.append(x.detach().cpu())
-                steps_kept.append(step)
-        if snapshots:
-            context.metadata["snapshots"] = {"steps": steps_kept, "images": torch.stack(snapshots)}
+                context.snapshot(step, x)
         seconds = (time.perf_counter() - began) / len(x)
         records = image_records(
             model, handle, x, targets, start, [p.steps] * len(x), [seconds] * len(x)

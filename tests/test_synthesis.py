@@ -16,6 +16,7 @@ from xai_core_plugins.synthesis import gaussian_blur, quantize
 
 import xai_core
 from xai_core.contracts.model import ModelHandle, Preprocessing
+from xai_core.contracts.technique import SynthesisRecord
 from xai_core.errors import ConfigError, InputError
 from xai_core.runner.config import MethodConfig
 from xai_core.runner.inputs import load_image, sample_path
@@ -120,8 +121,8 @@ def test_untargeted_pgd_fools_every_demo_photo(lite0, demo_pixels):
     result = pgd.synthesize(lite0, "predicted", images=demo_pixels)
     after = predict(lite0, result.images)
     assert (after != before).all()
-    assert all(r["success"] for r in result.records)
-    assert max(r["linf"] for r in result.records) <= 4 / 255 + 1e-6
+    assert all(r.success for r in result.records)
+    assert max(r.linf for r in result.records) <= 4 / 255 + 1e-6
     assert result.images.min() >= 0 and result.images.max() <= 1
 
 
@@ -137,11 +138,11 @@ def test_fooling_survives_png_round_trip(lite0, demo_pixels):
     assert torch.equal(back, result.images)  # already on the 8-bit grid
     assert predict(lite0, back).tolist() == result.targets.tolist() == [1, 980]
     for record in result.records:
-        assert record["success"] and record["eight_bit"]
-        assert 1 <= record["iterations"] <= 40
-        assert record["linf"] <= 4 / 255 + 1e-6
-        assert record["target_probability"] == record["predicted_probability"]
-        assert set(record) >= {"l2", "seconds", "target_label"}
+        assert record.success and record.extra["eight_bit"]
+        assert 1 <= record.iterations <= 40
+        assert record.linf <= 4 / 255 + 1e-6
+        assert record.target_probability == record.predicted_probability
+        assert set(record.as_dict()) >= {"l2", "seconds", "target_label"}
 
 
 @pytest.mark.slow
@@ -150,9 +151,9 @@ def test_fooling_reports_failure_at_the_cap(lite0, demo_pixels):
     fooling = xai_core.get_synthesizer("fooling", linf_budget=1 / 255, max_iterations=2)
     result = fooling.synthesize(lite0, "volcano", images=demo_pixels[:1])
     (record,) = result.records
-    assert not record["success"] and record["iterations"] == 2
-    assert record["predicted"] != 980
-    assert record["linf"] <= 1 / 255 + 1e-6
+    assert not record.success and record.iterations == 2
+    assert record.predicted != 980
+    assert record.linf <= 1 / 255 + 1e-6
 
 
 def test_fooling_l2_budget_and_target_already_predicted(tiny):
@@ -163,11 +164,11 @@ def test_fooling_l2_budget_and_target_already_predicted(tiny):
     fooling = xai_core.get_synthesizer("fooling", l2_budget=0.3, step_norm="l2", step_size=0.05,
                                        max_iterations=5)
     result = fooling.synthesize(tiny, predicted.tolist(), images=photos)
-    assert [r["iterations"] for r in result.records] == [0, 0, 0]
+    assert [r.iterations for r in result.records] == [0, 0, 0]
     moved = fooling.synthesize(tiny, other.tolist(), images=photos)
     for r in moved.records:
         # The budget holds for the continuous image; 8-bit rounding adds at most half a level.
-        assert r["l2"] <= 0.3 + 0.5 / 255 * (3 * 32 * 32) ** 0.5
+        assert r.l2 <= 0.3 + 0.5 / 255 * (3 * 32 * 32) ** 0.5
 
 
 def test_quantize_stays_inside_the_linf_budget():
@@ -196,7 +197,7 @@ def test_model_state_restored_and_images_valid(tiny, name):
     assert result.images.min() >= 0 and result.images.max() <= 1
     assert len(result.records) == 2
     for r in result.records:
-        assert {"success", "iterations", "target_probability", "l2", "linf", "seconds"} <= set(r)
+        assert isinstance(r, SynthesisRecord) and r.l2 is not None and r.seconds is not None
     tiny.module.eval()
 
 
@@ -225,8 +226,8 @@ def test_class_visualization_is_seeded_and_keeps_snapshots(tiny):
     first = cv.synthesize(tiny, [1, 2])
     second = cv.synthesize(tiny, [1, 2])
     assert torch.equal(first.images, second.images)
-    snaps = first.metadata["snapshots"]
-    assert snaps["steps"] == [2, 4, 6] and snaps["images"].shape == (3, 2, 3, 24, 24)
+    snaps = first.snapshots
+    assert snaps.steps == [2, 4, 6] and snaps.images.shape == (3, 2, 3, 24, 24)
     third = xai_core.get_synthesizer("class_visualization", steps=6, image_size=24, seed=6)
     assert not torch.equal(third.synthesize(tiny, [1, 2]).images, first.images)
 
@@ -240,8 +241,8 @@ def test_class_visualization_raises_its_class_score(tiny):
     with torch.no_grad():
         before = tiny.module(tiny.normalize(start.clamp(0, 1))).softmax(1)[0, 7]
     record = result.records[0]
-    assert record["target_probability"] > before + 0.15
-    assert record["success"] and record["predicted"] == 7
+    assert record.target_probability > before + 0.15
+    assert record.success and record.predicted == 7
 
 
 @pytest.mark.slow
@@ -249,7 +250,7 @@ def test_class_visualization_convinces_lite0(lite0):
     cv = xai_core.get_synthesizer("class_visualization", steps=40, learning_rate=0.02,
                                   image_size=128)
     (record,) = cv.synthesize(lite0, "volcano").records
-    assert record["success"] and record["target_probability"] > 0.9
+    assert record.success and record.target_probability > 0.9
 
 
 def test_gaussian_blur_keeps_constants_and_smooths():
@@ -270,7 +271,7 @@ def test_clear_errors(tiny):
         xai_core.get_synthesizer("fooling").synthesize(tiny, 3)
     with pytest.raises(InputError, match="pixel space"):
         xai_core.get_synthesizer("pgd").synthesize(tiny, 3, images=torch.randn(1, 3, 32, 32) * 3)
-    with pytest.raises(ConfigError, match="grey level"):
+    with pytest.raises(ConfigError, match="'fooling.linf_budget': must be at least 0.00392"):
         xai_core.get_synthesizer("fooling", linf_budget=0.001)
     with pytest.raises(ConfigError, match="'linf', 'l2'"):
         xai_core.get_synthesizer("pgd", norm="l1")
@@ -350,8 +351,9 @@ def test_feature_visualization_objectives_are_deterministic(tiny_resnet):
     assert first.images.shape == (2, 3, 40, 40)
     assert 0 < first.images.min() and first.images.max() < 1  # a sigmoid's open interval
     assert torch.equal(fv.synthesize(tiny_resnet, [1, 2]).images, first.images)
-    assert first.metadata["snapshots"]["images"].shape == (1, 2, 3, 40, 40)
-    assert first.records[0]["objective"] == "class + 0.5*channel:layer3:4 + neuron:layer2:1:2:2"
+    assert first.snapshots.images.shape == (1, 2, 3, 40, 40)
+    objective = "class + 0.5*channel:layer3:4 + neuron:layer2:1:2:2"
+    assert first.records[0].extra["objective"] == objective
     assert not any(m._forward_hooks for m in tiny_resnet.module.modules())
     other = xai_core.get_synthesizer("feature_visualization", steps=3, image_size=40, seed=1)
     assert not torch.equal(other.synthesize(tiny_resnet, [1, 2]).images, first.images)
@@ -432,9 +434,9 @@ def tiny_vit():
 def test_every_synthesizer_runs_on_a_vit(tiny_vit, name, params):
     synthesizer = xai_core.get_synthesizer(name, **params)
     photos = None
-    if getattr(synthesizer, "uses_images", True):
+    if synthesizer.starts_from_images:
         photos = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     result = synthesizer.synthesize(tiny_vit, [1, 2], images=photos)
     assert result.images.shape == (2, 3, 32, 32)
     assert torch.isfinite(result.images).all()
-    assert [r["target"] for r in result.records] == [1, 2]
+    assert [r.target for r in result.records] == [1, 2]

@@ -12,7 +12,8 @@ metrics that explain other inputs or other models, like max-sensitivity and the 
 sanity check).
 
 What does not live here: the built-in metrics (``plugins/metrics.py``), running experiments
-(:mod:`xai_core.runner.run`) and the ground-truth benchmark (``xai_core_plugins.groundtruth.benchmark``).
+(:mod:`xai_core.runner.run`) and the ground-truth benchmark
+(``xai_core_plugins.groundtruth.benchmark``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from xai_core.contracts.checks import HookGuard
 from xai_core.contracts.model import ModelHandle, as_model_handle
-from xai_core.contracts.technique import Attributor, Technique
+from xai_core.contracts.technique import Attributor, Technique, grad_ready
 from xai_core.errors import InputError, PluginError, XaiError
 from xai_core.nn.hooks import model_state
 
@@ -148,7 +150,8 @@ class Metric(Technique):
         inputs, maps, targets, masks = self._check(inputs, maps, targets, masks, attributor)
         start = time.perf_counter()
         module = handle.module
-        with model_state(module) as device:
+        owner = self.describe()
+        with torch.inference_mode(False), model_state(module) as device, HookGuard(module) as guard:
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)
             context = MetricContext(
@@ -158,17 +161,29 @@ class Metric(Technique):
                 generator=generator,
             )
             out = self.compute(
-                module, inputs.to(device), maps.to(device), targets.to(device), context
+                module,
+                grad_ready(inputs.to(device)),
+                grad_ready(maps.to(device)),
+                targets.to(device),
+                context,
             )
+        guard.check(owner)
         scores, details = out if isinstance(out, tuple) else (out, None)
         if not isinstance(scores, Tensor) or tuple(scores.shape) != (len(inputs),):
             got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
             raise PluginError(
-                f"metric {self.name!r} returned scores of shape {got}; the contract is [N], "
+                f"{owner} returned scores of shape {got}; the contract is [N], "
                 f"here [{len(inputs)}]"
             )
+        if scores.isinf().any():
+            raise PluginError(f"{owner} returned infinite scores; use nan for an undefined score")
         if details is None:
             details = [{} for _ in range(len(inputs))]
+        if len(details) != len(inputs):
+            raise PluginError(
+                f"{owner} returned {len(details)} details for {len(inputs)} maps; the contract "
+                "is one dict per map"
+            )
         metadata = {"params": dataclasses.asdict(self.params), **context.metadata}
         metadata["seconds"] = time.perf_counter() - start
         return MetricResult(
@@ -226,7 +241,10 @@ class Metric(Technique):
         """Return scores ``[N]`` (and optionally one details dict per item).
 
         Everything is on the model's device; the model is in eval mode with frozen parameters
-        and gradients enabled (wrap pure forward passes in ``torch.no_grad()``).
+        and gradients enabled, also when the caller is in ``torch.inference_mode()`` (wrap pure
+        forward passes in ``torch.no_grad()``). Scores are ``nan`` where undefined, never
+        infinite; the base class fails the call, naming the plugin, on broken results or a torch
+        hook left on the model.
         """
 
 

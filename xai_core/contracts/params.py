@@ -1,8 +1,24 @@
+"""Parameter schemas: one ``Params`` dataclass per technique or metric is its config schema.
+
+A field declares its type and default, and in ``field(metadata=...)`` what else its values must
+satisfy, so that every rule about a parameter is written once, where the parameter is declared,
+and checked before any model loads (config checks build every technique's ``Params`` here):
+
+- ``"choices"``: the allowed values, e.g. ``field(default="linf", metadata={"choices": NORMS})``;
+- ``"min"`` / ``"max"``: inclusive bounds, e.g. ``field(default=8, metadata={"min": 1})``;
+- ``"min_exclusive"`` / ``"max_exclusive"``: strict bounds, e.g. ``{"min_exclusive": 0}`` for a
+  positive step size.
+
+Bounds apply to numbers and are skipped for ``None`` (an optional budget that is not set). A rule
+that ties several fields together goes into the dataclass's ``__post_init__``: any exception
+it raises becomes a :class:`~xai_core.errors.ConfigError` naming the key path.
+"""
+
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -24,7 +40,8 @@ def unknown_key(where: str, key: str, valid: Sequence[str]) -> ConfigError:
     matches = close_matches(key, valid)
     hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else "."
     path = f"{where}.{key}" if where else key
-    return ConfigError(f"unknown config key {path!r}{hint} Valid keys: {', '.join(valid) or '(none)'}")
+    listed = ", ".join(valid) or "(none)"
+    return ConfigError(f"unknown config key {path!r}{hint} Valid keys: {listed}")
 
 
 def check_keys(schema: type, values: Any, where: str) -> None:
@@ -54,24 +71,78 @@ def omegaconf_message(exc: OmegaConfBaseException, where: str) -> str:
     return f"bad config value at {path!r}: {text}" if path else f"bad config: {text}"
 
 
+#: The bound keys of a field's metadata, with the comparison each makes and how it reads.
+BOUNDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "min": (lambda value, bound: value >= bound, "must be at least"),
+    "max": (lambda value, bound: value <= bound, "must be at most"),
+    "min_exclusive": (lambda value, bound: value > bound, "must be greater than"),
+    "max_exclusive": (lambda value, bound: value < bound, "must be less than"),
+}
+
+
+def _path(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def check_field_values(instance: Any, where: str = "") -> None:
+    """Check every field of the dataclass ``instance`` against its ``choices`` and bounds.
+
+    Recurses into nested dataclasses and lists of them, so a whole config is checked at once;
+    errors name the key path (``methods[0].params.steps``), the rule and the value.
+    """
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        path = _path(where, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_field_values(value, path)
+            continue
+        if isinstance(value, list):
+            for i, element in enumerate(value):
+                if dataclasses.is_dataclass(element) and not isinstance(element, type):
+                    check_field_values(element, f"{path}[{i}]")
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(
+                f"bad config value at {path!r}: {value!r} is not one of "
+                f"{', '.join(repr(c) for c in choices)}"
+            )
+        if value is None or isinstance(value, bool):
+            continue
+        for key, (holds, words) in BOUNDS.items():
+            bound = f.metadata.get(key)
+            if bound is not None and not holds(value, bound):
+                raise ConfigError(f"bad config value at {path!r}: {words} {bound:g}, got {value!r}")
+
+
+def unknown_metadata(schema: type) -> list[str]:
+    """Field metadata keys outside the vocabulary above, as ``field: 'key'`` (a typo such as
+    ``"minimum"`` would otherwise check nothing); registration rejects a class that has any."""
+    return [
+        f"{f.name}: {key!r}"
+        for f in dataclasses.fields(schema)
+        for key in f.metadata
+        if key not in BOUNDS and key != "choices"
+    ]
+
+
 def build_params(params_cls: type, values: Mapping[str, Any] | None, where: str = "params") -> Any:
     """Validate ``values`` against the dataclass ``params_cls`` and return an instance.
 
-    Unknown keys name their close matches and the valid keys; wrong types and values outside a
-    field's ``choices`` metadata name the key and what it accepts.
+    Unknown keys name their close matches and the valid keys; wrong types, values outside a
+    field's ``choices`` or bounds, and whatever ``__post_init__`` rejects name the key path and
+    what it accepts.
     """
     values = dict(values or {})
     check_keys(params_cls, values, where)
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(params_cls), values)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(omegaconf_message(exc, where)) from None
+    try:
         instance = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(omegaconf_message(exc, where)) from None
-    for f in dataclasses.fields(params_cls):
-        choices = f.metadata.get("choices")
-        if choices is not None and getattr(instance, f.name) not in choices:
-            raise ConfigError(
-                f"bad config value at '{where}.{f.name}': {getattr(instance, f.name)!r} is not "
-                f"one of {', '.join(repr(c) for c in choices)}"
-            )
+    except Exception as exc:  # noqa: BLE001 - a Params.__post_init__ rejected the values
+        raise ConfigError(f"bad config value at {where!r}: {exc}") from None
+    check_field_values(instance, where)
     return instance

@@ -16,7 +16,12 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from xai_core.contracts.metric import Metric
-from xai_core.contracts.params import build_params, check_keys, omegaconf_message
+from xai_core.contracts.params import (
+    build_params,
+    check_field_values,
+    check_keys,
+    omegaconf_message,
+)
 from xai_core.errors import ConfigError, close_matches
 from xai_core.models.loading import check_model_name
 from xai_core.plugins.factory import resolve_entry
@@ -31,6 +36,10 @@ __all__ = [
 ]
 
 DEVICES = ("cpu", "cuda", "auto")
+#: Largest batch a config may ask for: beyond it a run would only fail later, out of memory.
+MAX_BATCH_SIZE = 65536
+#: Seeds go to torch, which takes 64-bit integers.
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
@@ -69,13 +78,13 @@ class BenchmarkConfig:
     """The ground-truth benchmark (``xai benchmark``): which held-out images, which controls."""
 
     #: Held-out images of the ground-truth set to evaluate on.
-    images: int = 64
+    images: int = field(default=64, metadata={"min": 1})
     #: Seed of the procedural image generator.
-    dataset_seed: int = 7
+    dataset_seed: int = field(default=7, metadata={"min": 0, "max": MAX_SEED})
     #: Control rows that know nothing about the model.
     controls: list[str] = field(default_factory=lambda: list(BENCHMARK_CONTROLS))
     #: Images the cascading randomisation check runs on (it re-runs each method per layer).
-    sanity_images: int = 16
+    sanity_images: int = field(default=16, metadata={"min": 0})
 
 
 @dataclass
@@ -98,26 +107,16 @@ class ExperimentConfig:
     #: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
     device: str = "cpu"
     #: Seeds Python, NumPy and torch before each method.
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0, "max": MAX_SEED})
     #: Images per batch for predictions and attributions.
-    batch_size: int = 8
+    batch_size: int = field(default=8, metadata={"min": 1, "max": MAX_BATCH_SIZE})
     #: DataLoader worker processes that read and preprocess images (0: in the main process).
-    workers: int = 2
+    workers: int = field(default=2, metadata={"min": 0, "max": 1024})
     #: Keep the model's weights channels-last during the run: convolutions on CPUs (and
     #: tensor cores) run markedly faster that way; inputs and maps are unchanged.
     channels_last: bool = True
     #: Write PNG figures (per-method figure and the side-by-side grid).
     figures: bool = True
-
-
-
-
-
-
-
-
-
-
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -243,10 +242,7 @@ def _check_values(config: ExperimentConfig) -> None:
         raise ConfigError(
             f"bad config value at 'device': {device!r}; use one of {', '.join(DEVICES)} or cuda:N"
         )
-    if config.batch_size < 1:
-        raise ConfigError("bad config value at 'batch_size': must be at least 1")
-    if config.workers < 0:
-        raise ConfigError("bad config value at 'workers': must be 0 or more")
+    check_field_values(config)
     for key in ("methods", "metrics"):
         labels = [m.label or m.name for m in getattr(config, key)]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
@@ -255,11 +251,6 @@ def _check_values(config: ExperimentConfig) -> None:
                 f"{key} {', '.join(duplicates)} appear more than once; give each a distinct `label`"
             )
     bench = config.benchmark
-    if bench.images < 1 or bench.sanity_images < 0:
-        raise ConfigError(
-            "bad config value at 'benchmark': `images` must be at least 1 and `sanity_images` "
-            "at least 0"
-        )
     for i, control in enumerate(bench.controls):
         if control not in BENCHMARK_CONTROLS:
             matches = close_matches(control, BENCHMARK_CONTROLS)

@@ -1,0 +1,114 @@
+"""A run's outputs from its items: ``results.json``, the merged item list and the grid figure.
+
+Rank 0 builds these from the ledger (every rank's recorded items), so a resumed or sharded run
+writes the same files as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.technique import Synthesizer, Technique
+from xai_core.io import write_json
+from xai_core.report.figures import grid_figure
+from xai_core.report.tables import write_metrics_table
+from xai_core.runner.environment import environment
+from xai_core.runner.inputs import InputImage
+from xai_core.runner.ledger import Ledger
+from xai_core.runner.state import RunState
+
+__all__ = ["GRID_ROWS", "RUN_KEY", "per_run", "merge_items", "write_grid", "write_results"]
+
+#: The side-by-side grid shows at most this many images (the report shows them all).
+GRID_ROWS = 12
+#: Record key of synthesizers that run once per run rather than once per image.
+RUN_KEY = "_run"
+
+
+def per_run(technique: Technique) -> bool:
+    """Whether ``technique`` runs once per run (a synthesizer starting from noise)."""
+    return isinstance(technique, Synthesizer) and not technique.starts_from_images
+
+
+def merge_items(
+    ledger: Ledger, sources: Sequence[InputImage], methods: Sequence[tuple[str, Technique]]
+) -> list[dict[str, Any]]:
+    """Every rank's recorded items for this run's inputs and methods, in input-then-method order."""
+    items: list[dict[str, Any]] = []
+    for source in sources:
+        for label, technique in methods:
+            if not per_run(technique):
+                items.extend(ledger.items(source.key, label))
+    for label, technique in methods:
+        if per_run(technique):
+            items.extend(ledger.items(RUN_KEY, label))
+    return items
+
+
+def write_grid(out: Path, items: list[dict[str, Any]], labels: list[str]) -> None:
+    """The side-by-side figure for the first :data:`GRID_ROWS` images, from the files on disk."""
+    if not labels:
+        return
+    keys: list[str] = []
+    first: dict[str, dict[str, Any]] = {}
+    cells: dict[tuple[int, int], np.ndarray] = {}
+    for item in items:
+        key = item.get("key")
+        if key is None or item.get("kind") != "attributor":
+            continue
+        if key not in first:
+            if len(keys) >= GRID_ROWS or not (out / "inputs" / f"{key}.png").is_file():
+                continue
+            keys.append(key)
+            first[key] = item
+        if "map" in item.get("files", {}) and item["label"] in labels:
+            cell = (keys.index(key), labels.index(item["label"]))
+            cells[cell] = np.load(out / item["files"]["map"])
+    if not keys:
+        return
+    from PIL import Image
+
+    rows = []
+    for key in keys:
+        item = first[key]
+        with Image.open(out / "inputs" / f"{key}.png") as photo:
+            pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
+        title = f"{key}: {item.get('predicted_label', '?')}"
+        rows.append((f"{title} ({item.get('predicted_probability') or 0:.2f})", pixels))
+    grid_figure(out / "figures" / "grid.png", rows, labels, cells)
+
+
+def write_results(
+    run: RunState,
+    items: list[dict[str, Any]],
+    handle: ModelHandle,
+    device: torch.device,
+    started: float,
+    skipped: int,
+) -> dict[str, Any]:
+    """``results.json`` (and the metrics table) for the merged ``items``; returns its content."""
+    failed = sum(1 for item in items if item.get("error"))
+    results = {
+        "environment": environment(device),
+        "model": {"name": handle.name, **handle.info},
+        "config": dataclasses.asdict(run.config),
+        "complete": True,
+        "seconds": time.time() - started,
+        "summary": {"items": len(items), "failed": failed, "skipped": skipped},
+        "items": items,
+    }
+    if run.config.figures and any(i.get("kind") == "attributor" for i in items):
+        results["grid"] = "figures/grid.png"
+    if run.metrics:
+        results["metrics"] = write_metrics_table(run.out, items, run.metrics)
+        results["metrics_table"] = "metrics.md"
+    write_json(run.out / "results.json", results)
+    return results

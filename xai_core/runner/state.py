@@ -1,0 +1,97 @@
+"""What a run holds while it works: its settings, the items written so far, the images in hand.
+
+The attribution and synthesis steps (:mod:`xai_core.runner.run`,
+:mod:`xai_core.runner.synthesis`) append result items here; :mod:`xai_core.runner.results`
+turns them into ``results.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xai_core.contracts.metric import Metric
+from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.technique import Technique
+from xai_core.runner.config import ExperimentConfig
+from xai_core.runner.inputs import InputImage
+
+__all__ = ["RunState", "ImageItem", "to_image", "safe_label", "failure"]
+
+
+@dataclass
+class ImageItem:
+    """One input image on its way through the methods of a run."""
+
+    source: InputImage
+    index: int = 0
+    pixels: torch.Tensor | None = None  # [3, H, W] in [0, 1]
+    inputs: torch.Tensor | None = None  # normalized [3, H, W]
+    error: str | None = None
+    prediction: dict[str, Any] = field(default_factory=dict)
+    target: int | None = None
+    method_metadata: dict[str, Any] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)  # labels of the methods still to do
+
+
+def to_image(pixels: torch.Tensor) -> np.ndarray:
+    """``[3, H, W]`` pixels as an ``[H, W, 3]`` array for figures."""
+    return pixels.permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def safe_label(label: str) -> str:
+    """A method label as a file name: no separators, no parent references."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "method"
+
+
+def failure(exc: BaseException) -> str:
+    """The ``error`` of an item whose technique call failed."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+class RunState:
+    """A run's config, output folder, progress callback, metrics and result items."""
+
+    def __init__(self, config: ExperimentConfig, progress: Callable[[str], None] | None):
+        self.config = config
+        self.out = Path(config.output_dir)
+        self.say = progress or (lambda _msg: None)
+        self.items: list[dict[str, Any]] = []
+        self.metrics: list[tuple[str, Metric]] = []
+        self.rank = 0
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.out))
+
+    def input_path(self, im: ImageItem) -> Path:
+        return self.out / "inputs" / f"{im.source.key}.npy"
+
+    def base_item(
+        self, im: ImageItem, label: str, technique: Technique, handle: ModelHandle
+    ) -> dict[str, Any]:
+        """The fields every result item of ``im`` has, before the method's own."""
+        item: dict[str, Any] = {
+            "image": im.source.source,
+            "key": im.source.key,
+            "index": im.index,
+            "model": handle.name,
+            "method": technique.name,
+            "kind": technique.kind,
+            "label": label,
+            "target": im.target,
+            "target_label": handle.label(im.target) if im.target is not None else None,
+        }
+        if im.prediction:
+            probs = im.prediction["probabilities"]
+            item.update(
+                {k: v for k, v in im.prediction.items() if k != "probabilities"},
+                target_probability=float(probs[im.target]) if im.target is not None else None,
+            )
+        item.update(seconds=None, files={}, error=im.error, rank=self.rank)
+        return item

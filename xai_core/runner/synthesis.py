@@ -1,0 +1,182 @@
+"""Running synthesizers in an experiment: their images, records and figures.
+
+The runner reads only what the synthesizer contract declares
+(:class:`~xai_core.contracts.technique.Synthesizer`): ``starts_from_images`` (per photo, or once
+per run from noise), ``per_class`` (one image per class of ``params.classes``), ``snapshots``
+(a progress figure), and the :class:`~xai_core.contracts.technique.SynthesisRecord` fields.
+Everything it does with one call's result is inside the ``try`` that fails the call's items, so
+a synthesizer that breaks the contract fails its items, named, never the run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.technique import Synthesis, SynthesisRecord, Synthesizer
+from xai_core.io import write_npy, write_png
+from xai_core.report.figures import (
+    class_visualization_figure,
+    difference_panels,
+    fooling_figure,
+)
+from xai_core.runner.state import ImageItem, RunState, failure, to_image
+
+__all__ = ["run_synthesizer", "synthesize_per_run", "synthesis_classes"]
+
+
+def synthesis_classes(technique: Synthesizer) -> list[str]:
+    """The classes a ``per_class`` synthesizer makes images of (empty: the run's target)."""
+    if not technique.per_class:
+        return []
+    return [str(c) for c in technique.params.classes or []]
+
+
+def run_synthesizer(
+    run: RunState,
+    label: str,
+    technique: Synthesizer,
+    images: list[ImageItem],
+    handle: ModelHandle,
+    device: torch.device,
+) -> None:
+    """Synthesized images from each photo: one per class for a ``per_class`` technique,
+    otherwise one for the photo's target."""
+    classes = synthesis_classes(technique)
+    for im in images:
+        if im.error is not None:
+            run.items.append(run.base_item(im, label, technique, handle))
+            continue
+        targets: list[Any] = classes or [im.target]
+        start = time.perf_counter()
+        try:
+            starts = im.pixels[None].expand(len(targets), -1, -1, -1).to(device)
+            result = technique.synthesize(handle, targets, images=starts)
+            items = [
+                _photo_item(run, im, label, technique, handle, device, result, i, bool(classes))
+                for i in range(len(result))
+            ]
+        except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
+            item = run.base_item(im, label, technique, handle)
+            item.update(error=failure(exc), seconds=time.perf_counter() - start)
+            run.items.append(item)
+            continue
+        run.items.extend(items)
+
+
+def _seconds(record: SynthesisRecord, result: Synthesis) -> float:
+    """The record's own time, or the call's time shared equally."""
+    if record.seconds is not None:
+        return record.seconds
+    return result.metadata["seconds"] / len(result)
+
+
+def _photo_item(
+    run: RunState,
+    im: ImageItem,
+    label: str,
+    technique: Synthesizer,
+    handle: ModelHandle,
+    device: torch.device,
+    result: Synthesis,
+    i: int,
+    per_class: bool,
+) -> dict[str, Any]:
+    pixels, record = result.images[i], result.records[i]
+    target = record.target
+    name = f"{label}-{target}" if per_class else label
+    item = run.base_item(im, label, technique, handle)
+    item.update(target=target, target_label=handle.label(target), record=record.as_dict())
+    item["target_probability"] = float(im.prediction["probabilities"][target])
+    item["seconds"] = _seconds(record, result)
+    _write_synthesized(run, item, run.out / "images" / im.source.key / f"{name}.png", pixels)
+    if run.config.figures:
+        figure = run.out / "figures" / im.source.key / f"{name}.png"
+        _difference_figure(figure, im.pixels, pixels, handle, device, record, label)
+        item["files"]["figure"] = run.rel(figure)
+    return item
+
+
+def _write_synthesized(
+    run: RunState, item: dict[str, Any], png: Path, pixels: torch.Tensor
+) -> None:
+    """The image as an 8-bit PNG and as float32 ``.npy``; both paths go into ``item``."""
+    write_png(png, pixels)
+    npy = png.with_suffix(".npy")
+    write_npy(npy, pixels.numpy().astype(np.float32))
+    item["files"].update(image=run.rel(png), array=run.rel(npy))
+
+
+def _difference_figure(
+    path: Path,
+    original: torch.Tensor,
+    result: torch.Tensor,
+    handle: ModelHandle,
+    device: torch.device,
+    record: SynthesisRecord,
+    label: str,
+) -> None:
+    """Original | result | difference | difference x10, each titled with the model's guess."""
+    panels = difference_panels(to_image(original), to_image(result))
+    batch = torch.from_numpy(np.stack(panels)).permute(0, 3, 1, 2).to(device)
+    with torch.no_grad():
+        probs = handle.module(handle.normalize(batch)).softmax(dim=1).cpu()
+    top_p, top = probs.max(dim=1)
+    titles = [f"{handle.label(int(c))} ({float(p):.2f})" for c, p in zip(top, top_p)]
+    outcome = "success" if record.success else "failed"
+    title = (
+        f"{label}: target {record.target_label} ({outcome}, "
+        f"{record.iterations} it., L-inf {255 * (record.linf or 0):.1f}/255)"
+    )
+    fooling_figure(path, panels, titles, title)
+
+
+def synthesize_per_run(
+    run: RunState, label: str, technique: Synthesizer, handle: ModelHandle
+) -> None:
+    """A synthesizer that starts from noise, once per run: one image per class (or for the
+    run's single target) in ``images/<label>/``, all of them in ``figures/<label>.png``."""
+    classes = synthesis_classes(technique)
+    target = run.config.target
+    base = {"image": None, "key": None, "model": handle.name, "method": technique.name,
+            "kind": technique.kind, "label": label, "seconds": None, "files": {}, "error": None}
+    if not classes:
+        if isinstance(target, list) or str(target).strip().lower() == "predicted":
+            run.items.append({**base, "target": None, "error": (
+                f"{technique.name} starts from noise, so it needs classes: set "
+                f"params.classes (e.g. [tabby, goldfish]) or a single config target"
+            )})
+            return
+        classes = [str(target)]
+    start = time.perf_counter()
+    try:
+        result = technique.synthesize(handle, classes)
+        items, shown = [], []
+        for pixels, record in zip(result.images, result.records):
+            name = handle.label(record.target)
+            item = {**base, "files": {}, "target": record.target, "target_label": name,
+                    "record": record.as_dict(), "seconds": _seconds(record, result)}
+            slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
+            png = run.out / "images" / label / f"{record.target}_{slug}.png"
+            _write_synthesized(run, item, png, pixels)
+            shown.append((f"{name} ({record.target_probability:.2f})", to_image(pixels)))
+            items.append(item)
+        if run.config.figures:
+            frames = None
+            if technique.snapshots and result.snapshots is not None:
+                kept = result.snapshots.images.permute(0, 1, 3, 4, 2).clamp(0, 1).numpy()
+                frames = (result.snapshots.steps, kept)
+            figure = run.out / "figures" / f"{label}.png"
+            class_visualization_figure(figure, shown, frames)
+            for item in items:
+                item["files"]["figure"] = run.rel(figure)
+    except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
+        run.items.append({**base, "target": classes, "seconds": time.perf_counter() - start,
+                          "error": failure(exc)})
+        return
+    run.items.extend(items)
