@@ -51,7 +51,7 @@ def _metric(body, requires: tuple[str, ...] = ()) -> type[xai_core.Metric]:
     ("body", "requires", "problem"),
     [
         (lambda maps, context: maps.mean(dim=(1, 2))[:1], (), "evaluate raised"),
-        (lambda maps, context: maps.mean(dim=(1, 2)) / 0, (), "finite: scores contain infinity"),
+        (lambda maps, context: maps.mean(dim=(1, 2)) / 0, (), "infinit"),
         (lambda maps, context: torch.rand(len(maps)), (), "determinism"),
         (lambda maps, context: (maps * context.masks).mean(dim=(1, 2)), (), "evaluate raised"),
     ],
