@@ -46,7 +46,7 @@ from xai_core.plugins.factory import build_entries, build_metrics, technique_cla
 from xai_core.report.figures import grid_figure, plt
 from xai_core.report.tables import metrics_table, table_markdown
 from xai_core.runner.config import ExperimentConfig, to_yaml
-from xai_core.runner.run import _seed, environment, resolve_device
+from xai_core.runner.environment import environment, resolve_device, seed_everything
 from xai_core.runner.scoring import score_maps
 
 from .controls import CONTROLS, CentreGaussian, EdgeDetector, RandomMap
@@ -123,7 +123,7 @@ def run_benchmark(
     rows = _rows(config)
     metrics = build_metrics(config.metrics)
     device = resolve_device(config.device)
-    _seed(config.seed)
+    seed_everything(config.seed)
     say(f"loading model {config.model.name}")
     handle = load_model(
         config.model.name,
@@ -164,7 +164,7 @@ def run_benchmark(
     cascade_layers: list[str] = []
     for label, technique, is_control in rows:
         say(f"{label}: {len(data)} image(s), {len(metrics)} metric(s)")
-        _seed(config.seed)
+        seed_everything(config.seed)
         row_items, maps, layers = _score_row(
             label, technique, is_control, handle, inputs, data, metrics, bench.sanity_images,
             batch, config.seed,
