@@ -29,7 +29,9 @@ class XaiError(Exception):
 class UnknownNameError(XaiError, KeyError):
     """A model, technique, sample or plugin name that is not registered."""
 
-    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = ""):
+    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str | None = None):
+        """:param hint: the ``xai list`` argument that shows the choices when they are too
+        many to print (``"models"``; ``""`` for plain ``xai list``; ``None``: no command does)."""
         self.kind = kind
         self.name = name
         self.choices = sorted(choices)
@@ -41,7 +43,8 @@ class UnknownNameError(XaiError, KeyError):
             message += f" Available: {', '.join(self.choices) or '(none)'}."
         else:
             message += f" ({len(self.choices)} available"
-            message += f"; `xai list {hint}` shows them)." if hint else ")."
+            command = f"xai list {hint}".strip()
+            message += f"; `{command}` shows them)." if hint is not None else ")."
         super().__init__(message)
 
     def __str__(self) -> str:  # KeyError would quote the message

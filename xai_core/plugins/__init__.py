@@ -7,10 +7,13 @@ runner and the CLI (what uses plugins).
 
 from xai_core.plugins.manager import (
     ENTRY_POINT_GROUP,
+    Command,
     PluginInfo,
+    Registries,
     get_plugin_manager,
     get_registries,
     hookimpl,
+    installed_entry_points,
     loaded_plugins,
     register_plugin,
     reset,
@@ -19,10 +22,13 @@ from xai_core.plugins.manager import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "Command",
     "PluginInfo",
+    "Registries",
     "get_plugin_manager",
     "get_registries",
     "hookimpl",
+    "installed_entry_points",
     "loaded_plugins",
     "register_plugin",
     "reset",

@@ -13,6 +13,17 @@ the registries, so it reports duplicate names (naming both plugins), wrong types
 in one place. A plugin implements only the hooks it needs, and its implementation may omit the
 ``register`` argument only if it registers nothing.
 
+Names: the first plugin to register a name keeps it (xai-core's built-in plugins load first, then
+installed plugins by entry-point name). Everything a plugin registers is also reachable as
+``plugin:name``, where ``plugin`` is the entry-point name (``saliency:saliency``), wherever a name
+is accepted: ``get_attributor``, ``load_model``, config ``methods`` and ``metrics``,
+``xai explain --method``, ``xai describe``.
+
+A broken installed plugin (it fails to import, implements a hook that is not listed here, such as a
+misspelt ``register_atributors``, raises in a hook, or registers an invalid or already taken name)
+is skipped as a whole, with one warning on stderr that says how to fix or disable it; ``xai list
+plugins`` shows it as broken. See :mod:`xai_core.plugins.manager` for the details.
+
 This module is the plugin author's reference: ``docs/plugins.md`` explains the same hooks with a
 worked example.
 """
@@ -79,7 +90,6 @@ def register_models(register: Callable[..., None]) -> None:
     """
 
 
-
 @hookspec
 def register_metrics(register: Callable[..., None]) -> None:
     """Register metrics (things that score attribution maps with one number per map).
@@ -96,6 +106,47 @@ def register_metrics(register: Callable[..., None]) -> None:
         separate from techniques).
     :return: nothing; return values are ignored.
     """
+
+@hookspec
+def register_commands(register: Callable[..., None]) -> None:
+    """Register subcommands of the ``xai`` command line.
+
+    Called once per plugin when the registries are first used, which for ``xai`` is before it
+    parses its arguments, so a plugin's commands appear in ``xai --help`` beside the built-in ones.
+
+    :param register: call ``register(name, handler, *, help, configure=None)`` for each command:
+
+        - ``name`` (``str``): what users type after ``xai`` (``"benchmark"``). It may not be one of
+          the built-in commands (:data:`BUILTIN_COMMANDS`) nor a command another plugin has
+          registered first.
+        - ``handler`` (``Callable[[argparse.Namespace], int]``): runs the command with the parsed
+          arguments and returns the exit status (``0`` on success; ``None`` counts as ``0``). It
+          raises :class:`xai_core.errors.XaiError` subclasses for problems the user can fix: the
+          CLI prints those as one ``error:`` line and exits with status 2 (``xai --debug`` shows
+          the traceback), as for every built-in command.
+        - ``help`` (``str``, keyword-only, required): the one-line summary ``xai --help`` shows.
+        - ``configure`` (``Callable[[argparse.ArgumentParser], None] | None``, keyword-only):
+          adds the command's arguments to its parser (``parser.add_argument(...)``). It is called
+          once at registration, on a scratch parser, so that a broken one counts against the
+          plugin, and again on the real parser.
+
+        Import what the handler needs inside it when that is expensive (a plotting library, a
+        dataset): every ``xai`` invocation loads every plugin, but runs one handler.
+    :return: nothing; return values are ignored.
+    """
+
+
+BUILTIN_COMMANDS: tuple[str, ...] = (
+    "list",
+    "describe",
+    "run",
+    "explain",
+    "config",
+    "report",
+    "new-plugin",
+)
+"""The commands ``xai`` itself provides; :func:`register_commands` cannot take these names."""
+
 
 def _spec_names() -> list[str]:
     return [name for name, value in globals().items() if hasattr(value, f"{PROJECT_NAME}_spec")]

@@ -3,6 +3,32 @@
 Built-in techniques are plugins like any other: xai-core's own ``pyproject.toml`` lists them in the
 same entry-point group a third-party package uses.
 
+Load order and names
+    xai-core's own plugins load first (in ``pyproject.toml`` order), then installed plugins sorted
+    by entry-point name, then plugins registered at run time (:func:`register_plugin`) in the
+    order they were registered. The first plugin to register a name keeps it; every technique,
+    metric, model and command is also reachable as ``plugin:name`` (``saliency:saliency``),
+    ``plugin`` being the entry-point name.
+
+Broken plugins
+    A plugin is broken when its entry point fails to import, when pluggy rejects it (a hook that
+    is not in :mod:`~xai_core.plugins.hookspecs`, such as a misspelt ``register_atributors``, or an
+    argument the spec lacks), when one of its hooks raises, or when it registers something
+    invalid or a name that is already taken. What happens then depends on where it comes from:
+
+    - An *installed third-party plugin* is skipped as a whole: none of its registrations apply
+      and it is unregistered from pluggy. One line on stderr, once per process, names the entry
+      point, its distribution and version, what is wrong and how to fix or disable it;
+      ``xai list plugins`` shows it as broken with the reason; everything else keeps working.
+      One broken package must not take the whole tool down with it.
+    - A *built-in plugin* (distribution ``xai-core``) raises :class:`~xai_core.errors.PluginError`:
+      it is a bug in xai-core, and skipping it quietly would remove techniques without notice and
+      shrink the contract tests, which run over whatever is registered. The message says how to
+      run without it (``XAI_CORE_PLUGINS``) until it is fixed.
+    - A plugin registered at run time (:func:`register_plugin`, in tests and notebooks) raises
+      :class:`~xai_core.errors.PluginError` too, since its author is right there: pluggy's
+      rejections at once, registration errors when the registries are next used.
+
 Environment variables:
 
 ``XAI_CORE_DISABLE_PLUGIN_AUTOLOAD=1``
@@ -17,6 +43,7 @@ Environment variables:
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import os
 import sys
@@ -26,7 +53,10 @@ from typing import Any
 
 import pluggy
 
-from xai_core.errors import PluginError
+from xai_core.contracts.metric import Metric
+from xai_core.contracts.model import ModelEntry
+from xai_core.contracts.technique import Attributor, Synthesizer
+from xai_core.errors import PluginError, close_matches
 from xai_core.plugins import hookspecs
 from xai_core.plugins.registry import Registry
 
@@ -35,8 +65,13 @@ __all__ = [
     "get_plugin_manager",
     "get_registries",
     "register_plugin",
+    "unregister_plugin",
     "loaded_plugins",
+    "installed_entry_points",
     "reset",
+    "Command",
+    "PluginInfo",
+    "Registries",
     "ENTRY_POINT_GROUP",
 ]
 
@@ -51,39 +86,95 @@ hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
 
 @dataclass
 class PluginInfo:
-    """A loaded plugin: its name, where it came from, and what it registered."""
+    """A plugin: its name, where it came from, what it registered, and whether it works.
+
+    :param name: the plugin's name: its entry-point name, or the name given to
+        :func:`register_plugin`.
+    :param module: what the entry point points to (``package.module``).
+    :param distribution: the installed package (``pip`` name) that provides it; ``None`` for a
+        plugin registered at run time.
+    :param entry_point: whether it came from the entry-point group (as opposed to
+        :func:`register_plugin`).
+    :param status: ``"ok"``, or ``"broken"`` for a plugin that was skipped (see the module doc).
+    :param reason: for a broken plugin, what is wrong with it.
+    """
 
     name: str
     module: str
     distribution: str | None = None
     version: str | None = None
     provides: dict[str, list[str]] = field(default_factory=dict)
+    entry_point: bool = False
+    status: str = "ok"
+    reason: str = ""
 
     @property
     def builtin(self) -> bool:
         return self.distribution == CORE_DISTRIBUTION
 
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def source(self) -> str:
+        """``distribution version``, or ``local`` for a plugin registered at run time."""
+        if self.distribution is None:
+            return "local"
+        return f"{self.distribution} {self.version}" if self.version else self.distribution
+
+    @property
+    def contained(self) -> bool:
+        """Whether a failure of this plugin is contained (skipped with a warning) rather than
+        raised: true for installed plugins other than xai-core's own."""
+        return self.entry_point and not self.builtin
+
+
+@dataclass(frozen=True)
+class Command:
+    """An ``xai`` subcommand a plugin registered with the ``register_commands`` hook."""
+
+    name: str
+    handler: Callable[[argparse.Namespace], int | None]
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
+
 
 @dataclass
 class Registries:
-    """Everything the plugins registered, by kind."""
+    """Everything the plugins registered, by kind, and every plugin (broken ones included)."""
 
     techniques: Registry[Any]
-    models: Registry[Any]
+    models: Registry[ModelEntry]
     plugins: dict[str, PluginInfo]
     metrics: Registry[Any] = field(default_factory=lambda: Registry("metric", "metrics"))
+    commands: Registry[Command] = field(default_factory=lambda: Registry("command"))
 
 
 _manager: pluggy.PluginManager | None = None
 _registries: Registries | None = None
 _infos: dict[str, PluginInfo] = {}
+# Broken plugins already reported in this process: reset() reloads them, but warns only once.
+_warned: set[tuple[str, str | None]] = set()
 
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def _entry_points() -> list[importlib.metadata.EntryPoint]:
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _distribution(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """Every entry point of the ``xai_core`` group, whether or not it is loaded."""
     return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
@@ -92,9 +183,16 @@ def _should_load(ep: importlib.metadata.EntryPoint) -> bool:
     if allow is not None:
         return ep.name in {a.strip() for a in allow.split(",") if a.strip()}
     if _truthy(os.environ.get(ENV_DISABLE_AUTOLOAD)):
-        dist = getattr(ep, "dist", None)
-        return dist is not None and dist.metadata["Name"] == CORE_DISTRIBUTION
+        return _distribution(ep)[0] == CORE_DISTRIBUTION
     return True
+
+
+def _load_order(eps: list[importlib.metadata.EntryPoint]) -> list[importlib.metadata.EntryPoint]:
+    """Built-in entry points first, as listed; then the others by name, so that which plugin
+    keeps a contested name does not depend on the order of ``sys.path``."""
+    builtin = [ep for ep in eps if _distribution(ep)[0] == CORE_DISTRIBUTION]
+    others = [ep for ep in eps if _distribution(ep)[0] != CORE_DISTRIBUTION]
+    return builtin + sorted(others, key=lambda ep: (ep.name, _distribution(ep)[0] or ""))
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -103,62 +201,121 @@ def get_plugin_manager() -> pluggy.PluginManager:
     if _manager is None:
         pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         pm.add_hookspecs(hookspecs)
-        for ep in _entry_points():
-            if not _should_load(ep) or pm.get_plugin(ep.name) is not None:
-                continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {ep.name!r} (entry point {ep.value!r} in group "
-                    f"{ENTRY_POINT_GROUP!r}) failed to import: {type(exc).__name__}: {exc}"
-                ) from exc
-            pm.register(plugin, name=ep.name)
-            dist = getattr(ep, "dist", None)
-            _infos[ep.name] = PluginInfo(
-                name=ep.name,
-                module=ep.value,
-                distribution=dist.metadata["Name"] if dist is not None else None,
-                version=dist.version if dist is not None else None,
-            )
-            if _truthy(os.environ.get(ENV_LIST)):
-                info = _infos[ep.name]
-                print(
-                    f"xai-core: loaded plugin {ep.name} from {info.distribution or '?'} "
-                    f"{info.version or ''} ({ep.value})",
-                    file=sys.stderr,
-                )
-        _check_pending(pm)
+        for ep in _load_order([ep for ep in installed_entry_points() if _should_load(ep)]):
+            _load_entry_point(pm, ep)
         _manager = pm
     return _manager
 
 
-def _check_pending(pm: pluggy.PluginManager) -> None:
+def _load_entry_point(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint) -> None:
+    distribution, version = _distribution(ep)
+    info = PluginInfo(
+        name=ep.name,
+        module=ep.value,
+        distribution=distribution,
+        version=version,
+        entry_point=True,
+    )
+    if ep.name in _infos:
+        # Two packages chose the same entry-point name: the first keeps it; the second gets its
+        # own line in `xai list plugins` so that the warning has something to point at.
+        _infos[f"{ep.name} ({distribution})"] = info
+        _fail(
+            info,
+            f"its entry-point name {ep.name!r} is already taken by "
+            f"{_infos[ep.name].source}; rename the entry point",
+        )
+        return
+    _infos[ep.name] = info
     try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(
-            f"{exc}; the hooks xai-core knows are: {', '.join(hookspecs.HOOK_NAMES)}"
-        ) from exc
+        plugin = ep.load()
+    except Exception as exc:
+        _fail(
+            info,
+            f"entry point {ep.name} = {ep.value!r} failed to import: {type(exc).__name__}: {exc}",
+            exc,
+        )
+        return
+    try:
+        _register_with_pluggy(pm, plugin, ep.name)
+    except PluginError as exc:
+        _fail(info, str(exc), exc)
+        return
+    if _truthy(os.environ.get(ENV_LIST)):
+        print(f"xai-core: loaded plugin {ep.name} from {info.source} ({ep.value})", file=sys.stderr)
+
+
+def _register_with_pluggy(pm: pluggy.PluginManager, plugin: object, name: str | None) -> str:
+    """Register ``plugin`` and check its hook names (pluggy's ``check_pending``, but for this
+    plugin alone, so that the error names the plugin that is wrong). Returns its name."""
+    try:
+        registered = pm.register(plugin, name=name)
+    except (ValueError, pluggy.PluginValidationError) as exc:
+        raise PluginError(_one_line(exc)) from exc
+    if registered is None:
+        raise PluginError(f"plugin {name!r} is blocked")
+    plugin_name = pm.get_name(plugin) or str(registered)
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.has_spec():
+            continue
+        if any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls()):
+            pm.unregister(plugin)
+            matches = close_matches(caller.name, hookspecs.HOOK_NAMES, n=1)
+            hint = f"; did you mean {matches[0]!r}?" if matches else ""
+            raise PluginError(
+                f"unknown hook {caller.name!r} in plugin {plugin_name!r}{hint} The hooks "
+                f"xai-core knows are: {', '.join(hookspecs.HOOK_NAMES)}"
+            )
+    return plugin_name
+
+
+def _fix_hint(info: PluginInfo) -> str:
+    others = [
+        ep.name for ep in installed_entry_points() if _should_load(ep) and ep.name != info.name
+    ]
+    allow = f"set {ENV_ALLOW}={','.join(sorted(set(others)))} (an allow-list without it)"
+    if info.builtin:
+        return (
+            "This is a bug in xai-core; please report it. Until it is fixed, run without it: "
+            + allow
+        )
+    return (
+        f"Fix: update {info.distribution} or tell its authors. To disable it: "
+        f"`pip uninstall {info.distribution}`, or {allow}"
+    )
+
+
+def _fail(info: PluginInfo, reason: str, exc: BaseException | None = None) -> None:
+    """Record that ``info``'s plugin is broken: warn once and skip it if its failures are
+    contained, raise :class:`PluginError` otherwise (see the module docstring)."""
+    reason = _one_line(reason)
+    if not info.contained:
+        if info.builtin:
+            raise PluginError(
+                f"built-in plugin {info.name!r} is broken: {reason}. {_fix_hint(info)}"
+            ) from exc
+        raise PluginError(f"plugin {info.name!r} is broken: {reason}") from exc
+    info.status, info.reason, info.provides = "broken", reason, {}
+    key = (info.name, info.distribution)
+    if key not in _warned:
+        _warned.add(key)
+        print(
+            f"xai-core: skipped broken plugin {info.name!r} (entry point {info.name} = "
+            f"{info.module!r} from {info.source}): {reason}. {_fix_hint(info)}",
+            file=sys.stderr,
+        )
 
 
 def register_plugin(plugin: object, name: str | None = None) -> str:
     """Register a plugin object or module at run time (notebooks, tests, scripts).
 
-    Returns the plugin's name. The registries are rebuilt on next use.
+    Returns the plugin's name. A hook pluggy rejects (a misspelt hook name, an argument the spec
+    lacks) raises :class:`PluginError` here; the registries are rebuilt on next use, which raises
+    :class:`PluginError` if this plugin registers something invalid or a name already taken.
     """
     global _registries
     pm = get_plugin_manager()
-    try:
-        registered = pm.register(plugin, name=name)
-    except ValueError as exc:
-        raise PluginError(str(exc)) from exc
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(str(exc)) from exc
-    if registered is None:
-        raise PluginError(f"plugin {name!r} is blocked")
-    _check_pending(pm)
-    plugin_name = pm.get_name(plugin) or str(registered)
+    plugin_name = _register_with_pluggy(pm, plugin, name)
     _infos[plugin_name] = PluginInfo(
         name=plugin_name, module=getattr(plugin, "__name__", type(plugin).__name__)
     )
@@ -183,12 +340,106 @@ def reset() -> None:
     _infos.clear()
 
 
-def _call_each(pm: pluggy.PluginManager, hook_name: str, make_register: Callable[[str], Any]):
-    """Call ``hook_name`` on every plugin separately, so each registration knows its plugin."""
-    caller = getattr(pm.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):
-        kwargs = {"register": make_register(impl.plugin_name)} if impl.argnames else {}
-        impl.function(**kwargs)
+class _Pending:
+    """One plugin's registrations, checked as they come and applied only if all its hooks
+    succeed, so that a broken plugin leaves no half of itself behind."""
+
+    def __init__(self, plugin: str, info: PluginInfo):
+        self.plugin = plugin
+        self.info = info
+        self.items: list[tuple[Registry[Any], str, Any, str]] = []
+
+    def add(self, registry: Registry[Any], name: str, obj: Any, provides: str) -> None:
+        registry.check_name(name, self.plugin)
+        if any(r is registry and n == name for r, n, _, _ in self.items):
+            raise PluginError(
+                f"plugin {self.plugin!r} registers the {registry.kind} name {name!r} twice"
+            )
+        self.items.append((registry, name, obj, provides))
+
+    def apply(self) -> None:
+        self.info.provides = {}
+        for registry, name, obj, provides in self.items:
+            registry.add(name, obj, self.plugin)
+            self.info.provides.setdefault(provides, []).append(name)
+
+
+def _class_register(pending: _Pending, base: type, registry: Registry[Any], kind: str):
+    """``register(cls, name=None)`` for hooks that register subclasses of ``base``."""
+
+    def register(cls: type, name: str | None = None) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(
+                f"plugin {pending.plugin!r} passed {cls!r} to register_{kind}s' register(); "
+                f"it takes a subclass of xai_core.{base.__name__}"
+            )
+        base.check_class(cls, pending.plugin)  # type: ignore[attr-defined]
+        pending.add(registry, name or cls.name, cls, kind + "s")
+
+    return register
+
+
+def _model_register(pending: _Pending, registry: Registry[ModelEntry]):
+    def register(
+        name: str,
+        loader: Callable[..., Any],
+        description: str = "",
+        lister: Callable[[], list[str]] | None = None,
+    ) -> None:
+        if not callable(loader):
+            raise PluginError(
+                f"plugin {pending.plugin!r} registered model {name!r} with a loader that is not "
+                "callable"
+            )
+        pending.add(registry, name, ModelEntry(name, loader, description, lister), "models")
+
+    return register
+
+
+def _command_register(pending: _Pending, registry: Registry[Command]):
+    def register(
+        name: str,
+        handler: Callable[[argparse.Namespace], int | None],
+        *,
+        help: str,
+        configure: Callable[[argparse.ArgumentParser], None] | None = None,
+    ) -> None:
+        where = f"plugin {pending.plugin!r} registers the command {name!r}"
+        if name in hookspecs.BUILTIN_COMMANDS:
+            raise PluginError(f"{where}, which is a built-in xai command; pick another name")
+        if not isinstance(name, str) or not name[:1].isalpha() or any(c.isspace() for c in name):
+            raise PluginError(f"{where}: a command name starts with a letter and has no spaces")
+        if not callable(handler) or (configure is not None and not callable(configure)):
+            raise PluginError(f"{where} with a handler or configure that is not callable")
+        if not isinstance(help, str):
+            raise PluginError(f"{where} with a help that is not a string")
+        if configure is not None:
+            configure(argparse.ArgumentParser(prog=f"xai {name}"))
+        pending.add(registry, name, Command(name, handler, help, configure), "commands")
+
+    return register
+
+
+def _plugin_order(pm: pluggy.PluginManager) -> list[str]:
+    """Names of the plugins pluggy holds, in load order (see the module docstring)."""
+    held = [name for name, _ in pm.list_name_plugin()]
+    return [n for n in _infos if n in held] + [n for n in held if n not in _infos]
+
+
+def _call_hooks(pm: pluggy.PluginManager, plugin: object, makers: dict[str, Any]) -> None:
+    """Call each of ``plugin``'s hooks with its ``register``; a failure names the hook."""
+    for hook_name in hookspecs.HOOK_NAMES:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            try:
+                impl.function(**({"register": makers[hook_name]} if impl.argnames else {}))
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"its {hook_name} hook raised {type(exc).__name__}: {exc}"
+                ) from exc
 
 
 def get_registries() -> Registries:
@@ -196,73 +447,41 @@ def get_registries() -> Registries:
     global _registries
     if _registries is not None:
         return _registries
-    from xai_core.contracts.metric import Metric
-    from xai_core.contracts.model import ModelEntry
-    from xai_core.contracts.technique import Attributor, Synthesizer
-
     pm = get_plugin_manager()
-    techniques: Registry[Any] = Registry("technique", "attributors")
-    models: Registry[ModelEntry] = Registry("model", "models")
-    metrics: Registry[Any] = Registry("metric", "metrics")
-    infos = {name: _infos.get(name) or PluginInfo(name, "?") for name, _ in pm.list_name_plugin()}
-
-    def class_register(base: type, kind: str, registry: Registry[Any], public_path: str):
-        """``register(cls, name=None)`` for hooks that register subclasses of ``base``."""
-
-        def make(plugin: str):
-            def register(cls: type, name: str | None = None) -> None:
-                if not (isinstance(cls, type) and issubclass(cls, base)):
-                    raise PluginError(
-                        f"plugin {plugin!r} passed {cls!r} to register_{kind}s' register(); "
-                        f"it takes a subclass of {public_path}"
-                    )
-                base.check_class(cls, plugin)
-                public = name or cls.name
-                registry.add(public, cls, plugin)
-                infos[plugin].provides.setdefault(kind + "s", []).append(public)
-
-            return register
-
-        return make
-
-    def model_make(plugin: str):
-        def register(
-            name: str,
-            loader: Callable[..., Any],
-            description: str = "",
-            lister: Callable[[], list[str]] | None = None,
-        ) -> None:
-            if not callable(loader):
-                raise PluginError(
-                    f"plugin {plugin!r} registered model {name!r} with a loader that is not "
-                    "callable"
-                )
-            models.add(name, ModelEntry(name, loader, description, lister), plugin)
-            infos[plugin].provides.setdefault("models", []).append(name)
-
-        return register
-
-    _call_each(
-        pm,
-        "register_attributors",
-        class_register(Attributor, "attributor", techniques, "xai_core.Attributor"),
+    registries = Registries(
+        techniques=Registry("technique", "attributors"),
+        models=Registry("model", "models"),
+        plugins={},
     )
-    _call_each(
-        pm,
-        "register_synthesizers",
-        class_register(Synthesizer, "synthesizer", techniques, "xai_core.Synthesizer"),
-    )
-    _call_each(pm, "register_models", model_make)
-    _call_each(
-        pm,
-        "register_metrics",
-        class_register(Metric, "metric", metrics, "xai_core.Metric"),
-    )
-    _registries = Registries(techniques=techniques, models=models, plugins=infos, metrics=metrics)
+    for name in _plugin_order(pm):
+        plugin = pm.get_plugin(name)
+        info = _infos.setdefault(name, PluginInfo(name, type(plugin).__name__))
+        pending = _Pending(name, info)
+        makers = {
+            "register_attributors": _class_register(
+                pending, Attributor, registries.techniques, "attributor"
+            ),
+            "register_synthesizers": _class_register(
+                pending, Synthesizer, registries.techniques, "synthesizer"
+            ),
+            "register_models": _model_register(pending, registries.models),
+            "register_metrics": _class_register(pending, Metric, registries.metrics, "metric"),
+            "register_commands": _command_register(pending, registries.commands),
+        }
+        try:
+            _call_hooks(pm, plugin, makers)
+        except PluginError as exc:
+            _fail(info, str(exc), exc)
+            pm.unregister(plugin)
+            continue
+        pending.apply()
+    registries.plugins = dict(_infos)
+    _registries = registries
     return _registries
 
 
-def loaded_plugins() -> list[PluginInfo]:
-    """Every loaded plugin with what it provides, sorted by name."""
-    regs = get_registries()
-    return [regs.plugins[name] for name in sorted(regs.plugins)]
+def loaded_plugins(include_broken: bool = False) -> list[PluginInfo]:
+    """Every loaded plugin with what it provides, sorted by name; with ``include_broken``, also
+    the plugins that were skipped because they are broken (``status == "broken"``)."""
+    infos = get_registries().plugins
+    return [infos[key] for key in sorted(infos) if include_broken or infos[key].ok]

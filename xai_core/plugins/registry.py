@@ -1,7 +1,11 @@
 """A name -> object registry that remembers which plugin registered what.
 
-The registries themselves (techniques, models) are filled by :mod:`xai_core.plugins`; this module
-only knows how to store, look up and complain.
+The registries themselves (techniques, models, metrics, commands) are filled by
+:mod:`xai_core.plugins.manager`; this module only knows how to store, look up and complain.
+
+Every entry answers to two names: its short name (``saliency``), which the first plugin to register
+it keeps, and its qualified name ``plugin:name`` (``saliency:saliency``), which is unambiguous
+whatever else is installed. That is why a name may not contain ``:``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from xai_core.errors import PluginError, UnknownNameError
 
 T = TypeVar("T")
 
-__all__ = ["Entry", "Registry"]
+__all__ = ["Entry", "Registry", "QUALIFIER"]
+
+QUALIFIER = ":"
+"""Separates the plugin from the name in a qualified name: ``plugin:name``."""
 
 
 @dataclass(frozen=True)
@@ -26,24 +33,33 @@ class Entry(Generic[T]):
     obj: T
     plugin: str
 
+    @property
+    def qualified(self) -> str:
+        """``plugin:name``: the name that stays unambiguous whatever else is installed."""
+        return f"{self.plugin}{QUALIFIER}{self.name}"
+
 
 class Registry(Generic[T]):
     """Names to objects, with duplicate detection and close-match errors.
 
     :param kind: what the registry holds, used in messages ("attributor", "model", ...).
-    :param list_hint: the ``xai list`` argument that shows the registry's contents.
+    :param list_hint: the ``xai list`` argument that shows the registry's contents (``None``:
+        ``xai list`` does not show them).
     """
 
-    def __init__(self, kind: str, list_hint: str = ""):
+    def __init__(self, kind: str, list_hint: str | None = None):
         self.kind = kind
         self.list_hint = list_hint
         self._entries: dict[str, Entry[T]] = {}
+        self._qualified: dict[str, Entry[T]] = {}
 
-    def add(self, name: str, obj: T, plugin: str) -> None:
-        if not isinstance(name, str) or not name or name != name.strip():
+    def check_name(self, name: str, plugin: str) -> None:
+        """Raise :class:`PluginError` unless ``plugin`` may register ``name`` here: a valid name
+        that no plugin has taken yet."""
+        if not isinstance(name, str) or not name or name != name.strip() or QUALIFIER in name:
             raise PluginError(
                 f"plugin {plugin!r} registered a {self.kind} with an invalid name {name!r}: "
-                "names are non-empty strings without surrounding spaces"
+                f"names are non-empty strings without surrounding spaces or {QUALIFIER!r}"
             )
         if name in self._entries:
             other = self._entries[name].plugin
@@ -51,25 +67,39 @@ class Registry(Generic[T]):
                 f"{self.kind} name {name!r} is registered twice: by plugin {other!r} and by "
                 f"plugin {plugin!r}; rename one of them or uninstall one plugin"
             )
-        self._entries[name] = Entry(name, obj, plugin)
+
+    def add(self, name: str, obj: T, plugin: str) -> None:
+        self.check_name(name, plugin)
+        entry = Entry(name, obj, plugin)
+        self._entries[name] = entry
+        self._qualified[entry.qualified] = entry
 
     def entry(self, name: str) -> Entry[T]:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(self.kind, name, self._entries, self.list_hint) from None
+        """The entry registered as ``name`` or ``plugin:name``; :class:`UnknownNameError` with
+        close matches otherwise."""
+        found = self.find(name)
+        if found is None:
+            qualified = isinstance(name, str) and QUALIFIER in name
+            choices = self._qualified if qualified else self._entries
+            raise UnknownNameError(self.kind, name, choices, self.list_hint)
+        return found
+
+    def find(self, name: str) -> Entry[T] | None:
+        """The entry registered as ``name`` or ``plugin:name``, or ``None``."""
+        return self._entries.get(name) or self._qualified.get(name)
 
     def get(self, name: str) -> T:
         return self.entry(name).obj
 
     def names(self, pattern: str | None = None) -> list[str]:
+        """Short names, sorted, optionally filtered by an fnmatch ``pattern``."""
         names = sorted(self._entries)
         if pattern:
             names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
         return names
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and self.find(name) is not None
 
     def __iter__(self) -> Iterator[Entry[T]]:
         return iter(self._entries[n] for n in sorted(self._entries))
