@@ -205,8 +205,22 @@ def test_model_and_synthesizer_hooks_register_usable_things(images64):
             x = images.clone().requires_grad_(True)
             score = model(context.handle.normalize(x)).gather(1, targets[:, None]).sum()
             (grad,) = torch.autograd.grad(score, x)
-            out = (x + self.params.step * grad.sign()).clamp(0, 1)
-            return out, [{"step": self.params.step} for _ in out]
+            out = (x + self.params.step * grad.sign()).clamp(0, 1).detach()
+            with torch.no_grad():
+                probs = model(context.handle.normalize(out)).softmax(1)
+            records = [
+                {
+                    "target": int(t),
+                    "target_probability": float(p[t]),
+                    "predicted": int(p.argmax()),
+                    "predicted_probability": float(p.max()),
+                    "success": bool(p.argmax() == t),
+                    "iterations": 1,
+                    "extra": {"step": self.params.step},
+                }
+                for p, t in zip(probs, targets)
+            ]
+            return out, records
 
     @xai_core.hookimpl
     def register_models(register):

@@ -13,13 +13,21 @@ Images are generated from ``(seed, index)``, so item ``i`` of a set is the same 
 size, and the training set (seeds 0 and 1 in ``scripts/train_groundtruth.py``) never overlaps the
 benchmark set (:data:`BENCHMARK_SEED`).
 
-What does not live here: the metrics (``plugins/metrics.py``) and the benchmark runner
+This module is the plugin: it registers the model and the ``xai benchmark CONFIG [key=value ...]``
+command (``register_commands``), whose handler runs
+:func:`xai_core_plugins.groundtruth.benchmark.run_benchmark`.
+
+What does not live here: the metrics (``plugins/metrics``) and the benchmark runner
 (``xai_core_plugins.groundtruth.benchmark``).
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 from xai_core import hookimpl
+from xai_core.runner.config import load_config
 
 from .model import load_groundtruth_cnn
 
@@ -31,3 +39,34 @@ def register_models(register):
         load_groundtruth_cnn,
         description="small CNN for the procedural ground-truth benchmark (64x64, 4 shapes)",
     )
+
+
+@hookimpl
+def register_commands(register):
+    register(
+        "benchmark",
+        _benchmark,
+        help="score methods with metrics on the procedural ground-truth image set",
+        configure=_benchmark_arguments,
+    )
+
+
+def _benchmark_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML config file (e.g. configs/benchmark.yaml)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+
+def _progress(message: str) -> None:
+    print(f"[xai] {message}", file=sys.stderr, flush=True)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    # The runner pulls in matplotlib and the report code: every `xai` start loads this plugin,
+    # only `xai benchmark` needs them.
+    from .benchmark import run_benchmark
+
+    result = run_benchmark(load_config(args.config, args.overrides), progress=_progress)
+    print(result.markdown, end="")
+    print(f"table: {result.output_dir / 'benchmark.md'} and {result.output_dir / 'benchmark.json'}")
+    print(f"plots: {', '.join(str(result.output_dir / p) for p in result.figures)}")
+    return 0

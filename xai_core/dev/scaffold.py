@@ -3,12 +3,14 @@ tests of :mod:`xai_core.testing` out of the box, ready to be edited."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import keyword
 import re
 from pathlib import Path
 
 from xai_core.errors import XaiError
 from xai_core.io import write_text
+from xai_core.plugins.manager import get_registries, installed_entry_points
 
 __all__ = ["new_plugin"]
 
@@ -105,8 +107,10 @@ xai explain sample:cat --method {technique}
 def new_plugin(name: str, directory: str | Path | None = None) -> Path:
     """Create the package for plugin ``name`` in ``directory`` (default: ``./name``).
 
-    ``name`` may use letters, digits, ``-`` and ``_``; the module and technique names are its
-    snake_case form. Refuses to overwrite an existing folder.
+    ``name`` may use letters, digits, ``-`` and ``_``; the module, entry-point and technique
+    names are its snake_case form. Refuses to overwrite an existing folder, and refuses a name an
+    installed package already uses (distribution, ``xai_core`` entry point or technique): the new
+    plugin would be skipped as broken, or shadowed, the moment it is installed.
     """
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
         raise XaiError(
@@ -116,6 +120,7 @@ def new_plugin(name: str, directory: str | Path | None = None) -> Path:
     module = name.replace("-", "_").lower()
     if keyword.iskeyword(module) or module in ("xai_core", "xai_core_plugins", "plugins"):
         raise XaiError(f"plugin name {name!r} clashes with a Python or xai-core name; pick another")
+    _check_name_is_free(name.lower(), module)
     target = Path(directory) if directory is not None else Path(name)
     if target.exists():
         raise XaiError(f"{str(target)!r} already exists; choose another name or --dir")
@@ -126,3 +131,27 @@ def new_plugin(name: str, directory: str | Path | None = None) -> Path:
     write_text(target / "tests" / "test_contract.py", TEST.format(**fields))
     write_text(target / "README.md", README.format(**fields))
     return target
+
+
+def _check_name_is_free(dist: str, module: str) -> None:
+    for ep in installed_entry_points():
+        if ep.name == module:
+            owner = getattr(ep, "dist", None)
+            source = f"{owner.metadata['Name']} {owner.version}" if owner is not None else "?"
+            raise XaiError(
+                f"plugin name {module!r} is taken: the entry point {ep.name} = {ep.value!r} of "
+                f"{source} has it; pick another name"
+            )
+    registries = get_registries()
+    entry = registries.techniques.find(module)
+    if entry is not None:
+        owner = registries.plugins[entry.plugin].source
+        raise XaiError(
+            f"technique name {module!r} is taken by plugin {entry.plugin!r} ({owner}); "
+            "pick another name"
+        )
+    try:
+        version = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return
+    raise XaiError(f"package {dist!r} {version} is already installed; pick another name")
