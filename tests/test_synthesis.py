@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from xai_core_plugins.synthesis import gaussian_blur, quantize
+from xai_core_plugins.synthesis.class_visualization import gaussian_blur
+from xai_core_plugins.synthesis.common import quantize
 
 import xai_core
 from xai_core.contracts.model import ModelHandle, Preprocessing
@@ -360,7 +361,7 @@ def test_feature_visualization_objectives_are_deterministic(tiny_resnet):
 
 
 def test_feature_visualization_raises_a_channel(tiny_resnet):
-    from xai_core_plugins.feature_visualization import FourierImage
+    from xai_core_plugins.synthesis.feature_visualization import FourierImage
 
     layer = dict(tiny_resnet.module.named_modules())["layer3.0.conv1"]
     seen = {}
@@ -382,7 +383,11 @@ def test_feature_visualization_raises_a_channel(tiny_resnet):
 
 
 def test_objective_algebra_and_parsing():
-    from xai_core_plugins.feature_visualization import channel, class_logit, parse_objective
+    from xai_core_plugins.synthesis.feature_visualization import (
+        channel,
+        class_logit,
+        parse_objective,
+    )
 
     acts = {"a": torch.arange(24.0).view(1, 2, 3, 4).repeat(2, 1, 1, 1)}
     logits = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])

@@ -30,13 +30,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from xai_core_plugins.synthesis import image_records, image_size, progress
 
 from xai_core import Synthesizer
 from xai_core.contracts.technique import SynthesisContext, SynthesisRecord
 from xai_core.errors import ConfigError, XaiError
 from xai_core.nn.gradients import class_scores
 from xai_core.nn.hooks import get_module
+
+from .class_visualization import image_size
+from .common import image_records, progress
 
 __all__ = [
     "FeatureVisualization",
