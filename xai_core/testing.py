@@ -32,8 +32,8 @@ names as classes, preprocessing that round-trips (``denormalize(normalize(x)) ==
 loader that takes ``pretrained=False`` and ``checkpoint=PATH`` (and loads that file).
 
 xai-core runs the same checks over every built-in plugin (``tests/test_contract.py`` and
-``tests/test_testing.py``), so a
-third-party plugin is held to exactly the rules the built-ins keep.
+``tests/test_testing.py``), so a third-party plugin is held to exactly the rules the built-ins
+keep.
 """
 
 from __future__ import annotations
