@@ -113,7 +113,8 @@ def _rules(f: dataclasses.Field) -> str:
         bound = f.metadata.get(key)
         # The int64 limits only keep values storable; they are not a rule worth reading.
         if bound is not None and abs(bound) < _INT64_MAX:
-            parts.append(f"{words} `{bound}`.")
+            shown = f"{bound:.6g}" if isinstance(bound, float) else bound
+            parts.append(f"{words} `{shown}`.")
     return " ".join(parts)
 
 
@@ -179,7 +180,7 @@ def _flags(cls: type) -> str:
     else:
         return ""
     shown = [f"`{n} = {getattr(cls, n)!r}`" for n in names if hasattr(cls, n)]
-    return ", ".join(shown)
+    return "Class attributes: " + ", ".join(shown) if shown else ""
 
 
 def _technique_section(entry: Any) -> str:
