@@ -21,6 +21,7 @@ from xai_core.cli import main
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.technique import Attributor
 from xai_core.errors import ConfigError, PluginError, UnknownNameError, XaiError
+from xai_core.nn.images import gaussian_blur
 from xai_core.plugins.factory import get_metric, list_metrics
 from xai_core.report.tables import metrics_table, table_markdown
 from xai_core.runner.config import load_config
@@ -142,7 +143,7 @@ def test_pointing_game_hits_misses_and_tolerance():
 def test_deleting_the_object_first_gives_a_lower_deletion_auc_than_the_reverse(region_case):
     model, inputs, masks, targets = region_case
     deletion = get_metric("deletion", steps=16)
-    insertion = get_metric("insertion", steps=16, start="zero")
+    insertion = get_metric("insertion", steps=16, start="zeros")
     first, last = masks.float(), (~masks).float()
     assert (
         deletion.evaluate(model, inputs, first, targets).scores
@@ -183,7 +184,8 @@ def test_deletion_and_insertion_match_a_plain_reference(name):
     # A small batch size makes each batch hold steps of several images.
     metric = get_metric(name, steps=10, batch_size=7)
     result = metric.evaluate(model, inputs, maps, targets)
-    blur = builtin.fill_image(inputs, "blur", 11, 5.0)
+    # The paper's blur: 11 taps (radius 5), sigma 5.
+    blur = gaussian_blur(inputs, 5.0, radius=5)
     for i in range(3):
         if name == "deletion":
             curve, auc = reference_curve(
@@ -349,6 +351,11 @@ def test_requirements_are_checked_with_clear_errors():
         get_metric("deletion", stpes=3)
     with pytest.raises(ConfigError, match="baseline"):
         get_metric("deletion", baseline="black")
+    # The old name of the one baseline vocabulary's ``zeros`` says what it is called now.
+    with pytest.raises(ConfigError, match="'zero' is now called 'zeros'"):
+        get_metric("deletion", baseline="zero")
+    with pytest.raises(ConfigError, match="'zero' is now called 'zeros'"):
+        get_metric("insertion", start="zero")
 
 
 def test_plugins_register_metrics_and_bad_registrations_name_the_plugin():

@@ -12,7 +12,8 @@ from xai_core_plugins.perturbation import local_layers, occlusion_corners, rise_
 
 import xai_core
 from xai_core.errors import ConfigError, XaiError
-from xai_core.nn.images import BASELINES, baseline_inputs
+from xai_core.families.perturbation import PERTURBATION_BASELINES
+from xai_core.nn.images import baseline_inputs
 
 captum_attr = pytest.importorskip("captum.attr")
 
@@ -174,13 +175,13 @@ def test_reuse_is_checked_against_full_passes(model, reused):
     assert_close_to_reference(result.maps, full.attribute(model, x, 1).maps, atol=1e-6)
 
 
-@pytest.mark.parametrize("baseline", BASELINES)
+@pytest.mark.parametrize("baseline", PERTURBATION_BASELINES)
 def test_occlusion_matches_captum_on_resnet_for_every_baseline(tiny_resnet, images64, baseline):
     attributor = xai_core.get_attributor(
         "occlusion", window=16, stride=12, baseline=baseline, batch_size=7
     )
     result = attributor.attribute(tiny_resnet, images64, target=[3, 7])
-    fill = baseline_inputs(baseline, images64, tiny_resnet, 10.0).expand_as(images64)
+    fill = baseline_inputs(baseline, images64, tiny_resnet, blur_sigma=10.0).expand_as(images64)
     reference = captum_occlusion(tiny_resnet.module, images64, 16, 12, fill, [3, 7])
     assert_close_to_reference(result.maps, reference)
 
@@ -198,11 +199,11 @@ def test_occlusion_of_probabilities_matches_captum(tiny_resnet, images64):
 
 
 def test_baselines_are_what_they_say(lite0, sample_batch):
-    black = baseline_inputs("black", sample_batch, lite0, 10.0)
+    black = baseline_inputs("black", sample_batch, lite0, blur_sigma=10.0)
     assert torch.allclose(lite0.denormalize(black), torch.zeros(1, 3, 1, 1), atol=1e-6)
-    mean = baseline_inputs("mean", sample_batch, lite0, 10.0)
+    mean = baseline_inputs("mean", sample_batch, lite0, blur_sigma=10.0)
     assert torch.allclose(mean[1, :, 0, 0], sample_batch[1].mean(dim=(1, 2)))
-    blur = baseline_inputs("blur", sample_batch, lite0, 4.0)
+    blur = baseline_inputs("blur", sample_batch, lite0, blur_sigma=4.0)
     assert blur.shape == sample_batch.shape
     # A blur keeps the mean and removes detail.
     assert torch.allclose(blur.mean(dim=(2, 3)), sample_batch.mean(dim=(2, 3)), atol=0.05)

@@ -8,7 +8,10 @@ Public API::
     result = saliency.attribute(model, inputs, target="predicted")   # result.maps: [N, H, W]
 
 Techniques, models and metrics come from plugins (entry-point group ``xai_core``); see
-``xai_core.plugins.hookspecs`` for the contract and ``docs/plugins.md`` for a walk-through.
+``xai_core.plugins.hookspecs`` for the contract and ``docs/plugins.md`` for a walk-through. A new
+technique of a known family builds on its public base (``xai_core.families``):
+:class:`GradientAttributor`, :class:`LayerCam` / :class:`GradientCam`,
+:class:`PerturbationAttributor`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ from xai_core.contracts.technique import (
     Technique,
 )
 from xai_core.errors import XaiError
-from xai_core.families.cam import LayerCam
-from xai_core.families.gradient import GradientAttributor
+from xai_core.families import (
+    GradientAttributor,
+    GradientCam,
+    LayerCam,
+    PerturbationAttributor,
+)
 from xai_core.models.loading import list_models, load_model
 from xai_core.plugins.factory import (
     get_attributor,
@@ -44,11 +51,13 @@ __all__ = [
     "AttributionContext",
     "Attributor",
     "GradientAttributor",
+    "GradientCam",
     "LayerCam",
     "Metric",
     "MetricContext",
     "MetricResult",
     "ModelHandle",
+    "PerturbationAttributor",
     "Preprocessing",
     "Synthesis",
     "Synthesizer",

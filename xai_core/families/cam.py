@@ -1,7 +1,32 @@
+"""The CAM family: class activation maps read from one target layer of the model.
+
+* :class:`LayerCam`: the base of every CAM. It resolves the target layer (``layer: auto`` picks
+  the last layer with spatial resolution and reports it), captures its activations and gradients
+  (:meth:`LayerCam.capture`), and post-processes the layer-resolution map: ReLU, min-max
+  normalisation, upsampling to the input size (:meth:`LayerCam.finish`). A subclass implements
+  :meth:`LayerCam.layer_maps`.
+* :class:`GradientCam`: a CAM whose map is ``sum_c w_c * A_c`` for weights computed from the
+  activations ``A`` and the gradients ``G`` of the class score at the layer. A new method is one
+  method, :meth:`GradientCam.cam_weights` (pytorch-grad-cam's ``BaseCAM.get_cam_weights``)::
+
+      class MaxGradCam(GradientCam):
+          name = "max_grad_cam"
+
+          def cam_weights(self, activations, gradients):
+              return gradients.amax(dim=(2, 3))        # [N, C]
+
+* :func:`capture_layer` / :class:`LayerCapture`: one forward pass on the distinct inputs, one
+  backward pass per target that stops at the layer; usable on its own.
+* :func:`minmax`, :func:`upsample`: the map post-processing, as pytorch-grad-cam does it.
+
+What does not live here: finding the layer and reading CNN/transformer outputs as a grid
+(:mod:`xai_core.nn.layers`), the ReLU rules of guided Grad-CAM (:mod:`xai_core.nn.relu_rules`),
+and the built-in methods (the ``cam`` plugin, ``xai_core_plugins.cam``).
+"""
+
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -10,8 +35,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xai_core.contracts.technique import AttributionContext, Attributor
-from xai_core.errors import XaiError
-from xai_core.nn.layers import LayerLayout, find_target_layer, infer_layout
+from xai_core.errors import PluginError, XaiError
+from xai_core.families.batches import distinct_inputs
+from xai_core.nn.layers import LayerLayout, TargetLayer, find_target_layer, infer_layout
+
+__all__ = [
+    "CamParams",
+    "GradientCam",
+    "LayerCam",
+    "LayerCapture",
+    "NORMALIZATIONS",
+    "UPSAMPLE_MODES",
+    "capture_layer",
+    "minmax",
+    "upsample",
+]
 
 #: Interpolation modes for bringing a map from layer to input resolution.
 UPSAMPLE_MODES = ("bilinear", "bicubic", "nearest")
@@ -56,12 +94,6 @@ class LayerCapture:
     layout: LayerLayout
 
 
-def _unique_inputs(inputs: Tensor, context: AttributionContext) -> tuple[Tensor, int]:
-    """The distinct inputs of an input-major batch with ``k`` targets each, and ``k``."""
-    k = max(1, context.targets_per_input)
-    return inputs[::k], k
-
-
 def capture_layer(
     model: nn.Module,
     inputs: Tensor,
@@ -73,11 +105,20 @@ def capture_layer(
 ) -> LayerCapture:
     """Run ``model`` once on the distinct inputs and read ``module``'s output and its gradients.
 
-    ``inputs``/``targets`` are the base class's input-major rows (``k`` per distinct input). The
-    forward pass runs on the distinct inputs only; the ``k`` targets of an input each get one
-    backward pass, which stops at the layer.
+    :param inputs: ``compute``'s rows ``[M * k, 3, H, W]``, ``k`` per distinct input (see
+        :func:`~xai_core.families.batches.distinct_inputs`).
+    :param targets: ``[M * k]``, the class of each row.
+    :param context: the attributor's context; the hook goes through ``context.hooks``.
+    :param module: the layer to read; ``path`` names it in errors.
+    :param with_gradients: also take the gradient of each row's class score at the layer.
+    :return: a :class:`LayerCapture` with one row per row of ``inputs``.
+
+    The forward pass runs on the distinct inputs only; the ``k`` targets of an input each get one
+    backward pass, which stops at the layer: the layer's output is replaced by a detached copy
+    that requires gradients, so nothing below it (nor any parameter gradient) is computed.
     """
-    distinct, k = _unique_inputs(inputs, context)
+    distinct, per_target = distinct_inputs(inputs, targets, context)
+    k = per_target.shape[1]
     input_hw = (inputs.shape[2], inputs.shape[3])
     captured: list[tuple[Tensor, LayerLayout]] = []
 
@@ -115,7 +156,6 @@ def capture_layer(
         activations = activations.repeat_interleave(k, dim=0)
     gradients = None
     if with_gradients:
-        per_target = targets.view(len(distinct), k)
         rows = torch.arange(len(distinct), device=logits.device)
         grads = []
         for j in range(k):
@@ -126,7 +166,7 @@ def capture_layer(
     return LayerCapture(activations, gradients, logits.detach(), layout)
 
 
-def _outside_inference_mode(*tensors: Tensor) -> tuple[Tensor, ...]:
+def outside_inference_mode(*tensors: Tensor) -> tuple[Tensor, ...]:
     """Normal copies of tensors created under ``torch.inference_mode``, which autograd refuses
     (called when the caller disabled gradients that way)."""
     return tuple(t.clone() if t.is_inference() else t for t in tensors)
@@ -148,13 +188,17 @@ def upsample(maps: Tensor, size: tuple[int, int], mode: str) -> Tensor:
 
 
 class LayerCam(Attributor):
-    """Base of the CAM methods: resolves the target layer, post-processes the layer map.
+    """Base of the CAM methods: resolves the target layer and post-processes the layer map.
 
-    Subclasses implement :meth:`layer_maps` (``[N, h, w]`` at layer resolution, before ReLU);
-    everything else (layer choice, metadata, ReLU, normalisation, upsampling) is shared.
+    A subclass implements :meth:`layer_maps` (``[N, h, w]`` at layer resolution, before ReLU),
+    usually with :meth:`capture`; a gradient-free one sets :attr:`uses_gradients` to false. The
+    rest is shared: the layer choice and its metadata (``layer``, ``layer_auto``,
+    ``layer_layout``), ReLU, normalisation and upsampling per :class:`CamParams` (:meth:`finish`).
+    A method that combines the CAM with something at input resolution (guided Grad-CAM)
+    overrides :meth:`input_maps`.
     """
 
-    #: Whether :meth:`layer_maps` needs gradients at the layer.
+    #: Whether :meth:`capture` takes gradients at the layer.
     uses_gradients: ClassVar[bool] = True
 
     Params = CamParams
@@ -162,12 +206,21 @@ class LayerCam(Attributor):
     def compute(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
+        # A caller under torch.inference_mode still gets maps: CAMs need autograd.
         with torch.inference_mode(False):
-            inputs, targets = _outside_inference_mode(inputs, targets)
-            maps = self.layer_maps(model, inputs, targets, context)
-            return self.finish(maps, (inputs.shape[2], inputs.shape[3]))
+            inputs, targets = outside_inference_mode(inputs, targets)
+            return self.input_maps(model, inputs, targets, context)
 
-    def target_layer(self, model: nn.Module, inputs: Tensor, context: AttributionContext):
+    def input_maps(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        """Maps ``[N, H, W]`` at input resolution: :meth:`layer_maps`, then :meth:`finish`."""
+        maps = self.layer_maps(model, inputs, targets, context)
+        return self.finish(maps, (inputs.shape[2], inputs.shape[3]))
+
+    def target_layer(
+        self, model: nn.Module, inputs: Tensor, context: AttributionContext
+    ) -> TargetLayer:
         """Resolve ``params.layer`` and record it in ``context.metadata``."""
         found = find_target_layer(model, self.params.layer, (inputs.shape[2], inputs.shape[3]))
         context.metadata.update(layer=found.path, layer_auto=found.auto)
@@ -176,7 +229,8 @@ class LayerCam(Attributor):
     def capture(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> LayerCapture:
-        """Activations (and gradients, if :attr:`uses_gradients`) of the target layer."""
+        """Activations (and gradients, if :attr:`uses_gradients`) of the target layer, one row
+        per row of ``inputs`` (see :func:`capture_layer`)."""
         layer = self.target_layer(model, inputs, context)
         capture = capture_layer(
             model, inputs, targets, context, layer.module, layer.path, self.uses_gradients
@@ -191,7 +245,7 @@ class LayerCam(Attributor):
         """Maps ``[N, h, w]`` at the target layer's resolution, before ReLU and normalisation."""
 
     def finish(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
-        """ReLU, normalisation and upsampling, as set in the parameters."""
+        """ReLU, normalisation and upsampling to ``size``, as set in the parameters."""
         maps = maps.float()
         if self.params.relu:
             maps = maps.clamp_min(0)
@@ -203,14 +257,35 @@ class LayerCam(Attributor):
         return maps
 
 
-class _GradientCam(LayerCam):
-    """A CAM method that is a formula in activations ``A`` and gradients ``G`` ``[N, C, h, w]``."""
+class GradientCam(LayerCam):
+    """A CAM whose map is ``sum_c w_c * A_c``, the weights computed from the layer's activations
+    ``A`` and the gradients ``G`` of each row's class score there.
 
-    formula: ClassVar[Callable[[Tensor, Tensor], Tensor]]
+    Subclasses implement :meth:`cam_weights` only. Grad-CAM, Grad-CAM++, XGradCAM, HiResCAM and
+    LayerCAM are each that one method.
+    """
+
+    @abc.abstractmethod
+    def cam_weights(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        """Channel weights from ``activations`` and ``gradients`` ``[N, C, h, w]``.
+
+        :return: ``[N, C]`` (one weight per channel, Grad-CAM) or ``[N, C, h, w]`` (a weight per
+            cell, HiResCAM); the map is ``(weights * activations).sum(dim=1)``.
+        """
 
     def layer_maps(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         capture = self.capture(model, inputs, targets, context)
         assert capture.gradients is not None
-        return type(self).formula(capture.activations, capture.gradients)
+        activations = capture.activations
+        weights = self.cam_weights(activations, capture.gradients)
+        if weights.shape == activations.shape[:2]:
+            weights = weights[:, :, None, None]
+        elif weights.shape != activations.shape:
+            raise PluginError(
+                f"{type(self).__name__}.cam_weights returned {tuple(weights.shape)}; the contract "
+                f"is [N, C] {tuple(activations.shape[:2])} or [N, C, h, w] "
+                f"{tuple(activations.shape)}"
+            )
+        return (weights * activations).sum(dim=1)

@@ -1,5 +1,27 @@
+"""The gradient family: attributions computed per input channel at input resolution.
+
+:class:`GradientAttributor` is the base of saliency-like methods whose result is a signed tensor
+``[N, C, H, W]`` shaped like the input (Captum's ``GradientAttribution`` returns the same). A
+subclass implements :meth:`GradientAttributor.input_attributions`; the base turns it into a map
+with the shared ``abs`` and ``reduction`` parameters (:meth:`GradientAttributor.finish`). Keeping
+the two steps apart is what lets ``noise_tunnel`` average per-channel attributions over noisy
+copies and reduce once, as Captum's ``NoiseTunnel`` does. A new method::
+
+    class GradientSquared(GradientAttributor):
+        name = "gradient_squared"
+
+        @abc.abstractmethod
+    def input_attributions(self, model, inputs, targets, context):
+            return input_gradients(model, inputs, targets) ** 2
+
+What does not live here: the gradient building blocks (:mod:`xai_core.nn.gradients`: class
+scores, input gradients, channel reductions; :mod:`xai_core.nn.relu_rules`: guided backprop and
+deconvnet rules) and the built-in methods (the ``gradients`` and ``saliency`` plugins).
+"""
+
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -8,8 +30,13 @@ from torch import Tensor, nn
 from xai_core.contracts.technique import AttributionContext, Attributor
 from xai_core.nn.gradients import REDUCTIONS, reduce_channels
 
+__all__ = ["GradientAttributor", "reduction_param"]
 
-def _reduction(default: str) -> Any:
+
+def reduction_param(default: str) -> Any:
+    """A ``reduction`` dataclass field with default ``default``, restricted to
+    :data:`~xai_core.nn.gradients.REDUCTIONS`: for a subclass's ``Params`` that changes the
+    default."""
     return field(default=default, metadata={"choices": REDUCTIONS})
 
 
@@ -20,8 +47,9 @@ class GradientAttributor(Attributor):
     per channel) and keep the ``abs`` and ``reduction`` parameters, which :meth:`finish` applies:
     absolute values or not, then one of :data:`xai_core.nn.gradients.REDUCTIONS` over channels. Each
     method documents its default; ``sum`` is the one under which attributions add up to the score
-    (integrated gradients' completeness). ``noise_tunnel`` averages :meth:`input_attributions` over
-    noisy copies and finishes once, as Captum's ``NoiseTunnel`` does before a reduction.
+    (integrated gradients' completeness). A subclass's ``Params`` derives from
+    ``GradientAttributor.Params`` and may change defaults (``reduction: str =
+    reduction_param("max")``).
     """
 
     @dataclass
@@ -29,15 +57,16 @@ class GradientAttributor(Attributor):
         #: Absolute values before the reduction; ``false`` keeps the sign.
         abs: bool = False
         #: Reduction over colour channels (``max`` keeps the largest-magnitude value, signed).
-        reduction: str = _reduction("sum")
+        reduction: str = reduction_param("sum")
         #: Run the passes on NHWC inputs (faster convolutions on CPU; same values up to rounding).
         channels_last: bool = True
 
+    @abc.abstractmethod
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        """Per-channel attributions ``[N, C, H, W]`` for ``inputs`` and ``targets``."""
-        raise NotImplementedError
+        """Per-channel attributions ``[N, C, H, W]`` for ``inputs`` and ``targets`` (the arguments
+        of :meth:`~xai_core.Attributor.compute`)."""
 
     def finish(self, attributions: Tensor) -> Tensor:
         """``[N, C, H, W]`` -> the map ``[N, H, W]``: ``abs`` (if set), then ``reduction``."""

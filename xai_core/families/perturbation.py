@@ -1,55 +1,79 @@
+"""The perturbation family: attributions from forward passes on perturbed copies of the inputs.
+
+:class:`PerturbationAttributor` is the base of black-box methods (occlusion, RISE): no gradients,
+only class scores of perturbed images. It does what they all need:
+
+* ``Params`` with the shared fields (``baseline``, ``blur_sigma``, ``score``, ``batch_size``,
+  ``channels_last``, ``progress``, ``fold_batch_norm``); a method's ``Params`` derives from it;
+* the distinct inputs: with several targets per input, every target of an input is explained
+  from the same perturbed passes (:func:`~xai_core.families.batches.distinct_inputs`);
+* batch-norm folding for the call (:func:`xai_core.nn.fusion.folded_batch_norm`), undone after;
+* the fill (:meth:`~PerturbationAttributor.baseline`, from the one vocabulary in
+  :mod:`xai_core.nn.images`) and the scoring passes
+  (:meth:`~PerturbationAttributor.scoring_pass`, :meth:`~PerturbationAttributor.perturbed_scores`).
+
+A subclass implements :meth:`~PerturbationAttributor.attribute_distinct`. What does not live here:
+window and mask generation and the incremental-occlusion reuse (the ``perturbation`` plugin).
+"""
+
 from __future__ import annotations
 
+import abc
 import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.technique import AttributionContext, Attributor
-from xai_core.errors import ConfigError
+from xai_core.families.batches import distinct_inputs
 from xai_core.nn.fusion import folded_batch_norm
 from xai_core.nn.gradients import channels_last_layout
+from xai_core.nn.images import baseline_inputs, check_baseline
+from xai_core.nn.progress import progress_bar
+
+__all__ = ["PERTURBATION_BASELINES", "SCORES", "PerturbationAttributor"]
 
 #: Which number a perturbation changes: the target's ``logit`` or its softmax ``probability``.
 SCORES = ("logit", "probability")
 
-
-def _distinct(
-    inputs: Tensor, targets: Tensor, context: AttributionContext
-) -> tuple[Tensor, Tensor]:
-    """The distinct inputs ``[M, 3, H, W]`` and their targets ``[M, k]``.
-
-    The base class repeats each input ``k`` times, input-major, for ``k`` targets per input.
-    """
-    k = context.targets_per_input
-    return inputs[::k], targets.view(-1, k)
+#: The baselines of :data:`xai_core.nn.images.BASELINES` a perturbation fills regions with
+#: (``uniform`` noise is a path start for integrated gradients, not a fill).
+PERTURBATION_BASELINES = ("zeros", "black", "blur", "mean")
 
 
-class _PerturbationAttributor(Attributor):
-    """What occlusion and RISE share: the scoring forward pass and parameter checks."""
+class PerturbationAttributor(Attributor):
+    """Base of perturbation attributors: see the module documentation."""
 
-    def __init__(self, params: Any = None, **overrides: Any):
-        super().__init__(params, **overrides)
-        for key in self._positive:
-            if getattr(self.params, key) < 1:
-                raise ConfigError(
-                    f"bad config value at '{self.name}.{key}': must be at least 1, "
-                    f"got {getattr(self.params, key)}"
-                )
-        if self.params.blur_sigma <= 0:
-            raise ConfigError(
-                f"bad config value at '{self.name}.blur_sigma': must be positive, "
-                f"got {self.params.blur_sigma}"
-            )
+    @dataclass
+    class Params:
+        #: What a perturbed region is filled with (see :data:`xai_core.nn.images.BASELINES`).
+        baseline: str = field(default="zeros", metadata={"choices": PERTURBATION_BASELINES})
+        #: Standard deviation in pixels of the ``blur`` baseline.
+        blur_sigma: float = field(default=10.0, metadata={"min_exclusive": 0})
+        #: The score the method reads: the target's logit or its softmax probability.
+        score: str = field(default="logit", metadata={"choices": SCORES})
+        #: Perturbed images per forward pass (bounds memory; all inputs share batches).
+        batch_size: int = field(default=16, metadata={"min": 1})
+        #: Run forward passes in NHWC memory layout (faster on CPU with oneDNN).
+        channels_last: bool = True
+        #: Show a progress bar on long runs (only on a terminal).
+        progress: bool = True
+        #: Fold each eval-mode batch norm into the convolution before it for the call (the same
+        #: function to float rounding, fewer operations; checked on the unperturbed images, not
+        #: folded where that check fails; the model is restored after the call).
+        fold_batch_norm: bool = True
 
-    #: Integer parameters that must be at least 1.
-    _positive: tuple[str, ...] = ("batch_size",)
+        def __post_init__(self) -> None:
+            check_baseline(self.baseline)
 
     def compute(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        self._check_input(inputs)
-        images, image_targets = _distinct(inputs, targets, context)
+        self.check_input(inputs)
+        images, image_targets = distinct_inputs(inputs, targets, context)
         folding: Any = contextlib.nullcontext(False)
         if self.params.fold_batch_norm:
             example = channels_last_layout(images, self.params.channels_last)
@@ -57,25 +81,39 @@ class _PerturbationAttributor(Attributor):
         with folding as folded:
             if self.params.fold_batch_norm:
                 context.metadata["folded_batch_norm"] = folded
-            return self._attribute(model, images, image_targets, context)
+            return self.attribute_distinct(model, images, image_targets, context)
 
-    def _check_input(self, inputs: Tensor) -> None:
-        """Raise :class:`InputError` for inputs this method cannot perturb."""
+    def check_input(self, inputs: Tensor) -> None:
+        """Raise :class:`~xai_core.errors.InputError` for inputs this method cannot perturb (a
+        window larger than the image, say); by default every input is fine."""
 
-    def _attribute(
+    @abc.abstractmethod
+    def attribute_distinct(
         self, model: nn.Module, images: Tensor, image_targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        """:meth:`compute` on the distinct ``images`` ``[M, 3, H, W]`` and their targets
-        ``[M, k]`` (see :func:`_distinct`), with ``model``'s batch norms folded where that was
-        asked for; returns ``[M * k, H, W]``."""
-        raise NotImplementedError
+        """Maps ``[M * k, H, W]`` for the distinct ``images`` ``[M, 3, H, W]`` and their targets
+        ``[M, k]`` (input-major, as :meth:`compute` must return them), with ``model``'s batch
+        norms folded where that was asked for."""
 
-    def _outputs(self, model: nn.Module, batch: Tensor) -> Tensor:
-        """Every class's score ``[B, classes]`` (logits or probabilities, per ``score``); call
-        under ``torch.inference_mode``."""
+    def baseline(self, images: Tensor, context: AttributionContext) -> Tensor:
+        """The ``baseline`` fill for ``images``, broadcastable to them."""
+        p = self.params
+        return baseline_inputs(p.baseline, images, context.handle, blur_sigma=p.blur_sigma)
+
+    @contextlib.contextmanager
+    def scoring_pass(self, total: int) -> Iterator[Any]:
+        """Inference mode and a progress bar over ``total`` perturbed images: the loop of
+        :meth:`perturbed_scores` calls runs inside it and calls ``bar.update(images)``."""
+        with torch.inference_mode(), progress_bar(total, self.name, self.params.progress) as bar:
+            yield bar
+
+    def class_outputs(self, model: nn.Module, batch: Tensor) -> Tensor:
+        """Every class's score ``[B, classes]`` (logits or probabilities, per ``score``) of a
+        perturbed ``batch``; call inside :meth:`scoring_pass`."""
         logits = model(channels_last_layout(batch, self.params.channels_last)).float()
         return logits.softmax(dim=1) if self.params.score == "probability" else logits
 
-    def _scores(self, model: nn.Module, batch: Tensor, targets: Tensor) -> Tensor:
-        """Scores ``[B, k]`` of each row's ``k`` targets; call under ``torch.inference_mode``."""
-        return self._outputs(model, batch).gather(1, targets)
+    def perturbed_scores(self, model: nn.Module, batch: Tensor, targets: Tensor) -> Tensor:
+        """Scores ``[B, k]`` of each row's ``k`` ``targets`` ``[B, k]``; call inside
+        :meth:`scoring_pass`."""
+        return self.class_outputs(model, batch).gather(1, targets)

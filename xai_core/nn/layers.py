@@ -11,8 +11,8 @@ This is the backbone-adapter knowledge that CAM-style techniques need and should
   distillation tokens in front (ViT, DeiT, Mixer, LeViT).
 * :class:`LayerLayout` turns such an output (or its gradient) into a ``[N, C, h, w]`` grid.
 
-What does *not* live here: the CAM formulas (``xai_core_plugins.cam``) and model loading
-(:mod:`xai_core.models`).
+What does *not* live here: the CAM bases (:mod:`xai_core.families.cam`), the CAM formulas (the
+``cam`` plugin) and model loading (:mod:`xai_core.models`).
 """
 
 from __future__ import annotations

@@ -1,3 +1,24 @@
+"""ReLU backward rules for input gradients: guided backpropagation and deconvnet.
+
+A rule changes only how gradients pass back through ReLUs (and clipped ReLUs such as ReLU6); the
+forward pass is the original call, bit for bit. The rule is a torch function mode, so no module of
+the model is replaced or flagged, and it sees functional ReLUs (``F.relu``, ``torch.relu``) that
+Captum's module hooks miss. Public API:
+
+* :data:`RELU_RULES`: the rule names, ``guided`` and ``deconvnet``.
+* :func:`guided_relu(rule="guided", relu6=True) <guided_relu>`: a context manager; every ReLU that
+  runs inside it with gradients follows ``rule`` in the backward pass.
+* :func:`guided_relu_hooks(model, hooks, rule="guided", relu6=True) <guided_relu_hooks>`: the
+  same for every forward pass of ``model`` while an attributor's ``context.hooks`` is open.
+* :func:`relu_rule_gradients(model, inputs, targets, rule="guided", relu6=True,
+  channels_last=True) <relu_rule_gradients>` ``-> [N, 3, H, W]``: the input gradient of each
+  item's target logit under ``rule``, one forward and one backward pass.
+
+Built-in users: the ``guided_backprop`` and ``deconvnet`` attributors and guided Grad-CAM, which
+import it from here rather than from each other. What does not live here: plain input gradients
+and channel reductions (:mod:`xai_core.nn.gradients`).
+"""
+
 from __future__ import annotations
 
 import contextlib

@@ -4,6 +4,10 @@
 ICLR workshop 2014, section 3. The map is ``max_c |d S_target / d x_c|``: the gradient of the
 unnormalized class score with respect to the input pixels, absolute value, maximum over the three
 colour channels.
+
+Its own plugin (entry point ``saliency``), so that ``XAI_CORE_PLUGINS=saliency`` loads it alone.
+It is no :class:`~xai_core.GradientAttributor`: ``noise_tunnel`` over saliency averages the
+finished maps (Smilkov et al.), not the per-channel gradients.
 """
 
 from __future__ import annotations
@@ -12,8 +16,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
-from xai_core import Attributor, hookimpl
-from xai_core.contracts.technique import AttributionContext
+from xai_core import AttributionContext, Attributor, hookimpl
 from xai_core.nn.gradients import REDUCTIONS, input_gradients, reduce_channels
 
 
