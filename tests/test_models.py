@@ -99,3 +99,10 @@ def test_checkpoint_loading_refuses_pickled_code(tmp_path):
 
 def test_last_conv_block_is_the_last_spatial_block(tiny_resnet):
     assert tiny_resnet.last_conv_block() == "layer4"
+
+
+def test_a_family_member_is_reachable_through_its_plugin():
+    handle = xai_core.load_model("models:timm/resnet10t", pretrained=False)
+    assert handle.info["architecture"] == "resnet10t"
+    with pytest.raises(UnknownNameError, match="did you mean 'timm/resnet10t'"):
+        xai_core.load_model("saliency:timm/resnet10t", pretrained=False)

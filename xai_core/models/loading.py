@@ -14,7 +14,7 @@ from typing import Any
 from xai_core.contracts.model import ModelEntry, ModelHandle
 from xai_core.errors import UnknownNameError, XaiError
 from xai_core.plugins.manager import get_registries
-from xai_core.plugins.registry import Registry
+from xai_core.plugins.registry import QUALIFIER, Registry
 
 
 def _model_registry() -> Registry[ModelEntry]:
@@ -22,13 +22,21 @@ def _model_registry() -> Registry[ModelEntry]:
 
 
 def _resolve(name: str) -> tuple[ModelEntry, str | None]:
+    """The registered model or family behind ``name``, and the architecture for a family.
+
+    ``plugin:name`` names the plugin too, also for a family's member (``models:timm/resnet18``).
+    """
     registry = _model_registry()
     if name in registry:
         return registry.get(name), None
+    plugin, qualified, member = name.rpartition(QUALIFIER)
     for entry in registry:
         model = entry.obj
-        if model.is_family and name.startswith(model.prefix):
-            return model, name[len(model.prefix) :]
+        if qualified and entry.plugin != plugin:
+            continue
+        wanted = member if qualified else name
+        if model.is_family and wanted.startswith(model.prefix):
+            return model, wanted[len(model.prefix) :]
     raise UnknownNameError("model", name, list_models(), "models")
 
 

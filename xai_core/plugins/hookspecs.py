@@ -17,8 +17,8 @@ Names: the first plugin to register a name keeps it (xai-core's built-in plugins
 installed plugins by entry-point name). Everything a plugin registers is also reachable as
 ``plugin:name``, where ``plugin`` is the entry-point name (``saliency:saliency``), wherever a name
 is accepted: ``get_attributor``, ``load_model``, config ``methods`` and ``metrics``,
-``xai explain --method``, ``xai describe``. (A model family's members, ``timm/resnet18``, answer
-to their plain name only: ``load_model`` does not yet strip a plugin prefix before a family.)
+``xai explain --method``, ``xai describe``; a model family's members too
+(``models:timm/resnet18``).
 
 A broken installed plugin (it fails to import, implements a hook that is not listed here, such as a
 misspelt ``register_atributors``, raises in a hook, or registers an invalid or already taken name)
