@@ -36,6 +36,7 @@ from xai_core.plugins.manager import Command, Registries, get_registries, loaded
 from xai_core.plugins.registry import QUALIFIER, Entry
 from xai_core.runner.config import load_config, to_yaml
 from xai_core.runner.inputs import SAMPLES
+from xai_core.runner.state import print_progress
 from xai_core.version import __version__
 
 LIST_KINDS = ("models", "attributors", "synthesizers", "metrics", "samples", "plugins")
@@ -98,10 +99,6 @@ def _parser(commands: Iterable[Command]) -> argparse.ArgumentParser:
             command.configure(p)
         p.set_defaults(plugin_command=command)
     return parser
-
-
-def _progress(message: str) -> None:
-    print(f"[xai] {message}", file=sys.stderr, flush=True)
 
 
 def _cmd_list(what: str | None, pattern: str | None) -> int:
@@ -185,7 +182,7 @@ def _cmd_run(
     from xai_core.runner.run import run_experiment
 
     config = load_config(config_path if base is None else base, overrides)
-    result = run_experiment(config, progress=_progress, force=force)
+    result = run_experiment(config, progress=print_progress, force=force)
     if "environment" not in result.results:
         # A torchrun rank other than 0: rank 0 merges and reports for everyone.
         return 1 if result.failures else 0

@@ -28,6 +28,7 @@ import sys
 
 from xai_core import hookimpl
 from xai_core.runner.config import load_config
+from xai_core.runner.state import print_progress
 
 from .model import load_groundtruth_cnn
 
@@ -56,16 +57,12 @@ def _benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
 
-def _progress(message: str) -> None:
-    print(f"[xai] {message}", file=sys.stderr, flush=True)
-
-
 def _benchmark(args: argparse.Namespace) -> int:
     # The runner pulls in matplotlib and the report code: every `xai` start loads this plugin,
     # only `xai benchmark` needs them.
     from .benchmark import run_benchmark
 
-    result = run_benchmark(load_config(args.config, args.overrides), progress=_progress)
+    result = run_benchmark(load_config(args.config, args.overrides), progress=print_progress)
     print(result.markdown, end="")
     print(f"table: {result.output_dir / 'benchmark.md'} and {result.output_dir / 'benchmark.json'}")
     print(f"plots: {', '.join(str(result.output_dir / p) for p in result.figures)}")

@@ -8,6 +8,7 @@ turns them into ``results.json``.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,12 @@ from xai_core.runner.config import ExperimentConfig
 from xai_core.runner.inputs import InputImage
 
 __all__ = ["RunState", "ImageItem", "to_image", "safe_label", "failure"]
+
+
+def print_progress(message: str) -> None:
+    """The progress callback of command-line runs (``xai run``, ``xai benchmark``): one
+    ``[xai]`` line on stderr, so stdout keeps only results."""
+    print(f"[xai] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
