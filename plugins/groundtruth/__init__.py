@@ -24,7 +24,6 @@ What does not live here: the metrics (``plugins/metrics``) and the benchmark run
 from __future__ import annotations
 
 import argparse
-import sys
 
 from xai_core import hookimpl
 from xai_core.runner.config import load_config
