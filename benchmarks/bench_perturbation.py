@@ -79,7 +79,8 @@ def _plain_rise(model, x, targets, masks, keep):
 def _make_run(name: str, masks: int, handle, x, targets) -> Callable[[], object]:
     """The timed callable of row ``name``."""
     from captum.attr import Occlusion
-    from xai_core_plugins.perturbation import occlusion_corners, rise_grids, rise_masks
+    from xai_core_plugins.perturbation.occlusion import occlusion_corners
+    from xai_core_plugins.perturbation.rise import rise_grids, rise_masks
 
     import xai_core
 

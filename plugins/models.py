@@ -73,7 +73,9 @@ def register_models(register):
     register(
         "efficientnet_lite0",
         load_efficientnet_lite0,
-        description="EfficientNet-Lite0, ImageNet weights shipped offline (timm tf_efficientnet_lite0)",
+        description=(
+            "EfficientNet-Lite0, ImageNet weights shipped offline (timm tf_efficientnet_lite0)"
+        ),
     )
     register("timm/*", handle_from_timm, description="any timm architecture", lister=_timm_models)
     register(

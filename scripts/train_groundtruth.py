@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
-from xai_core_plugins.groundtruth.data import CLASS_NAMES, PREPROCESSING
+from xai_core_plugins.groundtruth.data import CLASS_NAMES, PREPROCESSING, generate
 from xai_core_plugins.groundtruth.model import GroundTruthCNN, weights_path
-from xai_core_plugins.groundtruth.data import generate
 
 
 def accuracy(model: nn.Module, pixels: Tensor, labels: Tensor, batch: int = 256) -> float:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 import torch
-from xai_core_plugins.groundtruth.benchmark import CONTROLS, model_accuracy, run_benchmark
+from xai_core_plugins.groundtruth.benchmark import model_accuracy, run_benchmark
+from xai_core_plugins.groundtruth.controls import CONTROLS
 from xai_core_plugins.groundtruth.data import (
     BENCHMARK_SEED,
     CLASS_NAMES,

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from xai_core_plugins.gradients import IG_BASELINES, IG_METHODS, quadrature
+from xai_core_plugins.gradients.integrated_gradients import IG_BASELINES, IG_METHODS, quadrature
 
 import xai_core
 from xai_core.errors import ConfigError, UnknownNameError

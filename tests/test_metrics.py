@@ -18,8 +18,8 @@ from xai_core_plugins.groundtruth.model import GroundTruthCNN
 
 import xai_core
 from xai_core.cli import main
+from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
-from xai_core.contracts.technique import Attributor
 from xai_core.errors import ConfigError, PluginError, UnknownNameError, XaiError
 from xai_core.nn.images import gaussian_blur
 from xai_core.plugins.factory import get_metric, list_metrics

@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
-from xai_core_plugins.perturbation import local_layers, occlusion_corners, rise_grids, rise_masks
+from xai_core_plugins.perturbation.occlusion import occlusion_corners
+from xai_core_plugins.perturbation.reach import local_layers
+from xai_core_plugins.perturbation.rise import rise_grids, rise_masks
 
 import xai_core
 from xai_core.errors import ConfigError, XaiError

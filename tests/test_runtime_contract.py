@@ -10,7 +10,7 @@ import torch
 
 import xai_core
 from xai_core.contracts.params import build_params
-from xai_core.contracts.technique import SynthesisRecord
+from xai_core.contracts.synthesizer import SynthesisRecord
 from xai_core.errors import ConfigError, PluginError
 from xai_core.plugins.manager import hookimpl, register_plugin
 from xai_core.runner.config import load_config

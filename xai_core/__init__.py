@@ -16,23 +16,20 @@ technique of a known family builds on its public base (``xai_core.families``):
 
 from __future__ import annotations
 
+from xai_core.contracts.attributor import Attribution, Attributor
 from xai_core.contracts.metric import Metric, MetricContext, MetricResult
 from xai_core.contracts.model import ModelHandle, Preprocessing
-from xai_core.contracts.technique import (
-    Attribution,
-    AttributionContext,
-    Attributor,
+from xai_core.contracts.synthesizer import (
     Synthesis,
+    SynthesisContext,
+    SynthesisRecord,
     Synthesizer,
-    Technique,
 )
+from xai_core.contracts.technique import AttributionContext, Technique
 from xai_core.errors import XaiError
-from xai_core.families import (
-    GradientAttributor,
-    GradientCam,
-    LayerCam,
-    PerturbationAttributor,
-)
+from xai_core.families.cam import GradientCam, LayerCam
+from xai_core.families.gradient import GradientAttributor
+from xai_core.families.perturbation import PerturbationAttributor
 from xai_core.models.loading import list_models, load_model
 from xai_core.plugins.factory import (
     get_attributor,
@@ -60,6 +57,8 @@ __all__ = [
     "PerturbationAttributor",
     "Preprocessing",
     "Synthesis",
+    "SynthesisContext",
+    "SynthesisRecord",
     "Synthesizer",
     "Technique",
     "XaiError",

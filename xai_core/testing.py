@@ -46,9 +46,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric, MetricResult
 from xai_core.contracts.model import ModelHandle, as_model_handle
-from xai_core.contracts.technique import AttributionContext, Attributor, Synthesizer
+from xai_core.contracts.synthesizer import Synthesizer
+from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import XaiError
 from xai_core.nn.gradients import input_gradients
 

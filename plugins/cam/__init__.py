@@ -37,10 +37,8 @@ gradient CAM is one ``cam_weights`` method) live in :mod:`xai_core.families.cam`
 
 from __future__ import annotations
 
-from xai_core import hookimpl
-
-from .eigen_cam import EigenCam
-from .gradient_cams import (
+from xai_core_plugins.cam.eigen_cam import EigenCam
+from xai_core_plugins.cam.gradient_cams import (
     GradCam,
     GradCamPlusPlus,
     GuidedGradCam,
@@ -48,7 +46,9 @@ from .gradient_cams import (
     LayerCamMethod,
     XGradCam,
 )
-from .score_cam import ScoreCam
+from xai_core_plugins.cam.score_cam import ScoreCam
+
+from xai_core import hookimpl
 
 __all__ = [
     "CAM_METHODS",

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from xai_core.contracts.technique import AttributionContext, Attributor
+from xai_core.contracts.attributor import Attributor
+from xai_core.contracts.technique import AttributionContext
 
 
 class RandomMap(Attributor):

@@ -24,10 +24,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-
-from xai_core.nn.hooks import HookRecorder
-
-from .reach import (
+from xai_core_plugins.perturbation.reach import (
     MAX_CROP_SHARE,
     MAX_LAYER_TRIES,
     MAX_SECOND_SHARE,
@@ -35,6 +32,8 @@ from .reach import (
     local_layers,
     may_reuse,
 )
+
+from xai_core.nn.hooks import HookRecorder
 
 __all__ = ["IncrementalOcclusion"]
 

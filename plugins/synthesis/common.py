@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.technique import SynthesisRecord
+from xai_core.contracts.synthesizer import SynthesisRecord
 from xai_core.errors import InputError
 
 #: Below this many steps a progress bar is more noise than help.

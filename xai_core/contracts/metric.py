@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.checks import HookGuard
 from xai_core.contracts.model import ModelHandle, as_model_handle
-from xai_core.contracts.technique import Attributor, Technique, grad_ready
+from xai_core.contracts.technique import Technique, grad_ready
 from xai_core.errors import InputError, PluginError, XaiError
 from xai_core.nn.hooks import model_state
 

@@ -1,15 +1,15 @@
-"""The technique contract: :class:`Attributor`, :class:`Synthesizer` and their result types.
+"""What every technique shares: :class:`Technique` (a name and validated parameters), the
+context ``compute``/``generate`` receive (:class:`AttributionContext`) and input checks.
 
-A technique is a class with a public ``name``, a ``Params`` dataclass (its config schema) and one
-method to implement. The base classes do the bookkeeping every technique needs and none should
+The kinds of technique have their own modules: :mod:`xai_core.contracts.attributor`,
+:mod:`xai_core.contracts.synthesizer`, :mod:`xai_core.contracts.metric`.
+
+A technique is a class with a public ``name``, a ``Params`` dataclass (its config schema) and
+one method to implement. The base classes do the bookkeeping every technique needs and none should
 repeat: parameter validation, model/device/mode handling (gradients on, also under
 ``torch.inference_mode()``), target resolution, the removal of every torch hook a technique
 registers, also when it raises, and the run-time contract checks of :mod:`.checks` (finite float
 results of the right shape and count, no hook left behind), whose errors name the plugin.
-
-A synthesizer declares what the runner needs to know about it in class attributes
-(:attr:`Synthesizer.starts_from_images`, :attr:`~Synthesizer.per_class`,
-:attr:`~Synthesizer.snapshots`) and returns one :class:`SynthesisRecord` per image.
 
 What does *not* live here: loading models (:mod:`xai_core.models`), reading images
 (:mod:`xai_core.runner.inputs`) and running experiments (:mod:`xai_core.runner.run`).
@@ -19,151 +19,26 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from xai_core.contracts.checks import HookGuard, check_tensor
-from xai_core.contracts.model import ModelHandle, as_model_handle
+from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.params import build_params, unknown_metadata
-from xai_core.contracts.targets import TargetSpec, resolve_targets
 from xai_core.errors import InputError, PluginError
-from xai_core.nn.hooks import HookRecorder, model_state
+from xai_core.nn.hooks import HookRecorder
 
-__all__ = [
-    "Attribution",
-    "Synthesis",
-    "SynthesisRecord",
-    "Snapshots",
-    "Technique",
-    "Attributor",
-    "Synthesizer",
-    "AttributionContext",
-    "SynthesisContext",
-    "grad_ready",
-]
+__all__ = ["Technique", "AttributionContext", "grad_ready", "check_inputs"]
 
 
-@dataclass
-class Attribution:
-    """Maps that explain predictions, one per input item.
-
-    :ivar maps: float tensor ``[N, H, W]`` at input resolution, on the CPU.
-    :ivar targets: long tensor ``[N]``: the class each map explains.
-    :ivar method: the technique's registered name.
-    :ivar metadata: what the technique reports about the run (parameters, layer used, ...).
-    :ivar input_index: long tensor ``[N]``: which input each map belongs to. With one target per
-        input it is ``0..N-1``; with ``k`` targets per input, maps are input-major
-        (input 0's ``k`` maps first) and ``N`` is ``inputs * k``.
-    """
-
-    maps: Tensor
-    targets: Tensor
-    method: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    input_index: Tensor | None = None
-
-    def __post_init__(self) -> None:
-        if self.input_index is None:
-            self.input_index = torch.arange(self.maps.shape[0])
-
-    def __len__(self) -> int:
-        return self.maps.shape[0]
 
 
-@dataclass
-class SynthesisRecord:
-    """What a synthesizer reports about one image it made; the runner reads only these fields.
-
-    :ivar target: the class the image was made for.
-    :ivar target_probability: softmax probability of ``target`` for the final image.
-    :ivar predicted: the class the model predicts for the final image.
-    :ivar predicted_probability: its softmax probability.
-    :ivar success: whether the technique reached its goal (the model predicts the target, say).
-    :ivar iterations: steps taken for this image.
-    :ivar seconds: time spent on this image (default: the call's time over its images).
-    :ivar target_label: ``target``'s class name (filled in from the model when empty).
-    :ivar predicted_label: ``predicted``'s class name (filled in from the model when empty).
-    :ivar l2: size of the change from the starting image in pixel space (L2), if meaningful.
-    :ivar linf: the same in L-infinity.
-    :ivar extra: anything else, JSON-serialisable; written next to the fields in ``results.json``.
-    """
-
-    target: int
-    target_probability: float
-    predicted: int
-    predicted_probability: float
-    success: bool
-    iterations: int
-    seconds: float | None = None
-    target_label: str | None = None
-    predicted_label: str | None = None
-    l2: float | None = None
-    linf: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], owner: str = "synthesizer") -> SynthesisRecord:
-        """A record from a dict of its fields; keys that are not fields go into ``extra``.
-
-        :raises PluginError: naming ``owner`` and the missing fields.
-        """
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
-        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-                    and f.default_factory is dataclasses.MISSING]
-        missing = [name for name in required if name not in values]
-        if missing:
-            raise PluginError(
-                f"{owner} returned a record without {', '.join(missing)}; a record needs "
-                f"{', '.join(required)} (see xai_core.contracts.technique.SynthesisRecord)"
-            )
-        extra = {k: v for k, v in values.items() if k not in names and k != "extra"}
-        extra.update(values.get("extra") or {})
-        return cls(**{k: values[k] for k in names if k in values}, extra=extra)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields and the ``extra`` keys in one flat dict, as ``results.json`` stores it."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        return {**out, **self.extra}
 
 
-@dataclass
-class Snapshots:
-    """Intermediate images of a synthesizer that declares :attr:`Synthesizer.snapshots`.
-
-    :ivar steps: after which step each frame was kept.
-    :ivar images: float tensor ``[K, N, 3, H, W]``: ``K`` frames of the ``N`` images, on the CPU.
-    """
-
-    steps: list[int]
-    images: Tensor
 
 
-@dataclass
-class Synthesis:
-    """Images created by a technique, one per target.
-
-    :ivar images: float tensor ``[N, 3, H, W]`` in pixel space ``[0, 1]``, on the CPU.
-    :ivar targets: long tensor ``[N]``: the class each image was made for.
-    :ivar method: the technique's registered name.
-    :ivar metadata: run-level information (``params``, ``seconds``, what the technique adds).
-    :ivar records: one :class:`SynthesisRecord` per image.
-    :ivar snapshots: intermediate images, when the technique keeps them.
-    """
-
-    images: Tensor
-    targets: Tensor
-    method: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    records: list[SynthesisRecord] = field(default_factory=list)
-    snapshots: Snapshots | None = None
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
 
 
 class Technique(abc.ABC):
@@ -264,19 +139,6 @@ class AttributionContext:
     targets_per_input: int = 1
 
 
-@dataclass
-class SynthesisContext(AttributionContext):
-    """What a synthesizer's :meth:`Synthesizer.generate` gets besides model, targets and images.
-
-    Everything of :class:`AttributionContext`, and :meth:`snapshot` for a technique that
-    declares :attr:`Synthesizer.snapshots`.
-    """
-
-    frames: list[tuple[int, Tensor]] = field(default_factory=list)
-
-    def snapshot(self, step: int, images: Tensor) -> None:
-        """Keep ``images`` (``[N, 3, H, W]`` in ``[0, 1]``) as they are after ``step``."""
-        self.frames.append((step, images.detach().float().cpu()))
 
 
 def grad_ready(tensor: Tensor) -> Tensor:
@@ -288,7 +150,7 @@ def grad_ready(tensor: Tensor) -> Tensor:
     return tensor.clone() if tensor.is_inference() else tensor
 
 
-def _check_inputs(inputs: Tensor) -> None:
+def check_inputs(inputs: Tensor) -> None:
     if not isinstance(inputs, Tensor):
         raise InputError(f"inputs must be a torch.Tensor [N,3,H,W], not {type(inputs).__name__}")
     if inputs.ndim != 4 or inputs.shape[1] != 3:
@@ -300,221 +162,5 @@ def _check_inputs(inputs: Tensor) -> None:
         raise InputError(f"inputs must be a floating-point tensor, not {inputs.dtype}")
 
 
-class Attributor(Technique):
-    """Explains predictions with one map per input: ``attribute(model, inputs, target)``.
-
-    Subclasses implement :meth:`compute`. Everything else (eval mode, device, targets, hooks,
-    result checks) is done here, identically for every technique.
-    """
-
-    kind: ClassVar[str] = "attributor"
-
-    def attribute(
-        self,
-        model: ModelHandle | nn.Module,
-        inputs: Tensor,
-        target: TargetSpec = "predicted",
-    ) -> Attribution:
-        """Explain ``model``'s predictions on ``inputs``.
-
-        :param model: a handle from :func:`xai_core.load_model` or a plain ``torch.nn.Module``.
-        :param inputs: normalized batch ``[N, 3, H, W]`` (the model's own preprocessing).
-        :param target: ``"predicted"``, a class index, a class name, a sequence with one of
-            those per item, or one equal-length list per item for several targets per input
-            (maps are then input-major; see :attr:`Attribution.input_index`).
-        :return: an :class:`Attribution` with maps ``[N, H, W]`` on the CPU.
-        """
-        handle = as_model_handle(model)
-        _check_inputs(inputs)
-        start = time.perf_counter()
-        module = handle.module
-        owner = self.describe()
-        # Out of inference mode: gradient techniques must work whatever mode the caller is in.
-        with torch.inference_mode(False), model_state(module) as device, HookGuard(module) as guard:
-            x = grad_ready(inputs.detach().to(device=device, dtype=torch.float32))
-            targets = resolve_targets(target, len(x), handle, lambda: module(x)).to(device)
-            k = targets.shape[1] if targets.ndim == 2 else 1
-            index = torch.arange(len(x), device=device).repeat_interleave(k)
-            if k > 1:
-                x, targets = x[index], targets.flatten()
-            context = AttributionContext(
-                handle=handle, hooks=HookRecorder(), input_index=index, targets_per_input=k
-            )
-            with context.hooks:
-                maps = self.compute(module, x, targets, context)
-        guard.check(owner)
-        expected = (x.shape[0], x.shape[2], x.shape[3])
-        maps = check_tensor(maps, "maps", owner, expected, "[N, H, W] at input resolution")
-        metadata = {"params": dataclasses.asdict(self.params), **context.metadata}
-        metadata["seconds"] = time.perf_counter() - start
-        return Attribution(
-            maps=maps.detach().float().cpu(),
-            targets=targets.cpu(),
-            method=self.name,
-            metadata=metadata,
-            input_index=index.cpu(),
-        )
-
-    @abc.abstractmethod
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
-        """Return maps ``[N, H, W]`` for ``inputs`` (on the model's device) and ``targets``.
-
-        The model is in eval mode, its parameters do not require gradients, gradients are
-        enabled and inference mode is off (whatever the caller's mode). Register torch hooks
-        with ``context.hooks``. The maps must be finite and floating-point; the base class
-        fails the call, naming the plugin, when they are not or when a hook is left behind.
-        """
 
 
-class Synthesizer(Technique):
-    """Creates images for target classes: ``synthesize(model, target, images=None)``.
-
-    Subclasses implement :meth:`generate`. Budgets and images are in pixel space ``[0, 1]``; the
-    handle's ``normalize`` turns them into model inputs. Three class attributes tell the runner
-    how to call it (checked on registration):
-    """
-
-    kind: ClassVar[str] = "synthesizer"
-    #: Needs starting photos (fooling, PGD). ``False``: starts from noise; the runner then calls
-    #: it once per run, not once per photo.
-    starts_from_images: ClassVar[bool] = True
-    #: Makes one image per class of its ``classes`` parameter (a ``list[str]`` field of
-    #: ``Params``; empty means the run's target) rather than one per photo for its target.
-    per_class: ClassVar[bool] = False
-    #: Reports intermediate images through :meth:`SynthesisContext.snapshot`
-    #: (:attr:`Synthesis.snapshots`); the runner draws them as a progress figure.
-    snapshots: ClassVar[bool] = False
-
-    @classmethod
-    def check_class(cls, technique: type, plugin: str) -> None:
-        super().check_class(technique, plugin)
-        where = f"plugin {plugin!r}: {technique.__qualname__}"
-        if "uses_images" in vars(technique):
-            raise PluginError(f"{where} sets `uses_images`; it is now `starts_from_images`")
-        for flag in ("starts_from_images", "per_class", "snapshots"):
-            if not isinstance(getattr(technique, flag), bool):
-                raise PluginError(f"{where}.{flag} must be True or False")
-        fields = {f.name for f in dataclasses.fields(technique.Params)}
-        if technique.per_class and "classes" not in fields:
-            raise PluginError(
-                f"{where} is per_class but its Params has no `classes: list[str]` field"
-            )
-
-    def synthesize(
-        self,
-        model: ModelHandle | nn.Module,
-        target: TargetSpec,
-        images: Tensor | None = None,
-        *,
-        count: int | None = None,
-    ) -> Synthesis:
-        """Create one image per target.
-
-        :param model: a handle from :func:`xai_core.load_model` or a plain ``torch.nn.Module``.
-        :param target: class index, class name, ``"predicted"`` (needs ``images``), or one per
-            item.
-        :param images: optional starting images ``[N, 3, H, W]`` in pixel space ``[0, 1]``.
-        :param count: how many images to create when no ``images`` are given (default: one per
-            target in ``target``, else 1).
-        :raises PluginError: naming the technique and its plugin, when ``generate`` breaks the
-            contract (image or record count, shape, dtype, non-finite or out-of-range pixels,
-            a hook left on the model).
-        """
-        handle = as_model_handle(model)
-        if images is not None:
-            _check_inputs(images)
-            n = images.shape[0]
-        elif count is not None:
-            n = count
-        elif isinstance(target, Sequence) and not isinstance(target, str):
-            n = len(target)
-        else:
-            n = 1
-        start = time.perf_counter()
-        module = handle.module
-        owner = self.describe()
-        with torch.inference_mode(False), model_state(module) as device, HookGuard(module) as guard:
-            x = None
-            if images is not None:
-                x = grad_ready(images.detach().to(device=device, dtype=torch.float32))
-
-            def logits() -> Tensor:
-                if x is None:
-                    raise InputError("target 'predicted' needs starting images")
-                return module(handle.normalize(x))
-
-            targets = resolve_targets(target, n, handle, logits).to(device)
-            context = SynthesisContext(handle=handle, hooks=HookRecorder())
-            with context.hooks:
-                out = self.generate(module, targets, x, context)
-        guard.check(owner)
-        result = self._checked(out, targets.cpu(), handle, context, owner)
-        result.metadata = {"params": dataclasses.asdict(self.params), **context.metadata}
-        result.metadata["seconds"] = time.perf_counter() - start
-        return result
-
-    def _checked(
-        self, out: Any, targets: Tensor, handle: ModelHandle, context: SynthesisContext, owner: str
-    ) -> Synthesis:
-        """The :class:`Synthesis` of what ``generate`` returned, once it keeps the contract."""
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise PluginError(f"{owner}: generate must return (images, records), not "
-                              f"{type(out).__name__}")
-        images, records = out
-        n = len(targets)
-        four_d = isinstance(images, Tensor) and images.ndim == 4
-        shape = (n, 3, *images.shape[2:]) if four_d else (n, 3, 0, 0)
-        images = check_tensor(
-            images, "images", owner, shape, "[N, 3, H, W] in [0, 1], one per target",
-            unit_range=True,
-        )
-        if not isinstance(records, Sequence) or len(records) != n:
-            got = len(records) if isinstance(records, Sequence) else type(records).__name__
-            raise PluginError(f"{owner} returned {got} records for {n} targets; the contract is "
-                              "one SynthesisRecord per image")
-        typed = []
-        for i, record in enumerate(records):
-            if isinstance(record, Mapping):
-                record = SynthesisRecord.from_mapping(record, owner)
-            if not isinstance(record, SynthesisRecord):
-                raise PluginError(f"{owner} returned a record of type {type(record).__name__}; "
-                                  "the contract is a SynthesisRecord (or a dict of its fields)")
-            if int(record.target) != int(targets[i]):
-                raise PluginError(f"{owner}: record {i} is for class {record.target}, its image "
-                                  f"for class {int(targets[i])}; records follow the targets")
-            typed.append(dataclasses.replace(
-                record,
-                target_label=record.target_label or handle.label(int(record.target)),
-                predicted_label=record.predicted_label or handle.label(int(record.predicted)),
-            ))
-        snapshots = None
-        if context.frames:
-            if not self.snapshots:
-                raise PluginError(f"{owner} kept snapshots but does not declare snapshots = True")
-            steps = [step for step, _ in context.frames]
-            frames = torch.stack([frame for _, frame in context.frames])
-            snapshots = Snapshots(steps, frames.clamp(0, 1))
-        return Synthesis(
-            images=images.detach().float().clamp(0, 1).cpu(),
-            targets=targets,
-            method=self.name,
-            records=typed,
-            snapshots=snapshots,
-        )
-
-    @abc.abstractmethod
-    def generate(
-        self,
-        model: nn.Module,
-        targets: Tensor,
-        images: Tensor | None,
-        context: SynthesisContext,
-    ) -> tuple[Tensor, Sequence[SynthesisRecord]]:
-        """Return images ``[N, 3, H, W]`` in ``[0, 1]`` and one :class:`SynthesisRecord` each.
-
-        ``N`` is the number of targets; record ``i`` is for ``targets[i]``. Dicts of the record's
-        fields are accepted and converted. The model is in eval mode with frozen parameters and
-        gradients enabled; register torch hooks with ``context.hooks``.
-        """

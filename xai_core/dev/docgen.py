@@ -209,7 +209,7 @@ def _title(all_plugins: bool) -> str:
 
 
 def _techniques(all_plugins: bool) -> str:
-    from xai_core.contracts.technique import Attributor
+    from xai_core.contracts.attributor import Attributor
     from xai_core.plugins.manager import get_registries
 
     entries = _shown(get_registries().techniques, all_plugins)

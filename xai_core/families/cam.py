@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xai_core.contracts.technique import AttributionContext, Attributor
+from xai_core.contracts.attributor import Attributor
+from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import PluginError, XaiError
 from xai_core.families.batches import distinct_inputs
 from xai_core.nn.layers import LayerLayout, TargetLayer, find_target_layer, infer_layout

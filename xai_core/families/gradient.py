@@ -27,7 +27,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from xai_core.contracts.technique import AttributionContext, Attributor
+from xai_core.contracts.attributor import Attributor
+from xai_core.contracts.technique import AttributionContext
 from xai_core.nn.gradients import REDUCTIONS, reduce_channels
 
 __all__ = ["GradientAttributor", "reduction_param"]

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from xai_core.contracts.technique import AttributionContext, Attributor
+from xai_core.contracts.attributor import Attributor
+from xai_core.contracts.technique import AttributionContext
 from xai_core.families.batches import distinct_inputs
 from xai_core.nn.fusion import folded_batch_norm
 from xai_core.nn.gradients import channels_last_layout

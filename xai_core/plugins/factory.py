@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.params import build_params
-from xai_core.contracts.technique import Attributor, Synthesizer, Technique
+from xai_core.contracts.synthesizer import Synthesizer
+from xai_core.contracts.technique import Technique
 from xai_core.errors import UnknownNameError
 from xai_core.plugins.manager import get_registries
 from xai_core.plugins.registry import Registry

@@ -53,9 +53,10 @@ from typing import Any
 
 import pluggy
 
+from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelEntry
-from xai_core.contracts.technique import Attributor, Synthesizer
+from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.errors import PluginError, close_matches
 from xai_core.plugins import hookspecs
 from xai_core.plugins.registry import Registry

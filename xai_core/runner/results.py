@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.technique import Synthesizer, Technique
+from xai_core.contracts.synthesizer import Synthesizer
+from xai_core.contracts.technique import Technique
 from xai_core.io import write_json
 from xai_core.report.figures import grid_figure
 from xai_core.report.tables import write_metrics_table

@@ -33,9 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.targets import resolve_targets
-from xai_core.contracts.technique import Attributor, Synthesizer, Technique
+from xai_core.contracts.technique import Technique
 from xai_core.errors import TargetError, XaiError
 from xai_core.io import write_npy, write_png, write_text
 from xai_core.models.loading import load_model

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric, MetricResult
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.technique import Attributor
 
 
 def score_maps(

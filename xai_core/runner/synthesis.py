@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.technique import Synthesis, SynthesisRecord, Synthesizer
+from xai_core.contracts.synthesizer import Synthesis, SynthesisRecord, Synthesizer
 from xai_core.io import write_npy, write_png
 from xai_core.report.figures import (
     class_visualization_figure,

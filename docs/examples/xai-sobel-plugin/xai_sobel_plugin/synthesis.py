@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 import xai_core
-from xai_core.contracts.technique import SynthesisContext, SynthesisRecord
+from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.nn.gradients import class_scores
 
 from .edges import sobel_magnitude

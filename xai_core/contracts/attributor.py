@@ -1,0 +1,119 @@
+"""The attributor contract: :class:`Attributor` (implement ``compute``) and its result,
+:class:`Attribution` (one map per input and target).
+
+The base class does the bookkeeping (see :mod:`xai_core.contracts.technique`); the family bases
+that most attributors build on live in :mod:`xai_core.families`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from xai_core.contracts.checks import HookGuard, check_tensor
+from xai_core.contracts.model import ModelHandle, as_model_handle
+from xai_core.contracts.targets import TargetSpec, resolve_targets
+from xai_core.contracts.technique import AttributionContext, Technique, check_inputs, grad_ready
+from xai_core.nn.hooks import HookRecorder, model_state
+
+__all__ = ["Attribution", "Attributor"]
+
+@dataclass
+class Attribution:
+    """Maps that explain predictions, one per input item.
+
+    :ivar maps: float tensor ``[N, H, W]`` at input resolution, on the CPU.
+    :ivar targets: long tensor ``[N]``: the class each map explains.
+    :ivar method: the technique's registered name.
+    :ivar metadata: what the technique reports about the run (parameters, layer used, ...).
+    :ivar input_index: long tensor ``[N]``: which input each map belongs to. With one target per
+        input it is ``0..N-1``; with ``k`` targets per input, maps are input-major
+        (input 0's ``k`` maps first) and ``N`` is ``inputs * k``.
+    """
+
+    maps: Tensor
+    targets: Tensor
+    method: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    input_index: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_index is None:
+            self.input_index = torch.arange(self.maps.shape[0])
+
+    def __len__(self) -> int:
+        return self.maps.shape[0]
+
+
+class Attributor(Technique):
+    """Explains predictions with one map per input: ``attribute(model, inputs, target)``.
+
+    Subclasses implement :meth:`compute`. Everything else (eval mode, device, targets, hooks,
+    result checks) is done here, identically for every technique.
+    """
+
+    kind: ClassVar[str] = "attributor"
+
+    def attribute(
+        self,
+        model: ModelHandle | nn.Module,
+        inputs: Tensor,
+        target: TargetSpec = "predicted",
+    ) -> Attribution:
+        """Explain ``model``'s predictions on ``inputs``.
+
+        :param model: a handle from :func:`xai_core.load_model` or a plain ``torch.nn.Module``.
+        :param inputs: normalized batch ``[N, 3, H, W]`` (the model's own preprocessing).
+        :param target: ``"predicted"``, a class index, a class name, a sequence with one of
+            those per item, or one equal-length list per item for several targets per input
+            (maps are then input-major; see :attr:`Attribution.input_index`).
+        :return: an :class:`Attribution` with maps ``[N, H, W]`` on the CPU.
+        """
+        handle = as_model_handle(model)
+        check_inputs(inputs)
+        start = time.perf_counter()
+        module = handle.module
+        owner = self.describe()
+        # Out of inference mode: gradient techniques must work whatever mode the caller is in.
+        with torch.inference_mode(False), model_state(module) as device, HookGuard(module) as guard:
+            x = grad_ready(inputs.detach().to(device=device, dtype=torch.float32))
+            targets = resolve_targets(target, len(x), handle, lambda: module(x)).to(device)
+            k = targets.shape[1] if targets.ndim == 2 else 1
+            index = torch.arange(len(x), device=device).repeat_interleave(k)
+            if k > 1:
+                x, targets = x[index], targets.flatten()
+            context = AttributionContext(
+                handle=handle, hooks=HookRecorder(), input_index=index, targets_per_input=k
+            )
+            with context.hooks:
+                maps = self.compute(module, x, targets, context)
+        guard.check(owner)
+        expected = (x.shape[0], x.shape[2], x.shape[3])
+        maps = check_tensor(maps, "maps", owner, expected, "[N, H, W] at input resolution")
+        metadata = {"params": dataclasses.asdict(self.params), **context.metadata}
+        metadata["seconds"] = time.perf_counter() - start
+        return Attribution(
+            maps=maps.detach().float().cpu(),
+            targets=targets.cpu(),
+            method=self.name,
+            metadata=metadata,
+            input_index=index.cpu(),
+        )
+
+    @abc.abstractmethod
+    def compute(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        """Return maps ``[N, H, W]`` for ``inputs`` (on the model's device) and ``targets``.
+
+        The model is in eval mode, its parameters do not require gradients, gradients are
+        enabled and inference mode is off (whatever the caller's mode). Register torch hooks
+        with ``context.hooks``. The maps must be finite and floating-point; the base class
+        fails the call, naming the plugin, when they are not or when a hook is left behind.
+        """
