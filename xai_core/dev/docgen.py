@@ -86,6 +86,8 @@ _INT64_MAX = 2**63 - 1
 #: The modules whose public names (``__all__``) a plugin may build on, in reading order.
 HELPER_MODULES = (
     "xai_core.contracts.technique",
+    "xai_core.contracts.attributor",
+    "xai_core.contracts.synthesizer",
     "xai_core.contracts.metric",
     "xai_core.contracts.model",
     "xai_core.families.gradient",

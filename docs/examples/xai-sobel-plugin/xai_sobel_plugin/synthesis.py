@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 import xai_core
-from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.nn.gradients import class_scores
 
 from .edges import sobel_magnitude
@@ -40,8 +39,8 @@ class EdgePush(xai_core.Synthesizer):
         model: nn.Module,
         targets: Tensor,
         images: Tensor | None,
-        context: SynthesisContext,
-    ) -> tuple[Tensor, list[SynthesisRecord]]:
+        context: xai_core.SynthesisContext,
+    ) -> tuple[Tensor, list[xai_core.SynthesisRecord]]:
         if images is None:
             raise xai_core.XaiError("edge_push changes photos: give starting images")
         start_time = time.perf_counter()
@@ -66,7 +65,7 @@ class EdgePush(xai_core.Synthesizer):
             predicted = int(probabilities[i].argmax())
             change = (x[i] - images[i]).flatten()
             records.append(
-                SynthesisRecord(
+                xai_core.SynthesisRecord(
                     target=target,
                     target_probability=float(probabilities[i, target]),
                     predicted=predicted,
