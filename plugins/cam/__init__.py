@@ -37,8 +37,10 @@ gradient CAM is one ``cam_weights`` method) live in :mod:`xai_core.families.cam`
 
 from __future__ import annotations
 
-from xai_core_plugins.cam.eigen_cam import EigenCam
-from xai_core_plugins.cam.gradient_cams import (
+from xai_core import hookimpl
+
+from .eigen_cam import EigenCam
+from .gradient_cams import (
     GradCam,
     GradCamPlusPlus,
     GuidedGradCam,
@@ -46,9 +48,7 @@ from xai_core_plugins.cam.gradient_cams import (
     LayerCamMethod,
     XGradCam,
 )
-from xai_core_plugins.cam.score_cam import ScoreCam
-
-from xai_core import hookimpl
+from .score_cam import ScoreCam
 
 __all__ = [
     "CAM_METHODS",

@@ -14,16 +14,16 @@ The building blocks (class scores, input gradients, channel reductions, ReLU rul
 
 from __future__ import annotations
 
-from xai_core_plugins.gradients.backprop import Deconvnet, GradientXInput, GuidedBackprop
-from xai_core_plugins.gradients.integrated_gradients import (
+from xai_core import hookimpl
+
+from .backprop import Deconvnet, GradientXInput, GuidedBackprop
+from .integrated_gradients import (
     IG_BASELINES,
     IG_METHODS,
     IntegratedGradients,
     quadrature,
 )
-from xai_core_plugins.gradients.noise_tunnel import NOISE_TYPES, NoiseTunnel
-
-from xai_core import hookimpl
+from .noise_tunnel import NOISE_TYPES, NoiseTunnel
 
 __all__ = [
     "IG_BASELINES",

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 
-from xai_core_plugins.groundtruth.model import load_groundtruth_cnn
-
 from xai_core import hookimpl
 from xai_core.runner.config import load_config
 from xai_core.runner.state import print_progress
+
+from .model import load_groundtruth_cnn
 
 
 @hookimpl
@@ -59,7 +59,7 @@ def _benchmark_arguments(parser: argparse.ArgumentParser) -> None:
 def _benchmark(args: argparse.Namespace) -> int:
     # The runner pulls in matplotlib and the report code: every `xai` start loads this plugin,
     # only `xai benchmark` needs them.
-    from xai_core_plugins.groundtruth.benchmark import run_benchmark
+    from .benchmark import run_benchmark
 
     result = run_benchmark(load_config(args.config, args.overrides), progress=print_progress)
     print(result.markdown, end="")

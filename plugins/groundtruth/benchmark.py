@@ -35,13 +35,10 @@ import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from xai_core_plugins.groundtruth.controls import CONTROLS, CentreGaussian, EdgeDetector, RandomMap
-from xai_core_plugins.groundtruth.data import CLASS_NAMES
 
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelHandle
-from xai_core.dev.docgen import generate
 from xai_core.errors import ConfigError, XaiError
 from xai_core.io import save_figure, write_json, write_text
 from xai_core.models.loading import load_model
@@ -51,6 +48,9 @@ from xai_core.report.tables import metrics_table, table_markdown
 from xai_core.runner.config import ExperimentConfig, to_yaml
 from xai_core.runner.environment import environment, resolve_device, seed_everything
 from xai_core.runner.scoring import score_maps
+
+from .controls import CONTROLS, CentreGaussian, EdgeDetector, RandomMap
+from .data import CLASS_NAMES, generate
 
 __all__ = [
     "BenchmarkResult",

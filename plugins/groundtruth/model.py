@@ -4,10 +4,11 @@ from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
-from xai_core_plugins.groundtruth.data import CLASS_NAMES, PREPROCESSING
 
 from xai_core.contracts.model import ModelHandle, load_checkpoint
 from xai_core.errors import XaiError
+
+from .data import CLASS_NAMES, PREPROCESSING
 
 
 class GroundTruthCNN(nn.Module):

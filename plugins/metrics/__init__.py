@@ -15,7 +15,9 @@ Each metric's documentation cites its paper and section. The baselines and the b
 
 from __future__ import annotations
 
-from xai_core_plugins.metrics.curves import (
+from xai_core import hookimpl
+
+from .curves import (
     FILLS,
     OUTPUTS,
     Deletion,
@@ -25,23 +27,21 @@ from xai_core_plugins.metrics.curves import (
     perturbation_curves,
     pixel_ranks,
 )
-from xai_core_plugins.metrics.localisation import PointingGame, RelevanceMass, RelevanceRank, dilate
-from xai_core_plugins.metrics.randomisation import (
+from .localisation import PointingGame, RelevanceMass, RelevanceRank, dilate
+from .randomisation import (
     CascadingRandomization,
     map_ssim,
     parameter_layers,
     rank_correlation,
     reinitialise,
 )
-from xai_core_plugins.metrics.robustness import (
+from .robustness import (
     NORMS,
     Infidelity,
     MaxSensitivity,
     infidelity_from_noise,
     max_sensitivity_from_noise,
 )
-
-from xai_core import hookimpl
 
 __all__ = [
     "BUILTIN_METRICS",

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor, nn
-from xai_core_plugins.metrics.curves import pixel_ranks
 
 from xai_core.contracts.metric import Metric, MetricContext
+
+from .curves import pixel_ranks
 
 __all__ = ["PointingGame", "RelevanceMass", "RelevanceRank", "dilate"]
 

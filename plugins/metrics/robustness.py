@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from xai_core_plugins.metrics.curves import OUTPUTS, model_outputs
 
 from xai_core.contracts.metric import Metric, MetricContext
+
+from .curves import OUTPUTS, model_outputs
 
 __all__ = [
     "NORMS",

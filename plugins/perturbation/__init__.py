@@ -16,11 +16,11 @@ What does not live here: gradient methods (``saliency``, ``gradients``) and CAM 
 
 from __future__ import annotations
 
-from xai_core_plugins.perturbation.occlusion import Occlusion, occlusion_corners
-from xai_core_plugins.perturbation.reach import LocalLayer, local_layers
-from xai_core_plugins.perturbation.rise import Rise, rise_grids, rise_masks
-
 from xai_core import hookimpl
+
+from .occlusion import Occlusion, occlusion_corners
+from .reach import LocalLayer, local_layers
+from .rise import Rise, rise_grids, rise_masks
 
 __all__ = [
     "LocalLayer",

@@ -24,7 +24,10 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from xai_core_plugins.perturbation.reach import (
+
+from xai_core.nn.hooks import HookRecorder
+
+from .reach import (
     MAX_CROP_SHARE,
     MAX_LAYER_TRIES,
     MAX_SECOND_SHARE,
@@ -32,8 +35,6 @@ from xai_core_plugins.perturbation.reach import (
     local_layers,
     may_reuse,
 )
-
-from xai_core.nn.hooks import HookRecorder
 
 __all__ = ["IncrementalOcclusion"]
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from xai_core_plugins.perturbation.incremental import IncrementalOcclusion
 
 from xai_core import AttributionContext, PerturbationAttributor
 from xai_core.errors import ConfigError, InputError
+
+from .incremental import IncrementalOcclusion
 
 __all__ = ["Occlusion", "occlusion_corners"]
 

@@ -21,11 +21,11 @@ made by :func:`image_records`. Parameter ranges are declared on the ``Params`` f
 
 from __future__ import annotations
 
-from xai_core_plugins.synthesis.adversarial import FGSM, PGD, Fooling
-from xai_core_plugins.synthesis.class_visualization import ClassVisualization
-from xai_core_plugins.synthesis.feature_visualization import FeatureVisualization
-
 from xai_core import hookimpl
+
+from .adversarial import FGSM, PGD, Fooling
+from .class_visualization import ClassVisualization
+from .feature_visualization import FeatureVisualization
 
 
 @hookimpl

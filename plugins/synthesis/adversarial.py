@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from xai_core_plugins.synthesis.common import (
+
+from xai_core import Synthesizer
+from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
+from xai_core.nn.gradients import class_scores
+
+from .common import (
     image_records,
     model_logits,
     needs_images,
@@ -20,10 +25,6 @@ from xai_core_plugins.synthesis.common import (
     progress,
     quantize,
 )
-
-from xai_core import Synthesizer
-from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
-from xai_core.nn.gradients import class_scores
 
 __all__ = ["Fooling", "FGSM", "PGD", "project", "normalized_step"]
 

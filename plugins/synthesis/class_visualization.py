@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from xai_core_plugins.synthesis.common import image_records, per_image, progress
 
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord, Synthesizer
 from xai_core.nn.gradients import class_scores
+
+from .common import image_records, per_image, progress
 
 
 def gaussian_blur(images: Tensor, sigma: float) -> Tensor:

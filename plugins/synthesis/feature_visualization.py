@@ -30,14 +30,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from xai_core_plugins.synthesis.class_visualization import image_size
-from xai_core_plugins.synthesis.common import image_records, progress
 
 from xai_core import Synthesizer
 from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.errors import ConfigError, XaiError
 from xai_core.nn.gradients import class_scores
 from xai_core.nn.hooks import get_module
+
+from .class_visualization import image_size
+from .common import image_records, progress
 
 __all__ = [
     "FeatureVisualization",
