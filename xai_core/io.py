@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from PIL import Image
 
 __all__ = ["atomic_open", "write_json", "write_text", "write_npy", "write_png", "save_figure"]
 
@@ -53,7 +54,6 @@ def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
 
 def write_png(path: str | os.PathLike[str], pixels: Any) -> None:
     """An image tensor/array ``[3, H, W]`` in ``[0, 1]`` as an 8-bit RGB PNG."""
-    from PIL import Image
 
     array = np.asarray(pixels, dtype=np.float32)
     if array.ndim == 3 and array.shape[0] == 3:

@@ -44,15 +44,18 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from xai_core.contracts.attributor import Attributor
-from xai_core.contracts.metric import Metric, MetricResult
+from xai_core.contracts.metric import REQUIREMENTS, Metric, MetricResult
 from xai_core.contracts.model import ModelHandle, as_model_handle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import XaiError
+from xai_core.models.loading import load_model
 from xai_core.nn.gradients import input_gradients
+from xai_core.plugins.factory import get_attributor, get_metric, get_synthesizer
 
 __all__ = [
     "ContractError",
@@ -146,8 +149,6 @@ def _compare_state(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 def _resolve(kind: type, technique: str | type | Any, params: Mapping[str, Any] | None) -> Any:
-    from xai_core.plugins.factory import get_attributor, get_metric, get_synthesizer
-
     if isinstance(technique, str):
         factories = {Attributor: get_attributor, Synthesizer: get_synthesizer, Metric: get_metric}
         return factories[kind](technique, **dict(params or {}))
@@ -378,7 +379,6 @@ def check_metric(
         ``"attributor"``.
     :param checks: a subset of :data:`METRIC_CHECKS`.
     """
-    from xai_core.contracts.metric import REQUIREMENTS
 
     method = _resolve(Metric, metric, params)
     label = method.name or type(method).__name__
@@ -490,9 +490,6 @@ def check_model(
     :param checks: a subset of :data:`MODEL_CHECKS`; by default all of them for a name, all
         but ``options`` (which calls the loader again) for a handle.
     """
-    from PIL import Image
-
-    from xai_core.models.loading import load_model
 
     name = model if isinstance(model, str) else None
     load_options = {"pretrained": False, **dict(options or {})}

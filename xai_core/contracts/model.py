@@ -20,7 +20,9 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from xai_core.errors import ModelLoadError, XaiError
+from xai_core.errors import InputError, ModelLoadError, XaiError
+from xai_core.nn.hooks import model_device
+from xai_core.nn.layers import auto_layer
 
 __all__ = [
     "ModelHandle",
@@ -49,13 +51,12 @@ class Preprocessing:
 
     def to_pixels(self, image: Image.Image) -> Tensor:
         """Resized and cropped image ``[3, H, W]`` in ``[0, 1]`` (not normalized)."""
+        # timm and torchvision take ~2 s to import: `import xai_core` does not pay for them.
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
 
         width, height = image.size
         if min(width, height) < 1 or max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
-            from xai_core.errors import InputError
-
             raise InputError(
                 f"image of {width}x{height} pixels has an aspect ratio beyond "
                 f"{MAX_ASPECT_RATIO}:1; resizing its short side to {self.resize_size} would "
@@ -130,8 +131,6 @@ class ModelHandle:
 
     @property
     def device(self) -> torch.device:
-        from xai_core.nn.hooks import model_device
-
         return model_device(self.module)
 
     def last_conv_block(self) -> str:
@@ -141,8 +140,6 @@ class ModelHandle:
         maps and transformer tokens, at this model's input size.
         """
         if self._last_conv_block is None:
-            from xai_core.nn.layers import auto_layer
-
             self._last_conv_block = auto_layer(self.module, self.preprocessing.input_size)
         return self._last_conv_block
 
@@ -194,7 +191,7 @@ def as_model_handle(model: ModelHandle | nn.Module) -> ModelHandle:
 
 @functools.lru_cache(maxsize=1)
 def _imagenet_names() -> tuple[str, ...]:
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
+    from torchvision.models._meta import _IMAGENET_CATEGORIES  # start-up: see to_pixels
 
     return tuple(_IMAGENET_CATEGORIES)
 
@@ -288,7 +285,7 @@ def _few(keys: Sequence[str], n: int = 5) -> str:
 
 
 def timm_preprocessing(module: nn.Module) -> Preprocessing:
-    import timm.data
+    import timm.data  # start-up: see Preprocessing.to_pixels
 
     cfg = timm.data.resolve_model_data_config(module)
     _, height, width = cfg["input_size"]

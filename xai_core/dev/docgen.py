@@ -20,13 +20,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import inspect
+import os
 import re
 import sys
 import textwrap
 import typing
 from pathlib import Path
 from typing import Any
+
+from xai_core.contracts.attributor import Attributor
+from xai_core.io import write_text
+from xai_core.plugins import hookspecs
+from xai_core.plugins.manager import get_registries
+from xai_core.runner import config
 
 __all__ = ["generate", "field_docs", "params_table", "write", "main"]
 
@@ -138,8 +146,6 @@ def params_table(cls: type) -> str:
 
 
 def _hooks() -> str:
-    from xai_core.plugins import hookspecs
-
     parts = [HEADER, "# Hook reference\n\n", textwrap.dedent(hookspecs.__doc__ or "").strip(), "\n"]
     for name in hookspecs.HOOK_NAMES:
         spec = getattr(hookspecs, name)
@@ -151,7 +157,6 @@ def _hooks() -> str:
 
 def _shown(registry: Any, all_plugins: bool) -> list[Any]:
     """The registry's entries to document: the built-in plugins' only, or every plugin's."""
-    from xai_core.plugins.manager import get_registries
 
     infos = get_registries().plugins
     return [
@@ -163,7 +168,6 @@ def _shown(registry: Any, all_plugins: bool) -> list[Any]:
 
 def _origin(entry: Any) -> str:
     """``plugin `name``` and, for a third-party plugin, the package that provides it."""
-    from xai_core.plugins.manager import get_registries
 
     info = get_registries().plugins.get(entry.plugin)
     text = f"plugin `{entry.plugin}`"
@@ -211,9 +215,6 @@ def _title(all_plugins: bool) -> str:
 
 
 def _techniques(all_plugins: bool) -> str:
-    from xai_core.contracts.attributor import Attributor
-    from xai_core.plugins.manager import get_registries
-
     entries = _shown(get_registries().techniques, all_plugins)
     parts = [HEADER, f"# {_title(all_plugins)} techniques\n\n"]
     parts.append(
@@ -229,8 +230,6 @@ def _techniques(all_plugins: bool) -> str:
 
 
 def _metrics(all_plugins: bool) -> str:
-    from xai_core.plugins.manager import get_registries
-
     parts = [
         HEADER,
         f"# {_title(all_plugins)} metrics\n\n",
@@ -241,8 +240,6 @@ def _metrics(all_plugins: bool) -> str:
 
 
 def _models(all_plugins: bool) -> str:
-    from xai_core.plugins.manager import get_registries
-
     parts = [
         HEADER,
         f"# {_title(all_plugins)} models\n\n",
@@ -269,8 +266,6 @@ def _models(all_plugins: bool) -> str:
 
 
 def _commands(all_plugins: bool) -> str:
-    from xai_core.plugins.manager import get_registries
-
     parts = [
         HEADER,
         f"# {_title(all_plugins)} plugin commands\n\n",
@@ -290,8 +285,6 @@ def _commands(all_plugins: bool) -> str:
 
 
 def _config() -> str:
-    from xai_core.runner import config
-
     parts = [HEADER, "# Config reference\n\n", inspect.cleandoc(config.__doc__ or ""), "\n"]
     seen: list[type] = []
 
@@ -332,8 +325,6 @@ def _public_names(module: Any) -> list[str]:
 
 
 def _helpers() -> str:
-    import importlib
-
     parts = [
         HEADER,
         "# Helpers for plugins\n\n",
@@ -378,7 +369,6 @@ def generate(all_plugins: bool = False) -> dict[str, str]:
 
 def write(directory: str | Path = "docs/reference", all_plugins: bool = False) -> list[Path]:
     """Write :func:`generate`'s files into ``directory``; returns their paths."""
-    from xai_core.io import write_text
 
     written = []
     for name, text in generate(all_plugins).items():
@@ -390,7 +380,6 @@ def write(directory: str | Path = "docs/reference", all_plugins: bool = False) -
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m xai_core.dev.docgen [DIR] [--all-plugins]``."""
-    import os
 
     parser = argparse.ArgumentParser(
         prog="python -m xai_core.dev.docgen", description="Write the reference docs."

@@ -41,7 +41,7 @@ def _conv_folds(conv: nn.Module) -> bool:
     if _plain_forward(conv, nn.Conv2d):
         return True
     try:
-        from timm.layers import Conv2dSame
+        from timm.layers import Conv2dSame  # timm takes ~2 s to import: only when folding
     except ImportError:  # pragma: no cover - timm is a dependency
         return False
     return _plain_forward(conv, Conv2dSame)

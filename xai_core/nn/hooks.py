@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from xai_core.errors import UnknownNameError
+
 __all__ = ["HookRecorder", "model_state", "model_device", "get_module"]
 
 
@@ -90,7 +92,6 @@ def model_state(model: nn.Module) -> Iterator[torch.device]:
 
 def get_module(model: nn.Module, path: str) -> nn.Module:
     """The submodule at ``path`` (``"layer4.1"``, ``"blocks.6"``), with a clear error if absent."""
-    from xai_core.errors import UnknownNameError
 
     if path in ("", "."):
         return model

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 __all__ = ["DistContext"]
 
@@ -42,7 +43,6 @@ class DistContext:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
-        import torch.distributed as dist
 
         rank = int(os.environ["RANK"])
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -58,8 +58,6 @@ class DistContext:
 
     def barrier(self) -> None:
         if self.enabled:
-            import torch.distributed as dist
-
             if dist.get_backend() == "nccl":
                 dist.barrier(device_ids=[torch.cuda.current_device()])
             else:
@@ -69,7 +67,6 @@ class DistContext:
         """Sum an integer over all ranks (e.g. the number of failed items)."""
         if not self.enabled:
             return value
-        import torch.distributed as dist
 
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"
         tensor = torch.tensor([value], dtype=torch.long, device=device)
@@ -78,6 +75,4 @@ class DistContext:
 
     def close(self) -> None:
         if self.initialised_here:
-            import torch.distributed as dist
-
             dist.destroy_process_group()

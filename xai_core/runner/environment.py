@@ -34,6 +34,7 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
 
 def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
     """Versions and hardware, for ``results.json``."""
+    # Imported for their versions only; a run has loaded them by now (timm takes ~2 s).
     import timm
     import torchvision
 

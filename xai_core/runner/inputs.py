@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from xai_core.errors import InputError, UnknownNameError, XaiError
@@ -181,8 +182,6 @@ def load_image(path: str | Path) -> Image.Image:
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        import numpy as np
-
         array = np.asarray(image, dtype=np.float64)
         if image.mode == "F" and array.max() <= 1.0:
             top = 1.0

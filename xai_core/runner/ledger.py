@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from xai_core.io import write_json
 
@@ -42,8 +43,6 @@ def readable(path: Path) -> bool:
         if path.suffix == ".npy":
             np.load(path, allow_pickle=False)
         elif path.suffix == ".png":
-            from PIL import Image
-
             with Image.open(path) as image:
                 image.verify()
         elif path.suffix == ".json":

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
@@ -75,7 +76,6 @@ def write_grid(out: Path, items: list[dict[str, Any]], labels: list[str]) -> Non
             cells[cell] = np.load(out / item["files"]["map"])
     if not keys:
         return
-    from PIL import Image
 
     rows = []
     for key in keys:

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
@@ -137,7 +139,7 @@ def _imagenet_wnid(label: str) -> str:
     """ImageNet folders are often named by WordNet id (n02123159); map those to class names."""
     if len(label) == 9 and label[0] == "n" and label[1:].isdigit():
         try:
-            from timm.data import ImageNetInfo
+            from timm.data import ImageNetInfo  # timm takes ~2 s to import: only here
 
             info = ImageNetInfo()
             return str(info.label_names().index(label))
@@ -227,8 +229,6 @@ def _attribute_chunk(technique: Attributor, chunk: list[ImageItem], handle, devi
 
 
 def _loader(sources: list[InputImage], handle: ModelHandle, config: ExperimentConfig):
-    from torch.utils.data import DataLoader
-
     workers = max(0, config.workers)
     return DataLoader(
         ImageDataset(sources, handle.preprocessing),
@@ -248,8 +248,6 @@ def _quiet_worker(_worker_id: int) -> None:
 
 
 def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="img", desc="explaining", disable=None if enabled else True,
                 dynamic_ncols=True)
 
