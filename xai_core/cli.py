@@ -32,7 +32,8 @@ from xai_core.dev.scaffold import new_plugin
 from xai_core.errors import UnknownNameError, XaiError
 from xai_core.models.loading import check_model_name, list_models
 from xai_core.plugins.factory import list_attributors, list_synthesizers
-from xai_core.plugins.manager import Command, Registries, get_registries, loaded_plugins
+from xai_core.plugins.manager import get_registries, loaded_plugins
+from xai_core.plugins.registration import Command, Registries
 from xai_core.plugins.registry import QUALIFIER, Entry
 from xai_core.runner.config import load_config, to_yaml
 from xai_core.runner.inputs import SAMPLES

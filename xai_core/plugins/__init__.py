@@ -7,9 +7,6 @@ runner and the CLI (what uses plugins).
 
 from xai_core.plugins.manager import (
     ENTRY_POINT_GROUP,
-    Command,
-    PluginInfo,
-    Registries,
     get_plugin_manager,
     get_registries,
     hookimpl,
@@ -19,6 +16,7 @@ from xai_core.plugins.manager import (
     reset,
     unregister_plugin,
 )
+from xai_core.plugins.registration import Command, PluginInfo, Registries
 
 __all__ = [
     "ENTRY_POINT_GROUP",

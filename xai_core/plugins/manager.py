@@ -43,22 +43,22 @@ Environment variables:
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
-from xai_core.contracts.attributor import Attributor
-from xai_core.contracts.metric import Metric
-from xai_core.contracts.model import ModelEntry
-from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.errors import PluginError, close_matches
 from xai_core.plugins import hookspecs
+from xai_core.plugins.registration import (
+    CORE_DISTRIBUTION,
+    PendingRegistrations,
+    PluginInfo,
+    Registries,
+    registration_callbacks,
+)
 from xai_core.plugins.registry import Registry
 
 __all__ = [
@@ -70,14 +70,10 @@ __all__ = [
     "loaded_plugins",
     "installed_entry_points",
     "reset",
-    "Command",
-    "PluginInfo",
-    "Registries",
     "ENTRY_POINT_GROUP",
 ]
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
-CORE_DISTRIBUTION = "xai-core"
 ENV_DISABLE_AUTOLOAD = "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD"
 ENV_ALLOW = "XAI_CORE_PLUGINS"
 ENV_LIST = "XAI_CORE_LIST_PLUGINS"
@@ -85,71 +81,10 @@ ENV_LIST = "XAI_CORE_LIST_PLUGINS"
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
 
 
-@dataclass
-class PluginInfo:
-    """A plugin: its name, where it came from, what it registered, and whether it works.
-
-    :param name: the plugin's name: its entry-point name, or the name given to
-        :func:`register_plugin`.
-    :param module: what the entry point points to (``package.module``).
-    :param distribution: the installed package (``pip`` name) that provides it; ``None`` for a
-        plugin registered at run time.
-    :param entry_point: whether it came from the entry-point group (as opposed to
-        :func:`register_plugin`).
-    :param status: ``"ok"``, or ``"broken"`` for a plugin that was skipped (see the module doc).
-    :param reason: for a broken plugin, what is wrong with it.
-    """
-
-    name: str
-    module: str
-    distribution: str | None = None
-    version: str | None = None
-    provides: dict[str, list[str]] = field(default_factory=dict)
-    entry_point: bool = False
-    status: str = "ok"
-    reason: str = ""
-
-    @property
-    def builtin(self) -> bool:
-        return self.distribution == CORE_DISTRIBUTION
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def source(self) -> str:
-        """``distribution version``, or ``local`` for a plugin registered at run time."""
-        if self.distribution is None:
-            return "local"
-        return f"{self.distribution} {self.version}" if self.version else self.distribution
-
-    @property
-    def contained(self) -> bool:
-        """Whether a failure of this plugin is contained (skipped with a warning) rather than
-        raised: true for installed plugins other than xai-core's own."""
-        return self.entry_point and not self.builtin
 
 
-@dataclass(frozen=True)
-class Command:
-    """An ``xai`` subcommand a plugin registered with the ``register_commands`` hook."""
-
-    name: str
-    handler: Callable[[argparse.Namespace], int | None]
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None] | None = None
 
 
-@dataclass
-class Registries:
-    """Everything the plugins registered, by kind, and every plugin (broken ones included)."""
-
-    techniques: Registry[Any]
-    models: Registry[ModelEntry]
-    plugins: dict[str, PluginInfo]
-    metrics: Registry[Any] = field(default_factory=lambda: Registry("metric", "metrics"))
-    commands: Registry[Command] = field(default_factory=lambda: Registry("command"))
 
 
 _manager: pluggy.PluginManager | None = None
@@ -341,84 +276,12 @@ def reset() -> None:
     _infos.clear()
 
 
-class _Pending:
-    """One plugin's registrations, checked as they come and applied only if all its hooks
-    succeed, so that a broken plugin leaves no half of itself behind."""
-
-    def __init__(self, plugin: str, info: PluginInfo):
-        self.plugin = plugin
-        self.info = info
-        self.items: list[tuple[Registry[Any], str, Any, str]] = []
-
-    def add(self, registry: Registry[Any], name: str, obj: Any, provides: str) -> None:
-        registry.check_name(name, self.plugin)
-        if any(r is registry and n == name for r, n, _, _ in self.items):
-            raise PluginError(
-                f"plugin {self.plugin!r} registers the {registry.kind} name {name!r} twice"
-            )
-        self.items.append((registry, name, obj, provides))
-
-    def apply(self) -> None:
-        self.info.provides = {}
-        for registry, name, obj, provides in self.items:
-            registry.add(name, obj, self.plugin)
-            self.info.provides.setdefault(provides, []).append(name)
 
 
-def _class_register(pending: _Pending, base: type, registry: Registry[Any], kind: str):
-    """``register(cls, name=None)`` for hooks that register subclasses of ``base``."""
-
-    def register(cls: type, name: str | None = None) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginError(
-                f"plugin {pending.plugin!r} passed {cls!r} to register_{kind}s' register(); "
-                f"it takes a subclass of xai_core.{base.__name__}"
-            )
-        base.check_class(cls, pending.plugin)  # type: ignore[attr-defined]
-        pending.add(registry, name or cls.name, cls, kind + "s")
-
-    return register
 
 
-def _model_register(pending: _Pending, registry: Registry[ModelEntry]):
-    def register(
-        name: str,
-        loader: Callable[..., Any],
-        description: str = "",
-        lister: Callable[[], list[str]] | None = None,
-    ) -> None:
-        if not callable(loader):
-            raise PluginError(
-                f"plugin {pending.plugin!r} registered model {name!r} with a loader that is not "
-                "callable"
-            )
-        pending.add(registry, name, ModelEntry(name, loader, description, lister), "models")
-
-    return register
 
 
-def _command_register(pending: _Pending, registry: Registry[Command]):
-    def register(
-        name: str,
-        handler: Callable[[argparse.Namespace], int | None],
-        *,
-        help: str,
-        configure: Callable[[argparse.ArgumentParser], None] | None = None,
-    ) -> None:
-        where = f"plugin {pending.plugin!r} registers the command {name!r}"
-        if name in hookspecs.BUILTIN_COMMANDS:
-            raise PluginError(f"{where}, which is a built-in xai command; pick another name")
-        if not isinstance(name, str) or not name[:1].isalpha() or any(c.isspace() for c in name):
-            raise PluginError(f"{where}: a command name starts with a letter and has no spaces")
-        if not callable(handler) or (configure is not None and not callable(configure)):
-            raise PluginError(f"{where} with a handler or configure that is not callable")
-        if not isinstance(help, str):
-            raise PluginError(f"{where} with a help that is not a string")
-        if configure is not None:
-            configure(argparse.ArgumentParser(prog=f"xai {name}"))
-        pending.add(registry, name, Command(name, handler, help, configure), "commands")
-
-    return register
 
 
 def _plugin_order(pm: pluggy.PluginManager) -> list[str]:
@@ -457,20 +320,9 @@ def get_registries() -> Registries:
     for name in _plugin_order(pm):
         plugin = pm.get_plugin(name)
         info = _infos.setdefault(name, PluginInfo(name, type(plugin).__name__))
-        pending = _Pending(name, info)
-        makers = {
-            "register_attributors": _class_register(
-                pending, Attributor, registries.techniques, "attributor"
-            ),
-            "register_synthesizers": _class_register(
-                pending, Synthesizer, registries.techniques, "synthesizer"
-            ),
-            "register_models": _model_register(pending, registries.models),
-            "register_metrics": _class_register(pending, Metric, registries.metrics, "metric"),
-            "register_commands": _command_register(pending, registries.commands),
-        }
+        pending = PendingRegistrations(name, info)
         try:
-            _call_hooks(pm, plugin, makers)
+            _call_hooks(pm, plugin, registration_callbacks(pending, registries))
         except PluginError as exc:
             _fail(info, str(exc), exc)
             pm.unregister(plugin)
