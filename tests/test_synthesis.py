@@ -12,13 +12,13 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from xai_core_plugins.synthesis.class_visualization import gaussian_blur
 from xai_core_plugins.synthesis.common import quantize
 
 import xai_core
 from xai_core.contracts.model import ModelHandle, Preprocessing
 from xai_core.contracts.synthesizer import SynthesisRecord
 from xai_core.errors import ConfigError, InputError
+from xai_core.nn.images import gaussian_blur
 from xai_core.runner.config import MethodConfig
 from xai_core.runner.inputs import load_image, sample_path
 

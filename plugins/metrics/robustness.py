@@ -30,6 +30,15 @@ __all__ = [
 ]
 
 
+def perturbations(inputs: Tensor, samples: int, context: MetricContext, kind: str) -> Tensor:
+    """Seeded noise ``[N, samples, 3, H, W]`` from the context's generator: ``normal`` (standard
+    normal) or ``uniform`` (in ``[-1, 1]``)."""
+    shape = (inputs.shape[0], samples, *inputs.shape[1:])
+    if kind == "normal":
+        return torch.randn(shape, generator=context.generator, device=inputs.device)
+    return 2 * torch.rand(shape, generator=context.generator, device=inputs.device) - 1
+
+
 def infidelity_from_noise(
     forward: Callable[[Tensor, Tensor], Tensor],
     inputs: Tensor,
@@ -94,8 +103,7 @@ class Infidelity(Metric):
         context: MetricContext,
     ) -> Tensor:
         p = self.params
-        shape = (inputs.shape[0], p.n_perturb_samples, *inputs.shape[1:])
-        noise = torch.randn(shape, generator=context.generator, device=inputs.device) * p.noise_std
+        noise = perturbations(inputs, p.n_perturb_samples, context, "normal") * p.noise_std
         return infidelity_from_noise(
             lambda x, t: model_outputs(model, x, t, p.output),
             inputs, maps, targets, noise, p.normalize, p.max_examples_per_batch,
@@ -168,9 +176,7 @@ class MaxSensitivity(Metric):
         context: MetricContext,
     ) -> Tensor:
         p = self.params
-        shape = (inputs.shape[0], p.n_perturb_samples, *inputs.shape[1:])
-        noise = torch.rand(shape, generator=context.generator, device=inputs.device)
-        noise = (2 * noise - 1) * p.perturb_radius
+        noise = perturbations(inputs, p.n_perturb_samples, context, "uniform") * p.perturb_radius
         return max_sensitivity_from_noise(
             context.explain, inputs, maps, targets, noise, p.norm_ord, p.max_examples_per_batch
         )

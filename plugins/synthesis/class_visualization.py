@@ -3,31 +3,18 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord, Synthesizer
 from xai_core.nn.gradients import class_scores
+from xai_core.nn.images import gaussian_blur
 
 from .common import image_records, per_image, progress
-
-
-def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of ``[N, C, H, W]`` with reflected borders (radius ``3 sigma``)."""
-    radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def image_size(handle: ModelHandle, size: int) -> tuple[int, int]:
