@@ -272,7 +272,7 @@ def _commands(all_plugins: bool) -> str:
         "`xai` subcommands that plugins add with the `register_commands` hook (xai-core's own "
         "commands are in `docs/architecture.md` and `xai --help`).\n",
     ]
-    registry = getattr(get_registries(), "commands", None) or []
+    registry = get_registries().commands
     for entry in _shown(registry, all_plugins):
         command = entry.obj
         parser = argparse.ArgumentParser(prog=f"xai {entry.name}", description=command.help)
