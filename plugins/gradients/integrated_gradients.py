@@ -31,7 +31,6 @@ __all__ = [
     "quadrature",
 ]
 
-
 #: Integration rules with Captum's names. ``riemann_trapezoid`` is the trapezoid rule proper
 #: (weights ``1/(steps-1)``, halved at both ends, summing to 1); Captum's weights are ``1/steps``
 #: there, so its sums are ``(steps-1)/steps`` of these.

@@ -19,7 +19,6 @@ from xai_core.nn.hooks import HookRecorder
 
 __all__ = ["NOISE_TYPES", "NoiseTunnel"]
 
-
 #: ``smoothgrad``: mean of the attributions over noisy copies; ``smoothgrad_sq``: mean of their
 #: squares; ``vargrad``: their variance (mean of squares minus squared mean).
 NOISE_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")

@@ -13,16 +13,12 @@ from xai_core.errors import XaiError
 
 IMAGE_SIZE = 64
 
-
 CLASS_NAMES = ("triangle", "square", "star", "disk")
-
 
 DISTRACTOR_NAMES = ("bar", "ring")
 
-
 #: Seed of the held-out images the benchmark evaluates on (training uses seeds 0 and 1).
 BENCHMARK_SEED = 7
-
 
 #: Preprocessing of the model: images are made at 64x64, normalized to [-1, 1].
 PREPROCESSING = Preprocessing(

@@ -88,7 +88,6 @@ BOUND_WORDS = {
     "max_exclusive": "Less than",
 }
 
-
 _INT64_MAX = 2**63 - 1
 
 #: The modules whose public names (``__all__``) a plugin may build on, in reading order.

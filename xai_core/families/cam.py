@@ -55,10 +55,8 @@ __all__ = [
 #: Interpolation modes for bringing a map from layer to input resolution.
 UPSAMPLE_MODES = ("bilinear", "bicubic", "nearest")
 
-
 #: Map normalisations: ``none`` keeps the raw scale (Captum), ``minmax`` scales each map to [0, 1].
 NORMALIZATIONS = ("none", "minmax")
-
 
 #: pytorch-grad-cam's constants, kept so that its maps are reproduced to float precision.
 _MINMAX_EPS = 1e-7

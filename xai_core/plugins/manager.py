@@ -80,13 +80,6 @@ ENV_LIST = "XAI_CORE_LIST_PLUGINS"
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
 
-
-
-
-
-
-
-
 _manager: pluggy.PluginManager | None = None
 _registries: Registries | None = None
 _infos: dict[str, PluginInfo] = {}
