@@ -65,14 +65,6 @@ __all__ = [
 SANITY_METRIC = "cascading_randomization"
 
 
-
-
-
-
-
-
-
-
 @dataclass
 class BenchmarkResult:
     """What a benchmark run produced."""

@@ -230,7 +230,6 @@ class IncrementalOcclusion:
         return full
 
 
-
 def _crops(maps: Tensor, corners: list[tuple[int, int]], layer: LocalLayer, scale: int) -> Tensor:
     """One crop per row of ``maps``: the region whose cells ``layer``'s crop starting at cell
     ``corners[row]`` covers, ``scale`` cells of ``maps`` per cell of ``layer`` (its stride over

@@ -35,20 +35,6 @@ NORMS = ("linf", "l2")
 STEP_NORMS = ("linf", "l2", "sign")
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def project(pixels: Tensor, start: Tensor, linf: float | None, l2: float | None) -> Tensor:
     """Project onto the budget balls around ``start`` (L2 first, then L-infinity) and ``[0, 1]``."""
     delta = pixels - start
@@ -274,11 +260,5 @@ class FGSM(PGD):
 
 
 # --- class visualization -----------------------------------------------------------------------
-
-
-
-
-
-
 
 

@@ -249,21 +249,3 @@ class Metric(Technique):
         """
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

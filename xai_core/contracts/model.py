@@ -162,16 +162,6 @@ class ModelEntry:
         return self.name[:-1] if self.is_family else self.name
 
 
-
-
-
-
-
-
-
-
-
-
 def as_model_handle(model: ModelHandle | nn.Module) -> ModelHandle:
     """Wrap a plain ``nn.Module`` (timm models keep their own preprocessing config)."""
     if isinstance(model, ModelHandle):
@@ -277,10 +267,6 @@ def _few(keys: Sequence[str], n: int = 5) -> str:
     return f"{shown} (+{len(keys) - n} more)" if len(keys) > n else shown
 
 
-
-
-
-
 # --- timm ------------------------------------------------------------------------------------
 
 
@@ -299,12 +285,6 @@ def timm_preprocessing(module: nn.Module) -> Preprocessing:
     )
 
 
-
-
-
-
 # --- torchvision -----------------------------------------------------------------------------
-
-
 
 

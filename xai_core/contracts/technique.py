@@ -33,14 +33,6 @@ from xai_core.nn.hooks import HookRecorder
 __all__ = ["Technique", "AttributionContext", "grad_ready", "check_inputs"]
 
 
-
-
-
-
-
-
-
-
 class Technique(abc.ABC):
     """Common base of attributors and synthesizers: a name and validated parameters.
 
@@ -139,8 +131,6 @@ class AttributionContext:
     targets_per_input: int = 1
 
 
-
-
 def grad_ready(tensor: Tensor) -> Tensor:
     """``tensor``, or a copy that autograd accepts when it was made under inference mode.
 
@@ -160,7 +150,5 @@ def check_inputs(inputs: Tensor) -> None:
         )
     if not inputs.is_floating_point():
         raise InputError(f"inputs must be a floating-point tensor, not {inputs.dtype}")
-
-
 
 

@@ -269,14 +269,6 @@ def reset() -> None:
     _infos.clear()
 
 
-
-
-
-
-
-
-
-
 def _plugin_order(pm: pluggy.PluginManager) -> list[str]:
     """Names of the plugins pluggy holds, in load order (see the module docstring)."""
     held = [name for name, _ in pm.list_name_plugin()]

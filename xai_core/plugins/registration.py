@@ -25,7 +25,6 @@ from xai_core.plugins.registry import Registry
 CORE_DISTRIBUTION = "xai-core"
 
 
-
 @dataclass
 class PluginInfo:
     """A plugin: its name, where it came from, what it registered, and whether it works.
@@ -171,7 +170,6 @@ def command_register(pending: PendingRegistrations, registry: Registry[Command])
         pending.add(registry, name, Command(name, handler, help, configure), "commands")
 
     return register
-
 
 
 def registration_callbacks(

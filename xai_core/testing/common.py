@@ -118,22 +118,6 @@ def run_checks(checks: Iterable[str], valid: tuple[str, ...], body: Callable[[st
     return problems
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def default_params(technique_cls: type) -> dict[str, Any]:
     """The defaults of a technique's ``Params`` as a dict (handy for parametrized tests)."""
     return dataclasses.asdict(technique_cls.Params())
