@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
 os.environ.setdefault("XAI_CORE_OFFLINE", "1")
@@ -17,6 +21,9 @@ import torch  # noqa: E402
 
 import xai_core  # noqa: E402
 from xai_core import plugins  # noqa: E402
+
+#: The example plugin package of the docs: one attributor, synthesizer, metric and model.
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "docs" / "examples" / "xai-sobel-plugin"
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +67,33 @@ def sample_batch(lite0):
     return torch.stack(
         [lite0.preprocessing(load_image(sample_path(name))) for name in ("cat", "coffee")]
     )
+
+
+@pytest.fixture(scope="session")
+def installed_example(tmp_path_factory) -> tuple[Path, Path]:
+    """(site, source): the example installed into ``site`` with no network, from a clean copy
+    (``source``) so that build leftovers in the docs tree never get into the wheel."""
+    base = tmp_path_factory.mktemp("example")
+    source = base / "src"
+    shutil.copytree(
+        EXAMPLE_PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    site = base / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return site, source

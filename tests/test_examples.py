@@ -5,15 +5,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "docs" / "examples" / "xai-sobel-plugin"
 BIN = Path(sys.executable).parent
 #: What the example provides, by `xai list` section.
 PROVIDES = {
@@ -22,36 +17,6 @@ PROVIDES = {
     "metrics": "edge_similarity",
     "models": "edge_cnn",
 }
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> tuple[Path, Path]:
-    """(site, source): the example installed into ``site`` with no network, from a clean copy
-    (``source``) so that build leftovers in the docs tree never get into the wheel."""
-    base = tmp_path_factory.mktemp("example")
-    source = base / "src"
-    shutil.copytree(
-        EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
-    )
-    site = base / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return site, source
 
 
 def _env(site: Path) -> dict[str, str]:
@@ -68,15 +33,15 @@ def _env(site: Path) -> dict[str, str]:
     }
 
 
-def test_weights_ship_in_the_package_and_stay_small(installed):
-    site, _ = installed
+def test_weights_ship_in_the_package_and_stay_small(installed_example):
+    site, _ = installed_example
     weights = site / "xai_sobel_plugin" / "edge_cnn.pt"
     assert weights.is_file()
     assert weights.stat().st_size < 50 * 1024
 
 
-def test_xai_list_shows_all_four_things(installed, tmp_path):
-    site, _ = installed
+def test_xai_list_shows_all_four_things(installed_example, tmp_path):
+    site, _ = installed_example
     listed = subprocess.run(
         ["xai", "list"], cwd=tmp_path, env=_env(site), capture_output=True, text=True, timeout=300
     )
@@ -93,8 +58,8 @@ def test_xai_list_shows_all_four_things(installed, tmp_path):
         )
 
 
-def test_the_examples_own_contract_tests_pass(installed, tmp_path):
-    site, source = installed
+def test_the_examples_own_contract_tests_pass(installed_example, tmp_path):
+    site, source = installed_example
     # cwd is not the source tree, so the tests import the installed copy.
     ran = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(source / "tests")],

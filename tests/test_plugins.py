@@ -16,7 +16,6 @@ from xai_core import plugins
 from xai_core.errors import PluginError
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "docs" / "examples" / "xai-sobel-plugin"
 
 
 def _plugin_with(name: str, technique_name: str) -> types.ModuleType:
@@ -119,32 +118,9 @@ def test_allow_list_and_listing_environment_variables():
     assert "xai-core: loaded plugin saliency from xai-core" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def installed_example(tmp_path_factory):
-    """The example plugin package installed with pip into its own folder."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return target
-
-
 def test_third_party_plugin_installed_with_pip_works_from_the_cli(installed_example, tmp_path):
-    env = {"PYTHONPATH": str(installed_example), "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD": "0"}
+    site, _source = installed_example
+    env = {"PYTHONPATH": str(site), "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD": "0"}
     listed = _xai("list", "attributors", env=env)
     assert listed.returncode == 0, listed.stderr
     assert any(
