@@ -14,7 +14,7 @@ FGSM, PGD), :mod:`.class_visualization`, :mod:`.feature_visualization`.
 
 Every budget and step size is in pixel space ``[0, 1]``; the model's own mean and std are applied
 inside (``context.handle.normalize``), so ``eps=4/255`` means four grey levels for every model.
-Each synthesizer returns one :class:`~xai_core.contracts.technique.SynthesisRecord` per image,
+Each synthesizer returns one :class:`~xai_core.contracts.synthesizer.SynthesisRecord` per image,
 made by :func:`image_records`. Parameter ranges are declared on the ``Params`` fields
 (:mod:`xai_core.contracts.params`), so configs are checked before any model loads.
 """

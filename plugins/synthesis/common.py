@@ -1,5 +1,5 @@
 """What the built-in synthesizers share: logits of pixel images, 8-bit quantization, the records
-the runner reads (:class:`~xai_core.contracts.technique.SynthesisRecord`) and a progress bar."""
+the runner reads (:class:`~xai_core.contracts.synthesizer.SynthesisRecord`) and a progress bar."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ class SynthesisRecord:
         if missing:
             raise PluginError(
                 f"{owner} returned a record without {', '.join(missing)}; a record needs "
-                f"{', '.join(required)} (see xai_core.contracts.technique.SynthesisRecord)"
+                f"{', '.join(required)} (see xai_core.contracts.synthesizer.SynthesisRecord)"
             )
         extra = {k: v for k, v in values.items() if k not in names and k != "extra"}
         extra.update(values.get("extra") or {})

@@ -1,9 +1,9 @@
 """Running synthesizers in an experiment: their images, records and figures.
 
 The runner reads only what the synthesizer contract declares
-(:class:`~xai_core.contracts.technique.Synthesizer`): ``starts_from_images`` (per photo, or once
+(:class:`~xai_core.contracts.synthesizer.Synthesizer`): ``starts_from_images`` (per photo, or once
 per run from noise), ``per_class`` (one image per class of ``params.classes``), ``snapshots``
-(a progress figure), and the :class:`~xai_core.contracts.technique.SynthesisRecord` fields.
+(a progress figure), and the :class:`~xai_core.contracts.synthesizer.SynthesisRecord` fields.
 Everything it does with one call's result is inside the ``try`` that fails the call's items, so
 a synthesizer that breaks the contract fails its items, named, never the run.
 """
