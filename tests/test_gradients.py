@@ -547,7 +547,7 @@ def test_noise_tunnel_bad_params():
         xai_core.get_attributor("noise_tunnel", base="salency")
     with pytest.raises(ConfigError, match="own base"):
         xai_core.get_attributor("noise_tunnel", base="noise_tunnel")
-    with pytest.raises(ConfigError, match="samples"):
+    with pytest.raises(ConfigError, match="samples': must be at least 1, got 0"):
         xai_core.get_attributor("noise_tunnel", samples=0)
     with pytest.raises(ConfigError, match="vargrad"):
         xai_core.get_attributor("noise_tunnel", type="smoothgrad_squared")

@@ -88,7 +88,13 @@ class Fooling(Synthesizer):
         step_norm: str = field(default="sign", metadata={"choices": STEP_NORMS})
         #: Optional L-infinity budget in pixel space (``4/255`` = four grey levels); at least
         #: one grey level (1/255), or no PNG could differ from the photo.
-        linf_budget: float | None = field(default=None, metadata={"min": 1 / 255})
+        linf_budget: float | None = field(
+            default=None,
+            metadata={
+                "min": 1 / 255,
+                "reason": "one grey level: no PNG could differ from the photo",
+            },
+        )
         #: Optional L2 budget in pixel space, held by the steps; the final rounding to 8 bits
         #: can add up to half a grey level per pixel on top of it.
         l2_budget: float | None = field(default=None, metadata={"min_exclusive": 0})

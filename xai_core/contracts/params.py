@@ -7,7 +7,9 @@ and checked before any model loads (config checks build every technique's ``Para
 - ``"choices"``: the allowed values, e.g. ``field(default="linf", metadata={"choices": NORMS})``;
 - ``"min"`` / ``"max"``: inclusive bounds, e.g. ``field(default=8, metadata={"min": 1})``;
 - ``"min_exclusive"`` / ``"max_exclusive"``: strict bounds, e.g. ``{"min_exclusive": 0}`` for a
-  positive step size.
+  positive step size;
+- ``"reason"``: why a bound is what it is, added to its error message where the number alone
+  would not tell the user (``{"min": 1 / 255, "reason": "one grey level: ..."}``).
 
 Bounds apply to numbers and are skipped for ``None`` (an optional budget that is not set). A rule
 that ties several fields together goes into the dataclass's ``__post_init__``: any exception
@@ -111,7 +113,10 @@ def check_field_values(instance: Any, where: str = "") -> None:
         for key, (holds, words) in BOUNDS.items():
             bound = f.metadata.get(key)
             if bound is not None and not holds(value, bound):
-                raise ConfigError(f"bad config value at {path!r}: {words} {bound:g}, got {value!r}")
+                reason = f" ({f.metadata['reason']})" if "reason" in f.metadata else ""
+                raise ConfigError(
+                    f"bad config value at {path!r}: {words} {bound:g}{reason}, got {value!r}"
+                )
 
 
 def unknown_metadata(schema: type) -> list[str]:
@@ -121,7 +126,7 @@ def unknown_metadata(schema: type) -> list[str]:
         f"{f.name}: {key!r}"
         for f in dataclasses.fields(schema)
         for key in f.metadata
-        if key not in BOUNDS and key != "choices"
+        if key not in BOUNDS and key not in ("choices", "reason")
     ]
 
 
