@@ -69,3 +69,40 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_duplicate_method_labels_need_distinct_labels():
     with pytest.raises(ConfigError, match="distinct `label`"):
         load_config({**BASE, "methods": ["saliency", "saliency"]})
+
+
+def test_labels_that_name_the_same_files_are_refused_with_both_labels():
+    methods = [{"name": "saliency", "label": "a/b"}, {"name": "saliency", "label": "a_b"}]
+    with pytest.raises(ConfigError) as info:
+        load_config({**BASE, "methods": methods})
+    message = str(info.value)
+    assert "'a/b' and 'a_b' both write their outputs as 'a_b'" in message
+    assert "set distinct `label`s" in message
+    # The default label (the name) takes part too.
+    with pytest.raises(ConfigError, match="'saliency' and 'saliency/' both write"):
+        load_config({**BASE, "methods": ["saliency", {"name": "saliency", "label": "saliency/"}]})
+
+
+def test_labels_are_sanitised_by_the_one_function_the_run_uses():
+    from xai_core.runner import config, state
+
+    assert state.safe_label is config.safe_label
+    assert config.safe_label("../../escape") == "escape"
+    assert config.safe_label("a b/c") == "a_b_c"
+    assert config.safe_label("..") == "method"
+    distinct = [{"name": "saliency", "label": "a_b"}, {"name": "saliency", "label": "a-b"}]
+    assert len(load_config({**BASE, "methods": distinct}).methods) == 2
+
+
+@pytest.mark.parametrize("methods", [[], None])
+def test_a_config_without_methods_is_refused(methods):
+    source = {"inputs": ["sample:cat"]} if methods is None else {**BASE, "methods": methods}
+    with pytest.raises(ConfigError, match=r"lists no methods.*`xai list attributors`"):
+        load_config(source)
+    with pytest.raises(ConfigError, match="lists no methods"):
+        load_config(BASE, ["methods=[]"])
+
+
+def test_misspelt_names_are_reported_before_missing_methods():
+    with pytest.raises(UnknownNameError, match="pointing_game"):
+        load_config({"metrics": ["pointing_gam"]})

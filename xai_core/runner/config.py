@@ -7,6 +7,7 @@ wrong types, unknown model/method names and every method's parameters against th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "ExperimentConfig",
     "build_params",
     "load_config",
+    "safe_label",
 ]
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -117,6 +119,15 @@ class ExperimentConfig:
     channels_last: bool = True
     #: Write PNG figures (per-method figure and the side-by-side grid).
     figures: bool = True
+
+
+def safe_label(label: str) -> str:
+    """A method label as a file name: no separators, no parent references.
+
+    The run writes each method's maps and figures under this name, and the config check refuses
+    two labels that come out the same, so one home serves both.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "method"
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -233,6 +244,13 @@ def load_config(
     _check_values(config)
     if check_names:
         check_registered_names(config)
+    # Last, so that a misspelt name or a bad value elsewhere is reported first.
+    if not config.methods:
+        raise ConfigError(
+            "the config lists no methods, so a run would produce nothing; set `methods` to the "
+            "techniques to apply (`xai list attributors`, `xai list synthesizers`), "
+            "e.g. methods=[saliency]"
+        )
     return config
 
 
@@ -250,6 +268,7 @@ def _check_values(config: ExperimentConfig) -> None:
             raise ConfigError(
                 f"{key} {', '.join(duplicates)} appear more than once; give each a distinct `label`"
             )
+    _check_file_names(config.methods)
     bench = config.benchmark
     for i, control in enumerate(bench.controls):
         if control not in BENCHMARK_CONTROLS:
@@ -258,6 +277,22 @@ def _check_values(config: ExperimentConfig) -> None:
             raise ConfigError(
                 f"bad config value at 'benchmark.controls[{i}]': {control!r} is not a control"
                 f"{hint} Controls: {', '.join(BENCHMARK_CONTROLS)}"
+            )
+
+
+def _check_file_names(methods: Sequence[MethodConfig]) -> None:
+    """Refuse labels that differ but name the same files: their outputs would overwrite each
+    other (``a/b`` and ``a_b`` both write ``maps/<image>/a_b.npy``)."""
+    seen: dict[str, str] = {}
+    for method in methods:
+        label = method.label or method.name
+        name = safe_label(label)
+        other = seen.setdefault(name, label)
+        if other != label:
+            raise ConfigError(
+                f"methods {other!r} and {label!r} both write their outputs as {name!r} (a label "
+                "becomes a file name: characters other than letters, digits, '.', '_' and '-' "
+                "turn into '_'); set distinct `label`s that differ in those characters"
             )
 
 
