@@ -3,6 +3,7 @@ parameter bounds and ``__post_init__`` rules fail at config-check time."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pytest
@@ -156,3 +157,62 @@ def test_records_from_dicts_name_missing_fields():
                                            "predicted_probability": 0.5, "success": True,
                                            "iterations": 1, "note": "hi"})
     assert record.extra == {"note": "hi"} and record.as_dict()["note"] == "hi"
+
+
+def _deep_helper(inputs):
+    raise ValueError("the helper cannot handle this input")
+
+
+class RaisesDeep(xai_core.Attributor):
+    name = "raises_deep"
+
+    def compute(self, model, inputs, targets, context):
+        return _deep_helper(inputs)
+
+
+class RaisingPlugin:
+    @hookimpl
+    def register_attributors(self, register):
+        register(RaisesDeep)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 15: the runner stores failure_details(exc) (runner/state.py) once run.py and "
+    "synthesis.py are wired; remove this marker then",
+)
+def test_a_failed_item_keeps_its_traceback_and_debug_prints_it(tmp_path, capsys):
+    from xai_core.cli import main
+
+    register_plugin(RaisingPlugin(), name="raising")
+    config = tmp_path / "run.yaml"
+    config.write_text("inputs: [sample:cat]\nmethods: [raises_deep]\n")
+    out_dir = tmp_path / "out"
+    assert main(["--debug", "run", str(config), f"output_dir={out_dir}", *TINY]) == 1
+    (item,) = json.loads((out_dir / "results.json").read_text())["items"]
+    assert item["error"].startswith("ValueError: the helper cannot handle this input")
+    assert item["traceback"].startswith("Traceback (most recent call last):")
+    assert "in _deep_helper" in item["traceback"]
+    assert item["traceback"].rstrip().endswith(item["error"].splitlines()[0])
+    out = capsys.readouterr().out
+    assert "failed: sample:cat / raises_deep: ValueError" in out
+    assert "    Traceback (most recent call last):" in out and "in _deep_helper" in out
+    # Without --debug the summary stays one line per failed item.
+    assert main(["run", str(config), f"output_dir={out_dir}", *TINY, "--force"]) == 1
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_failure_details_keep_the_chained_traceback():
+    from xai_core.runner.state import failure, failure_details
+
+    try:
+        try:
+            _deep_helper(None)
+        except ValueError as exc:
+            raise RuntimeError("wrapped") from exc
+    except RuntimeError as exc:
+        details = failure_details(exc)
+        assert details["error"] == failure(exc) == "RuntimeError: wrapped"
+    assert set(details) == {"error", "traceback"}
+    assert "in _deep_helper" in details["traceback"]
+    assert "direct cause of the following exception" in details["traceback"]

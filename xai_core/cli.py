@@ -158,7 +158,7 @@ def _list_models(registries: Registries, pattern: str | None, indent: str) -> No
     print(f"{indent}(`xai list models 'timm/resnet*'` lists a family's architectures)")
 
 
-def _summary(result: Any) -> int:
+def _summary(result: Any, debug: bool = False) -> int:
     failed = result.failures
     total = len(result.items)
     skipped = result.results.get("summary", {}).get("skipped", 0)
@@ -168,6 +168,10 @@ def _summary(result: Any) -> int:
     )
     for item in failed:
         print(f"  failed: {item['image']} / {item['label']}: {item['error']}")
+        if debug:
+            # Each failed item keeps its traceback in results.json; --debug shows it here.
+            text = item.get("traceback") or "(no traceback recorded)\n"
+            print("    " + text.rstrip("\n").replace("\n", "\n    "))
     print(f"results: {result.output_dir / 'results.json'}")
     grid = result.output_dir / "figures" / "grid.png"
     if grid.is_file():
@@ -176,7 +180,11 @@ def _summary(result: Any) -> int:
 
 
 def _cmd_run(
-    config_path: str | None, overrides: Sequence[str], base: dict | None = None, force=False
+    config_path: str | None,
+    overrides: Sequence[str],
+    base: dict | None = None,
+    force: bool = False,
+    debug: bool = False,
 ) -> int:
     # The runner pulls in matplotlib and the report code: imported when a run starts, so that
     # `xai list` and `xai --help` do not wait for them.
@@ -187,7 +195,7 @@ def _cmd_run(
     if "environment" not in result.results:
         # A torchrun rank other than 0: rank 0 merges and reports for everyone.
         return 1 if result.failures else 0
-    return _summary(result)
+    return _summary(result, debug)
 
 
 def _cmd_config(config_path: str, overrides: Sequence[str]) -> int:
@@ -341,7 +349,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         "methods": [{"name": m} for m in args.method],
         "output_dir": args.out,
     }
-    return _cmd_run(None, args.overrides, base, force=args.force)
+    return _cmd_run(None, args.overrides, base, force=args.force, debug=args.debug)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -354,7 +362,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "describe":
         return _cmd_describe(args.name)
     if args.command == "run":
-        return _cmd_run(args.config, args.overrides, force=args.force)
+        return _cmd_run(args.config, args.overrides, force=args.force, debug=args.debug)
     if args.command == "explain":
         return _cmd_explain(args)
     if args.command == "config":

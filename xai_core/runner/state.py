@@ -7,8 +7,8 @@ turns them into ``results.json``.
 
 from __future__ import annotations
 
-import re
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +20,10 @@ import torch
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.technique import Technique
-from xai_core.runner.config import ExperimentConfig
+from xai_core.runner.config import ExperimentConfig, safe_label
 from xai_core.runner.inputs import InputImage
 
-__all__ = ["RunState", "ImageItem", "to_image", "safe_label", "failure"]
+__all__ = ["RunState", "ImageItem", "to_image", "safe_label", "failure", "failure_details"]
 
 
 def print_progress(message: str) -> None:
@@ -52,14 +52,23 @@ def to_image(pixels: torch.Tensor) -> np.ndarray:
     return pixels.permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-def safe_label(label: str) -> str:
-    """A method label as a file name: no separators, no parent references."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "method"
-
-
 def failure(exc: BaseException) -> str:
-    """The ``error`` of an item whose technique call failed."""
+    """The ``error`` of an item whose technique call failed: one line for summaries and tables."""
     return f"{type(exc).__name__}: {exc}"
+
+
+def failure_details(exc: BaseException) -> dict[str, str]:
+    """The ``error`` and ``traceback`` fields of an item whose call failed.
+
+    A run goes on after a failed item, so the exception is gone by the time anyone looks: the
+    full traceback (chained causes included) is kept in ``results.json`` beside the one-line
+    error, and ``xai --debug run`` prints it, so a plugin author can find the failing line
+    without re-running the whole config.
+    """
+    return {
+        "error": failure(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
 
 
 class RunState:
