@@ -90,10 +90,57 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path):
         xai_core.load_model("timm/resnet10t", checkpoint=str(tmp_path / "missing.pth"))
 
 
+class TrainingNotes:
+    """A custom object pickled beside the weights, as training scripts often save."""
+
+    def __init__(self) -> None:
+        self.epoch = 3
+
+
 def test_checkpoint_loading_refuses_pickled_code(tmp_path):
     path = tmp_path / "evil.pth"
-    torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": object()}, path)
-    with pytest.raises(ModelLoadError, match="weights-only"):
+    source = xai_core.load_model("timm/resnet10t", pretrained=False)
+    torch.save({"state_dict": source.module.state_dict(), "notes": TrainingNotes()}, path)
+    with pytest.raises(ModelLoadError) as info:
+        xai_core.load_model("timm/resnet10t", checkpoint=str(path))
+    message = str(info.value)
+    assert "holds pickled Python objects (" in message, message
+    assert "test_models.TrainingNotes), not only tensors" in message, message
+    assert "can run code" in message and "never turns that off" in message
+    # PyTorch's hint to load with weights_only=False is not relayed, nor chained.
+    assert "will likely succeed" not in message and "add_safe_globals" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    new = tmp_path / "evil.state_dict.pth"
+    assert f"weights_only=False).state_dict(), {str(new)!r})`" in message
+    assert "only tensors" in message and "If you trust the file" in message
+
+
+def test_a_saved_model_converted_as_the_message_says_loads(tmp_path):
+    source = xai_core.load_model("timm/resnet10t", pretrained=False)
+    path = tmp_path / "whole.pt"
+    torch.save(source.module, path)  # the whole module: pickled classes, refused
+    with pytest.raises(ModelLoadError, match="ResNet.*If you trust the file") as info:
+        xai_core.load_model("timm/resnet10t", checkpoint=str(path))
+    command = str(info.value).split("`")[1]
+    exec(command, {"torch": torch})  # the advice, followed in this (trusted) test
+    converted = tmp_path / "whole.state_dict.pt"
+    assert f"set `checkpoint` to {str(converted)!r}" in str(info.value)
+    loaded = xai_core.load_model("timm/resnet10t", checkpoint=str(converted))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(x), source.module(x))
+
+
+def test_unreadable_checkpoints_are_named_without_pytorchs_hint(tmp_path):
+    path = tmp_path / "notes.pth"
+    path.write_text("not a checkpoint")  # torch reads it as a pickle and refuses its opcodes
+    with pytest.raises(ModelLoadError) as info:
+        xai_core.load_model("timm/resnet10t", checkpoint=str(path))
+    message = str(info.value)
+    assert "cannot be read as tensors only (Unsupported operand 110): it is damaged" in message
+    assert "will likely succeed" not in message and "never turns that off" in message
+    path.write_bytes(b"PK\x03\x04 truncated zip")
+    with pytest.raises(ModelLoadError, match="is not a file torch.save wrote, or it is damaged"):
         xai_core.load_model("timm/resnet10t", checkpoint=str(path))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,9 +207,9 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelLoadError(
-            f"checkpoint {str(file)!r} cannot be read as a weights-only torch file: {exc}"
-        ) from exc
+        # PyTorch's own messages suggest weights_only=False: never relayed (nor chained), since
+        # xai never unpickles code; the file has to become plain tensors first.
+        raise ModelLoadError(_unreadable_checkpoint_message(file, exc)) from None
     if isinstance(state, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if key in state and isinstance(state[key], dict):
@@ -237,6 +238,37 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
         raise ModelLoadError(
             f"checkpoint {str(file)!r} does not fit the model: {'; '.join(problems)}"
         )
+
+
+def _unreadable_checkpoint_message(file: Path, exc: BaseException) -> str:
+    """Why ``torch.load(file, weights_only=True)`` failed, and the one safe way forward."""
+    text = str(exc)
+    names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
+    if not names and "Weights only load failed" not in text:
+        return (
+            f"checkpoint {str(file)!r} is not a file torch.save wrote, or it is damaged "
+            f"({type(exc).__name__}: {text}); point `checkpoint` at a state dict of tensors"
+        )
+    new = file.with_name(f"{file.stem}.state_dict{file.suffix or '.pt'}")
+    advice = (
+        "unpickling objects can run code from the file, so xai loads weights only and never "
+        "turns that off. If you trust the file, convert it once to a plain state dict, in a "
+        "trusted environment that has the classes it needs: "
+        f"`torch.save(torch.load({str(file)!r}, weights_only=False).state_dict(), "
+        f"{str(new)!r})` for a saved model (for a dict that holds the model's state dict, save "
+        f"that entry instead), then set `checkpoint` to {str(new)!r}"
+    )
+    if names:
+        return (
+            f"checkpoint {str(file)!r} holds pickled Python objects ({', '.join(names)}), not "
+            f"only tensors; {advice}"
+        )
+    detail = text.partition("WeightsUnpickler error:")[2].partition("Check the documentation")[0]
+    detail = " ".join(detail.split()) or "no detail"
+    return (
+        f"checkpoint {str(file)!r} cannot be read as tensors only ({detail}): it is damaged, "
+        f"not a file torch.save wrote, or it holds pickled Python objects; {advice}"
+    )
 
 
 def load_state_in_order(module: nn.Module, state: dict[str, Tensor], source: str) -> None:
