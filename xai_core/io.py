@@ -1,58 +1,287 @@
 """Atomic file writes: a reader never sees a half-written output, even after a crash.
 
 Each writer writes to a temporary file in the destination folder, flushes it to disk, then
-renames it over the destination (``os.replace`` is atomic on POSIX and Windows).
+renames it over the destination (``os.replace`` is atomic on POSIX and Windows). The temporary
+file gets the mode an ordinary ``open`` would give (``0o666`` less the umask), not the ``0600``
+of :func:`tempfile.mkstemp`, so outputs are as readable as any other file the user makes.
+
+Every writer returns the :class:`FileDigest` (size and sha256) of what it wrote, computed from
+the bytes as they pass through, so a run can record them and a later run or ``xai verify`` can
+tell an intact output from a damaged one without decoding it. Inside :func:`recording_digests`
+every atomic write in the context is also collected, including those of code that does not pass
+the digest on (figure helpers).
+
+JSON is strict: :func:`write_json` never writes ``NaN`` or ``Infinity`` (which many parsers
+reject). A non-finite float becomes ``null``; when it sat under a dictionary key ``name``, the
+key ``name_note`` beside it says what it was (``"nan: not finite, written as null"``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import hashlib
 import json
+import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["atomic_open", "write_json", "write_text", "write_npy", "write_png", "save_figure"]
+__all__ = [
+    "FileDigest",
+    "atomic_open",
+    "digest_file",
+    "recording_digests",
+    "finite_json",
+    "write_json",
+    "write_bytes",
+    "write_text",
+    "write_npy",
+    "write_png",
+    "save_figure",
+    "FILE_MODE",
+]
+
+_CHUNK = 1 << 20
+
+
+def _read_umask() -> int:
+    """The process umask without changing it (Linux reports it in ``/proc``); elsewhere the
+    set-and-restore dance, done once at import before any thread of ours writes files."""
+    with contextlib.suppress(OSError, ValueError):
+        status = Path("/proc/self/status").read_text()
+        found = re.search(r"^Umask:\s*([0-7]+)$", status, re.MULTILINE)
+        if found:
+            return int(found.group(1), 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: The mode of every file written here: what ``open(path, "w")`` would create.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """The size and sha256 of a written file: enough to tell it intact without decoding it."""
+
+    size: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "sha256": self.sha256}
+
+
+_recorder: contextvars.ContextVar[dict[str, FileDigest] | None] = contextvars.ContextVar(
+    "xai_io_recorder", default=None
+)
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success it replaces ``path``, on error it goes."""
+def recording_digests() -> Iterator[dict[str, FileDigest]]:
+    """Collect ``{absolute path: digest}`` of every atomic write made in this context."""
+    written: dict[str, FileDigest] = {}
+    token = _recorder.set(written)
+    try:
+        yield written
+    finally:
+        _recorder.reset(token)
+
+
+def digest_file(path: str | os.PathLike[str]) -> FileDigest:
+    """Size and sha256 of a file on disk (read in chunks; nothing is decoded)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return FileDigest(size, digest.hexdigest())
+
+
+class _HashingWriter:
+    """A binary file object that hashes what is written through it.
+
+    It exposes no ``fileno`` on purpose: PIL writes straight to a file descriptor when it finds
+    one, bypassing ``write``. A writer that seeks back (rewriting a header) makes the running
+    hash useless; :attr:`linear` then turns false and the file is hashed from disk instead.
+    """
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self._position = 0
+        self.size = 0
+        self.linear = True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        written = self._raw.write(view)
+        count = len(view) if written is None else written
+        if self.linear and self._position == self.size:
+            self._hash.update(view[:count])
+            self.size += count
+        else:
+            self.linear = False
+        self._position += count
+        self.size = max(self.size, self._position)
+        return count
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._position = self._raw.seek(offset, whence)
+        if self._position != self.size:
+            self.linear = False
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self._raw, "name", ""))
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+class AtomicFile:
+    """What :func:`atomic_open` yields: the file to write, and after the block its digest."""
+
+    def __init__(self, handle: IO[Any]):
+        self.handle = handle
+        self.digest: FileDigest | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.handle)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path``; on success it replaces ``path``, on error it goes.
+
+    The object yielded writes like the file; after the ``with`` block its ``digest`` holds the
+    :class:`FileDigest` of what was written.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, mode) as raw:
+            hashing = _HashingWriter(raw) if "b" in mode else None
+            result = AtomicFile(hashing if hashing is not None else raw)
+            yield result
+            raw.flush()
+            os.fsync(raw.fileno())
+        if hashing is not None and hashing.linear:
+            digest = FileDigest(hashing.size, hashing.hexdigest())
+        else:  # text mode, or a writer that seeked back: hash what is on disk
+            digest = digest_file(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    result.digest = digest
+    recorder = _recorder.get()
+    if recorder is not None:
+        recorder[os.path.abspath(target)] = digest
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    with atomic_open(path, "w") as handle:
-        handle.write(text)
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> FileDigest:
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+    return handle.digest
 
 
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+def write_text(path: str | os.PathLike[str], text: str) -> FileDigest:
+    return write_bytes(path, text.encode("utf-8"))
 
 
-def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
+def _note(value: float) -> str:
+    kind = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return f"{kind}: not finite, written as null"
+
+
+def _finite(value: Any, notes: list[str]) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isfinite(value):
+            return value
+        notes.append(_note(value))
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist(), notes)
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            found: list[str] = []
+            out[key] = _finite(item, found)
+            if found:
+                notes.extend(found)
+                note_key = f"{key}_note"
+                if note_key not in value:
+                    kinds = sorted({n.split(":")[0] for n in found})
+                    out[note_key] = (
+                        found[0] if len(found) == 1
+                        else f"{len(found)} values not finite ({', '.join(kinds)}), written as null"
+                    )
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_finite(item, notes) for item in value]
+    return value
+
+
+def finite_json(data: Any) -> Any:
+    """``data`` with every non-finite float as ``None`` and a ``<key>_note`` beside the key that
+    held it (see the module doc); numpy scalars and arrays become plain JSON values."""
+    return _finite(data, [])
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> FileDigest:
+    """Strict JSON (no ``NaN``/``Infinity``: see :func:`finite_json`), atomically."""
+    text = json.dumps(finite_json(data), indent=2, allow_nan=False, default=str)
+    return write_text(path, text + "\n")
+
+
+def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> FileDigest:
     with atomic_open(path, "wb") as handle:
         np.save(handle, array, allow_pickle=False)
+    return handle.digest
 
 
-def write_png(path: str | os.PathLike[str], pixels: Any) -> None:
+def write_png(path: str | os.PathLike[str], pixels: Any) -> FileDigest:
     """An image tensor/array ``[3, H, W]`` in ``[0, 1]`` as an 8-bit RGB PNG."""
 
     array = np.asarray(pixels, dtype=np.float32)
@@ -61,11 +290,13 @@ def write_png(path: str | os.PathLike[str], pixels: Any) -> None:
     image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
     with atomic_open(path, "wb") as handle:
         image.save(handle, format="PNG")
+    return handle.digest
 
 
-def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> None:
+def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> FileDigest:
     """Save a matplotlib figure atomically (PNG)."""
     kwargs.setdefault("dpi", 100)
     kwargs.setdefault("bbox_inches", "tight")
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png", **kwargs)
+    return handle.digest
