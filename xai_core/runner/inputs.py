@@ -15,7 +15,9 @@ preprocessing belongs to the model handle.
 from __future__ import annotations
 
 import glob
+import hashlib
 import importlib.util
+import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ __all__ = [
     "sample_path",
     "resolve_inputs",
     "load_image",
+    "read_image",
+    "content_sha256",
     "IMAGE_SUFFIXES",
     "LIST_SUFFIXES",
 ]
@@ -62,12 +66,22 @@ SAMPLES: dict[str, tuple[str, str]] = {
 @dataclass(frozen=True)
 class InputImage:
     """One input: a unique, filesystem-safe ``key`` (used in output file names), its path, and
-    its ImageFolder ``label`` (the class folder it sits in) when it has one."""
+    its ImageFolder ``label`` (the class folder it sits in) when it has one.
+
+    The key is readable, not an identity: two runs may give the same key to different files (the
+    same name in another folder). A run's records therefore also store :attr:`resolved` and the
+    sha256 of the bytes read, and are refused when either differs.
+    """
 
     key: str
     source: str
     path: Path
     label: str | None = None
+
+    @property
+    def resolved(self) -> str:
+        """The absolute path of the file, symbolic links followed: where its bytes come from."""
+        return str(self.path.resolve())
 
 
 def _skimage_data_dir() -> Path:
@@ -159,19 +173,53 @@ def resolve_inputs(specs: list[str] | str) -> list[InputImage]:
     return images
 
 
+def content_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, without decoding them (what resuming compares)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_image(path: str | Path) -> tuple[Image.Image, str]:
+    """Read an image as 8-bit RGB and the sha256 of the exact bytes decoded, or raise
+    :class:`InputError` saying why it cannot be read.
+
+    The file is read once; the hash and the decoder see the same bytes, so a record made from
+    the result names the content it was computed on even if the file changes meanwhile.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"image {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{str(path)!r} is a folder, not an image file") from None
+    except OSError as exc:
+        raise InputError(f"image {str(path)!r} cannot be read: {exc}") from None
+    if not data:
+        raise InputError(
+            f"image {str(path)!r} is an empty file (0 bytes); an interrupted copy or download "
+            "leaves such files: copy it again or remove it from the inputs"
+        )
+    return _decode(data, path), hashlib.sha256(data).hexdigest()
+
+
 def load_image(path: str | Path) -> Image.Image:
     """Read an image as 8-bit RGB, or raise :class:`InputError` saying why it cannot be read."""
-    path = Path(path)
+    return read_image(path)[0]
+
+
+def _decode(data: bytes, path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 image.load()
                 # Photos from cameras and phones store their orientation separately.
                 image = ImageOps.exif_transpose(image)
                 return _to_rgb(image)
-    except FileNotFoundError:
-        raise InputError(f"image {str(path)!r} does not exist") from None
     except UnidentifiedImageError:
         raise InputError(f"{str(path)!r} is not an image PIL can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -196,9 +244,10 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 class ImageDataset:
-    """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [3,H,W] in [0,1], error)``.
+    """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [3,H,W] in [0,1], error,
+    sha256)``, the last being the hash of the bytes decoded (``None`` when unreadable).
 
-    Reading and preprocessing happen in DataLoader workers; an unreadable image yields
+    Reading, hashing and preprocessing happen in DataLoader workers; an unreadable image yields
     ``pixels=None`` and the error message instead of raising, so one bad file fails one item.
     """
 
@@ -209,20 +258,21 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
+    def __getitem__(self, index: int) -> tuple[int, Any, str | None, str | None]:
         try:
-            image = load_image(self.images[index].path)
-            return index, self.preprocessing.to_pixels(image), None
+            image, sha256 = read_image(self.images[index].path)
+            return index, self.preprocessing.to_pixels(image), None, sha256
         except XaiError as exc:
-            return index, None, str(exc)
+            return index, None, str(exc), None
         except Exception as exc:  # a broken decoder must not take the run down
             return (
                 index,
                 None,
                 f"cannot read {self.images[index].source!r}: {type(exc).__name__}: {exc}",
+                None,
             )
 
 
-def collate_items(batch: list[tuple[int, Any, str | None]]) -> list[tuple[int, Any, str | None]]:
+def collate_items(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Keep items as a list: some have no pixels (errors), sizes are checked later."""
     return batch
