@@ -231,6 +231,16 @@ def _common_sections(
     return "".join(parts)
 
 
+def _timing(results: dict[str, Any]) -> str:
+    """This invocation's wall time and the run's compute (every item's seconds, resumed ones
+    included): a resumed run is quick to finish but not cheap to make, and both matter."""
+    wall = results.get("wall_seconds", results.get("seconds"))
+    text = f"wall time {float(wall or 0):.1f} s"
+    if results.get("compute_seconds") is not None:
+        text += f", compute {float(results['compute_seconds']):.1f} s (all items)"
+    return text
+
+
 def _page(results: dict[str, Any], body: str) -> str:
     summary = results.get("summary", {})
     model = results.get("model", {})
@@ -241,6 +251,6 @@ def _page(results: dict[str, Any], body: str) -> str:
         f"<style>{CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1><div>{summary.get('items', 0)} item(s), "
         f"{summary.get('failed', 0)} failed; weights: {_e(model.get('weights', '?'))}; "
-        f"{float(results.get('seconds') or 0):.1f} s</div>"
+        f"{_timing(results)}</div>"
         f"{body}</body></html>\n"
     )

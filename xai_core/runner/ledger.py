@@ -1,15 +1,24 @@
-"""The record of finished items, which makes runs resumable.
+"""The record of finished items, which makes runs resumable and checkable.
 
 Each finished (image, method) pair gets a small JSON record under
-``records/<image>/<label>.json`` holding its items (one for an attributor; one per class for a
-synthesizer with several classes), written atomically *after* every file the items name. So a
+``records/<image>/<label>.json``, written atomically *after* every file its items name::
+
+    {"format": 2,
+     "input": {"source": "/abs/path/cat.png", "sha256": "<hash of the bytes decoded>"},
+     "fingerprint": "<hash of every setting the result depends on>",
+     "items": [{..., "files": {"map": "maps/cat/saliency.npy", ...},
+                "digests": {"maps/cat/saliency.npy": {"size": 4224, "sha256": "..."}, ...}}]}
+
+(``input`` is ``null`` for a synthesizer that runs once per run, under ``records/_run/``.) So a
 record exists only for items whose outputs are complete; a run that is killed at any moment
 (SIGKILL included) leaves at worst temporary files, which carry a ``.tmp`` suffix and are never
 taken for outputs.
 
-A later run of the same config skips a pair when its record exists, was made with the same
-settings (a fingerprint of model, method, parameters, target and seed), reports no error, and
-every file it names still reads back. Anything else is recomputed.
+A later run of the same config skips a pair only when its record exists, names the same input
+(the same resolved path *and* the same content: a file replaced in place, or another file that
+got the same key, is recomputed), was made with the same settings, reports no error, and every
+file it names still has the recorded size and sha256. Checking hashes needs no decoding, so
+resuming a finished run costs a read of each output, not a reload. Anything else is recomputed.
 """
 
 from __future__ import annotations
@@ -24,9 +33,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from xai_core.io import write_json
+from xai_core.io import FileDigest, digest_file, write_json
+from xai_core.runner.lock import OutputLock
 
-__all__ = ["Ledger", "fingerprint", "readable"]
+__all__ = ["Ledger", "fingerprint", "readable", "remove_stale_temporaries", "RECORD_FORMAT"]
+
+#: Records of an older format (no input identity, no digests) are recomputed, never trusted.
+RECORD_FORMAT = 2
 
 
 def fingerprint(*parts: Any) -> str:
@@ -36,7 +49,9 @@ def fingerprint(*parts: Any) -> str:
 
 
 def readable(path: Path) -> bool:
-    """Whether an output file reads back (``.npy`` arrays and PNG images are fully checked)."""
+    """Whether an output file decodes (``.npy`` arrays and PNG images are fully checked).
+
+    Resuming compares hashes instead; this is for files no record describes."""
     try:
         if not path.is_file() or path.stat().st_size == 0:
             return False
@@ -53,41 +68,115 @@ def readable(path: Path) -> bool:
 
 
 class Ledger:
-    """Records of finished items under ``<output_dir>/records``."""
+    """Records of finished items under ``<output_dir>/records``.
 
-    def __init__(self, output_dir: str | os.PathLike[str]):
+    :param written: digests of the files this process wrote (from
+        :func:`xai_core.io.recording_digests`), so records get them without reading files back.
+    """
+
+    def __init__(
+        self, output_dir: str | os.PathLike[str], written: dict[str, FileDigest] | None = None
+    ):
         self.root = Path(output_dir)
         self.records = self.root / "records"
+        self.written = written if written is not None else {}
+        self._records: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._on_disk: dict[str, FileDigest | None] = {}
 
     def path(self, key: str, label: str) -> Path:
         return self.records / key / f"{label}.json"
 
-    def write(self, key: str, label: str, items: list[dict[str, Any]], settings: str) -> None:
-        """Record the finished items of one (image, method); call after all files are written."""
-        write_json(self.path(key, label), {"fingerprint": settings, "items": items})
+    def digest(self, rel: str) -> FileDigest:
+        """The digest of an output: as written by this process, or read from disk."""
+        path = self.root / rel
+        found = self.written.get(os.path.abspath(path))
+        return found if found is not None else digest_file(path)
+
+    def write(
+        self,
+        key: str,
+        label: str,
+        items: list[dict[str, Any]],
+        settings: str,
+        identity: dict[str, str] | None = None,
+    ) -> None:
+        """Record the finished items of one (image, method); call after all files are written.
+
+        Each item gets ``digests`` (size and sha256 of every file it names) and, for a photo,
+        ``image_sha256``; the items are changed in place, so ``results.json`` carries the same.
+        """
+        for item in items:
+            digests = {rel: self.digest(rel) for rel in sorted(set(item["files"].values()))}
+            self._on_disk.update(digests)
+            item["digests"] = {rel: digest.as_dict() for rel, digest in digests.items()}
+            if identity is not None:
+                item["image_sha256"] = identity["sha256"]
+        record = {"format": RECORD_FORMAT, "input": identity, "fingerprint": settings,
+                  "items": items}
+        write_json(self.path(key, label), record)
+        self._records[(key, label)] = record
 
     def read(self, key: str, label: str) -> dict[str, Any] | None:
-        path = self.path(key, label)
+        """The record of ``(key, label)``, read from disk at most once per ledger."""
+        if (key, label) in self._records:
+            return self._records[(key, label)]
         try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        return (
-            record if isinstance(record, dict) and isinstance(record.get("items"), list) else None
-        )
+            record = json.loads(self.path(key, label).read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            record = None
+        if not (isinstance(record, dict) and isinstance(record.get("items"), list)):
+            record = None
+        self._records[(key, label)] = record
+        return record
 
-    def done(self, key: str, label: str, settings: str) -> list[dict[str, Any]] | None:
-        """The recorded items if the pair finished without error, with these settings, and all
-        its files read back; otherwise ``None`` (recompute it)."""
+    def usable(self, key: str, label: str, settings: str) -> dict[str, Any] | None:
+        """The record if it is of this format, made with these settings, without error: the
+        checks that need no input file. :meth:`done` adds the input and the outputs."""
         record = self.read(key, label)
-        if record is None or record.get("fingerprint") != settings or not record["items"]:
+        if (
+            record is None
+            or record.get("format") != RECORD_FORMAT
+            or record.get("fingerprint") != settings
+            or not record["items"]
+            or any(item.get("error") for item in record["items"])
+        ):
+            return None
+        return record
+
+    def done(
+        self, key: str, label: str, settings: str, identity: dict[str, str] | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The recorded items if the pair finished without error, on this input (``identity``:
+        resolved ``source`` and content ``sha256``), with these settings, and all its files have
+        the recorded size and hash; otherwise ``None`` (recompute it)."""
+        record = self.usable(key, label, settings)
+        if record is None or record.get("input") != identity:
             return None
         for item in record["items"]:
-            if item.get("error"):
+            digests = item.get("digests")
+            if not isinstance(digests, dict) or set(digests) != set(item["files"].values()):
                 return None
-            if not all(readable(self.root / rel) for rel in item.get("files", {}).values()):
+            if not all(self.intact(rel, expected) for rel, expected in digests.items()):
                 return None
         return record["items"]
+
+    def intact(self, rel: str, expected: Any) -> bool:
+        """Whether ``rel`` has the recorded size and sha256 (each file is hashed once; a file
+        whose size differs is not hashed at all)."""
+        if not isinstance(expected, dict):
+            return False
+        if rel not in self._on_disk:
+            path = self.root / rel
+            try:
+                if path.stat().st_size != expected.get("size"):
+                    return False
+                self._on_disk[rel] = digest_file(path)
+            except OSError:
+                self._on_disk[rel] = None
+        actual = self._on_disk[rel]
+        return actual is not None and actual.as_dict() == {
+            "size": expected.get("size"), "sha256": expected.get("sha256")
+        }
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if not self.records.is_dir():
@@ -102,15 +191,26 @@ class Ledger:
         record = self.read(key, label)
         return record["items"] if record is not None else []
 
+    def forget(self, key: str, label: str) -> None:
+        """Drop a cached record (another rank may have rewritten it)."""
+        self._records.pop((key, label), None)
+
     def clear(self) -> None:
         """Forget every record (``--force``); outputs are overwritten as items finish."""
+        self._records.clear()
+        self._on_disk.clear()
         if self.records.is_dir():
             for path in self.records.rglob("*.json"):
                 path.unlink()
 
 
-def remove_stale_temporaries(root: Path) -> int:
-    """Delete temporary files a killed run left behind (never a finished output)."""
+def remove_stale_temporaries(root: Path, lock: OutputLock) -> int:
+    """Delete temporary files a killed run left behind (never a finished output).
+
+    Only the holder of the folder's lock may do this: another live run's temporaries are files
+    it is about to rename into place."""
+    if lock.fd is None or Path(lock.root).resolve() != Path(root).resolve():
+        raise RuntimeError("remove_stale_temporaries needs the output folder's lock held")
     count = 0
     if root.is_dir():
         for path in root.rglob(".*.tmp"):

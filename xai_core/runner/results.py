@@ -2,11 +2,22 @@
 
 Rank 0 builds these from the ledger (every rank's recorded items), so a resumed or sharded run
 writes the same files as one uninterrupted run.
+
+``results.json`` is written twice: by :func:`write_results` with ``"complete": false`` before
+the grid figure and the report, and by :func:`finish_results` with ``"complete": true`` and the
+digests of the run-level files (``run_files``) last of all. Its timings:
+
+- ``wall_seconds``: this invocation, from start to the results (a resume that skips everything
+  is short);
+- ``compute_seconds``: the run's compute, the sum of every item's ``seconds``, resumed items
+  included (the same for a run done at once or in several invocations);
+- ``seconds``: this invocation's time explaining items (after the model loaded).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +30,7 @@ from PIL import Image
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
-from xai_core.io import write_json
+from xai_core.io import FileDigest, digest_file, write_json
 from xai_core.report.figures import grid_figure
 from xai_core.report.tables import write_metrics_table
 from xai_core.runner.environment import environment
@@ -27,7 +38,16 @@ from xai_core.runner.inputs import InputImage
 from xai_core.runner.ledger import Ledger
 from xai_core.runner.state import RunState
 
-__all__ = ["GRID_ROWS", "RUN_KEY", "per_run", "merge_items", "write_grid", "write_results"]
+__all__ = [
+    "GRID_ROWS",
+    "RUN_KEY",
+    "per_run",
+    "merge_items",
+    "write_grid",
+    "write_results",
+    "finish_results",
+    "compute_seconds",
+]
 
 #: The side-by-side grid shows at most this many images (the report shows them all).
 GRID_ROWS = 12
@@ -87,6 +107,11 @@ def write_grid(out: Path, items: list[dict[str, Any]], labels: list[str]) -> Non
     grid_figure(out / "figures" / "grid.png", rows, labels, cells)
 
 
+def compute_seconds(items: list[dict[str, Any]]) -> float:
+    """The run's compute: the recorded ``seconds`` of every item, whichever invocation ran it."""
+    return float(sum(item["seconds"] for item in items if item.get("seconds") is not None))
+
+
 def write_results(
     run: RunState,
     items: list[dict[str, Any]],
@@ -94,15 +119,20 @@ def write_results(
     device: torch.device,
     started: float,
     skipped: int,
+    invoked: float,
 ) -> dict[str, Any]:
-    """``results.json`` (and the metrics table) for the merged ``items``; returns its content."""
+    """``results.json`` with ``"complete": false`` (and the metrics table) for the merged
+    ``items``; returns its content for :func:`finish_results`."""
     failed = sum(1 for item in items if item.get("error"))
+    now = time.time()
     results = {
         "environment": environment(device),
         "model": {"name": handle.name, **handle.info},
         "config": dataclasses.asdict(run.config),
-        "complete": True,
-        "seconds": time.time() - started,
+        "complete": False,
+        "seconds": now - started,
+        "wall_seconds": now - invoked,
+        "compute_seconds": compute_seconds(items),
         "summary": {"items": len(items), "failed": failed, "skipped": skipped},
         "items": items,
     }
@@ -113,3 +143,24 @@ def write_results(
         results["metrics_table"] = "metrics.md"
     write_json(run.out / "results.json", results)
     return results
+
+
+#: Files of the whole run whose digests ``results.json`` records (``report.html`` is left out:
+#: ``xai report`` rebuilds it at will).
+RUN_FILES = ("config.yaml", "figures/grid.png", "metrics.md", "metrics.json")
+
+
+def finish_results(
+    out: Path, results: dict[str, Any], written: dict[str, FileDigest] | None = None
+) -> None:
+    """Mark the run complete, last: after every figure and the report exist."""
+    written = written or {}
+    run_files = {}
+    for rel in RUN_FILES:
+        path = out / rel
+        if path.is_file():
+            digest = written.get(os.path.abspath(path)) or digest_file(path)
+            run_files[rel] = digest.as_dict()
+    results["run_files"] = run_files
+    results["complete"] = True
+    write_json(out / "results.json", results)

@@ -12,11 +12,18 @@ Output layout under ``output_dir``::
     figures/<image>/<method>.png image | map | overlay
     figures/grid.png             methods side by side for the first images
     records/<image>/<method>.json  what finished (the resume ledger, see xai_core.runner.ledger)
+    .lock                        held while a run writes the folder (xai_core.runner.lock)
 
 Runs scale to whole datasets: images are read and preprocessed in DataLoader workers and
 explained batch by batch; every file is written atomically and every finished item recorded, so
 running the same config again skips what is done and redoes what is missing or corrupt
-(``force`` redoes everything). One unreadable image or one failing technique call fails its
+(``force`` redoes everything). An item is redone when its input's content or path, its settings,
+the plugin (distribution and version) that provides its technique, or the checkpoint's content
+changed, or when one of its files no longer has the size and sha256 recorded for it.
+
+``results.json`` is written with ``"complete": false`` first, then the grid figure and the
+report, then once more with ``"complete": true``: a run killed at any point never looks finished
+with figures missing. One unreadable image or one failing technique call fails its
 items (``error`` in ``results.json``), never the run. Under ``torchrun`` the inputs are sharded
 over ranks and rank 0 merges the results (:mod:`xai_core.runner.distributed`).
 """
@@ -24,8 +31,10 @@ over ranks and rank 0 merges the results (:mod:`xai_core.runner.distributed`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,17 +50,32 @@ from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.targets import resolve_targets
 from xai_core.contracts.technique import Technique
 from xai_core.errors import TargetError, XaiError
-from xai_core.io import write_npy, write_png, write_text
+from xai_core.io import digest_file, recording_digests, write_json, write_npy, write_png, write_text
 from xai_core.models.loading import load_model
 from xai_core.plugins.factory import build_entries, build_metrics
+from xai_core.plugins.manager import get_registries
 from xai_core.report.figures import attribution_figure
 from xai_core.report.html import build_report
 from xai_core.runner.config import ExperimentConfig, to_yaml
 from xai_core.runner.distributed import DistContext
 from xai_core.runner.environment import resolve_device, seed_everything
-from xai_core.runner.inputs import ImageDataset, InputImage, collate_items, resolve_inputs
+from xai_core.runner.inputs import (
+    ImageDataset,
+    InputImage,
+    collate_items,
+    content_sha256,
+    resolve_inputs,
+)
 from xai_core.runner.ledger import Ledger, fingerprint, remove_stale_temporaries
-from xai_core.runner.results import RUN_KEY, merge_items, per_run, write_grid, write_results
+from xai_core.runner.lock import OutputLock
+from xai_core.runner.results import (
+    RUN_KEY,
+    finish_results,
+    merge_items,
+    per_run,
+    write_grid,
+    write_results,
+)
 from xai_core.runner.scoring import score_items
 from xai_core.runner.state import ImageItem, RunState, failure, safe_label, to_image
 from xai_core.runner.synthesis import run_synthesizer, synthesize_per_run
@@ -261,7 +285,10 @@ def run_experiment(
     """Run ``config`` (validated by :func:`xai_core.runner.config.load_config`).
 
     :param force: recompute every item even if a previous run recorded it as done.
+    :raises ConfigError: when another run is writing ``output_dir`` (see
+        :mod:`xai_core.runner.lock`); nothing in the folder is touched then.
     """
+    invoked = time.time()
     run = RunState(config, progress)
     methods = [
         (safe_label(label), technique)
@@ -275,28 +302,107 @@ def run_experiment(
     sources = resolve_inputs(list(config.inputs))
     dist = DistContext.from_env(config.device)
     run.rank = dist.rank
+    lock = OutputLock(run.out)
     try:
-        return _run(run, config, methods, sources, dist, force)
+        if dist.is_main:
+            lock.acquire()
+        with recording_digests() as written:
+            return _run(run, config, methods, sources, dist, force, lock, written, invoked)
     finally:
+        lock.release()
         dist.close()
 
 
-def _settings(config: ExperimentConfig, label: str, technique: Technique, target: Any) -> str:
+def _provider(technique: Technique) -> dict[str, Any]:
+    """The plugin behind ``technique``: its distribution and version change its results."""
+    registries = get_registries()
+    entry = registries.techniques.find(technique.name)
+    info = registries.plugins.get(entry.plugin) if entry is not None else None
+    if info is None:
+        return {"plugin": entry.plugin if entry is not None else None}
+    return {"plugin": info.name, "distribution": info.distribution, "version": info.version}
+
+
+def _checkpoint_sha256(config: ExperimentConfig) -> str | None:
+    """The checkpoint's content hash, once per run: new weights under the same path redo all."""
+    checkpoint = config.model.checkpoint
+    if checkpoint and os.path.isfile(checkpoint):
+        return digest_file(checkpoint).sha256
+    return None
+
+
+def _settings(
+    config: ExperimentConfig, label: str, technique: Technique, target: Any, weights: str | None
+) -> str:
     return fingerprint(
-        dataclasses.asdict(config.model), technique.name, dataclasses.asdict(technique.params),
+        dataclasses.asdict(config.model), weights, technique.name,
+        dataclasses.asdict(technique.params), _provider(technique),
         label, target, config.seed, config.figures,
         [dataclasses.asdict(m) for m in config.metrics],
     )
 
 
-def _run(run: RunState, config, methods, sources, dist: DistContext, force: bool) -> RunResult:
+def _identity(source: InputImage, sha256: str) -> dict[str, str]:
+    """What a record says about its input: where the bytes came from and what they were."""
+    return {"source": source.resolved, "sha256": sha256}
+
+
+def _still_to_do(
+    ledger: Ledger, mine: list[tuple[int, InputImage]], per_image, settings
+) -> tuple[list[tuple[int, InputImage, set[str]]], int]:
+    """``(index, source, labels to compute)`` for each input with work left, and how many
+    items are done. An input is hashed only when one of its records is otherwise usable, so a
+    first run reads no input twice; hashing runs in threads (hashlib releases the GIL)."""
+    candidates = {
+        index for index, source in mine
+        if any(ledger.usable(source.key, label, settings(label, t, index)) is not None
+               for label, t in per_image)
+    }
+
+    def content(pair: tuple[int, InputImage]) -> str | None:
+        index, source = pair
+        if index not in candidates:
+            return None
+        try:
+            return content_sha256(source.path)
+        except OSError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        hashes = list(pool.map(content, mine))
+    todo: list[tuple[int, InputImage, set[str]]] = []
+    skipped = 0
+    for (index, source), sha256 in zip(mine, hashes):
+        identity = _identity(source, sha256) if sha256 is not None else None
+        missing = {
+            label for label, t in per_image
+            if identity is None
+            or ledger.done(source.key, label, settings(label, t, index), identity) is None
+        }
+        skipped += len(per_image) - len(missing)
+        if missing:
+            todo.append((index, source, missing))
+    return todo, skipped
+
+
+def _run(
+    run: RunState, config, methods, sources, dist: DistContext, force: bool,
+    lock: OutputLock, written: dict, invoked: float,
+) -> RunResult:
     device = resolve_device(config.device, dist.local_rank)
-    ledger = Ledger(run.out)
+    ledger = Ledger(run.out, written)
     if dist.is_main:
         run.out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(run.out)
+        remove_stale_temporaries(run.out, lock)
         if force:
             ledger.clear()
+        if (run.out / "results.json").exists():
+            # Until this run finishes, the folder is not the finished run the old file described.
+            write_json(run.out / "results.json", {
+                "complete": False,
+                "note": f"a run (PID {os.getpid()}) is rewriting this folder; results.json is "
+                        "written again when it finishes",
+            })
         write_text(run.out / "config.yaml", to_yaml(config))
     dist.barrier()
     seed_everything(config.seed)
@@ -314,22 +420,14 @@ def _run(run: RunState, config, methods, sources, dist: DistContext, force: bool
     once = [(label, t) for label, t in methods if per_run(t)]
     indexed = list(enumerate(sources))
     mine = dist.shard(indexed)
+    weights = _checkpoint_sha256(config)
 
     def settings(label: str, technique: Technique, index: int) -> str:
         target = config.target[index] if isinstance(config.target, list) else config.target
-        return _settings(config, label, technique, target)
+        return _settings(config, label, technique, target, weights)
 
-    # Checked once here (it reads every recorded file back); batches only do what is missing.
-    todo: list[tuple[int, InputImage, set[str]]] = []
-    skipped = 0
-    for index, source in mine:
-        missing = {
-            label for label, t in per_image
-            if ledger.done(source.key, label, settings(label, t, index)) is None
-        }
-        skipped += len(per_image) - len(missing)
-        if missing:
-            todo.append((index, source, missing))
+    # Checked once here (hashes only, nothing decoded); batches only do what is missing.
+    todo, skipped = _still_to_do(ledger, mine, per_image, settings)
     if skipped:
         run.say(f"skipped {skipped} item(s) already done (use --force to redo them)")
     started = time.time()
@@ -337,21 +435,26 @@ def _run(run: RunState, config, methods, sources, dist: DistContext, force: bool
     loader = _loader([source for _, source, _ in todo], handle, config)
     for batch in loader:
         images = []
-        for local, pixels, error in batch:
+        hashes: dict[str, str | None] = {}
+        for local, pixels, error, sha256 in batch:
             index, source, missing = todo[local]
             im = ImageItem(source, index=index, error=error, missing=missing)
+            hashes[source.key] = sha256
             if pixels is not None:
                 im.pixels = pixels
                 im.inputs = handle.normalize(pixels)
             images.append(im)
         _explain_batch(
-            run, config, per_image, images, handle, device, ledger, settings, len(sources)
+            run, config, per_image, images, handle, device, ledger, settings, len(sources),
+            hashes,
         )
+        # Each batch's digests went into its records; keep memory flat on large datasets.
+        written.clear()
         bar.update(len(images))
     bar.close()
     for label, technique in once:
         if dist.is_main:
-            key_settings = _settings(config, label, technique, config.target)
+            key_settings = _settings(config, label, technique, config.target, weights)
             if force or ledger.done(RUN_KEY, label, key_settings) is None:
                 before = len(run.items)
                 seed_everything(config.seed)
@@ -364,16 +467,22 @@ def _run(run: RunState, config, methods, sources, dist: DistContext, force: bool
     dist.barrier()
     if not dist.is_main:
         return RunResult(run.out, {"items": run.items, "summary": {"failed": failed_here}})
+    if dist.enabled:
+        for source in sources:  # other ranks wrote these records after this rank cached them
+            for label, _ in per_image:
+                ledger.forget(source.key, label)
     items = merge_items(ledger, sources, methods)
-    results = write_results(run, items, handle, device, started, skipped)
+    results = write_results(run, items, handle, device, started, skipped, invoked)
     if config.figures:
         write_grid(run.out, items, [label for label, t in methods if isinstance(t, Attributor)])
     build_report(run.out)
+    finish_results(run.out, results, written)
     return RunResult(run.out, results)
 
 
 def _explain_batch(
-    run: RunState, config, per_image, images, handle, device, ledger, settings, count: int
+    run: RunState, config, per_image, images, handle, device, ledger, settings, count: int,
+    hashes: dict[str, str | None],
 ) -> None:
     """Predict, pick targets, write inputs, then apply every method still to do on these images."""
     _predict(images, handle, device)
@@ -396,7 +505,9 @@ def _explain_batch(
         for item in run.items[before:]:
             by_key.setdefault(item["key"], []).append(item)
         for im in pending:
+            sha256 = hashes.get(im.source.key)
             ledger.write(
                 im.source.key, label, by_key.get(im.source.key, []),
                 settings(label, technique, im.index),
+                _identity(im.source, sha256) if sha256 is not None else None,
             )
