@@ -6,6 +6,7 @@
     xai explain IMAGE... --method NAME [--model NAME] [--target T] [--out DIR]
     xai config CONFIG [key=value ...]
     xai report RUN_DIR
+    xai verify RUN_DIR
     xai new-plugin NAME [--dir DIR]
 
 Plugins add commands with the ``register_commands`` hook (``xai benchmark`` comes from the
@@ -89,6 +90,11 @@ def _parser(commands: Iterable[Command]) -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run's output directory (holds results.json)")
 
     p = sub.add_parser(
+        "verify", help="check a finished run: every output present, with its recorded sha256"
+    )
+    p.add_argument("run_dir", help="a run's output directory (holds results.json)")
+
+    p = sub.add_parser(
         "new-plugin", help="scaffold a plugin package that passes the contract tests"
     )
     p.add_argument("name", help="plugin name, e.g. my-saliency")
@@ -162,9 +168,12 @@ def _summary(result: Any, debug: bool = False) -> int:
     failed = result.failures
     total = len(result.items)
     skipped = result.results.get("summary", {}).get("skipped", 0)
+    wall = result.results.get("wall_seconds") or 0.0
+    compute = result.results.get("compute_seconds") or 0.0
     print(
         f"done: {total - len(failed)} of {total} item(s) succeeded, {len(failed)} failed"
         + (f", {skipped} already done (skipped)" if skipped else "")
+        + f"; wall time {wall:.1f} s, compute {compute:.1f} s (all items)"
     )
     for item in failed:
         print(f"  failed: {item['image']} / {item['label']}: {item['error']}")
@@ -335,6 +344,22 @@ def _cmd_report(run_dir: str) -> int:
     return 0
 
 
+def _cmd_verify(run_dir: str) -> int:
+    from xai_core.runner.verify import verify_run  # the runner: see _cmd_run
+
+    found = verify_run(run_dir)
+    if found.ok:
+        print(f"ok: {found.items} item(s), {found.files} file(s) match their recorded sha256")
+        return 0
+    for problem in found.problems:
+        print(f"mismatch: {problem}")
+    print(
+        f"{len(found.problems)} problem(s) in {run_dir}; rerun the same config to recompute "
+        "what does not match"
+    )
+    return 1
+
+
 def _cmd_new_plugin(name: str, directory: str | None) -> int:
     target = new_plugin(name, directory)
     print(f"created {target}; next: pip install -e '{target}[test]' && pytest {target}")
@@ -369,6 +394,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_config(args.config, args.overrides)
     if args.command == "report":
         return _cmd_report(args.run_dir)
+    if args.command == "verify":
+        return _cmd_verify(args.run_dir)
     if args.command == "new-plugin":
         return _cmd_new_plugin(args.name, args.dir)
     raise AssertionError(f"command {args.command!r} has a parser but no handler")

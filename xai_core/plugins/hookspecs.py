@@ -144,6 +144,7 @@ BUILTIN_COMMANDS: tuple[str, ...] = (
     "explain",
     "config",
     "report",
+    "verify",
     "new-plugin",
 )
 """The commands ``xai`` itself provides; :func:`register_commands` cannot take these names."""
