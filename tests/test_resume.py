@@ -1,0 +1,114 @@
+"""Resuming trusts a record only for the same input bytes, settings, plugin and intact files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from xai_core.cli import main
+from xai_core.runner import run as run_module
+from xai_core.runner.config import load_config
+from xai_core.runner.run import run_experiment
+from xai_core.runner.verify import strict_json, verify_run
+
+# A small random-weight model keeps these runs quick; the runner is what is under test.
+TINY = ["model.name=timm/resnet10t", "model.pretrained=false", "workers=0", "figures=false"]
+
+
+def _photo(path: Path, seed: int, size=(36, 32)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+
+
+def _run(inputs: list[Path], out: Path, *extra: str):
+    config = load_config(
+        {"inputs": [str(p) for p in inputs], "methods": ["saliency"], "output_dir": str(out)},
+        TINY + list(extra),
+    )
+    return run_experiment(config)
+
+
+def test_same_name_in_another_folder_is_recomputed_and_reported(tmp_path):
+    first, second, out = tmp_path / "a" / "cat.png", tmp_path / "b" / "cat.png", tmp_path / "out"
+    _photo(first, 1)
+    _photo(second, 2)
+    one = _run([first], out)
+    two = _run([second], out)
+    assert two.results["summary"]["skipped"] == 0
+    (item,) = two.items
+    assert item["image"] == str(second)
+    results = strict_json((out / "results.json").read_text())
+    (reported,) = results["items"]
+    assert reported["image"] == str(second)
+    assert reported["image_sha256"] != one.items[0]["image_sha256"]
+    assert reported["image_sha256"] == run_module.content_sha256(second)
+    assert verify_run(out).ok
+
+
+def test_image_replaced_in_place_is_recomputed(tmp_path):
+    photo, out = tmp_path / "in" / "dog.png", tmp_path / "out"
+    _photo(photo, 3)
+    before = _run([photo], out)
+    again = _run([photo], out)
+    assert again.results["summary"]["skipped"] == 1
+    _photo(photo, 4)
+    after = _run([photo], out)
+    assert after.results["summary"]["skipped"] == 0
+    assert after.items[0]["image_sha256"] != before.items[0]["image_sha256"]
+    record = json.loads((out / "records" / "dog" / "saliency.json").read_text())
+    assert record["input"] == {"source": str(photo.resolve()),
+                               "sha256": after.items[0]["image_sha256"]}
+
+
+def test_new_plugin_version_redoes_its_items(tmp_path, monkeypatch):
+    photo, out = tmp_path / "in" / "x.png", tmp_path / "out"
+    _photo(photo, 5)
+    _run([photo], out)
+    provider = run_module._provider
+    monkeypatch.setattr(
+        run_module, "_provider", lambda technique: {**provider(technique), "version": "9.9"}
+    )
+    assert _run([photo], out).results["summary"]["skipped"] == 0
+
+
+def test_corrupt_map_fails_verify_by_name_and_is_recomputed(tmp_path, capsys):
+    photo, out = tmp_path / "in" / "bird.png", tmp_path / "out"
+    _photo(photo, 6)
+    first = _run([photo], out)
+    assert main(["verify", str(out)]) == 0
+    capsys.readouterr()
+    map_rel = first.items[0]["files"]["map"]
+    path = out / map_rel
+    data = bytearray(path.read_bytes())
+    size = len(data)
+    data[-16:] = np.full(4, np.nan, dtype=np.float32).tobytes()  # same size, NaN pixels
+    path.write_bytes(bytes(data))
+    assert path.stat().st_size == size
+    assert main(["verify", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert map_rel in printed and "sha256" in printed
+
+    again = _run([photo], out)
+    assert again.results["summary"]["skipped"] == 0
+    assert np.isfinite(np.load(path)).all()
+    assert main(["verify", str(out)]) == 0
+
+
+def test_resume_skips_without_decoding(tmp_path, monkeypatch):
+    photo, out = tmp_path / "in" / "fish.png", tmp_path / "out"
+    _photo(photo, 7)
+    _run([photo], out)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("resuming a finished item must not decode anything")
+
+    monkeypatch.setattr(np, "load", no_decoding)
+    monkeypatch.setattr(Image, "open", no_decoding)
+    again = _run([photo], out)
+    assert again.results["summary"]["skipped"] == 1
+    assert again.results["complete"] is True
+    assert again.results["compute_seconds"] > 0
