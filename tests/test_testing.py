@@ -11,8 +11,16 @@ import torch
 
 import xai_core
 from xai_core import plugins
-from xai_core.contracts.model import ModelHandle, Preprocessing, load_checkpoint
-from xai_core.testing import ContractError, TinyNet, check_metric, check_model
+from xai_core.contracts.model import ModelHandle, Preprocessing, as_model_handle, load_checkpoint
+from xai_core.testing import (
+    ATTRIBUTOR_CHECKS,
+    ContractError,
+    TinyNet,
+    check_attributor,
+    check_metric,
+    check_model,
+)
+from xai_core.testing.common import default_model
 
 
 def _builtin_metrics() -> list[str]:
@@ -120,3 +128,57 @@ def test_check_model_catches_a_loader_that_ignores_its_checkpoint():
         check_model("forgetful")
     with pytest.raises(ContractError, match="unexpected keyword argument 'pretrained'"):
         check_model("rigid")
+
+
+class OwnAttribute(xai_core.Attributor):
+    """A plugin that overrides ``attribute`` and so skips the base class's mode handling."""
+
+    name = "own_attribute"
+
+    def attribute(self, model, inputs, target="predicted"):
+        module = as_model_handle(model).module
+        x = inputs.detach().clone().requires_grad_(True)
+        scores = module(x)[torch.arange(len(x)), torch.as_tensor(target)]
+        (grads,) = torch.autograd.grad(scores.sum(), x)
+        return xai_core.Attribution(
+            maps=grads.abs().amax(1), targets=torch.as_tensor(target), method=self.name
+        )
+
+    def compute(self, model, inputs, targets, context):
+        raise AssertionError("not called")
+
+
+def test_check_attributor_catches_a_technique_that_fails_inside_inference_mode():
+    assert "modes" in ATTRIBUTOR_CHECKS
+    with pytest.raises(ContractError) as info:
+        check_attributor(OwnAttribute, checks=["shapes", "modes"])
+    message = str(info.value)
+    assert "modes: fails under torch.inference_mode(): RuntimeError" in message
+    assert "modes: fails under torch.no_grad(): RuntimeError" in message
+    assert "shapes" not in message  # outside any mode it works
+
+
+def test_attribute_from_inside_inference_mode_and_no_grad_gives_the_same_maps():
+    model = default_model()
+    inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    saliency = xai_core.get_attributor("saliency")
+    outside = saliency.attribute(model, inputs, [0, 1]).maps
+    with torch.inference_mode():
+        made_inside = inputs.clone()  # an inference tensor, as preprocessing there makes
+        assert made_inside.is_inference()
+        inside = saliency.attribute(model, made_inside, [0, 1]).maps
+    with torch.no_grad():
+        quiet = saliency.attribute(model, inputs, [0, 1]).maps
+    assert torch.equal(inside, outside) and torch.equal(quiet, outside)
+    assert outside.abs().sum() > 0
+
+
+def test_a_model_made_under_inference_mode_is_refused_before_it_is_touched():
+    from xai_core.errors import ModelLoadError
+
+    with torch.inference_mode():
+        module = TinyNet().eval()
+    with pytest.raises(ModelLoadError, match=r"features.0.weight.*\(\+\d+ more\) were created "
+                       r"under torch.inference_mode\(\).*create or load the model outside"):
+        xai_core.get_attributor("saliency").attribute(module, torch.randn(1, 3, 32, 32), 0)
+    assert all(p.requires_grad for p in module.parameters())

@@ -20,6 +20,7 @@ from xai_core.contracts.checks import HookGuard, check_tensor
 from xai_core.contracts.model import ModelHandle, as_model_handle
 from xai_core.contracts.targets import TargetSpec, resolve_targets
 from xai_core.contracts.technique import AttributionContext, Technique, check_inputs, grad_ready
+from xai_core.errors import ModelLoadError
 from xai_core.nn.hooks import HookRecorder, model_state
 
 __all__ = ["Attribution", "Attributor"]
@@ -51,6 +52,28 @@ class Attribution:
         return self.maps.shape[0]
 
 
+def check_weights_outside_inference_mode(module: nn.Module) -> None:
+    """Refuse a model whose weights were made under ``torch.inference_mode()``.
+
+    Such tensors can never take part in autograd, nor have ``requires_grad`` set back to
+    ``True`` outside that mode: every technique would fail with a PyTorch error deep inside,
+    after freezing parameters it then cannot restore. Checked before the model is touched.
+    """
+    frozen = [
+        name
+        for name, tensor in (*module.named_parameters(), *module.named_buffers())
+        if tensor.is_inference()
+    ]
+    if frozen:
+        more = f" (+{len(frozen) - 3} more)" if len(frozen) > 3 else ""
+        raise ModelLoadError(
+            f"the model's weights {', '.join(frozen[:3])}{more} were created under "
+            "torch.inference_mode(): autograd refuses them and their requires_grad flags "
+            "cannot be restored outside it, so no technique can run on them; create or load the "
+            "model outside inference mode (calling `attribute` from inside it is fine)"
+        )
+
+
 class Attributor(Technique):
     """Explains predictions with one map per input: ``attribute(model, inputs, target)``.
 
@@ -79,6 +102,7 @@ class Attributor(Technique):
         check_inputs(inputs)
         start = time.perf_counter()
         module = handle.module
+        check_weights_outside_inference_mode(module)
         owner = self.describe()
         # Out of inference mode: gradient techniques must work whatever mode the caller is in.
         with torch.inference_mode(False), model_state(module) as device, HookGuard(module) as guard:

@@ -21,6 +21,8 @@ them at once. Techniques (:func:`check_attributor`, :func:`check_synthesizer`):
 ``batch``        a batch gives the same maps as the items one by one (within tolerance)
 ``determinism``  two calls with the same seed give identical results
 ``targets``      several targets per input give the same maps as one call per target
+``modes``        (attributors) called from inside ``torch.inference_mode()`` (with inputs made
+                 there) and ``torch.no_grad()``, the same maps as outside any mode
 
 Metrics (:func:`check_metric`, :data:`METRIC_CHECKS`): scores ``[N]``, floating point, no
 infinity (``nan`` only where a score is undefined), identical for the same seed, what ``requires``

@@ -17,7 +17,9 @@ from xai_core.contracts.model import ModelHandle, as_model_handle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.plugins.factory import get_attributor, get_metric, get_synthesizer
 
-ATTRIBUTOR_CHECKS = ("shapes", "finite", "hooks", "state", "batch", "determinism", "targets")
+ATTRIBUTOR_CHECKS = (
+    "shapes", "finite", "hooks", "state", "batch", "determinism", "targets", "modes"
+)
 SYNTHESIZER_CHECKS = ("shapes", "finite", "hooks", "state", "determinism")
 METRIC_CHECKS = ("shapes", "finite", "determinism", "requires", "hooks", "state")
 MODEL_CHECKS = ("handle", "logits", "class_names", "preprocessing", "options")

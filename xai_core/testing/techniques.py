@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -108,11 +108,41 @@ def check_attributor(
                     out.append("targets: several targets per input differ from one call each")
                     break
             return out
+        if name == "modes":
+            # Inputs made inside the mode, as a caller's preprocessing would make them there:
+            # under inference mode they are inference tensors, which autograd refuses.
+            return [
+                problem
+                for mode in CALLER_MODES
+                for problem in _same_maps(
+                    mode, lambda: call(inputs.clone(), targets).maps, maps, atol, rtol
+                )
+            ]
         raise AssertionError(name)
 
     problems = run_checks(checks, ATTRIBUTOR_CHECKS, check)
     if problems:
         raise ContractError(f"{method.name or type(method).__name__}: " + "; ".join(problems))
+
+
+#: The autograd modes evaluation code explains from; a technique must work in each, with the
+#: same maps as outside any mode (the ``modes`` check).
+CALLER_MODES = (torch.inference_mode, torch.no_grad)
+
+
+def _same_maps(
+    mode: Any, maps_in_mode: Callable[[], Tensor], expected: Tensor, atol: float, rtol: float
+) -> list[str]:
+    where = f"torch.{mode.__name__}()"
+    try:
+        with mode():
+            maps = maps_in_mode()
+    except Exception as exc:  # noqa: BLE001 - a crash in one mode is a broken rule, listed
+        return [f"modes: fails under {where}: {type(exc).__name__}: {exc}"]
+    if maps.shape != expected.shape or not torch.allclose(maps, expected, atol=atol, rtol=rtol):
+        gap = (maps - expected).abs().max().item() if maps.shape == expected.shape else "shape"
+        return [f"modes: maps under {where} differ from maps outside it (max gap {gap})"]
+    return []
 
 
 def check_synthesizer(
