@@ -390,7 +390,8 @@ def test_plugins_register_metrics_and_bad_registrations_name_the_plugin():
 
 
 def test_config_validates_metric_names_and_params():
-    config = load_config({"metrics": ["deletion", {"name": "insertion", "params": {"steps": 4}}]})
+    metrics = ["deletion", {"name": "insertion", "params": {"steps": 4}}]
+    config = load_config({"methods": ["saliency"], "metrics": metrics})
     assert [m.name for m in config.metrics] == ["deletion", "insertion"]
     with pytest.raises(UnknownNameError, match="pointing_game"):
         load_config({"metrics": ["pointing_gam"]})

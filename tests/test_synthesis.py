@@ -292,7 +292,7 @@ def test_runner_writes_fooling_pgd_and_class_visualization(tmp_path, lite0):
     from xai_core.runner.run import run_experiment
 
     config = load_config(
-        "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]", "methods=[]"]
+        "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]"]
     )
     config.methods = [
         MethodConfig(name="fooling", params={"classes": ["goldfish"], "linf_budget": 4 / 255,
@@ -334,7 +334,7 @@ def test_runner_explains_missing_classes(tmp_path):
     from xai_core.runner.run import run_experiment
 
     config = load_config(
-        "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]", "methods=[]"]
+        "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]"]
     )
     config.methods = [MethodConfig(name="class_visualization", params={"steps": 1})]
     (item,) = run_experiment(config).items
