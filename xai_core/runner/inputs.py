@@ -14,10 +14,12 @@ preprocessing belongs to the model handle.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import importlib.util
 import io
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -81,7 +83,21 @@ class InputImage:
     @property
     def resolved(self) -> str:
         """The absolute path of the file, symbolic links followed: where its bytes come from."""
-        return str(self.path.resolve())
+        return _resolved(str(self.path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _resolved(path: str) -> str:
+    """``realpath`` with the folder resolved once for all its files (resuming a large folder
+    would otherwise walk every path component of every file)."""
+    if os.path.islink(path):
+        return os.path.realpath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(_real_folder(folder), name)
 
 
 def _skimage_data_dir() -> Path:

@@ -113,7 +113,7 @@ class Ledger:
                 item["image_sha256"] = identity["sha256"]
         record = {"format": RECORD_FORMAT, "input": identity, "fingerprint": settings,
                   "items": items}
-        write_json(self.path(key, label), record)
+        write_json(self.path(key, label), record, indent=None)
         self._records[(key, label)] = record
 
     def read(self, key: str, label: str) -> dict[str, Any] | None:
@@ -121,7 +121,8 @@ class Ledger:
         if (key, label) in self._records:
             return self._records[(key, label)]
         try:
-            record = json.loads(self.path(key, label).read_text())
+            with open(os.path.join(self.records, key, f"{label}.json"), "rb") as handle:
+                record = json.loads(handle.read())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             record = None
         if not (isinstance(record, dict) and isinstance(record.get("items"), list)):
@@ -166,9 +167,9 @@ class Ledger:
         if not isinstance(expected, dict):
             return False
         if rel not in self._on_disk:
-            path = self.root / rel
+            path = os.path.join(self.root, rel)
             try:
-                if path.stat().st_size != expected.get("size"):
+                if os.stat(path).st_size != expected.get("size"):
                     return False
                 self._on_disk[rel] = digest_file(path)
             except OSError:
@@ -212,11 +213,12 @@ def remove_stale_temporaries(root: Path, lock: OutputLock) -> int:
     if lock.fd is None or Path(lock.root).resolve() != Path(root).resolve():
         raise RuntimeError("remove_stale_temporaries needs the output folder's lock held")
     count = 0
-    if root.is_dir():
-        for path in root.rglob(".*.tmp"):
-            try:
-                path.unlink()
-                count += 1
-            except FileNotFoundError:
-                pass
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    count += 1
+                except FileNotFoundError:
+                    pass
     return count

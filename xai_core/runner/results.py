@@ -12,6 +12,9 @@ digests of the run-level files (``run_files``) last of all. Its timings:
 - ``compute_seconds``: the run's compute, the sum of every item's ``seconds``, resumed items
   included (the same for a run done at once or in several invocations);
 - ``seconds``: this invocation's time explaining items (after the model loaded).
+
+It is one line of JSON (``python -m json.tool results.json`` indents it): encoding it indented
+takes Python's slow encoder, which alone would cost more than resuming a finished run.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ def write_results(
     if run.metrics:
         results["metrics"] = write_metrics_table(run.out, items, run.metrics)
         results["metrics_table"] = "metrics.md"
-    write_json(run.out / "results.json", results)
+    write_json(run.out / "results.json", results, indent=None)
     return results
 
 
@@ -163,4 +166,4 @@ def finish_results(
             run_files[rel] = digest.as_dict()
     results["run_files"] = run_files
     results["complete"] = True
-    write_json(out / "results.json", results)
+    write_json(out / "results.json", results, indent=None)

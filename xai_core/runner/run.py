@@ -405,8 +405,25 @@ def _run(
             })
         write_text(run.out / "config.yaml", to_yaml(config))
     dist.barrier()
-    seed_everything(config.seed)
+    per_image = [(label, t) for label, t in methods if not per_run(t)]
+    once = [(label, t) for label, t in methods if per_run(t)]
+    indexed = list(enumerate(sources))
+    mine = dist.shard(indexed)
+    weights = _checkpoint_sha256(config)
+    known: dict[tuple[str, str], str] = {}
+
+    def settings(label: str, technique: Technique, index: int) -> str:
+        # The same for every input with the same target: hashed once, not once per item.
+        target = config.target[index] if isinstance(config.target, list) else config.target
+        memo = (label, repr(target))
+        if memo not in known:
+            known[memo] = _settings(config, label, technique, target, weights)
+        return known[memo]
+
+    # Checked once here (hashes only, nothing decoded); batches only do what is missing.
+    todo, skipped = _still_to_do(ledger, mine, per_image, settings)
     run.say(f"loading model {config.model.name}")
+    seed_everything(config.seed)
     handle = load_model(
         config.model.name,
         pretrained=config.model.pretrained,
@@ -416,18 +433,6 @@ def _run(
     )
     if config.channels_last:
         handle.module.to(memory_format=torch.channels_last)
-    per_image = [(label, t) for label, t in methods if not per_run(t)]
-    once = [(label, t) for label, t in methods if per_run(t)]
-    indexed = list(enumerate(sources))
-    mine = dist.shard(indexed)
-    weights = _checkpoint_sha256(config)
-
-    def settings(label: str, technique: Technique, index: int) -> str:
-        target = config.target[index] if isinstance(config.target, list) else config.target
-        return _settings(config, label, technique, target, weights)
-
-    # Checked once here (hashes only, nothing decoded); batches only do what is missing.
-    todo, skipped = _still_to_do(ledger, mine, per_image, settings)
     if skipped:
         run.say(f"skipped {skipped} item(s) already done (use --force to redo them)")
     started = time.time()
