@@ -112,3 +112,19 @@ def test_resume_skips_without_decoding(tmp_path, monkeypatch):
     assert again.results["summary"]["skipped"] == 1
     assert again.results["complete"] is True
     assert again.results["compute_seconds"] > 0
+
+
+def test_new_checkpoint_content_under_the_same_path_redoes_items(tmp_path):
+    import timm
+    import torch
+
+    photo, out, weights = tmp_path / "in" / "y.png", tmp_path / "out", tmp_path / "w.pt"
+    _photo(photo, 8)
+    module = timm.create_model("resnet10t", pretrained=False)
+    torch.save(module.state_dict(), weights)
+    assert _run([photo], out, f"model.checkpoint={weights}").results["summary"]["skipped"] == 0
+    assert _run([photo], out, f"model.checkpoint={weights}").results["summary"]["skipped"] == 1
+    with torch.no_grad():
+        module.fc.weight.mul_(2)
+    torch.save(module.state_dict(), weights)
+    assert _run([photo], out, f"model.checkpoint={weights}").results["summary"]["skipped"] == 0

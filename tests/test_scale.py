@@ -84,6 +84,7 @@ def test_bad_inputs_fail_alone(tmp_path):
             assert items[key]["error"], key
     assert "aspect ratio" in items["wide"]["error"]
     assert "too large" in items["bomb"]["error"]
+    assert "empty file (0 bytes)" in items["zero"]["error"]
     assert result.results["summary"]["failed"] == sum(not ok for ok in expected.values())
 
 
