@@ -176,11 +176,6 @@ class RaisingPlugin:
         register(RaisesDeep)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: the runner stores failure_details(exc) (runner/state.py) once run.py and "
-    "synthesis.py are wired; remove this marker then",
-)
 def test_a_failed_item_keeps_its_traceback_and_debug_prints_it(tmp_path, capsys):
     from xai_core.cli import main
 

@@ -77,7 +77,7 @@ from xai_core.runner.results import (
     write_results,
 )
 from xai_core.runner.scoring import score_items
-from xai_core.runner.state import ImageItem, RunState, failure, safe_label, to_image
+from xai_core.runner.state import ImageItem, RunState, failure_details, safe_label, to_image
 from xai_core.runner.synthesis import run_synthesizer, synthesize_per_run
 
 __all__ = ["run_experiment", "RunResult"]
@@ -214,7 +214,7 @@ def run_attributor(
             item = run.base_item(im, label, technique, handle)
             item["seconds"] = seconds
             if error is not None:
-                item["error"] = error
+                item.update(error)
             else:
                 saliency = result.numpy().astype(np.float32)
                 map_path = run.out / "maps" / im.source.key / f"{label}.npy"
@@ -248,7 +248,7 @@ def _attribute_chunk(technique: Attributor, chunk: list[ImageItem], handle, devi
         return [(m, seconds, None) for m in attribution.maps]
     except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
         if len(chunk) == 1:
-            return [(None, time.perf_counter() - start, failure(exc))]
+            return [(None, time.perf_counter() - start, failure_details(exc))]
     return [_attribute_chunk(technique, [one], handle, device)[0] for one in chunk]
 
 

@@ -25,7 +25,7 @@ from xai_core.report.figures import (
     difference_panels,
     fooling_figure,
 )
-from xai_core.runner.state import ImageItem, RunState, failure, to_image
+from xai_core.runner.state import ImageItem, RunState, failure_details, to_image
 
 __all__ = ["run_synthesizer", "synthesize_per_run", "synthesis_classes"]
 
@@ -63,7 +63,7 @@ def run_synthesizer(
             ]
         except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
             item = run.base_item(im, label, technique, handle)
-            item.update(error=failure(exc), seconds=time.perf_counter() - start)
+            item.update(failure_details(exc), seconds=time.perf_counter() - start)
             run.items.append(item)
             continue
         run.items.extend(items)
@@ -177,6 +177,6 @@ def synthesize_per_run(
                 item["files"]["figure"] = run.rel(figure)
     except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
         run.items.append({**base, "target": classes, "seconds": time.perf_counter() - start,
-                          "error": failure(exc)})
+                          **failure_details(exc)})
         return
     run.items.extend(items)
