@@ -1,10 +1,13 @@
 """What resuming a finished run costs, against the run itself.
 
     .venv/bin/python benchmarks/bench_resume.py [--images 1000] [--size 32] [--figures]
+    .venv/bin/python benchmarks/bench_resume.py --model efficientnet_lite0 --size 256 --figures
 
-Makes a folder of small random PNGs (seeded), runs saliency on ``timm/resnet10t`` (random
-weights, 32 px input) over it, then runs the same config again. The second run must verify
-every recorded output (input identity, file sizes and sha256) and skip every item. Prints:
+Makes a folder of random PNGs (seeded), runs saliency over it, by default on ``timm/resnet10t``
+(random weights, input as large as the images: the cheapest compute, so the resume's fixed costs
+weigh the most), or on ``--model`` at its own input size, then runs the same config again. The
+second run must verify every recorded output (input identity, file sizes and sha256) and skip
+every item. Prints:
 
 - the first run's wall time and its compute (``compute_seconds``: every item's seconds);
 - the resume's wall time, and the part spent on the resume check itself (records read, inputs
@@ -44,16 +47,23 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--figures", action="store_true", help="also write a figure per item")
+    parser.add_argument(
+        "--model", default=None, help="a registered model at its own input size (default: "
+        "timm/resnet10t with random weights at --size px)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, out = Path(tmp) / "in", Path(tmp) / "out"
         make_images(folder, args.images, args.size)
         overlay = {"input_size": [3, args.size, args.size], "crop_pct": 1.0}
+        model = {"name": args.model} if args.model else {
+            "name": "timm/resnet10t", "pretrained": False,
+            "options": {"pretrained_cfg_overlay": overlay},
+        }
         config = load_config(
             {
-                "model": {"name": "timm/resnet10t", "pretrained": False,
-                          "options": {"pretrained_cfg_overlay": overlay}},
+                "model": model,
                 "inputs": [str(folder)],
                 "methods": ["saliency"],
                 "metrics": [],
@@ -85,7 +95,9 @@ def main() -> None:
     assert again["summary"]["skipped"] == args.images, again["summary"]
     compute, wall = first["compute_seconds"], first["wall_seconds"]
     figures = "on" if args.figures else "off"
-    print(f"items: {args.images} ({args.size} px, saliency, figures {figures})")
+    model_name = args.model or "timm/resnet10t"
+    print(f"items: {args.images} ({args.size} px images, {model_name}, saliency, "
+          f"figures {figures})")
     print(f"first run: wall {wall:.2f} s, compute {compute:.2f} s (sum of item seconds)")
     print(f"resume:    wall {resume:.2f} s, of which the check {check:.2f} s (records, input "
           "and output hashes)")

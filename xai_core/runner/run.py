@@ -47,15 +47,14 @@ from tqdm import tqdm
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
-from xai_core.contracts.targets import resolve_targets
 from xai_core.contracts.technique import Technique
-from xai_core.errors import TargetError, XaiError
+from xai_core.errors import XaiError
 from xai_core.io import digest_file, recording_digests, write_json, write_npy, write_png, write_text
 from xai_core.models.loading import load_model
 from xai_core.plugins.factory import build_entries, build_metrics
 from xai_core.plugins.manager import get_registries
-from xai_core.report.figures import attribution_figure
 from xai_core.report.html import build_report
+from xai_core.runner.attribution import run_attributor
 from xai_core.runner.config import ExperimentConfig, to_yaml
 from xai_core.runner.distributed import DistContext
 from xai_core.runner.environment import resolve_device, seed_everything
@@ -76,9 +75,9 @@ from xai_core.runner.results import (
     write_grid,
     write_results,
 )
-from xai_core.runner.scoring import score_items
-from xai_core.runner.state import ImageItem, RunState, failure_details, safe_label, to_image
+from xai_core.runner.state import ImageItem, RunState, safe_label
 from xai_core.runner.synthesis import run_synthesizer, synthesize_per_run
+from xai_core.runner.targets import assign_targets, predict
 
 __all__ = ["run_experiment", "RunResult"]
 
@@ -99,157 +98,18 @@ class RunResult:
         return [item for item in self.items if item.get("error")]
 
 
-def _item_metadata(metadata: dict[str, Any], index: int, count: int) -> dict[str, Any]:
-    """What a technique reported (layer used, completeness gap, ...) as JSON for one item.
-
-    Per-item values (tensors or lists with one entry per item) are cut to this item's entry;
-    parameters are already in the config, timings in ``seconds``, and large arrays are left out.
-    """
-    out: dict[str, Any] = {}
-    for key, value in metadata.items():
-        if key in ("params", "seconds"):
-            continue
-        if isinstance(value, torch.Tensor):
-            if value.ndim >= 1 and value.shape[0] == count:
-                value = value[index]
-            if value.numel() > 16:
-                continue
-            value = value.tolist()
-        elif isinstance(value, (list, tuple)) and len(value) == count:
-            value = value[index]
-        if isinstance(value, (str, int, float, bool, type(None))) or (
-            isinstance(value, (list, dict)) and len(str(value)) < 2000
-        ):
-            out[key] = value
-    return out
 
 
-def _predict(images: list[ImageItem], handle: ModelHandle, device: torch.device) -> None:
-    ok = [im for im in images if im.error is None]
-    if not ok:
-        return
-    x = torch.stack([im.inputs for im in ok]).to(device)
-    with torch.no_grad():
-        probs = handle.module(x).softmax(dim=1).cpu()
-    for im, p in zip(ok, probs):
-        top = int(p.argmax())
-        im.prediction = {
-            "predicted": top,
-            "predicted_label": handle.label(top),
-            "predicted_probability": float(p[top]),
-            "probabilities": p,
-        }
 
 
-def _wanted_target(target: Any, im: ImageItem, count: int) -> Any:
-    if isinstance(target, list):
-        if len(target) != count:
-            raise XaiError(
-                f"config 'target' lists {len(target)} targets for {count} inputs; give one per "
-                "input or a single target"
-            )
-        return target[im.index]
-    if isinstance(target, str) and target.strip().lower() == "label":
-        if im.source.label is None:
-            raise TargetError(
-                f"target 'label' needs ImageFolder-style inputs (root/<class>/<image>); "
-                f"{im.source.source!r} is not in a class folder"
-            )
-        return _imagenet_wnid(im.source.label)
-    return target
 
 
-def _imagenet_wnid(label: str) -> str:
-    """ImageNet folders are often named by WordNet id (n02123159); map those to class names."""
-    if len(label) == 9 and label[0] == "n" and label[1:].isdigit():
-        try:
-            from timm.data import ImageNetInfo  # timm takes ~2 s to import: only here
-
-            info = ImageNetInfo()
-            return str(info.label_names().index(label))
-        except (ImportError, ValueError):
-            return label
-    return label
 
 
-def _assign_targets(images: list[ImageItem], target: Any, handle: ModelHandle, count: int) -> None:
-    for im in images:
-        if im.error is not None:
-            continue
-        wanted = _wanted_target(target, im, count)
-        probabilities = im.prediction["probabilities"][None]
-        try:
-            im.target = int(resolve_targets(wanted, 1, handle, lambda p=probabilities: p)[0])
-        except TargetError as exc:
-            if isinstance(target, str) and target.strip().lower() == "label":
-                im.error = f"folder label {im.source.label!r}: {exc}"
-            else:
-                raise
 
 
-def run_attributor(
-    run: RunState,
-    label: str,
-    technique: Attributor,
-    images: list[ImageItem],
-    handle: ModelHandle,
-    device: torch.device,
-) -> None:
-    """Maps, metric scores and figures of ``technique`` for ``images``, batch by batch."""
-    ok = [im for im in images if im.error is None]
-    batch = run.config.batch_size
-    for start in range(0, len(ok), batch):
-        chunk = ok[start : start + batch]
-        results = _attribute_chunk(technique, chunk, handle, device)
-        scores = score_items(
-            run.metrics,
-            handle,
-            [im.inputs for im in chunk],
-            [result for result, _, _ in results],
-            [im.target for im in chunk],
-            attributor=technique,
-            seed=run.config.seed,
-        )
-        for im, (result, seconds, error), scored in zip(chunk, results, scores):
-            item = run.base_item(im, label, technique, handle)
-            item["seconds"] = seconds
-            if error is not None:
-                item.update(error)
-            else:
-                saliency = result.numpy().astype(np.float32)
-                map_path = run.out / "maps" / im.source.key / f"{label}.npy"
-                write_npy(map_path, saliency)
-                item["files"]["map"] = run.rel(map_path)
-                item["files"]["input"] = run.rel(run.input_path(im))
-                if run.config.figures:
-                    fig_path = run.out / "figures" / im.source.key / f"{label}.png"
-                    title = f"{label}: {item['target_label']} (target {im.target})"
-                    attribution_figure(fig_path, to_image(im.pixels), saliency, title)
-                    item["files"]["figure"] = run.rel(fig_path)
-            item.update(scored)
-            if error is None and im.method_metadata:
-                item["metadata"] = im.method_metadata
-            run.items.append(item)
-    for im in images:
-        if im.error is not None:
-            run.items.append(run.base_item(im, label, technique, handle))
 
 
-def _attribute_chunk(technique: Attributor, chunk: list[ImageItem], handle, device):
-    """Maps for a chunk in one batch; if the batch fails, item by item to isolate failures."""
-    x = torch.stack([im.inputs for im in chunk]).to(device)
-    targets = [im.target for im in chunk]
-    start = time.perf_counter()
-    try:
-        attribution = technique.attribute(handle, x, targets)
-        seconds = (time.perf_counter() - start) / len(chunk)
-        for i, im in enumerate(chunk):
-            im.method_metadata = _item_metadata(attribution.metadata, i, len(chunk))
-        return [(m, seconds, None) for m in attribution.maps]
-    except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
-        if len(chunk) == 1:
-            return [(None, time.perf_counter() - start, failure_details(exc))]
-    return [_attribute_chunk(technique, [one], handle, device)[0] for one in chunk]
 
 
 def _loader(sources: list[InputImage], handle: ModelHandle, config: ExperimentConfig):
@@ -490,8 +350,8 @@ def _explain_batch(
     hashes: dict[str, str | None],
 ) -> None:
     """Predict, pick targets, write inputs, then apply every method still to do on these images."""
-    _predict(images, handle, device)
-    _assign_targets(images, config.target, handle, count)
+    predict(images, handle, device)
+    assign_targets(images, config.target, handle, count)
     for im in images:
         if im.error is None:
             write_npy(run.input_path(im), im.inputs.numpy().astype(np.float32))
