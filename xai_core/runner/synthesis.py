@@ -69,10 +69,10 @@ def run_synthesizer(
         run.items.extend(items)
 
 
-def _seconds(record: SynthesisRecord, result: Synthesis) -> float:
-    """The record's own time, or the call's time shared equally."""
-    if record.seconds is not None:
-        return record.seconds
+def _seconds(result: Synthesis) -> float:
+    """An item's share of the call's time. The images of one call are made together, so a
+    record's own ``seconds`` (until that image succeeded, kept in its ``record``) would count the
+    shared time once per image, and ``compute_seconds`` would exceed what the run spent."""
     return result.metadata["seconds"] / len(result)
 
 
@@ -93,7 +93,7 @@ def _photo_item(
     item = run.base_item(im, label, technique, handle)
     item.update(target=target, target_label=handle.label(target), record=record.as_dict())
     item["target_probability"] = float(im.prediction["probabilities"][target])
-    item["seconds"] = _seconds(record, result)
+    item["seconds"] = _seconds(result)
     _write_synthesized(run, item, run.out / "images" / im.source.key / f"{name}.png", pixels)
     if run.config.figures:
         figure = run.out / "figures" / im.source.key / f"{name}.png"
@@ -160,7 +160,7 @@ def synthesize_per_run(
         for pixels, record in zip(result.images, result.records):
             name = handle.label(record.target)
             item = {**base, "files": {}, "target": record.target, "target_label": name,
-                    "record": record.as_dict(), "seconds": _seconds(record, result)}
+                    "record": record.as_dict(), "seconds": _seconds(result)}
             slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
             png = run.out / "images" / label / f"{record.target}_{slug}.png"
             _write_synthesized(run, item, png, pixels)
