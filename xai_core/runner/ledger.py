@@ -36,7 +36,14 @@ from PIL import Image
 from xai_core.io import FileDigest, digest_file, write_json
 from xai_core.runner.lock import OutputLock
 
-__all__ = ["Ledger", "fingerprint", "readable", "remove_stale_temporaries", "RECORD_FORMAT"]
+__all__ = [
+    "Ledger",
+    "fingerprint",
+    "file_problem",
+    "readable",
+    "remove_stale_temporaries",
+    "RECORD_FORMAT",
+]
 
 #: Records of an older format (no input identity, no digests) are recomputed, never trusted.
 RECORD_FORMAT = 2
@@ -164,20 +171,7 @@ class Ledger:
     def intact(self, rel: str, expected: Any) -> bool:
         """Whether ``rel`` has the recorded size and sha256 (each file is hashed once; a file
         whose size differs is not hashed at all)."""
-        if not isinstance(expected, dict):
-            return False
-        if rel not in self._on_disk:
-            path = os.path.join(self.root, rel)
-            try:
-                if os.stat(path).st_size != expected.get("size"):
-                    return False
-                self._on_disk[rel] = digest_file(path)
-            except OSError:
-                self._on_disk[rel] = None
-        actual = self._on_disk[rel]
-        return actual is not None and actual.as_dict() == {
-            "size": expected.get("size"), "sha256": expected.get("sha256")
-        }
+        return file_problem(self.root, rel, expected, self._on_disk) is None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if not self.records.is_dir():
@@ -203,6 +197,36 @@ class Ledger:
         if self.records.is_dir():
             for path in self.records.rglob("*.json"):
                 path.unlink()
+
+
+def file_problem(
+    root: str | os.PathLike[str], rel: str, expected: Any, known: dict[str, FileDigest | None]
+) -> str | None:
+    """What is wrong with the output ``rel`` against its recorded ``{"size", "sha256"}``, or
+    ``None`` when it matches: the one check behind resume and ``xai verify``.
+
+    :param known: digests already taken (or written this run), filled as files are hashed, so
+        each file is hashed at most once; a file whose size differs is not hashed at all.
+    """
+    if not isinstance(expected, dict):
+        return f"{rel}: no size and sha256 recorded"
+    if rel not in known:
+        path = os.path.join(root, rel)
+        try:
+            size = os.stat(path).st_size
+            if size != expected.get("size"):
+                return f"{rel}: size {size} bytes, recorded {expected.get('size')}"
+            known[rel] = digest_file(path)
+        except OSError:
+            known[rel] = None
+    actual = known[rel]
+    if actual is None:
+        return f"{rel}: missing"
+    if actual.size != expected.get("size"):
+        return f"{rel}: size {actual.size} bytes, recorded {expected.get('size')}"
+    if actual.sha256 != expected.get("sha256"):
+        return f"{rel}: content differs from the recorded sha256 (same size)"
+    return None
 
 
 def remove_stale_temporaries(root: Path, lock: OutputLock) -> int:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from xai_core.errors import XaiError
-from xai_core.io import digest_file
+from xai_core.io import FileDigest
+from xai_core.runner.ledger import file_problem
 from xai_core.runner.lock import lock_holder
 from xai_core.runner.results import RUN_KEY
 
@@ -46,21 +47,13 @@ class Verification:
         return not self.problems
 
 
-def _check_file(run_dir: Path, rel: str, expected: Any, seen: dict[str, str | None]) -> str | None:
-    """A problem with one recorded file, or ``None``; each file is hashed once."""
+def _check_file(
+    run_dir: Path, rel: str, expected: Any, seen: dict[str, str | None],
+    digests: dict[str, FileDigest | None],
+) -> str | None:
+    """A problem with one recorded file, or ``None``; each file is checked once."""
     if rel not in seen:
-        path = run_dir / rel
-        if not isinstance(expected, dict):
-            seen[rel] = f"{rel}: no size and sha256 recorded"
-        elif not path.is_file():
-            seen[rel] = f"{rel}: missing"
-        elif path.stat().st_size != expected.get("size"):
-            seen[rel] = (f"{rel}: size {path.stat().st_size} bytes, recorded "
-                         f"{expected.get('size')}")
-        elif digest_file(path).sha256 != expected.get("sha256"):
-            seen[rel] = f"{rel}: content differs from the recorded sha256 (same size)"
-        else:
-            seen[rel] = None
+        seen[rel] = file_problem(run_dir, rel, expected, digests)
     return seen[rel]
 
 
@@ -98,6 +91,7 @@ def verify_run(run_dir: str | Path) -> Verification:
             f"failed; the items list holds {len(items)}, {failed} failed"
         )
     seen: dict[str, str | None] = {}
+    digests_on_disk: dict[str, FileDigest | None] = {}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for item in items:
         groups.setdefault((item.get("key") or RUN_KEY, item.get("label")), []).append(item)
@@ -108,7 +102,7 @@ def verify_run(run_dir: str | Path) -> Verification:
         for rel in sorted(files - set(digests)):
             report.problems.append(f"{rel}: named by an item but no size and sha256 recorded")
         for rel, expected in digests.items():
-            problem = _check_file(run_dir, rel, expected, seen)
+            problem = _check_file(run_dir, rel, expected, seen, digests_on_disk)
             if problem is not None and problem not in report.problems:
                 report.problems.append(problem)
     for (key, label), group in groups.items():
@@ -123,7 +117,7 @@ def verify_run(run_dir: str | Path) -> Verification:
                 f"records/{key}/{label}.json: disagrees with the items of results.json"
             )
     for rel, expected in (results.get("run_files") or {}).items():
-        problem = _check_file(run_dir, rel, expected, seen)
+        problem = _check_file(run_dir, rel, expected, seen, digests_on_disk)
         if problem is not None:
             report.problems.append(problem)
     if results.get("grid") and "figures/grid.png" not in (results.get("run_files") or {}):
