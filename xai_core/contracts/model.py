@@ -26,6 +26,7 @@ from xai_core.nn.hooks import model_device
 from xai_core.nn.layers import auto_layer
 
 __all__ = [
+    "RANDOM_WEIGHTS",
     "ModelHandle",
     "Preprocessing",
     "ModelEntry",
@@ -38,6 +39,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Images more elongated than this are rejected rather than resized to gigapixels.
 MAX_ASPECT_RATIO = 20
+#: ``info["weights"]`` of a model whose weights were never trained (``pretrained=False``).
+RANDOM_WEIGHTS = "random"
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,9 @@ class ModelHandle:
     :ivar module: the ``nn.Module`` in eval mode; it returns logits ``[N, num_classes]``.
     :ivar preprocessing: the model's own input pipeline.
     :ivar class_names: one name per output class, or ``None`` when unknown.
-    :ivar info: where the weights came from and other facts for ``results.json``.
+    :ivar info: where the weights came from and other facts for ``results.json``; loaders set
+        ``info["weights"]`` to the source (``"pretrained"``, ``"checkpoint"``, a package name)
+        or to :data:`RANDOM_WEIGHTS` when the weights are an untrained initialisation.
     """
 
     name: str
@@ -111,6 +116,20 @@ class ModelHandle:
             return len(self.class_names)
         value = getattr(self.module, "num_classes", None)
         return value if isinstance(value, int) else None
+
+    @property
+    def trained(self) -> bool:
+        """``False`` when the weights are a random initialisation (``pretrained=False``): its
+        explanations show what an untrained network computes, which summaries should say."""
+        return self.info.get("weights") != RANDOM_WEIGHTS
+
+    @property
+    def weights_description(self) -> str:
+        """Short text for summary lines and figure titles: ``"random weights"`` for an untrained
+        model, else ``"weights: <source>"`` (``"weights: unknown"`` for a plain module)."""
+        if not self.trained:
+            return "random weights"
+        return f"weights: {self.info.get('weights') or 'unknown'}"
 
     def label(self, index: int) -> str:
         if self.class_names is not None and 0 <= index < len(self.class_names):

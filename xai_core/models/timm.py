@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from xai_core.contracts.model import (
+    RANDOM_WEIGHTS,
     ModelHandle,
     class_names_for,
     load_checkpoint,
@@ -51,7 +52,7 @@ def handle_from_timm(
         raise XaiError(f"timm/{arch}: {exc}") from exc
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
-    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else "random")
+    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else RANDOM_WEIGHTS)
     return ModelHandle(
         name=f"timm/{arch}",
         module=module.eval(),

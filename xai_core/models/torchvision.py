@@ -11,7 +11,12 @@ from typing import Any
 
 import torch
 
-from xai_core.contracts.model import ModelHandle, Preprocessing, load_checkpoint
+from xai_core.contracts.model import (
+    RANDOM_WEIGHTS,
+    ModelHandle,
+    Preprocessing,
+    load_checkpoint,
+)
 from xai_core.errors import ModelLoadError
 from xai_core.models.network import require_network
 
@@ -60,7 +65,7 @@ def handle_from_torchvision(
         num_out = kwargs.get("num_classes", len(categories) if categories else None)
         if categories and num_out == len(categories):
             names = list(categories)
-    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else "random")
+    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else RANDOM_WEIGHTS)
     return ModelHandle(
         name=f"torchvision/{arch}",
         module=module.eval(),
