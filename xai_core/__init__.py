@@ -37,6 +37,7 @@ from xai_core.plugins.factory import (
     get_synthesizer,
     list_attributors,
     list_metrics,
+    list_presets,
     list_synthesizers,
 )
 from xai_core.plugins.manager import hookimpl, register_plugin
@@ -68,6 +69,7 @@ __all__ = [
     "hookimpl",
     "list_attributors",
     "list_metrics",
+    "list_presets",
     "list_models",
     "list_synthesizers",
     "load_model",

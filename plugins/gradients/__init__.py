@@ -44,3 +44,20 @@ GRADIENT_METHODS = (GuidedBackprop, Deconvnet, GradientXInput, IntegratedGradien
 def register_attributors(register):
     for technique in GRADIENT_METHODS:
         register(technique)
+
+
+@hookimpl
+def register_presets(register):
+    # The SmoothGrad family by its usual names: noise_tunnel settings over plain gradients.
+    register(
+        "smoothgrad", "noise_tunnel", {"base": "saliency", "type": "smoothgrad"},
+        description="SmoothGrad (Smilkov et al. 2017): saliency averaged over noisy copies",
+    )
+    register(
+        "smoothgrad_sq", "noise_tunnel", {"base": "saliency", "type": "smoothgrad_sq"},
+        description="SmoothGrad-Squared: the mean of squared saliency over noisy copies",
+    )
+    register(
+        "vargrad", "noise_tunnel", {"base": "saliency", "type": "vargrad"},
+        description="VarGrad (Adebayo et al. 2018): the variance of saliency over noisy copies",
+    )

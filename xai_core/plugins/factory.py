@@ -18,6 +18,7 @@ from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
 from xai_core.errors import UnknownNameError
 from xai_core.plugins.manager import get_registries
+from xai_core.plugins.registration import Preset
 from xai_core.plugins.registry import Registry
 
 __all__ = [
@@ -31,6 +32,9 @@ __all__ = [
     "list_attributors",
     "list_synthesizers",
     "list_metrics",
+    "list_presets",
+    "find_preset",
+    "resolve_technique",
 ]
 
 T = TypeVar("T", bound=Technique)
@@ -55,15 +59,53 @@ def technique_class(name: str, kind: type[T] = Technique) -> type[T]:  # type: i
     return cls
 
 
+def find_preset(name: str) -> Preset | None:
+    """The preset registered as ``name``, unless a technique has that name."""
+    registries = get_registries()
+    if registries.techniques.find(name) is not None:
+        return None
+    entry = registries.presets.find(name)
+    return entry.obj if entry is not None else None
+
+
+def resolve_technique(
+    name: str, kind: type[T] = Technique  # type: ignore[assignment]
+) -> tuple[type[T], dict[str, Any]]:
+    """``(cls, preset params)`` for a technique or preset name (presets: see
+    :func:`xai_core.plugins.hookspecs.register_presets`); the params are ``{}`` for a technique.
+    """
+    preset = None if issubclass(kind, Metric) else find_preset(name)
+    if preset is None:
+        try:
+            return technique_class(name, kind), {}
+        except UnknownNameError as exc:
+            if issubclass(kind, Metric):
+                raise
+            presets = get_registries().presets.names()
+            raise UnknownNameError(
+                exc.kind, name, [*exc.choices, *presets], kind.kind + "s"
+            ) from None
+    try:
+        cls = technique_class(preset.technique, kind)
+    except UnknownNameError as exc:
+        raise UnknownNameError(
+            exc.kind, preset.technique, exc.choices, kind.kind + "s"
+        ) from None
+    return cls, dict(preset.params)
+
+
 def resolve_entry(
     entry: Any, where: str, kind: type[T] = Technique  # type: ignore[assignment]
 ) -> tuple[type[T], Any]:
     """``(cls, params)`` for a config entry (``name`` and ``params``), nothing instantiated.
+    A preset's parameters come first; the entry's override them.
 
     :param where: the entry's config path (``methods[0]``), used in error messages.
     """
-    cls = technique_class(entry.name, kind)
-    return cls, build_params(cls.Params, entry.params, where=f"{where}.params")
+    cls, preset = resolve_technique(entry.name, kind)
+    if preset:
+        where = f"{where} (preset {entry.name!r} of {cls.name!r})"
+    return cls, build_params(cls.Params, {**preset, **entry.params}, where=f"{where}.params")
 
 
 def build_entries(
@@ -84,7 +126,8 @@ def build_metrics(entries: Sequence[Any]) -> list[tuple[str, Metric]]:
 
 
 def _build(kind: type[T], name: str, params: Mapping[str, Any]) -> T:
-    return technique_class(name, kind)(**params)
+    cls, preset = resolve_technique(name, kind)
+    return cls(**{**preset, **params})
 
 
 def get_attributor(name: str, **params: Any) -> Attributor:
@@ -119,3 +162,8 @@ def list_synthesizers() -> list[str]:
 def list_metrics() -> list[str]:
     """Registered metric names, sorted."""
     return _names(Metric)
+
+
+def list_presets() -> list[str]:
+    """Registered preset names, sorted (``smoothgrad``, ...)."""
+    return get_registries().presets.names()

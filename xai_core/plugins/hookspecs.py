@@ -71,6 +71,28 @@ def register_synthesizers(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_presets(register: Callable[..., None]) -> None:
+    """Register named presets: a technique with settings of its own, selected like a technique.
+
+    Called once per plugin when the registries are first used. ``smoothgrad`` is a preset of
+    ``noise_tunnel``; users write ``methods: [smoothgrad]`` or ``xai explain --method smoothgrad``
+    and get ``noise_tunnel`` with the preset's parameters, under the label ``smoothgrad``.
+    Parameters the user gives override the preset's.
+
+    :param register: call ``register(name, technique, params, *, description="")``:
+
+        - ``name`` (``str``): what users select; it may not be a technique's name (techniques
+          win, and ``xai list presets`` shows the clash).
+        - ``technique`` (``str``): the registered attributor or synthesizer it runs, possibly
+          one of another plugin.
+        - ``params`` (``Mapping[str, Any]``): its parameters, checked against the technique's
+          ``Params`` when the preset is used (a wrong key fails there, naming the preset).
+        - ``description`` (``str``): one line for ``xai list presets`` and ``xai describe``.
+    :return: nothing; return values are ignored.
+    """
+
+
+@hookspec
 def register_models(register: Callable[..., None]) -> None:
     """Register models (or whole families of models) that ``xai_core.load_model`` can build.
 

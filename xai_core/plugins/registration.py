@@ -10,7 +10,7 @@ happens to a broken one is :mod:`xai_core.plugins.manager`'s job.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,17 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None] | None = None
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A named technique with settings (the ``register_presets`` hook): ``smoothgrad`` is
+    ``noise_tunnel`` with ``base: saliency``."""
+
+    name: str
+    technique: str
+    params: dict[str, Any]
+    description: str = ""
+
+
 @dataclass
 class Registries:
     """Everything the plugins registered, by kind, and every plugin (broken ones included)."""
@@ -90,6 +101,7 @@ class Registries:
     plugins: dict[str, PluginInfo]
     metrics: Registry[Any] = field(default_factory=lambda: Registry("metric", "metrics"))
     commands: Registry[Command] = field(default_factory=lambda: Registry("command"))
+    presets: Registry[Preset] = field(default_factory=lambda: Registry("preset", "presets"))
 
 
 class PendingRegistrations:
@@ -172,6 +184,23 @@ def command_register(pending: PendingRegistrations, registry: Registry[Command])
     return register
 
 
+def preset_register(pending: PendingRegistrations, registry: Registry[Preset]):
+    def register(
+        name: str, technique: str, params: Any = None, *, description: str = ""
+    ) -> None:
+        where = f"plugin {pending.plugin!r} registers the preset {name!r}"
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+            raise PluginError(f"{where}: a preset name is a non-empty string without spaces")
+        if not isinstance(technique, str):
+            raise PluginError(f"{where} with a technique that is not a registered name")
+        if params is not None and not isinstance(params, Mapping):
+            raise PluginError(f"{where} with params that are not a mapping")
+        preset = Preset(name, technique, dict(params or {}), str(description))
+        pending.add(registry, name, preset, "presets")
+
+    return register
+
+
 def registration_callbacks(
     pending: PendingRegistrations, registries: Registries
 ) -> dict[str, Callable[..., None]]:
@@ -186,4 +215,5 @@ def registration_callbacks(
         "register_models": model_register(pending, registries.models),
         "register_metrics": class_register(pending, Metric, registries.metrics, "metric"),
         "register_commands": command_register(pending, registries.commands),
+        "register_presets": preset_register(pending, registries.presets),
     }
