@@ -22,6 +22,8 @@ FAST_PARAMS: dict[str, dict] = {
     "noise_tunnel": {"samples": 4},
     "occlusion": {"window": 16, "stride": 8, "progress": False},
     "rise": {"n_masks": 64, "progress": False},
+    "lime": {"n_samples": 24, "n_segments": 8, "progress": False},
+    "kernel_shap": {"n_samples": 24, "n_segments": 8, "progress": False},
     "class_visualization": {"steps": 5},
     "fooling": {"max_iterations": 5},
     "feature_visualization": {"steps": 5},
