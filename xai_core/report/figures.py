@@ -1,13 +1,34 @@
-"""Figures: one attribution (image, map, overlay) and the side-by-side grid of methods per image.
+"""Figures: the one visual vocabulary of maps shared by the per-method figures, the grid and the
+report, and the synthesis figures (fooling images, class visualizations).
 
-Maps are shown the way their papers show them: non-negative maps on a heat scale clipped at the
-99th percentile; signed maps on a blue-white-red scale centred at zero.
+How a map becomes colours (:func:`render_map`), used everywhere a map is shown:
+
+- **signed** maps (some values below zero, with ``sign="all"``) use a diverging scale centred on
+  zero: blue below zero, white at zero, red above. Both halves saturate at the
+  ``clip_percentile`` of ``|map|``, so one extreme pixel does not wash the rest out.
+- **non-negative** maps (and ``sign="positive"``, ``"negative"``, ``"absolute"``) use a
+  sequential scale from white: red for positive values, blue for the magnitude of negative
+  values, green for absolute values. A non-negative map is stretched from its
+  ``100 - clip_percentile`` to its ``clip_percentile`` percentile, so maps with a large common
+  floor (RISE) keep their contrast.
+- every map carries a **colour bar** whose end labels are the map's own minimum and maximum; the
+  bar is drawn through the same function as the map, so values beyond the clipping percentile
+  show as the saturated colour they get.
+- an **overlay** blends those same colours on the photo with an opacity growing with
+  ``sqrt(|value|)``: the photo shows where the map is zero, red where it is positive, blue
+  where it is negative. It never discards the sign (except with ``sign="absolute"``).
+
+The choices are a :class:`FigureOptions` (the ``figure:`` section of a run's config), in the
+manner of Captum's ``visualize_image_attr``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -15,48 +36,322 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from xai_core.io import save_figure
+from xai_core.errors import ConfigError, close_matches  # noqa: E402
+from xai_core.io import save_figure  # noqa: E402
 
-__all__ = ["display_map", "overlay", "attribution_figure", "grid_figure", "images_figure"]
+__all__ = [
+    "FigureOptions",
+    "RenderedMap",
+    "SIGNS",
+    "OVERLAYS",
+    "render_map",
+    "display_map",
+    "overlay",
+    "attribution_title",
+    "image_title",
+    "attribution_figure",
+    "grid_figure",
+    "images_figure",
+    "difference_panels",
+    "fooling_figure",
+    "class_visualization_figure",
+]
+
+#: What part of a map is shown (as Captum's ``sign``).
+SIGNS = ("all", "positive", "negative", "absolute")
+#: How a map is shown on the photo (Captum's ``method`` names).
+OVERLAYS = ("blended_heat_map", "masked_image", "alpha_scaling")
+
+#: Colour maps when ``FigureOptions.cmap`` is not given: diverging for signed maps, one
+#: sequential hue per sign so that red always means "positive" and blue "negative".
+DEFAULT_CMAPS = {"signed": "RdBu_r", "positive": "Reds", "negative": "Blues", "absolute": "Greens"}
 
 
-def display_map(saliency: np.ndarray) -> tuple[np.ndarray, str, float, float]:
-    """Map scaled for display: ``(values, colormap, vmin, vmax)``.
+def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        hint = close_matches(str(value), choices)
+        did = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(f"figure.{name}: {value!r} is not one of {', '.join(choices)}{did}")
+    return value
 
-    Signed maps: blue-white-red, symmetric at the 99th percentile of ``|map|``. Non-negative
-    maps: heat scale from the 1st to the 99th percentile.
+
+@dataclass(frozen=True)
+class FigureOptions:
+    """How maps are drawn in every figure and in the report (the config's ``figure:`` section)."""
+
+    #: Which values to show: ``all`` (signed maps diverging around zero), ``positive`` or
+    #: ``negative`` (that part only, as magnitudes on a sequential scale), ``absolute`` (``|map|``).
+    sign: str = "all"
+    #: A matplotlib colour map name; default: ``RdBu_r`` for signed maps, ``Reds`` / ``Blues`` /
+    #: ``Greens`` for positive / negative / absolute ones.
+    cmap: str | None = None
+    #: How the map is shown on the photo: ``blended_heat_map`` (colours blended on the photo),
+    #: ``masked_image`` (the photo times the map's normalised magnitude), ``alpha_scaling``
+    #: (the photo faded to white where the map is small).
+    overlay: str = "blended_heat_map"
+    #: Opacity of the colours at the map's strongest pixels in a blended heat map, in [0, 1].
+    overlay_alpha: float = field(default=0.7, metadata={"ge": 0.0, "le": 1.0})
+    #: The colours saturate at this percentile of ``|map|`` (in (0, 100]; 100: at the maximum).
+    clip_percentile: float = field(default=99.0, metadata={"gt": 0.0, "le": 100.0})
+
+    def __post_init__(self):
+        _choice("sign", self.sign, SIGNS)
+        _choice("overlay", self.overlay, OVERLAYS)
+        if self.cmap is not None and self.cmap not in matplotlib.colormaps:
+            hint = close_matches(str(self.cmap), list(matplotlib.colormaps))
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(
+                f"figure.cmap: {self.cmap!r} is not a matplotlib colour map{did}; "
+                "e.g. RdBu_r, coolwarm, viridis, Reds"
+            )
+        for name in ("overlay_alpha", "clip_percentile"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"figure.{name}: expected a number, got {value!r}")
+        if not 0 <= self.overlay_alpha <= 1:
+            raise ConfigError(f"figure.overlay_alpha: {self.overlay_alpha} is outside [0, 1]")
+        if not 0 < self.clip_percentile <= 100:
+            raise ConfigError(
+                f"figure.clip_percentile: {self.clip_percentile} is outside (0, 100]"
+            )
+
+    @classmethod
+    def from_config(cls, value: FigureOptions | Mapping[str, Any] | None) -> FigureOptions:
+        """Options from a config section (a mapping), an instance, or ``None`` (the defaults).
+
+        :raises ConfigError: for an unknown key (with its close matches) or a bad value.
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"figure: expected a mapping of options, got {value!r}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in value:
+            if key not in names:
+                hint = close_matches(str(key), names)
+                did = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ConfigError(
+                    f"figure: unknown option {key!r}{did}; options: {', '.join(names)}"
+                )
+        return cls(**dict(value))
+
+
+@dataclass
+class RenderedMap:
+    """A map turned into colours, with the key to read them.
+
+    :ivar rgb: ``[H, W, 3]`` colours in ``[0, 1]``.
+    :ivar strength: ``[H, W]`` display value in ``[-1, 1]`` (signed) or ``[0, 1]``: where the map
+        sits on its colour scale; overlays use ``|strength|`` as opacity.
+    :ivar signed: whether the scale is diverging around zero.
+    :ivar low, high: the map's minimum and maximum (after ``sign``): the colour bar's end labels.
+    :ivar bar: ``[N, 3]`` colours of the colour bar from ``low`` (index 0) to ``high``.
+    :ivar legend: the sign convention in words.
     """
-    values = np.nan_to_num(np.asarray(saliency, dtype=np.float32))
-    if values.min() < 0:
-        top = float(np.percentile(np.abs(values), 99)) or float(np.abs(values).max()) or 1.0
-        return np.clip(values / top, -1, 1), "bwr", -1.0, 1.0
-    # From the 1st to the 99th percentile: maps with a large common floor (RISE) keep contrast.
-    low, top = (float(v) for v in np.percentile(values, [1, 99]))
+
+    rgb: np.ndarray
+    strength: np.ndarray
+    signed: bool
+    low: float
+    high: float
+    bar: np.ndarray
+    legend: str
+
+    @property
+    def ticks(self) -> list[tuple[float, str]]:
+        """``(value, label)`` of the colour bar's ticks: both ends, and zero on a signed bar."""
+        ticks = [(self.low, _number(self.low))]
+        if self.signed and self.low < 0 < self.high:
+            ticks.append((0.0, "0"))
+        ticks.append((self.high, _number(self.high)))
+        return ticks
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _scaled(values: np.ndarray, signed: bool, options: FigureOptions):
+    """The function from map values to display strength, fixed by this map's percentiles."""
+    if signed:
+        top = float(np.percentile(np.abs(values), options.clip_percentile))
+        top = top or float(np.abs(values).max()) or 1.0
+        return lambda v: np.clip(v / top, -1, 1)
+    low, top = (
+        float(v) for v in np.percentile(values, [100 - options.clip_percentile,
+                                                 options.clip_percentile])
+    )
+    if options.clip_percentile == 100 or low == float(values.min()):
+        low = min(0.0, low)
     if top <= low:
         low, top = 0.0, float(values.max()) or 1.0
-    return np.clip((values - low) / (top - low), 0, 1), "hot", 0.0, 1.0
+    return lambda v: np.clip((v - low) / (top - low), 0, 1)
 
 
-def overlay(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.5, cmap: str = "jet"):
-    """RGB overlay of a map on an image ``[H, W, 3]`` in ``[0, 1]``."""
-    values, _, _, _ = display_map(np.abs(saliency))
-    colours = matplotlib.colormaps[cmap](values)[..., :3]
-    return np.clip((1 - alpha) * image + alpha * colours, 0, 1)
+def render_map(
+    saliency: np.ndarray, options: FigureOptions | None = None, bar_steps: int = 64
+) -> RenderedMap:
+    """The colours of ``saliency`` ``[H, W]`` and its colour bar, under ``options``."""
+    options = options or FigureOptions()
+    values = np.nan_to_num(np.asarray(saliency, dtype=np.float32))
+    if values.ndim != 2:
+        raise ValueError(f"a map to draw must be [H, W], got shape {values.shape}")
+    sign = options.sign
+    if sign == "positive":
+        values, legend = np.maximum(values, 0), "positive part only; darker red: larger"
+    elif sign == "negative":
+        values, legend = np.minimum(values, 0), "negative part only; darker blue: more negative"
+    elif sign == "absolute":
+        values, legend = np.abs(values), "|value|, sign discarded; darker: larger"
+    signed = sign == "all" and float(values.min()) < 0
+    if sign == "all":
+        legend = (
+            "red > 0 (for the target), blue < 0 (against it), white = 0"
+            if signed
+            else "non-negative map; darker red: larger, white: smallest"
+        )
+    kind = "signed" if signed else ("positive" if sign == "all" else sign)
+    # An odd number of entries puts one exactly at the centre: zero gets the neutral colour
+    # rather than the first entry of the positive half.
+    cmap = matplotlib.colormaps[options.cmap or DEFAULT_CMAPS[kind]].resampled(257)
+    if kind == "negative":
+        # Strength of the negative part is its magnitude, so that "more negative" is darker.
+        scale = _scaled(-values, False, options)
+        to_strength = lambda v: scale(-v)  # noqa: E731
+    else:
+        to_strength = _scaled(values, signed, options)
+    strength = to_strength(values).astype(np.float32)
+    low, high = float(values.min()), float(values.max())
+    samples = np.linspace(low, high, bar_steps, dtype=np.float32)
+    return RenderedMap(
+        rgb=_colours(cmap, strength, signed),
+        strength=strength,
+        signed=signed,
+        low=low,
+        high=high,
+        bar=_colours(cmap, to_strength(samples), signed),
+        legend=legend,
+    )
 
 
-def attribution_figure(path: str | Path, image: np.ndarray, saliency: np.ndarray, title: str):
-    """Save image | map | overlay as one PNG."""
-    values, cmap, vmin, vmax = display_map(saliency)
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+def _colours(cmap, strength: np.ndarray, signed: bool) -> np.ndarray:
+    position = (strength + 1) / 2 if signed else strength
+    return cmap(position)[..., :3].astype(np.float32)
+
+
+def display_map(saliency: np.ndarray, options: FigureOptions | None = None) -> np.ndarray:
+    """The map's colours, ``[H, W, 3]`` in ``[0, 1]`` (:func:`render_map` without the key)."""
+    return render_map(saliency, options).rgb
+
+
+def overlay(
+    image: np.ndarray,
+    saliency: np.ndarray | RenderedMap,
+    options: FigureOptions | None = None,
+) -> np.ndarray:
+    """The map on the photo ``[H, W, 3]`` in ``[0, 1]``, as ``options.overlay`` says.
+
+    A blended heat map keeps the map's colours, and so its sign: each pixel is
+    ``(1 - a) * photo + a * colour`` with ``a = overlay_alpha * sqrt(|strength|)``: the square
+    root keeps middling values visible on a busy photo, and zero leaves the photo as it is.
+    """
+    options = options or FigureOptions()
+    rendered = saliency if isinstance(saliency, RenderedMap) else render_map(saliency, options)
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape[:2] != rendered.rgb.shape[:2]:
+        raise ValueError(
+            f"map {rendered.rgb.shape[:2]} and image {image.shape[:2]} differ in size; "
+            "give the model-input image the map was computed on"
+        )
+    weight = np.abs(rendered.strength)[..., None]
+    if options.overlay == "masked_image":
+        return np.clip(image * weight, 0, 1)
+    if options.overlay == "alpha_scaling":
+        return np.clip(image * weight + (1 - weight), 0, 1)
+    alpha = options.overlay_alpha * np.sqrt(weight)
+    return np.clip((1 - alpha) * image + alpha * rendered.rgb, 0, 1)
+
+
+def _probability(value: Any) -> str:
+    return f"{float(value):.2f}" if value is not None else "?"
+
+
+def image_title(item: Mapping[str, Any], separator: str = "\n") -> str:
+    """``target: <class> (<p>)`` and ``predicted: <class> (<p>)`` of a result item."""
+    target = f"target: {item.get('target_label')} ({_probability(item.get('target_probability'))})"
+    if item.get("predicted_label") is None:
+        return target
+    predicted = (
+        f"predicted: {item.get('predicted_label')} "
+        f"({_probability(item.get('predicted_probability'))})"
+    )
+    return f"{target}{separator}{predicted}"
+
+
+def attribution_title(label: str, item: Mapping[str, Any]) -> str:
+    """The title of a per-method figure: method, then the item's target and prediction."""
+    return f"{label}: {image_title(item, separator='; ')}"
+
+
+def _colorbar(ax, rendered: RenderedMap, orientation: str = "vertical", fontsize: int = 7):
+    """The colour bar of ``rendered`` drawn into ``ax``, ticks at both ends (and zero)."""
+    bar = rendered.bar[::-1, None] if orientation == "vertical" else rendered.bar[None]
+    low, high = rendered.low, rendered.high
+    span = (low, high) if high > low else (low - 0.5, high + 0.5)
+    extent = (0, 1, *span) if orientation == "vertical" else (*span, 0, 1)
+    ax.imshow(bar, aspect="auto", extent=extent)
+    values = [v for v, _ in rendered.ticks]
+    labels = [label for _, label in rendered.ticks]
+    if orientation == "vertical":
+        ax.set_xticks([])
+        ax.yaxis.tick_right()
+        ax.set_yticks(values, labels, fontsize=fontsize)
+    else:
+        ax.set_yticks([])
+        ax.set_xticks(values, labels, fontsize=fontsize)
+        labels_ = ax.get_xticklabels()
+        if len(labels_) >= 2:
+            labels_[0].set_horizontalalignment("left")
+            labels_[-1].set_horizontalalignment("right")
+    ax.tick_params(length=2, pad=1)
+
+
+def _attribution_figure(
+    image: np.ndarray, saliency: np.ndarray, title: str, options: FigureOptions | None = None
+):
+    options = options or FigureOptions()
+    rendered = render_map(saliency, options)
+    fig = plt.figure(figsize=(9.6, 3.6))
+    grid = fig.add_gridspec(1, 4, width_ratios=[1, 1, 0.05, 1], wspace=0.12)
+    axes = [fig.add_subplot(grid[0, i]) for i in range(4)]
     axes[0].imshow(image)
-    axes[0].set_title("input", fontsize=9)
-    axes[1].imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
+    axes[0].set_title("input (model's view)", fontsize=9)
+    axes[1].imshow(rendered.rgb)
     axes[1].set_title("map", fontsize=9)
-    axes[2].imshow(overlay(image, saliency))
-    axes[2].set_title("overlay", fontsize=9)
-    for ax in axes:
+    _colorbar(axes[2], rendered)
+    axes[2].set_title("value", fontsize=8)
+    axes[3].imshow(overlay(image, rendered, options))
+    axes[3].set_title(options.overlay.replace("_", " "), fontsize=9)
+    for ax in (axes[0], axes[1], axes[3]):
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
+    fig.text(0.5, 0.03, rendered.legend, ha="center", fontsize=8, color="#444")
+    return fig
+
+
+def attribution_figure(
+    path: str | Path,
+    image: np.ndarray,
+    saliency: np.ndarray,
+    title: str,
+    options: FigureOptions | None = None,
+) -> None:
+    """Save input | map with its colour bar | overlay as one PNG, the sign convention below."""
+    fig = _attribution_figure(image, saliency, title, options)
     save_figure(path, fig)
     plt.close(fig)
 
@@ -66,34 +361,37 @@ def grid_figure(
     rows: Sequence[tuple[str, np.ndarray]],
     columns: Sequence[str],
     maps: dict[tuple[int, int], np.ndarray],
+    options: FigureOptions | None = None,
 ) -> None:
-    """Methods side by side per image, as in Simonyan et al. (2014), Fig. 2.
+    """Methods side by side per image, as in Simonyan et al. (2014), Fig. 2; each map with its
+    own colour bar (end labels: its range).
 
     :param rows: ``(title, image)`` per row; the image is ``[H, W, 3]`` in ``[0, 1]``.
     :param columns: method labels.
-    :param maps: ``(row, column) -> map``; missing cells (failed items) stay blank.
+    :param maps: ``(row, column) -> map``; missing cells (failed items) say "failed".
     """
     n_rows, n_cols = len(rows), len(columns) + 1
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(2.4 * n_cols, 2.5 * n_rows), squeeze=False
-    )
+    fig = plt.figure(figsize=(2.1 * n_cols, 2.75 * n_rows))
+    outer = fig.add_gridspec(n_rows, n_cols, hspace=0.45, wspace=0.08)
     for r, (title, image) in enumerate(rows):
-        axes[r][0].imshow(image)
-        axes[r][0].set_title(title, fontsize=8)
+        ax = fig.add_subplot(outer[r, 0])
+        ax.imshow(image)
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
         for c, label in enumerate(columns, start=1):
-            ax = axes[r][c]
-            cell = maps.get((r, c - 1))
-            if cell is not None:
-                values, cmap, vmin, vmax = display_map(cell)
-                ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
-            else:
-                ax.text(0.5, 0.5, "failed", ha="center", va="center", transform=ax.transAxes)
-            if r == 0:
-                ax.set_title(label, fontsize=9)
-    for row in axes:
-        for ax in row:
+            cell = outer[r, c].subgridspec(2, 1, height_ratios=[1, 0.06], hspace=0.05)
+            ax = fig.add_subplot(cell[0])
             ax.axis("off")
-    fig.tight_layout()
+            if r == 0:
+                ax.set_title(label, fontsize=8)
+            saliency = maps.get((r, c - 1))
+            if saliency is None:
+                ax.text(0.5, 0.5, "failed", ha="center", va="center", transform=ax.transAxes,
+                        color="#b00020")
+                continue
+            rendered = render_map(saliency, options)
+            ax.imshow(rendered.rgb)
+            _colorbar(fig.add_subplot(cell[1]), rendered, "horizontal", fontsize=6)
     save_figure(path, fig)
     plt.close(fig)
 
@@ -103,13 +401,13 @@ def images_figure(path: str | Path, images: Sequence[tuple[str, np.ndarray]], co
     n = len(images)
     cols = max(1, min(columns, n))
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             title, image = images[i]
             ax.imshow(image)
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title, fontsize=10)
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
@@ -134,20 +432,32 @@ def difference_panels(original: np.ndarray, result: np.ndarray) -> list[np.ndarr
 def fooling_figure(
     path: str | Path, panels: Sequence[np.ndarray], titles: Sequence[str], title: str = ""
 ) -> None:
-    """Original | fooling image | difference | difference x10, as in the seed project.
+    """Original | result | change | change as a signed map with its colour bar.
+
+    The third panel is the difference magnified 10x around mid-grey (what the model classifies
+    in the title); the fourth shows the change's per-pixel mean over channels on the diverging
+    scale of every map, with its range in 1/255 steps on the colour bar: a change of a few
+    levels is visible there where the grey panel looks flat.
 
     :param panels: the four images from :func:`difference_panels`.
     :param titles: one title per panel (its predicted class and probability).
     """
-    names = ("original", "result", "difference", "difference x10")
-    fig, axes = plt.subplots(1, 4, figsize=(11, 3.3))
-    for ax, name, image, caption in zip(axes, names, panels, titles):
+    change = (np.asarray(panels[1]) - np.asarray(panels[0])).mean(axis=2) * 255
+    rendered = render_map(change)
+    fig = plt.figure(figsize=(11, 3.6))
+    grid = fig.add_gridspec(1, 5, width_ratios=[1, 1, 1, 1, 0.05], wspace=0.1)
+    names = ("original", "result", "change x10 (on grey)", "change (1/255 levels)")
+    shown = [panels[0], panels[1], panels[3], rendered.rgb]
+    captions = [titles[0], titles[1], titles[3], ""]
+    for i, (name, image, caption) in enumerate(zip(names, shown, captions)):
+        ax = fig.add_subplot(grid[0, i])
         ax.imshow(image)
-        ax.set_title(f"{name}\n{caption}", fontsize=8)
+        ax.set_title(f"{name}\n{caption}" if caption else name, fontsize=9)
         ax.axis("off")
+    _colorbar(fig.add_subplot(grid[0, 4]), rendered)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(top=0.78, bottom=0.04, left=0.02, right=0.95)
     save_figure(path, fig)
     plt.close(fig)
 
@@ -169,7 +479,7 @@ def class_visualization_figure(
     steps, frames = snapshots
     n_rows, n_cols = len(images), len(steps) + 1
     fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(1.9 * n_cols, 2.1 * n_rows), squeeze=False
+        n_rows, n_cols, figsize=(1.9 * n_cols + 0.6, 2.1 * n_rows), squeeze=False
     )
     for r, (name, final) in enumerate(images):
         for c in range(n_cols):
@@ -177,12 +487,9 @@ def class_visualization_figure(
             ax.imshow(frames[c, r] if c < len(steps) else final)
             ax.axis("off")
             if r == 0:
-                ax.set_title(f"step {steps[c]}" if c < len(steps) else "final", fontsize=8)
-        axes[r][0].text(-0.05, 0.5, name, rotation=90, ha="right", va="center", fontsize=8,
+                ax.set_title(f"step {steps[c]}" if c < len(steps) else "final", fontsize=9)
+        axes[r][0].text(-0.05, 0.5, name, rotation=90, ha="right", va="center", fontsize=9,
                         transform=axes[r][0].transAxes)
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
-
-
-__all__ += ["difference_panels", "fooling_figure", "class_visualization_figure"]

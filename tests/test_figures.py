@@ -1,0 +1,113 @@
+"""Figure semantics: colours say the sign, colour bars say the range, options are checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xai_core.errors import ConfigError
+from xai_core.report.figures import (
+    FigureOptions,
+    _attribution_figure,
+    attribution_figure,
+    attribution_title,
+    grid_figure,
+    overlay,
+    plt,
+    render_map,
+)
+
+
+def _signed_map() -> np.ndarray:
+    """Left third negative (down to -3), middle zero, right third positive (up to 2)."""
+    saliency = np.zeros((30, 30), dtype=np.float32)
+    saliency[:, :10] = -np.linspace(0.5, 3.0, 30)[:, None]
+    saliency[:, 20:] = np.linspace(0.2, 2.0, 30)[:, None]
+    return saliency
+
+
+def _blue(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 2] > rgb[..., 0] + 0.003
+
+
+def _red(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] > rgb[..., 2] + 0.003
+
+
+def test_signed_map_keeps_its_sign_in_the_map_and_the_overlay():
+    saliency = _signed_map()
+    grey = np.full((30, 30, 3), 0.5, dtype=np.float32)
+    rendered = render_map(saliency)
+    assert rendered.signed
+    blended = overlay(grey, saliency)
+    for rgb in (rendered.rgb, blended):
+        assert _blue(rgb[:, :10]).all(), "negative pixels must be blue"
+        assert _red(rgb[:, 20:]).all(), "positive pixels must be red"
+        assert not (_blue(rgb[:, 10:20]) | _red(rgb[:, 10:20])).any(), "zero has no hue"
+    # Zero is white in the map and leaves the photo unchanged in the overlay.
+    assert np.allclose(rendered.rgb[:, 10:20], 1.0, atol=0.04)
+    assert np.allclose(blended[:, 10:20], 0.5, atol=1e-6)
+    # The colour bar's end labels are the map's range, and it runs from blue through white to red.
+    assert rendered.ticks[0] == (pytest.approx(-3.0), "-3")
+    assert rendered.ticks[-1] == (pytest.approx(2.0), "2")
+    assert (0.0, "0") in rendered.ticks
+    assert _blue(rendered.bar[0]) and _red(rendered.bar[-1])
+
+
+def test_colour_bar_in_the_saved_figure_is_labelled_with_the_range(tmp_path):
+    saliency = _signed_map()
+    image = np.full((30, 30, 3), 0.5, dtype=np.float32)
+    fig = _attribution_figure(image, saliency, "t")
+    try:
+        labels = [
+            [t.get_text() for t in ax.get_yticklabels()]
+            for ax in fig.axes
+            if ax.axison and ax.get_yticklabels()
+        ]
+    finally:
+        plt.close(fig)
+    assert labels == [["-3", "0", "2"]]
+    attribution_figure(tmp_path / "f.png", image, saliency, "t")
+    grid_figure(tmp_path / "g.png", [("row", image)], ["a", "b"], {(0, 0): saliency})
+    assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_non_negative_map_is_sequential_and_signs_can_be_chosen():
+    saliency = _signed_map()
+    positive = render_map(np.abs(saliency))
+    assert not positive.signed and positive.low == pytest.approx(0.0)
+    assert positive.ticks[-1][1] == "3"
+    assert not _blue(positive.rgb).any()
+    only_negative = render_map(saliency, FigureOptions(sign="negative"))
+    assert (only_negative.low, only_negative.high) == (pytest.approx(-3.0), 0.0)
+    assert _blue(only_negative.rgb[:, :10]).all() and not _red(only_negative.rgb).any()
+    assert np.allclose(only_negative.rgb[:, 20:], 1.0, atol=0.04), "positives hidden"
+    absolute = render_map(saliency, FigureOptions(sign="absolute"))
+    assert absolute.strength[:, :10].min() > 0 and absolute.strength[:, 10:20].max() == 0
+    masked = overlay(np.ones((30, 30, 3)), saliency, FigureOptions(overlay="masked_image"))
+    assert masked[:, 10:20].max() == 0 and masked[:, 20:].min() > 0 and masked[-1, 25].min() > 0.5
+
+
+def test_figure_options_are_checked_with_clear_errors():
+    with pytest.raises(ConfigError, match="did you mean 'positive'"):
+        FigureOptions(sign="postive")
+    with pytest.raises(ConfigError, match="not a matplotlib colour map"):
+        FigureOptions(cmap="rainbowz")
+    with pytest.raises(ConfigError, match=r"outside \[0, 1\]"):
+        FigureOptions(overlay_alpha=2)
+    with pytest.raises(ConfigError, match="did you mean 'overlay_alpha'"):
+        FigureOptions.from_config({"overlay_alfa": 0.3})
+    assert FigureOptions.from_config(None) == FigureOptions()
+    assert FigureOptions.from_config({"cmap": "coolwarm"}).cmap == "coolwarm"
+
+
+def test_titles_name_target_and_prediction_with_probabilities():
+    item = {
+        "target_label": "tabby",
+        "target_probability": 0.2134,
+        "predicted_label": "Egyptian cat",
+        "predicted_probability": 0.5,
+    }
+    assert attribution_title("saliency", item) == (
+        "saliency: target: tabby (0.21); predicted: Egyptian cat (0.50)"
+    )
