@@ -16,7 +16,7 @@ import torch
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
 from xai_core.io import write_npy
-from xai_core.report.figures import attribution_figure
+from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
 from xai_core.runner.scoring import score_items
 from xai_core.runner.state import ImageItem, RunState, failure_details, to_image
 
@@ -82,8 +82,10 @@ def run_attributor(
                 item["files"]["input"] = run.rel(run.input_path(im))
                 if run.config.figures:
                     fig_path = run.out / "figures" / im.source.key / f"{label}.png"
-                    title = f"{label}: {item['target_label']} (target {im.target})"
-                    attribution_figure(fig_path, to_image(im.pixels), saliency, title)
+                    attribution_figure(
+                        fig_path, to_image(im.pixels), saliency, attribution_title(label, item),
+                        FigureOptions.from_config(getattr(run.config, "figure", None)),
+                    )
                     item["files"]["figure"] = run.rel(fig_path)
             item.update(scored)
             if error is None and im.method_metadata:
