@@ -34,7 +34,7 @@ from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
 from xai_core.io import FileDigest, digest_file, write_json
-from xai_core.report.figures import grid_figure
+from xai_core.report.figures import FigureOptions, grid_figure, image_title
 from xai_core.report.tables import write_metrics_table
 from xai_core.runner.environment import environment
 from xai_core.runner.inputs import InputImage
@@ -78,8 +78,18 @@ def merge_items(
     return items
 
 
-def write_grid(out: Path, items: list[dict[str, Any]], labels: list[str]) -> None:
-    """The side-by-side figure for the first :data:`GRID_ROWS` images, from the files on disk."""
+def write_grid(
+    out: Path,
+    items: list[dict[str, Any]],
+    labels: list[str],
+    options: FigureOptions | None = None,
+) -> None:
+    """The side-by-side figure for the first :data:`GRID_ROWS` images, from the files on disk.
+
+    One row per image, titled with its target and predicted class and their probabilities; when
+    an image was explained for several targets (or by several models), the row shows the first
+    target (and model) of its items, so every map in a row answers the same question.
+    """
     if not labels:
         return
     keys: list[str] = []
@@ -94,6 +104,9 @@ def write_grid(out: Path, items: list[dict[str, Any]], labels: list[str]) -> Non
                 continue
             keys.append(key)
             first[key] = item
+        row = first[key]
+        if (item.get("target"), item.get("model")) != (row.get("target"), row.get("model")):
+            continue
         if "map" in item.get("files", {}) and item["label"] in labels:
             cell = (keys.index(key), labels.index(item["label"]))
             cells[cell] = np.load(out / item["files"]["map"])
@@ -102,12 +115,10 @@ def write_grid(out: Path, items: list[dict[str, Any]], labels: list[str]) -> Non
 
     rows = []
     for key in keys:
-        item = first[key]
         with Image.open(out / "inputs" / f"{key}.png") as photo:
             pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
-        title = f"{key}: {item.get('predicted_label', '?')}"
-        rows.append((f"{title} ({item.get('predicted_probability') or 0:.2f})", pixels))
-    grid_figure(out / "figures" / "grid.png", rows, labels, cells)
+        rows.append((f"{key}\n{image_title(first[key])}", pixels))
+    grid_figure(out / "figures" / "grid.png", rows, labels, cells, options)
 
 
 def compute_seconds(items: list[dict[str, Any]]) -> float:

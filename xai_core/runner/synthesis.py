@@ -128,10 +128,10 @@ def _difference_figure(
         probs = handle.module(handle.normalize(batch)).softmax(dim=1).cpu()
     top_p, top = probs.max(dim=1)
     titles = [f"{handle.label(int(c))} ({float(p):.2f})" for c, p in zip(top, top_p)]
-    outcome = "success" if record.success else "failed"
+    outcome = "reached" if record.success else "not reached"
     title = (
-        f"{label}: target {record.target_label} ({outcome}, "
-        f"{record.iterations} it., L-inf {255 * (record.linf or 0):.1f}/255)"
+        f"{label}: target {record.target_label} {outcome} in {record.iterations} steps, "
+        f"p = {record.target_probability:.2f}, L∞ {255 * (record.linf or 0):.1f}/255"
     )
     fooling_figure(path, panels, titles, title)
 
