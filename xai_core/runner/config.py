@@ -7,6 +7,7 @@ wrong types, unknown model/method names and every method's parameters against th
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "ExperimentConfig",
     "build_params",
     "load_config",
+    "model_run_config",
     "safe_label",
 ]
 
@@ -57,6 +59,21 @@ class ModelConfig:
     checkpoint: str | None = None
     #: Extra keyword arguments for the model's constructor (e.g. ``num_classes``).
     options: dict[str, Any] = field(default_factory=dict)
+    #: Name of the model in outputs, figures and ``results.json`` (default: ``name`` with
+    #: ``/`` as ``_``); needed to compare one architecture with itself (two checkpoints).
+    label: str | None = None
+    #: Square input size in pixels instead of the model's own (the resize keeps the model's
+    #: crop ratio). Default: the model's.
+    input_size: int | None = field(default=None, metadata={"min": 8, "max": 8192})
+    #: Per-method parameters for this model only, by method label, over the method's own
+    #: ``params``: ``{grad_cam: {layer: features.12}}``. Model-specific settings (a CAM layer)
+    #: live here when one experiment compares several models.
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def run_label(self) -> str:
+        """The model's label as a file name (``timm/resnet18`` -> ``timm_resnet18``)."""
+        return safe_label(self.label or self.name)
 
 
 @dataclass
@@ -93,11 +110,17 @@ class BenchmarkConfig:
 class ExperimentConfig:
     """A run: a model, inputs, a target and the methods to apply, and where outputs go."""
 
-    #: The model to explain.
+    #: The model to explain (the one-model shorthand of ``models``).
     model: ModelConfig = field(default_factory=ModelConfig)
+    #: Several models to explain side by side: every method runs on every model (entries as
+    #: ``model``, or just names). Outputs go to ``<output_dir>/<model label>/``; the report and
+    #: ``figures/compare/`` put the models next to each other. Give ``model`` or ``models``.
+    models: list[ModelConfig] = field(default_factory=list)
     #: Image files, folders (recursive), globs and ``sample:NAME`` photos (``xai list samples``).
     inputs: list[str] = field(default_factory=list)
-    #: ``predicted``, a class index or name, or a list with one per input.
+    #: The class each map explains: ``predicted``, ``top-k`` (the k most probable classes), a
+    #: class index, name (any ImageNet synonym) or WordNet id, or a list of these: several
+    #: targets, each explained on every input.
     target: Any = "predicted"
     #: Attributors and synthesizers to apply, in order.
     methods: list[MethodConfig] = field(default_factory=list)
@@ -119,6 +142,16 @@ class ExperimentConfig:
     channels_last: bool = True
     #: Write PNG figures (per-method figure and the side-by-side grid).
     figures: bool = True
+
+    @property
+    def model_list(self) -> list[ModelConfig]:
+        """The models of the run: ``models``, or the one ``model``."""
+        return list(self.models) or [self.model]
+
+    @property
+    def compares_models(self) -> bool:
+        """Whether outputs are laid out per model (``models`` lists more than one)."""
+        return len(self.models) > 1
 
 
 def safe_label(label: str) -> str:
@@ -197,6 +230,14 @@ def _normalise_shorthand(cfg: DictConfig) -> None:
     inputs = cfg.get("inputs")
     if isinstance(inputs, str):
         cfg.inputs = [inputs]
+    if isinstance(cfg.get("model"), str):
+        cfg.model = {"name": cfg.model}
+    models = cfg.get("models")
+    if isinstance(models, str):
+        cfg.models = [models]
+        models = cfg.models
+    if isinstance(models, ListConfig) and any(isinstance(m, str) for m in models):
+        cfg.models = [{"name": m} if isinstance(m, str) else m for m in models]
 
 
 def load_config(
@@ -235,6 +276,11 @@ def load_config(
         raise ConfigError(omegaconf_message(exc, "")) from None
     assert isinstance(raw, dict)
     check_keys(ExperimentConfig, raw, "")
+    if raw.get("model") is not None and raw.get("models"):
+        raise ConfigError(
+            "the config gives both `model` and `models`; use `model` for one model or list "
+            "every model under `models`"
+        )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), raw)
         config = OmegaConf.to_object(merged)
@@ -269,6 +315,7 @@ def _check_values(config: ExperimentConfig) -> None:
                 f"{key} {', '.join(duplicates)} appear more than once; give each a distinct `label`"
             )
     _check_file_names(config.methods)
+    _check_models(config)
     bench = config.benchmark
     for i, control in enumerate(bench.controls):
         if control not in BENCHMARK_CONTROLS:
@@ -296,11 +343,55 @@ def _check_file_names(methods: Sequence[MethodConfig]) -> None:
             )
 
 
+def _check_models(config: ExperimentConfig) -> None:
+    """Distinct model labels, and per-model method params that name a method of the run."""
+    labels = [m.run_label for m in config.model_list]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ConfigError(
+            f"models {', '.join(twice)} appear more than once (outputs go to a folder per model "
+            "label); give each a distinct `label`, e.g. the checkpoint's name"
+        )
+    methods = [m.label or m.name for m in config.methods]
+    for i, model in enumerate(config.model_list):
+        where = f"models[{i}]" if config.models else "model"
+        for label in model.method_params:
+            if label not in methods:
+                matches = close_matches(label, methods)
+                hint = f"; did you mean {matches[0]!r}?" if matches else "."
+                raise ConfigError(
+                    f"bad config key '{where}.method_params.{label}': the run has no method "
+                    f"labelled {label!r}{hint} Methods: {', '.join(methods) or '(none)'}"
+                )
+
+
+def model_run_config(config: ExperimentConfig, model: ModelConfig) -> ExperimentConfig:
+    """The single-model config of one of ``config``'s models: its own output folder (when the
+    run compares models) and its ``method_params`` over each method's ``params``."""
+    methods = [
+        dataclasses.replace(
+            m, params={**m.params, **model.method_params.get(m.label or m.name, {})}
+        )
+        for m in config.methods
+    ]
+    output_dir = config.output_dir
+    if config.compares_models:
+        output_dir = str(Path(config.output_dir) / model.run_label)
+    return dataclasses.replace(
+        config, model=model, models=[], methods=methods, output_dir=output_dir
+    )
+
+
 def check_registered_names(config: ExperimentConfig) -> None:
     """Check model and method names and method params against the plugin registries."""
-    check_model_name(config.model.name)
-    for i, method in enumerate(config.methods):
-        resolve_entry(method, f"methods[{i}]")
+    for model in config.model_list:
+        check_model_name(model.name)
+    for model in config.model_list:
+        for i, method in enumerate(model_run_config(config, model).methods):
+            where = f"methods[{i}]"
+            if model.method_params.get(method.label or method.name):
+                where += f" (with method_params of model {model.run_label!r})"
+            resolve_entry(method, where)
     for i, metric in enumerate(config.metrics):
         resolve_entry(metric, f"metrics[{i}]", Metric)
 

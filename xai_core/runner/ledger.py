@@ -82,10 +82,16 @@ class Ledger:
     """
 
     def __init__(
-        self, output_dir: str | os.PathLike[str], written: dict[str, FileDigest] | None = None
+        self,
+        output_dir: str | os.PathLike[str],
+        written: dict[str, FileDigest] | None = None,
+        records: str | os.PathLike[str] | None = None,
     ):
+        """:param records: the folder of the records (default ``<output_dir>/records``; one
+            per model in a run that compares models). Files in records are relative to
+            ``output_dir``."""
         self.root = Path(output_dir)
-        self.records = self.root / "records"
+        self.records = Path(records) if records is not None else self.root / "records"
         self.written = written if written is not None else {}
         self._records: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._on_disk: dict[str, FileDigest | None] = {}

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from xai_core.contracts.attributor import Attributor
-from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.model import ModelHandle, Preprocessing
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
 from xai_core.errors import XaiError
@@ -55,7 +55,8 @@ from xai_core.plugins.factory import build_entries, build_metrics
 from xai_core.plugins.manager import get_registries
 from xai_core.report.html import build_report
 from xai_core.runner.attribution import run_attributor
-from xai_core.runner.config import ExperimentConfig, to_yaml
+from xai_core.runner.compare import write_comparison
+from xai_core.runner.config import ExperimentConfig, model_run_config, to_yaml
 from xai_core.runner.distributed import DistContext
 from xai_core.runner.environment import resolve_device, seed_everything
 from xai_core.runner.inputs import (
@@ -144,33 +145,196 @@ def run_experiment(
 ) -> RunResult:
     """Run ``config`` (validated by :func:`xai_core.runner.config.load_config`).
 
+    Every method runs on every model of the config, one model after the other (each model is
+    loaded once and released before the next); with several models each writes under
+    ``<output_dir>/<model label>/`` and ``results.json``, the report and ``figures/compare/``
+    at the top put them side by side.
+
     :param force: recompute every item even if a previous run recorded it as done.
     :raises ConfigError: when another run is writing ``output_dir`` (see
         :mod:`xai_core.runner.lock`); nothing in the folder is touched then.
     """
     invoked = time.time()
-    run = RunState(config, progress)
-    methods = [
-        (safe_label(label), technique)
-        for label, technique in build_entries(config.methods, "methods")
-    ]
-    run.metrics = build_metrics(config.metrics)
+    top = RunState(config, progress)
+    top.metrics = build_metrics(config.metrics)
     if not config.inputs:
         raise XaiError(
             "the config lists no inputs; set `inputs` (files, folders, globs, sample:NAME)"
         )
     sources = resolve_inputs(list(config.inputs))
     dist = DistContext.from_env(config.device)
-    run.rank = dist.rank
-    lock = OutputLock(run.out)
+    top.rank = dist.rank
+    lock = OutputLock(top.out)
     try:
         if dist.is_main:
             lock.acquire()
         with recording_digests() as written:
-            return _run(run, config, methods, sources, dist, force, lock, written, invoked)
+            return _run(top, sources, dist, force, lock, written, invoked)
     finally:
         lock.release()
         dist.close()
+
+
+@dataclass
+class _ModelRun:
+    """One model's part of a run: its single-model config, state, ledger and methods."""
+
+    config: ExperimentConfig
+    state: RunState
+    ledger: Ledger
+    methods: list[tuple[str, Technique]]
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _run(
+    top: RunState, sources, dist: DistContext, force: bool, lock: OutputLock, written: dict,
+    invoked: float,
+) -> RunResult:
+    config = top.config
+    if dist.is_main:
+        top.out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(top.out, lock)
+        if (top.out / "results.json").exists():
+            # Until this run finishes, the folder is not the finished run the old file described.
+            write_json(top.out / "results.json", {
+                "complete": False,
+                "note": f"a run (PID {os.getpid()}) is rewriting this folder; results.json is "
+                        "written again when it finishes",
+            })
+        write_text(top.out / "config.yaml", to_yaml(config))
+    dist.barrier()
+    runs = []
+    for number, model in enumerate(config.model_list, 1):
+        sub = model_run_config(config, model)
+        state = RunState(sub, top.say, root=top.out, model_label=model.label or model.name)
+        state.metrics, state.rank = top.metrics, top.rank
+        methods = [
+            (safe_label(label), technique)
+            for label, technique in build_entries(sub.methods, "methods")
+        ]
+        run = _ModelRun(sub, state, Ledger(top.out, written, records=state.out / "records"),
+                        methods)
+        if dist.is_main and force:
+            run.ledger.clear()
+        if len(config.model_list) > 1:
+            top.say(f"model {number}/{len(config.model_list)}: {state.model_label}")
+        _run_model(run, sources, dist, force, written)
+        runs.append(run)
+    skipped = dist.sum(sum(run.info["skipped"] for run in runs))
+    dist.barrier()
+    if not dist.is_main:
+        failed = sum(1 for run in runs for item in run.state.items if item.get("error"))
+        return RunResult(top.out, {"items": [i for r in runs for i in r.state.items],
+                                   "summary": {"failed": failed}})
+    items: list[dict[str, Any]] = []
+    for run in runs:
+        if dist.enabled:
+            for source in sources:  # other ranks wrote these records after this rank cached them
+                for label, _ in run.methods:
+                    run.ledger.forget(source.key, label)
+        run.info["items"] = merge_items(run.ledger, sources, run.methods)
+        items.extend(run.info["items"])
+    results = write_results(
+        top, items, runs[0].info["handle"], runs[0].info["device"],
+        min(run.info["started"] for run in runs), skipped, invoked,
+    )
+    results["models"] = [run.info["model"] for run in runs]
+    labels = [label for label, t in runs[0].methods if isinstance(t, Attributor)]
+    if config.figures:
+        if config.compares_models:
+            untrained = {run.state.model_label for run in runs
+                         if run.info["model"].get("weights") == "random"}
+            results["comparisons"] = write_comparison(
+                top.out, items, [run.state.model_label for run in runs], labels, untrained
+            )
+        else:
+            write_grid(top.out, items, labels)
+    build_report(top.out)
+    finish_results(top.out, results, written)
+    return RunResult(top.out, results)
+
+
+def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written: dict) -> None:
+    """Explain every input with one model: what is left to do, batch by batch, then the
+    synthesizers that run once per run. Records go to the model's ledger."""
+    config, state, ledger = run.config, run.state, run.ledger
+    device = resolve_device(config.device, dist.local_rank)
+    per_image = [(label, t) for label, t in run.methods if not per_run(t)]
+    once = [(label, t) for label, t in run.methods if per_run(t)]
+    mine = dist.shard(list(enumerate(sources)))
+    weights = _checkpoint_sha256(config)
+    known: dict[tuple[str, str], str] = {}
+
+    def settings(label: str, technique: Technique, index: int) -> str:
+        # The same for every input with the same target: hashed once, not once per item.
+        memo = (label, repr(config.target))
+        if memo not in known:
+            known[memo] = _settings(config, label, technique, config.target, weights)
+        return known[memo]
+
+    # Checked once here (hashes only, nothing decoded); batches only do what is missing.
+    todo, skipped = _still_to_do(ledger, mine, per_image, settings)
+    state.say(f"loading model {config.model.name}")
+    seed_everything(config.seed)
+    handle = load_model(
+        config.model.name,
+        pretrained=config.model.pretrained,
+        checkpoint=config.model.checkpoint,
+        device=device,
+        **config.model.options,
+    )
+    if config.model.input_size is not None:
+        handle.preprocessing = _resized(handle.preprocessing, config.model.input_size)
+    if config.channels_last:
+        handle.module.to(memory_format=torch.channels_last)
+    if skipped:
+        state.say(f"skipped {skipped} item(s) already done (use --force to redo them)")
+    started = time.time()
+    bar = _progress_bar(len(todo), enabled=dist.is_main)
+    loader = _loader([source for _, source, _ in todo], handle, config)
+    for batch in loader:
+        images = []
+        hashes: dict[str, str | None] = {}
+        for local, pixels, error, sha256 in batch:
+            index, source, missing = todo[local]
+            im = ImageItem(source, index=index, error=error, missing=missing)
+            hashes[source.key] = sha256
+            if pixels is not None:
+                im.pixels = pixels
+                im.inputs = handle.normalize(pixels)
+            images.append(im)
+        _explain_batch(
+            state, config, per_image, images, handle, device, ledger, settings, len(sources),
+            hashes,
+        )
+        # Each batch's digests went into its records; keep memory flat on large datasets.
+        written.clear()
+        bar.update(len(images))
+    bar.close()
+    for label, technique in once:
+        if dist.is_main:
+            key_settings = _settings(config, label, technique, config.target, weights)
+            if force or ledger.done(RUN_KEY, label, key_settings) is None:
+                before = len(state.items)
+                seed_everything(config.seed)
+                synthesize_per_run(state, label, technique, handle)
+                ledger.write(RUN_KEY, label, state.items[before:], key_settings)
+            else:
+                skipped += 1
+    run.info.update(
+        skipped=skipped, started=started, device=device, handle=handle,
+        model={"label": state.model_label, "name": handle.name, **handle.info,
+               "input_size": list(handle.preprocessing.input_size),
+               "output_dir": state.rel(state.out) if state.out != state.root else "."},
+    )
+
+
+def _resized(preprocessing: Preprocessing, size: int) -> Preprocessing:
+    """The model's preprocessing at a square ``size``, keeping its crop ratio."""
+    ratio = preprocessing.resize_size / max(preprocessing.input_size)
+    return dataclasses.replace(
+        preprocessing, input_size=(size, size), resize_size=max(size, round(size * ratio))
+    )
 
 
 def _provider(technique: Technique) -> dict[str, Any]:
@@ -243,106 +407,6 @@ def _still_to_do(
         if missing:
             todo.append((index, source, missing))
     return todo, skipped
-
-
-def _run(
-    run: RunState, config, methods, sources, dist: DistContext, force: bool,
-    lock: OutputLock, written: dict, invoked: float,
-) -> RunResult:
-    device = resolve_device(config.device, dist.local_rank)
-    ledger = Ledger(run.out, written)
-    if dist.is_main:
-        run.out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(run.out, lock)
-        if force:
-            ledger.clear()
-        if (run.out / "results.json").exists():
-            # Until this run finishes, the folder is not the finished run the old file described.
-            write_json(run.out / "results.json", {
-                "complete": False,
-                "note": f"a run (PID {os.getpid()}) is rewriting this folder; results.json is "
-                        "written again when it finishes",
-            })
-        write_text(run.out / "config.yaml", to_yaml(config))
-    dist.barrier()
-    per_image = [(label, t) for label, t in methods if not per_run(t)]
-    once = [(label, t) for label, t in methods if per_run(t)]
-    indexed = list(enumerate(sources))
-    mine = dist.shard(indexed)
-    weights = _checkpoint_sha256(config)
-    known: dict[tuple[str, str], str] = {}
-
-    def settings(label: str, technique: Technique, index: int) -> str:
-        # The same for every input with the same target: hashed once, not once per item.
-        target = config.target[index] if isinstance(config.target, list) else config.target
-        memo = (label, repr(target))
-        if memo not in known:
-            known[memo] = _settings(config, label, technique, target, weights)
-        return known[memo]
-
-    # Checked once here (hashes only, nothing decoded); batches only do what is missing.
-    todo, skipped = _still_to_do(ledger, mine, per_image, settings)
-    run.say(f"loading model {config.model.name}")
-    seed_everything(config.seed)
-    handle = load_model(
-        config.model.name,
-        pretrained=config.model.pretrained,
-        checkpoint=config.model.checkpoint,
-        device=device,
-        **config.model.options,
-    )
-    if config.channels_last:
-        handle.module.to(memory_format=torch.channels_last)
-    if skipped:
-        run.say(f"skipped {skipped} item(s) already done (use --force to redo them)")
-    started = time.time()
-    bar = _progress_bar(len(todo), enabled=dist.is_main)
-    loader = _loader([source for _, source, _ in todo], handle, config)
-    for batch in loader:
-        images = []
-        hashes: dict[str, str | None] = {}
-        for local, pixels, error, sha256 in batch:
-            index, source, missing = todo[local]
-            im = ImageItem(source, index=index, error=error, missing=missing)
-            hashes[source.key] = sha256
-            if pixels is not None:
-                im.pixels = pixels
-                im.inputs = handle.normalize(pixels)
-            images.append(im)
-        _explain_batch(
-            run, config, per_image, images, handle, device, ledger, settings, len(sources),
-            hashes,
-        )
-        # Each batch's digests went into its records; keep memory flat on large datasets.
-        written.clear()
-        bar.update(len(images))
-    bar.close()
-    for label, technique in once:
-        if dist.is_main:
-            key_settings = _settings(config, label, technique, config.target, weights)
-            if force or ledger.done(RUN_KEY, label, key_settings) is None:
-                before = len(run.items)
-                seed_everything(config.seed)
-                synthesize_per_run(run, label, technique, handle)
-                ledger.write(RUN_KEY, label, run.items[before:], key_settings)
-            else:
-                skipped += 1
-    failed_here = sum(1 for item in run.items if item.get("error"))
-    skipped = dist.sum(skipped)
-    dist.barrier()
-    if not dist.is_main:
-        return RunResult(run.out, {"items": run.items, "summary": {"failed": failed_here}})
-    if dist.enabled:
-        for source in sources:  # other ranks wrote these records after this rank cached them
-            for label, _ in per_image:
-                ledger.forget(source.key, label)
-    items = merge_items(ledger, sources, methods)
-    results = write_results(run, items, handle, device, started, skipped, invoked)
-    if config.figures:
-        write_grid(run.out, items, [label for label, t in methods if isinstance(t, Attributor)])
-    build_report(run.out)
-    finish_results(run.out, results, written)
-    return RunResult(run.out, results)
 
 
 def _explain_batch(

@@ -74,16 +74,30 @@ def failure_details(exc: BaseException) -> dict[str, str]:
 class RunState:
     """A run's config, output folder, progress callback, metrics and result items."""
 
-    def __init__(self, config: ExperimentConfig, progress: Callable[[str], None] | None):
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        progress: Callable[[str], None] | None,
+        *,
+        root: Path | None = None,
+        model_label: str | None = None,
+    ):
+        """:param root: the run's output folder when this state is one model's part of a run
+            that compares models (``config.output_dir`` is then the model's folder); file paths
+            in items are relative to it.
+        :param model_label: the model's name in items (default: the config's model name)."""
         self.config = config
         self.out = Path(config.output_dir)
+        self.root = root if root is not None else self.out
+        self.model_label = model_label or config.model.label or config.model.name
         self.say = progress or (lambda _msg: None)
         self.items: list[dict[str, Any]] = []
         self.metrics: list[tuple[str, Metric]] = []
         self.rank = 0
 
     def rel(self, path: Path) -> str:
-        return str(path.relative_to(self.out))
+        """``path`` relative to the run's output folder, as items name their files."""
+        return str(path.relative_to(self.root))
 
     def input_path(self, im: ImageItem) -> Path:
         return self.out / "inputs" / f"{im.source.key}.npy"
@@ -96,7 +110,7 @@ class RunState:
             "image": im.source.source,
             "key": im.source.key,
             "index": im.index,
-            "model": handle.name,
+            "model": self.model_label,
             "method": technique.name,
             "kind": technique.kind,
             "label": label,
