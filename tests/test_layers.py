@@ -135,3 +135,109 @@ def test_to_grid_puts_patch_tokens_in_raster_order():
     assert torch.equal(LayerLayout("tokens", (4, 5), 1).to_grid(with_cls), grid)
     assert torch.equal(LayerLayout("NHWC", (4, 5)).to_grid(grid.permute(0, 2, 3, 1)), grid)
     assert LayerLayout("tokens", (4, 5), 1).describe() == "tokens 4x5 (+1 prefix)"
+
+
+#: (torchvision architecture, constructor options, input side, the layer `auto` should pick).
+#: SqueezeNet's `classifier.1` (1x1 convolution to 1000 class-score maps) and VGG's / AlexNet's
+#: `avgpool` (an adaptive pooling that stretches a 4x4 map to 7x7 at 128 pixels) were picked
+#: before; the last feature map of the backbone is `features` for all three. The others are as
+#: before (timm's ConvNeXt, EfficientNet, MobileNetV3, RegNet, ViT and MobileViT are in
+#: FAMILIES above; torchvision's ConvNeXt and EfficientNet also give `features`).
+TORCHVISION = [
+    ("squeezenet1_1", {}, 128, "features"),
+    ("vgg11_bn", {}, 128, "features"),
+    ("alexnet", {}, 128, "features"),
+    ("resnet18", {}, 64, "layer4"),
+    ("densenet121", {}, 64, "features"),
+    ("mobilenet_v3_small", {}, 64, "features"),
+    ("regnet_y_400mf", {}, 64, "trunk_output"),
+    ("shufflenet_v2_x0_5", {}, 64, "conv5"),
+]
+
+
+@pytest.mark.parametrize(
+    ("arch", "options", "side", "expected"), TORCHVISION, ids=[t[0] for t in TORCHVISION]
+)
+def test_auto_layer_on_torchvision_is_the_backbones_last_feature_map(arch, options, side, expected):
+    import torchvision.models as tvm
+
+    torch.manual_seed(0)
+    model = tvm.get_model(arch, weights=None, **options).eval()
+    assert auto_layer(model, (side, side)) == expected
+
+
+def test_an_adaptive_pool_is_a_resampler_even_when_it_keeps_the_grid():
+    """VGG's pool at 224 pixels returns a 7x7 map from a 7x7 one; here 4x4 from 4x4."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=4, padding=1),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(64, 3),
+    )
+    assert auto_layer(model, (16, 16)) == "0"
+
+
+class ClassMapNet(nn.Module):
+    """A NiN-style head: features, a 1x1 convolution to one map per class, average pooling."""
+
+    def __init__(self, classes: int = 10, width: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
+        self.scores = nn.Conv2d(width, classes, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return self.pool(self.scores(self.features(x))).flatten(1)
+
+
+def test_class_score_maps_are_skipped_even_when_features_have_as_many_channels():
+    torch.manual_seed(0)
+    # `features` has 10 channels like `scores`, but each class reads all of them.
+    assert auto_layer(ClassMapNet(classes=10, width=10), (16, 16)) == "features"
+
+
+def test_a_features_map_upsampled_by_a_plain_layer_is_skipped():
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=4, padding=1),
+        nn.Upsample(scale_factor=2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+    assert auto_layer(model, (32, 32)) == "0"
+
+
+def test_list_layers_reports_shapes_and_marks_the_auto_layer():
+    model = _timm("resnet10t", {})
+    before = [(m.training, [p.requires_grad for p in m.parameters(recurse=False)])
+              for m in model.modules()]
+    hooks = sum(len(m._forward_hooks) for m in model.modules())
+    layers = {info.path: info for info in xai_core.nn.layers.list_layers(model, (64, 64))}
+    assert list(layers) == [path for path, _ in model.named_modules() if path]
+    assert layers["layer4"].output_shape == (1, 512, 2, 2) and layers["layer4"].auto
+    assert layers["layer4"].type == "Sequential" and layers["layer4"].calls == 1
+    assert layers["fc"].output_shape == (1, 1000)
+    assert [path for path, info in layers.items() if info.auto] == ["layer4"]
+    assert sum(len(m._forward_hooks) for m in model.modules()) == hooks
+    assert [(m.training, [p.requires_grad for p in m.parameters(recurse=False)])
+            for m in model.modules()] == before
+
+
+def test_handle_layers_use_the_models_input_size():
+    handle = xai_core.load_model("timm/resnet10t", pretrained=False)
+    assert handle.preprocessing.input_size == (176, 176)  # timm's config for resnet10t
+    layers = {info.path: info for info in handle.layers()}
+    assert layers["layer4"].auto and layers["layer4"].output_shape == (1, 512, 6, 6)
+
+
+def test_a_misspelt_layer_names_close_matches_and_the_listing_command(lite0):
+    with pytest.raises(UnknownNameError) as info:
+        lite0.check_layer("blocks.66")
+    message = str(info.value)
+    assert "unknown layer 'blocks.66' of efficientnet_lite0; did you mean 'blocks.6'" in message
+    assert "`xai list layers efficientnet_lite0`" in message and "layer: auto" in message
+    assert "conv_stem, bn1, blocks" in message
+    assert lite0.check_layer("blocks.6") == "blocks.6" and lite0.check_layer("auto") == "auto"
+    # The CAM base resolves names through the same check (no model name there).
+    with pytest.raises(UnknownNameError, match=r"`xai list layers MODEL`"):
+        find_target_layer(lite0.module, "blocks.66")

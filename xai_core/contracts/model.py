@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from xai_core.errors import InputError, ModelLoadError, XaiError
 from xai_core.nn.hooks import model_device
-from xai_core.nn.layers import auto_layer
+from xai_core.nn.layers import LayerInfo, auto_layer, check_layer, list_layers
 
 __all__ = [
     "RANDOM_WEIGHTS",
@@ -162,6 +162,17 @@ class ModelHandle:
         if self._last_conv_block is None:
             self._last_conv_block = auto_layer(self.module, self.preprocessing.input_size)
         return self._last_conv_block
+
+    def layers(self) -> list[LayerInfo]:
+        """Every module with its type and output shape at this model's input size, the
+        automatic layer marked (:func:`xai_core.nn.layers.list_layers`; ``xai list layers``)."""
+        return list_layers(self.module, self.preprocessing.input_size)
+
+    def check_layer(self, layer: str) -> str:
+        """``layer`` if it is ``"auto"`` or a module path of this model; else an error naming
+        close matches and ``xai list layers <this model>`` (see
+        :func:`~xai_core.nn.layers.check_layer`)."""
+        return check_layer(self.module, layer, self.name)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,19 @@
 
 This is the backbone-adapter knowledge that CAM-style techniques need and should not each repeat:
 
-* :func:`auto_layer` finds the last layer of a classifier that still has spatial resolution *and*
-  on which the class scores depend position by position (for a ViT with a class token that is the
-  input normalisation of the last block, not the last block's output, whose patch tokens the
-  class token never reads).
+* :func:`auto_layer` finds the last feature map of a classifier's backbone: the last layer that
+  still has spatial resolution *and* on which the class scores depend position by position (for
+  a ViT with a class token that is the input normalisation of the last block, not the last
+  block's output, whose patch tokens the class token never reads), never a head's class-score
+  map (SqueezeNet's 1x1 convolution to 1000 channels) nor an adaptive pooling that resamples the
+  backbone's map to a fixed grid (VGG's and AlexNet's ``avgpool``).
 * :func:`infer_layout` recognises what a layer outputs: a ``[N, C, H, W]`` feature map, a
   channels-last ``[N, H, W, C]`` map (Swin), or a ``[N, L, C]`` token sequence with class or
   distillation tokens in front (ViT, DeiT, Mixer, LeViT).
 * :class:`LayerLayout` turns such an output (or its gradient) into a ``[N, C, h, w]`` grid.
+* :func:`list_layers` (behind ``xai list layers MODEL``) lists every module with its type and
+  output shape, marking the automatic layer; :func:`check_layer` checks a layer name, naming
+  close matches and that command when it is not a module of the model.
 
 What does *not* live here: the CAM bases (:mod:`xai_core.families.cam`), the CAM formulas (the
 ``cam`` plugin) and model loading (:mod:`xai_core.models`).
@@ -26,10 +31,20 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from xai_core.errors import XaiError
+from xai_core.errors import UnknownNameError, XaiError, close_matches
 from xai_core.nn.hooks import HookRecorder, get_module, model_state
 
-__all__ = ["LayerLayout", "TargetLayer", "infer_layout", "auto_layer", "find_target_layer"]
+__all__ = [
+    "LayerLayout",
+    "TargetLayer",
+    "LayerInfo",
+    "UnknownLayerError",
+    "infer_layout",
+    "auto_layer",
+    "find_target_layer",
+    "list_layers",
+    "check_layer",
+]
 
 #: Module names and class-name fragments of attention modules. Queries, keys, values and
 #: attention matrices are not representations of image regions, so ``auto`` never picks a module
@@ -180,7 +195,16 @@ def auto_layer(model: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> str:
     last block with spatial resolution that the prediction still reads position by position.
     When a container and its last child return the same tensor the container wins (it finishes
     later); modules that return their input unchanged (``Identity``) and the internals of
-    attention modules are skipped. The result is cached per model and input size.
+    attention modules are skipped. Two kinds of spatial output are not feature maps and are
+    skipped too:
+
+    * a *resampler*: an adaptive pooling module, or any module whose output grid is larger than
+      its input's (VGG's ``AdaptiveAvgPool2d((7, 7))`` stretches a 4x4 map at 128 pixels);
+    * a *class-score map*: one channel per class, where one class's score reads only its own
+      channel (SqueezeNet's ``classifier.1``, a 1x1 convolution to 1000 maps that are then
+      averaged): a CAM there collapses to the class's own score map.
+
+    The result is cached per model and input size.
 
     :raises XaiError: when no layer qualifies (name one explicitly then).
     """
@@ -196,14 +220,19 @@ def _trace_auto_layer(model: nn.Module, input_hw: tuple[int, int]) -> str:
     flat: list[tuple[Tensor, Any]] = []
 
     def make_hook(path: str) -> Callable[..., None]:
-        def hook(_module: nn.Module, inputs: Any, output: Any) -> None:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             first = inputs[0] if isinstance(inputs, tuple) and inputs else None
             if output is first:
                 return
             if isinstance(output, Tensor) and output.ndim == 2:
                 flat.append((output, first))
             layout = infer_layout(output, input_hw, model)
-            if layout is not None and output.shape[0] == 2 and output.requires_grad:
+            if (
+                layout is not None
+                and output.shape[0] == 2
+                and output.requires_grad
+                and not _resamples(module, first, layout, input_hw, model)
+            ):
                 seen.append((path, output, layout))
 
         return hook
@@ -227,12 +256,13 @@ def _trace_auto_layer(model: nn.Module, input_hw: tuple[int, int]) -> str:
         features = next(
             (inp for out, inp in flat if out is logits and isinstance(inp, Tensor)), logits
         )
+        class_maps = _class_score_maps(logits, seen)
         direction = torch.randn(features.shape, generator=generator).to(features)
         grads = torch.autograd.grad(
             (features.float() * direction).sum(), [out for _, out, _ in seen], allow_unused=True
         )
     for (path, _, layout), grad in reversed(list(zip(seen, grads))):
-        if grad is None:
+        if grad is None or path in class_maps:
             continue
         per_position = layout.to_grid(grad).abs().sum(dim=1)
         if int((per_position > 0).sum(dim=(1, 2)).min()) >= 2:
@@ -243,14 +273,159 @@ def _trace_auto_layer(model: nn.Module, input_hw: tuple[int, int]) -> str:
     )
 
 
+def _resamples(
+    module: nn.Module,
+    first: Any,
+    layout: LayerLayout,
+    input_hw: tuple[int, int],
+    model: nn.Module,
+) -> bool:
+    """Whether ``module`` only resamples a map to another grid rather than computing features:
+    an adaptive pooling (its grid is fixed, not the input's seen through a stride) or any layer
+    whose output grid is larger than its input's."""
+    if "adaptive" in type(module).__name__.lower() and "pool" in type(module).__name__.lower():
+        return True
+    before = infer_layout(first, input_hw, model) if isinstance(first, Tensor) else None
+    return before is not None and (
+        layout.grid[0] > before.grid[0] or layout.grid[1] > before.grid[1]
+    )
+
+
+def _class_score_maps(logits: Tensor, seen: list[tuple[str, Tensor, LayerLayout]]) -> set[str]:
+    """Paths of the outputs in ``seen`` that are class-score maps: one channel per class, and
+    the first class's score has a gradient in that class's channel only (a head that already
+    separated the classes, such as SqueezeNet's 1x1 convolution before its average pool).
+
+    Only outputs with as many channels as there are classes are checked, so most models pay
+    nothing; the check needs the logits' own gradient, not the features' (see the caller).
+    """
+    classes = logits.shape[1] if logits.ndim == 2 else 0
+    candidates = [
+        (path, out, layout)
+        for path, out, layout in seen
+        if classes > 1 and layout.to_grid(out).shape[1] == classes
+    ]
+    if not candidates:
+        return set()
+    grads = torch.autograd.grad(
+        logits[:, 0].float().sum(),
+        [out for _, out, _ in candidates],
+        allow_unused=True,
+        retain_graph=True,
+    )
+    found = set()
+    for (path, _, layout), grad in zip(candidates, grads):
+        if grad is None:
+            continue
+        per_channel = layout.to_grid(grad).abs().sum(dim=(2, 3))
+        if bool(((per_channel > 0).sum(dim=1) == 1).all()) and bool(
+            (per_channel[:, 0] > 0).all()
+        ):
+            found.add(path)
+    return found
+
+
 def find_target_layer(
     model: nn.Module, layer: str, input_hw: tuple[int, int] = (224, 224)
 ) -> TargetLayer:
     """Resolve ``layer`` (a module path such as ``"blocks.6"``, or ``"auto"``) on ``model``.
 
-    :raises UnknownNameError: for a path that is not a module of ``model``, naming close matches.
+    :raises UnknownLayerError: for a path that is not a module of ``model`` (see
+        :func:`check_layer`).
     """
     if layer == "auto":
         path = auto_layer(model, input_hw)
         return TargetLayer(path, get_module(model, path), auto=True)
+    check_layer(model, layer)
     return TargetLayer(layer, get_module(model, layer), auto=False)
+
+
+class UnknownLayerError(UnknownNameError):
+    """A layer name that is not a module path of the model: the message names close matches,
+    the model's top-level modules and the command that lists every layer."""
+
+    def __init__(self, layer: str, model: nn.Module, model_name: str | None = None):
+        paths = [path for path, _ in model.named_modules() if path]
+        super().__init__("layer", layer, paths)
+        owner = model_name or type(model).__name__
+        message = f"unknown layer {layer!r} of {owner}"
+        matches = close_matches(layer, paths)
+        if matches:
+            message += f"; did you mean {', '.join(repr(m) for m in matches)}?"
+        top = [name for name, _ in model.named_children()]
+        message += (
+            f" It has {len(paths)} layers (module paths such as "
+            f"{', '.join(top[:8]) + (', ...' if len(top) > 8 else '')}); "
+            f"`xai list layers {model_name or 'MODEL'}` lists them with their output shapes, "
+            "and `layer: auto` picks the last feature map."
+        )
+        self.args = (message,)
+
+
+def check_layer(model: nn.Module, layer: str, model_name: str | None = None) -> str:
+    """``layer`` if it is ``"auto"`` or a module path of ``model``, checked without running it.
+
+    :param model_name: the registry name shown in the error (``"efficientnet_lite0"``).
+    :raises UnknownLayerError: naming close matches (difflib) and ``xai list layers MODEL``.
+    """
+    if layer == "auto" or layer in dict(model.named_modules()):
+        return layer
+    raise UnknownLayerError(layer, model, model_name)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One module of a model, as :func:`list_layers` reports it.
+
+    :ivar path: module path (``"blocks.6.0.conv_pw"``); what a ``layer`` parameter takes.
+    :ivar type: the module's class name.
+    :ivar output_shape: shape of its output for one image at the model's input size (the first
+        tensor of a tuple output), or ``None`` when it never ran or returned no tensor.
+    :ivar calls: how many times it ran in one forward pass (a shared module runs more than once;
+        its shape is that of the last call).
+    :ivar auto: whether ``layer: auto`` picks it (:func:`auto_layer`).
+    """
+
+    path: str
+    type: str
+    output_shape: tuple[int, ...] | None
+    calls: int
+    auto: bool
+
+
+def list_layers(model: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> list[LayerInfo]:
+    """Every module of ``model`` (the model itself excluded), in definition order, with its
+    output shape for a zero image of ``input_hw``.
+
+    One forward pass under ``no_grad`` with forward hooks; hooks, mode and parameter flags are
+    restored afterwards. The automatic layer is found as :func:`auto_layer` finds it; a model
+    without one lists no layer as ``auto``.
+    """
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    calls: dict[str, int] = {}
+
+    def make_hook(path: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            first = output
+            if isinstance(output, (tuple, list)):
+                first = next((o for o in output if isinstance(o, Tensor)), None)
+            shapes[path] = tuple(first.shape) if isinstance(first, Tensor) else None
+            calls[path] = calls.get(path, 0) + 1
+
+        return hook
+
+    modules = [(path, sub) for path, sub in model.named_modules() if path]
+    with model_state(model) as device, HookRecorder() as hooks, torch.no_grad():
+        for path, sub in modules:
+            hooks.forward(sub, make_hook(path))
+        model(torch.zeros(1, 3, *input_hw, device=device))
+    try:
+        automatic: str | None = auto_layer(model, input_hw)
+    except XaiError:
+        automatic = None
+    return [
+        LayerInfo(
+            path, type(sub).__name__, shapes.get(path), calls.get(path, 0), path == automatic
+        )
+        for path, sub in modules
+    ]
