@@ -93,3 +93,85 @@ def test_grayscale_and_rgba_images_become_rgb(tmp_path):
     assert load_image(tmp_path / "gray.png").getpixel((0, 0)) == (7, 7, 7)
     assert load_image(tmp_path / "clear.png").getpixel((0, 0)) == (255, 255, 255)
     assert load_image(sample_path("camera")).mode == "RGB"
+
+
+def _tiny_target_run(tmp_path, target, methods=("saliency",), out="out"):
+    """Two random photos through a random-weight timm ResNet at 48 pixels."""
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 44, 3), dtype=np.uint8)).save(
+            folder / f"img{i}.png"
+        )
+    config = load_config({
+        "model": {"name": "timm/resnet10t", "pretrained": False, "input_size": 48},
+        "inputs": [str(folder)],
+        "methods": list(methods),
+        "target": target,
+        "output_dir": str(tmp_path / out),
+        "workers": 0,
+        "figures": False,
+    })
+    return run_experiment(config)
+
+
+def test_top_k_target_gives_k_items_per_image_and_method(tmp_path):
+    result = _tiny_target_run(tmp_path, "top-3", methods=("saliency", "grad_cam"))
+    assert result.results["summary"]["failed"] == 0
+    items = [i for i in result.items if i["key"] == "img0" and i["label"] == "grad_cam"]
+    assert [i["target_rank"] for i in items] == [1, 2, 3]
+    top5 = items[0]["top5"]
+    assert len(top5) == 5 and set(top5[0]) == {"class", "label", "probability"}
+    assert [i["target"] for i in items] == [t["class"] for t in top5[:3]]
+    assert items[0]["target"] == items[0]["predicted"]
+    probabilities = [i["target_probability"] for i in items]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert probabilities == pytest.approx([t["probability"] for t in top5[:3]])
+    files = [i["files"]["map"] for i in items]
+    assert len(set(files)) == 3
+    for item in items:
+        name = f"{item['target_rank']}_{item['target_label'].replace(' ', '_')}"
+        assert item["files"]["map"].endswith(f"maps/img0/grad_cam.{name}.npy")
+    saliency = [i for i in result.items if i["key"] == "img1" and i["label"] == "saliency"]
+    assert len(saliency) == 3 and len({i["files"]["map"] for i in saliency}) == 3
+    # Each map is the map of its own target: the same call on the saved input, that target alone.
+    import xai_core
+    from xai_core.runner.environment import seed_everything
+
+    seed_everything(0)  # the run's seed: the same random weights
+    handle = xai_core.load_model("timm/resnet10t", pretrained=False)
+    out = result.output_dir
+    x = torch.from_numpy(np.load(out / saliency[2]["files"]["input"]))[None]
+    alone = xai_core.get_attributor("saliency").attribute(handle, x, saliency[2]["target"]).maps[0]
+    np.testing.assert_allclose(np.load(out / saliency[2]["files"]["map"]), alone.numpy(), atol=1e-5)
+
+
+def test_a_list_target_explains_every_image_for_each_entry(tmp_path):
+    result = _tiny_target_run(tmp_path, ["predicted", "goldfish", 7])
+    assert result.results["summary"]["failed"] == 0
+    for key in ("img0", "img1"):
+        items = [i for i in result.items if i["key"] == key]
+        assert [i["target_rank"] for i in items] == [1, 2, 3]
+        assert items[0]["target"] == items[0]["predicted"]
+        assert [i["target"] for i in items[1:]] == [1, 7]
+        assert [i["target_label"] for i in items[1:]] == ["goldfish", "cock"]
+        maps = [np.load(result.output_dir / i["files"]["map"]) for i in items]
+        assert not np.allclose(maps[1], maps[2])  # different classes, different maps
+
+
+def test_a_single_target_keeps_its_file_names(tmp_path):
+    result = _tiny_target_run(tmp_path, "lighthouse")
+    item = next(i for i in result.items if i["key"] == "img0")
+    assert (item["target"], item["target_label"]) == (437, "beacon")
+    assert item["files"]["map"].endswith("maps/img0/saliency.npy")
+    assert item["target_rank"] == 1 and len(item["top5"]) == 5
+
+
+def test_a_misspelt_target_fails_the_run_naming_close_matches(tmp_path):
+    from xai_core.errors import TargetError
+
+    with pytest.raises(TargetError, match="did you mean 'lighthouse'"):
+        _tiny_target_run(tmp_path, ["predicted", "lighthose"])

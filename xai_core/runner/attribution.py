@@ -2,7 +2,8 @@
 
 A batch that fails is retried item by item, so one bad item fails alone (with its traceback);
 what a technique reports about each item (the layer used, a completeness gap, ...) goes into the
-item's ``metadata``.
+item's ``metadata``. An image with several targets (``target: [predicted, tabby]`` or
+``top-3``) gives one item per (image, method, target).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from xai_core.contracts.model import ModelHandle
 from xai_core.io import write_npy
 from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
 from xai_core.runner.scoring import score_items
-from xai_core.runner.state import ImageItem, RunState, failure_details, to_image
+from xai_core.runner.state import ImageItem, RunState, failure_details, safe_label, to_image
+from xai_core.runner.targets import image_targets
 
 
 def _item_metadata(metadata: dict[str, Any], index: int, count: int) -> dict[str, Any]:
@@ -54,60 +56,115 @@ def run_attributor(
     handle: ModelHandle,
     device: torch.device,
 ) -> None:
-    """Maps, metric scores and figures of ``technique`` for ``images``, batch by batch."""
+    """Maps, metric scores and figures of ``technique`` for ``images``, batch by batch.
+
+    An image explained for several targets (a list or ``top-k`` in the config's ``target``)
+    gives one item per target, each with its ``target``, ``target_label``,
+    ``target_probability`` and ``target_rank`` (1 for the first); their files are
+    ``<method>.<rank>_<target label>.npy`` (and ``.png``) beside the image's other maps, while
+    a single target keeps ``maps/<image>/<method>.npy``. A batch holds about ``batch_size``
+    maps: fewer images when each has several targets.
+    """
     ok = [im for im in images if im.error is None]
-    batch = run.config.batch_size
+    most = max((len(image_targets(im)) for im in ok), default=1)
+    batch = max(1, run.config.batch_size // max(1, most))
     for start in range(0, len(ok), batch):
         chunk = ok[start : start + batch]
+        rows = [(im, rank, t) for im in chunk for rank, t in enumerate(image_targets(im), 1)]
         results = _attribute_chunk(technique, chunk, handle, device)
         scores = score_items(
             run.metrics,
             handle,
-            [im.inputs for im in chunk],
-            [result for result, _, _ in results],
-            [im.target for im in chunk],
+            [im.inputs for im, _, _ in rows],
+            [result for result, _, _, _ in results],
+            [t for _, _, t in rows],
             attributor=technique,
             seed=run.config.seed,
         )
-        for im, (result, seconds, error), scored in zip(chunk, results, scores):
+        for (im, rank, target), (result, seconds, error, metadata), scored in zip(
+            rows, results, scores
+        ):
             item = run.base_item(im, label, technique, handle)
+            item.update(target_fields(im, rank, target, handle))
             item["seconds"] = seconds
+            name = map_name(label, rank, target, handle, len(image_targets(im)))
             if error is not None:
                 item.update(error)
             else:
                 saliency = result.numpy().astype(np.float32)
-                map_path = run.out / "maps" / im.source.key / f"{label}.npy"
+                map_path = run.out / "maps" / im.source.key / f"{name}.npy"
                 write_npy(map_path, saliency)
                 item["files"]["map"] = run.rel(map_path)
                 item["files"]["input"] = run.rel(run.input_path(im))
                 if run.config.figures:
-                    fig_path = run.out / "figures" / im.source.key / f"{label}.png"
+                    fig_path = run.out / "figures" / im.source.key / f"{name}.png"
                     attribution_figure(
                         fig_path, to_image(im.pixels), saliency, attribution_title(label, item),
                         FigureOptions.from_config(getattr(run.config, "figure", None)),
                     )
                     item["files"]["figure"] = run.rel(fig_path)
             item.update(scored)
-            if error is None and im.method_metadata:
-                item["metadata"] = im.method_metadata
+            if error is None and metadata:
+                item["metadata"] = metadata
             run.items.append(item)
     for im in images:
         if im.error is not None:
             run.items.append(run.base_item(im, label, technique, handle))
 
 
-def _attribute_chunk(technique: Attributor, chunk: list[ImageItem], handle, device):
-    """Maps for a chunk in one batch; if the batch fails, item by item to isolate failures."""
+def target_fields(im: ImageItem, rank: int, target: int, handle: ModelHandle) -> dict[str, Any]:
+    """The target fields of one item of ``im``: class, label, probability and its rank among
+    the image's targets (1-based, in the config's order)."""
+    probabilities = im.prediction.get("probabilities")
+    return {
+        "target": target,
+        "target_label": handle.label(target),
+        "target_probability": (
+            float(probabilities[target]) if probabilities is not None else None
+        ),
+        "target_rank": rank,
+    }
+
+
+def map_name(label: str, rank: int, target: int, handle: ModelHandle, count: int) -> str:
+    """The file name (without suffix) of a map: the method label for an image's only target,
+    ``<label>.<rank>_<target label>`` when it has several (``grad_cam.2_tabby``)."""
+    if count <= 1:
+        return label
+    return f"{label}.{rank}_{safe_label(handle.label(target))}"
+
+
+def _attribute_chunk(
+    technique: Attributor, chunk: list[ImageItem], handle: ModelHandle, device: torch.device
+) -> list[tuple[torch.Tensor | None, float, dict[str, str] | None, dict[str, Any]]]:
+    """``(map, seconds, error, metadata)`` for every (image, target) of a chunk, input-major,
+    from one call; if the call fails, image by image to isolate failures.
+
+    Images with the same number of targets go in as one ``[n, k]`` target list, so techniques
+    that share work between the targets of an input do; otherwise each target is its own row.
+    """
+    targets = [image_targets(im) for im in chunk]
+    counts = {len(t) for t in targets}
     x = torch.stack([im.inputs for im in chunk]).to(device)
-    targets = [im.target for im in chunk]
+    if counts == {1}:
+        spec: Any = [t[0] for t in targets]
+    elif len(counts) == 1:
+        spec = targets
+    else:
+        index = torch.tensor([i for i, t in enumerate(targets) for _ in t], device=x.device)
+        x, spec = x[index], [c for t in targets for c in t]
     start = time.perf_counter()
     try:
-        attribution = technique.attribute(handle, x, targets)
-        seconds = (time.perf_counter() - start) / len(chunk)
-        for i, im in enumerate(chunk):
-            im.method_metadata = _item_metadata(attribution.metadata, i, len(chunk))
-        return [(m, seconds, None) for m in attribution.maps]
+        attribution = technique.attribute(handle, x, spec)
+        count = len(attribution.maps)
+        seconds = (time.perf_counter() - start) / count
+        return [
+            (m, seconds, None, _item_metadata(attribution.metadata, i, count))
+            for i, m in enumerate(attribution.maps)
+        ]
     except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
         if len(chunk) == 1:
-            return [(None, time.perf_counter() - start, failure_details(exc))]
-    return [_attribute_chunk(technique, [one], handle, device)[0] for one in chunk]
+            error = failure_details(exc)
+            elapsed = time.perf_counter() - start
+            return [(None, elapsed, error, {}) for _ in targets[0]]
+    return [row for one in chunk for row in _attribute_chunk(technique, [one], handle, device)]

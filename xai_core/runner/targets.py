@@ -1,6 +1,18 @@
-"""Predictions and targets of a run's images: what the model predicts for each image and which
-class each image is explained for (``predicted``, an index or name, one per input, or the
-ImageFolder label).
+"""Predictions and targets of a run's images: what the model predicts for each image (with its
+top 5) and which classes each image is explained for.
+
+A config's ``target`` is one target spec or a list of them, and every image gets each of them
+(the list does *not* mean one per input):
+
+* ``predicted`` (the default): the predicted class;
+* ``top-k``: the ``k`` most probable classes, most probable first;
+* a class index, a class name (any ImageNet synonym) or a WordNet id;
+* ``label``: the image's ImageFolder label (``root/<class>/<image>``; a WordNet-id folder name
+  is mapped to its ImageNet class).
+
+``[predicted, goldfish]`` explains every image for its prediction and for goldfish; ``top-3``
+gives three maps per image and method. :func:`~xai_core.contracts.targets.check_target` says
+which lists are refused (two ``top-k``, ``predicted`` beside a ``top-k``, a class twice).
 """
 
 from __future__ import annotations
@@ -10,69 +22,107 @@ from typing import Any
 import torch
 
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.targets import resolve_targets
-from xai_core.errors import TargetError, XaiError
+from xai_core.contracts.targets import _is_predicted, check_target, class_index, top_k
+from xai_core.errors import TargetError
 from xai_core.runner.state import ImageItem
+
+__all__ = ["predict", "assign_targets", "image_targets", "target_specs", "TOP_PREDICTIONS"]
+
+#: How many of the most probable classes each image's prediction lists (``top5``).
+TOP_PREDICTIONS = 5
 
 
 def predict(images: list[ImageItem], handle: ModelHandle, device: torch.device) -> None:
+    """Each readable image's prediction: the class, its label and probability, the
+    :data:`TOP_PREDICTIONS` most probable classes (``top5``: ``class``, ``label``,
+    ``probability``), and every probability (kept off the result items)."""
     ok = [im for im in images if im.error is None]
     if not ok:
         return
     x = torch.stack([im.inputs for im in ok]).to(device)
     with torch.no_grad():
-        probs = handle.module(x).softmax(dim=1).cpu()
-    for im, p in zip(ok, probs):
-        top = int(p.argmax())
+        probs = handle.module(x).float().softmax(dim=1).cpu()
+    values, indices = probs.topk(min(TOP_PREDICTIONS, probs.shape[1]), dim=1)
+    for im, p, top_p, top_i in zip(ok, probs, values.tolist(), indices.tolist()):
+        top = top_i[0]
         im.prediction = {
             "predicted": top,
             "predicted_label": handle.label(top),
             "predicted_probability": float(p[top]),
+            "top5": [
+                {"class": c, "label": handle.label(c), "probability": q}
+                for c, q in zip(top_i, top_p)
+            ],
             "probabilities": p,
         }
 
 
-def _wanted_target(target: Any, im: ImageItem, count: int) -> Any:
-    if isinstance(target, list):
-        if len(target) != count:
-            raise XaiError(
-                f"config 'target' lists {len(target)} targets for {count} inputs; give one per "
-                "input or a single target"
-            )
-        return target[im.index]
-    if isinstance(target, str) and target.strip().lower() == "label":
+def target_specs(target: Any) -> list[Any]:
+    """The target specs every image gets: the config's list, or its single spec."""
+    return list(target) if isinstance(target, (list, tuple)) else [target]
+
+
+def image_targets(im: ImageItem) -> list[int]:
+    """The classes ``im`` is explained for, in the config's order (the first is ``im.target``).
+
+    Read from ``im.targets`` (set by :func:`assign_targets`); an item built elsewhere with only
+    ``im.target`` has that one.
+    """
+    several = getattr(im, "targets", None)
+    if several:
+        return list(several)
+    return [] if im.target is None else [im.target]
+
+
+def _entry_classes(entry: Any, im: ImageItem, handle: ModelHandle) -> list[int]:
+    """The classes one target spec means for ``im``."""
+    probabilities = im.prediction["probabilities"]
+    if _is_predicted(entry):
+        return [int(im.prediction["predicted"])]
+    k = top_k(entry)
+    if k is not None:
+        return [int(i) for i in probabilities.topk(min(k, len(probabilities))).indices]
+    if isinstance(entry, str) and entry.strip().lower() == "label":
         if im.source.label is None:
             raise TargetError(
                 f"target 'label' needs ImageFolder-style inputs (root/<class>/<image>); "
                 f"{im.source.source!r} is not in a class folder"
             )
-        return _imagenet_wnid(im.source.label)
-    return target
-
-
-def _imagenet_wnid(label: str) -> str:
-    """ImageNet folders are often named by WordNet id (n02123159); map those to class names."""
-    if len(label) == 9 and label[0] == "n" and label[1:].isdigit():
         try:
-            from timm.data import ImageNetInfo  # timm takes ~2 s to import: only here
-
-            info = ImageNetInfo()
-            return str(info.label_names().index(label))
-        except (ImportError, ValueError):
-            return label
-    return label
+            return [class_index(im.source.label, handle.class_names, handle.num_classes)]
+        except TargetError as exc:
+            raise _FolderLabelError(f"folder label {im.source.label!r}: {exc}") from None
+    return [class_index(entry, handle.class_names, handle.num_classes)]
 
 
-def assign_targets(images: list[ImageItem], target: Any, handle: ModelHandle, count: int) -> None:
+class _FolderLabelError(TargetError):
+    """A folder label that names no class: fails its image, not the run."""
+
+
+def assign_targets(
+    images: list[ImageItem], target: Any, handle: ModelHandle, count: int | None = None
+) -> None:
+    """Set ``im.targets`` (every class the image is explained for, in order, without repeats)
+    and ``im.target`` (the first) on each readable image; needs :func:`predict` first.
+
+    A target that is wrong for the model (an unknown name, an index out of range) or ``label``
+    for an image outside a class folder fails the run before any map is computed; a folder
+    label that names no class fails its image only.
+
+    :param count: unused (a list in ``target`` once meant one target per input); kept so
+        existing callers need no change.
+    """
+    del count
+    check_target(target, handle.class_names, handle.num_classes)
+    specs = target_specs(target)
     for im in images:
         if im.error is not None:
             continue
-        wanted = _wanted_target(target, im, count)
-        probabilities = im.prediction["probabilities"][None]
         try:
-            im.target = int(resolve_targets(wanted, 1, handle, lambda p=probabilities: p)[0])
-        except TargetError as exc:
-            if isinstance(target, str) and target.strip().lower() == "label":
-                im.error = f"folder label {im.source.label!r}: {exc}"
-            else:
-                raise
+            classes = [c for entry in specs for c in _entry_classes(entry, im, handle)]
+        except _FolderLabelError as exc:
+            im.error = str(exc)
+            continue
+        # ImageItem has no `targets` field yet: set as an attribute (read by image_targets).
+        im.targets = list(dict.fromkeys(classes))  # type: ignore[attr-defined]
+        im.target = im.targets[0]  # type: ignore[attr-defined]
