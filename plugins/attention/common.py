@@ -1,11 +1,15 @@
 """The base both attention methods share: find the transformer's parts, run one forward pass on
-the distinct inputs while capturing every block's attention probabilities, turn a token-to-token
-relevance matrix into a map over the patch grid.
+the distinct inputs while capturing every block's attention probabilities, and read the chosen
+tokens' row of the token-to-token relevance as a map over the patch grid.
 
-A method implements :meth:`AttentionAttributor.relevance` (``[M, k', L, L]`` from the captured
-attention, the logits and the targets); everything else is here. What does not live here: the
-transformer anatomy and the capture (:mod:`.vit`), the formulas (:mod:`.rollout`,
-:mod:`.gradients`).
+Both methods' relevance is a product of one ``[L, L]`` matrix per block, last block first:
+``R = M_L ... M_2 M_1`` (rollout: ``M_l = rownorm(0.5 A_l + 0.5 I)``; Chefer et al.'s
+``R <- R + Abar_l R`` from ``R = I`` is ``M_l = I + Abar_l``). A method implements
+:meth:`AttentionAttributor.block_matrices`; the base multiplies the readout row vector through
+them from the top block down, ``r^T M_L ... M_1``, which costs ``O(L^2)`` per block instead of
+the ``O(L^3)`` of forming ``R`` (the two agree to rounding; the tests compare against ``R``).
+What does not live here: the transformer anatomy and the capture (:mod:`.vit`), the formulas
+(:mod:`.rollout`, :mod:`.gradients`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from xai_core.families.cam import NORMALIZATIONS, UPSAMPLE_MODES, minmax, upsamp
 
 from .vit import READOUTS, capture_attention, check_captured, vit_anatomy
 
-__all__ = ["AttentionAttributor", "AttentionParams", "token_rows"]
+__all__ = ["AttentionAttributor", "AttentionParams", "readout_rows"]
 
 
 @dataclass
@@ -43,14 +47,24 @@ class AttentionParams:
     upsample: str = field(default="bilinear", metadata={"choices": UPSAMPLE_MODES})
 
 
-def token_rows(relevance: Tensor, rows: tuple[int, ...] | None, prefix_tokens: int) -> Tensor:
-    """The mean of the relevance rows ``rows`` (``None``: the patch tokens) over the patch
-    tokens' columns: ``[..., L, L]`` -> ``[..., L - prefix_tokens]``."""
-    if rows is None:
-        chosen = relevance[..., prefix_tokens:, :]
-    else:
-        chosen = relevance[..., list(rows), :]
-    return chosen.mean(dim=-2)[..., prefix_tokens:]
+def readout_rows(
+    matrices: list[Tensor], rows: tuple[int, ...] | None, prefix_tokens: int
+) -> Tensor:
+    """The mean of the rows ``rows`` (``None``: the patch tokens) of ``R = M_L ... M_1`` over the
+    patch tokens' columns, as a row vector carried down the blocks.
+
+    :param matrices: each block's ``[M, k', L, L]``, in forward order.
+    :return: ``[M, k', L - prefix_tokens]``.
+    """
+    last = matrices[-1]
+    length = last.shape[-1]
+    chosen = range(prefix_tokens, length) if rows is None else rows
+    vector = torch.zeros(length, dtype=last.dtype, device=last.device)
+    vector[list(chosen)] = 1.0 / len(chosen)
+    vector = vector.expand(*last.shape[:-2], 1, length)
+    for matrix in reversed(matrices):
+        vector = vector @ matrix
+    return vector[..., 0, prefix_tokens:]
 
 
 class AttentionAttributor(Attributor):
@@ -58,9 +72,9 @@ class AttentionAttributor(Attributor):
 
     :meth:`compute` finds the attention blocks (:func:`.vit.vit_anatomy`; a clear error for
     other models), runs the model once on the distinct inputs with the attention captured
-    (fused attention off for the call, restored afterwards), asks :meth:`relevance` for a
-    token-to-token relevance matrix, and reads the chosen tokens' row over the patch tokens as a
-    map on the patch grid, normalised and upsampled per :class:`AttentionParams`.
+    (fused attention off for the call, restored afterwards), asks :meth:`block_matrices` for one
+    matrix per block, and reads the chosen tokens' row of their product over the patch tokens as
+    a map on the patch grid, normalised and upsampled per :class:`AttentionParams`.
     """
 
     #: Whether :meth:`relevance` needs the autograd graph of the forward pass.
@@ -69,13 +83,16 @@ class AttentionAttributor(Attributor):
     Params = AttentionParams
 
     @abc.abstractmethod
-    def relevance(self, attention: list[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
-        """Token-to-token relevance ``[M, k', L, L]`` (float64).
+    def block_matrices(
+        self, attention: list[Tensor], logits: Tensor, targets: Tensor
+    ) -> list[Tensor]:
+        """One matrix ``M_l`` per block, ``[M, k', L, L]`` (float64), whose product
+        ``M_L ... M_1`` is the token-to-token relevance.
 
         :param attention: each block's attention probabilities ``[M, heads, L, L]``, in order.
         :param logits: ``[M, classes]`` for the distinct inputs.
         :param targets: ``[M, k]``, the classes asked for each distinct input.
-        :return: ``k' = k`` (one matrix per target) or ``k' = 1`` (class-agnostic).
+        :return: in block order; ``k' = k`` (one per target) or ``k' = 1`` (class-agnostic).
         """
 
     def compute(
@@ -93,12 +110,12 @@ class AttentionAttributor(Attributor):
         ) as capture:
             logits = model(distinct)
         check_captured(capture, anatomy, m)
-        relevance = self.relevance(capture.maps, logits, per_target)
+        matrices = self.block_matrices(capture.maps, logits, per_target)
         rows = anatomy.readout(self.params.tokens)
-        scores = token_rows(relevance, rows, anatomy.prefix_tokens)  # [M, k', P]
+        scores = readout_rows(matrices, rows, anatomy.prefix_tokens)  # [M, k', P]
         scores = scores.expand(m, k, scores.shape[-1]).reshape(m * k, -1)
         size = (inputs.shape[2], inputs.shape[3])
-        grid = anatomy.grid(size, relevance.shape[-1])
+        grid = anatomy.grid(size, matrices[0].shape[-1])
         context.metadata.update(
             blocks=len(anatomy.attention),
             prefix_tokens=anatomy.prefix_tokens,

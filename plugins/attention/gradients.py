@@ -20,21 +20,19 @@ from torch import Tensor
 
 from .common import AttentionAttributor
 
-__all__ = ["AttentionGradients", "gradient_rollout"]
+__all__ = ["AttentionGradients", "gradient_matrices"]
 
 
-def gradient_rollout(attention: list[Tensor], gradients: list[Tensor]) -> Tensor:
-    """``R`` ``[M, L, L]`` (float64) of Chefer et al.'s rule from each block's attention and
-    the gradient of the score with respect to it (``[M, heads, L, L]`` each)."""
-    result = None
+def gradient_matrices(attention: list[Tensor], gradients: list[Tensor]) -> list[Tensor]:
+    """Each block's ``I + mean_heads(relu(grad * A))`` ``[M, L, L]`` (float64) from its
+    attention and the gradient of the score with respect to it (``[M, heads, L, L]`` each):
+    Chefer et al.'s ``R <- R + Abar R`` from ``R = I`` is their product ``M_L ... M_1``."""
+    matrices = []
     for attn, grad in zip(attention, gradients):
-        weighted = (grad.double() * attn.detach().double()).clamp_min(0).mean(dim=1)
-        if result is None:
-            eye = torch.eye(weighted.shape[-1], dtype=weighted.dtype, device=weighted.device)
-            result = eye.expand_as(weighted)
-        result = result + weighted @ result
-    assert result is not None
-    return result
+        weighted = (grad * attn.detach()).clamp_min(0).mean(dim=1).double()
+        eye = torch.eye(weighted.shape[-1], dtype=weighted.dtype, device=weighted.device)
+        matrices.append(weighted + eye)
+    return matrices
 
 
 class AttentionGradients(AttentionAttributor):
@@ -48,12 +46,15 @@ class AttentionGradients(AttentionAttributor):
     paper = "Chefer, Gur, Wolf 2021, Generic Attention-model Explainability, arXiv:2103.15679"
     uses_gradients = True
 
-    def relevance(self, attention: list[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
+    def block_matrices(
+        self, attention: list[Tensor], logits: Tensor, targets: Tensor
+    ) -> list[Tensor]:
         rows = torch.arange(len(logits), device=logits.device)
         k = targets.shape[1]
         per_target = []
         for j in range(k):
             score = logits[rows, targets[:, j]].sum()
             grads = torch.autograd.grad(score, attention, retain_graph=j < k - 1)
-            per_target.append(gradient_rollout(attention, list(grads)))
-        return torch.stack(per_target, dim=1)
+            per_target.append(gradient_matrices(attention, list(grads)))
+        # [target][block] -> [block] of [M, k, L, L]
+        return [torch.stack(blocks, dim=1) for blocks in zip(*per_target)]

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .common import AttentionAttributor, AttentionParams
 
-__all__ = ["AttentionRollout", "HEAD_FUSIONS", "fuse_heads", "rollout"]
+__all__ = ["AttentionRollout", "HEAD_FUSIONS", "fuse_heads", "rollout_matrices"]
 
 #: How the heads of one block are fused into one attention matrix.
 HEAD_FUSIONS = ("mean", "max", "min")
@@ -45,21 +45,20 @@ def _discard_lowest(fused: Tensor, ratio: float) -> Tensor:
     return flat.scatter(1, lowest, 0.0).view_as(fused)
 
 
-def rollout(
+def rollout_matrices(
     attention: list[Tensor], head_fusion: str = "mean", discard_ratio: float = 0.0
-) -> Tensor:
-    """Attention rollout ``[M, L, L]`` (float64) of each block's attention ``[M, heads, L, L]``."""
-    result = None
+) -> list[Tensor]:
+    """Each block's ``rownorm(0.5 A + 0.5 I)`` ``[M, L, L]`` (float64) from its attention
+    ``[M, heads, L, L]``; their product ``M_L ... M_1`` is the rollout."""
+    matrices = []
     for block in attention:
-        fused = fuse_heads(block.detach().double(), head_fusion)
+        fused = fuse_heads(block.detach(), head_fusion).double()
         if discard_ratio > 0:
             fused = _discard_lowest(fused, discard_ratio)
         eye = torch.eye(fused.shape[-1], dtype=fused.dtype, device=fused.device)
         mixed = 0.5 * fused + 0.5 * eye
-        mixed = mixed / mixed.sum(dim=-1, keepdim=True)
-        result = mixed if result is None else mixed @ result
-    assert result is not None
-    return result
+        matrices.append(mixed / mixed.sum(dim=-1, keepdim=True))
+    return matrices
 
 
 class AttentionRollout(AttentionAttributor):
@@ -82,5 +81,8 @@ class AttentionRollout(AttentionAttributor):
         #: token's attention to itself is kept). 0 is the paper's rollout.
         discard_ratio: float = field(default=0.0, metadata={"min": 0.0, "max_exclusive": 1.0})
 
-    def relevance(self, attention: list[Tensor], logits: Tensor, targets: Tensor) -> Tensor:
-        return rollout(attention, self.params.head_fusion, self.params.discard_ratio)[:, None]
+    def block_matrices(
+        self, attention: list[Tensor], logits: Tensor, targets: Tensor
+    ) -> list[Tensor]:
+        matrices = rollout_matrices(attention, self.params.head_fusion, self.params.discard_ratio)
+        return [matrix[:, None] for matrix in matrices]
