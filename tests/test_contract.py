@@ -21,6 +21,8 @@ from xai_core.testing import (
 FAST_PARAMS: dict[str, dict] = {
     "integrated_gradients": {"steps": 8},
     "noise_tunnel": {"samples": 4},
+    "deeplift_shap": {"uniform_count": 1},
+    "gradient_shap": {"samples": 4, "uniform_count": 1},
     "occlusion": {"window": 16, "stride": 8, "progress": False},
     "rise": {"n_masks": 64, "progress": False},
     "lime": {"n_samples": 24, "n_segments": 8, "progress": False},
