@@ -135,6 +135,12 @@ def plan_layers(model: nn.Module, composite: str, layer_rules: dict[str, str]) -
                 raise _unsupported(name, module, f"padding_mode {module.padding_mode!r}")
             default = chosen.conv if isinstance(module, nn.Conv2d) else chosen.dense
             rules[name] = override or (chosen.first if name == first else default)
+            takes_pixels = isinstance(module, nn.Conv2d) and module.in_channels == 3
+            if rules[name] == "zbox" and not takes_pixels:
+                raise ConfigError(
+                    f"lrp: the zbox rule bounds a layer's inputs by the model's pixel range, so "
+                    f"it fits a convolution that takes the image (3 channels); {name!r} does not"
+                )
             continue
         if override is not None and override in AFFINE_RULES:
             raise ConfigError(

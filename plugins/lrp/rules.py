@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,33 +96,46 @@ class AffineLayer:
             [True, False, False],
         )[0]
 
-    @property
-    def stackable(self) -> bool:
-        """Whether two weight tensors can run as one layer with twice the outputs (not for
-        grouped convolutions, whose groups would mix)."""
-        return not isinstance(self.module, nn.Conv2d) or self.module.groups == 1
+    def pair(
+        self, build: Callable[[Tensor, Any, Tensor | None], Tensor], weights: tuple[Any, Any]
+    ) -> WeightPair:
+        """Two modified weights, ``build(w, arg, buffer)`` for each of the two ``weights``
+        arguments, written side by side into one
+        tensor so that they run as one layer with twice the outputs (not for grouped
+        convolutions, whose groups would mix)."""
+        w = self.weight
+        if isinstance(self.module, nn.Conv2d) and self.module.groups != 1:
+            return WeightPair(self, None, tuple(build(w, arg, None) for arg in weights))
+        both = w.new_empty((2 * w.shape[0], *w.shape[1:]))
+        halves = both.chunk(2)
+        for half, arg in zip(halves, weights):
+            build(w, arg, half)
+        return WeightPair(self, both, halves)
 
-    def stacked(
-        self, x: Tensor, weights: tuple[Tensor, Tensor], biases: tuple[Tensor | None, Tensor | None]
-    ) -> tuple[Tensor, Tensor]:
-        """``(w0 x + b0, w1 x + b1)``, as one pass when :attr:`stackable`."""
-        if not self.stackable:
-            return self.forward(x, weights[0], biases[0]), self.forward(x, weights[1], biases[1])
+
+@dataclass
+class WeightPair:
+    """Two weights of one layer, stacked along the outputs where the layer allows it."""
+
+    layer: AffineLayer
+    stacked: Tensor | None
+    weights: tuple[Tensor, ...]
+
+    def forward(self, x: Tensor, biases: tuple[Tensor | None, Tensor | None]) -> tuple[Tensor, ...]:
+        """``(w0 x + b0, w1 x + b1)``, as one pass when stacked."""
+        if self.stacked is None:
+            return tuple(self.layer.forward(x, w, b) for w, b in zip(self.weights, biases))
         bias = None
         if biases[0] is not None or biases[1] is not None:
-            bias = torch.cat([_or_zeros(biases[0], weights[0]), _or_zeros(biases[1], weights[1])])
-        z = self.forward(x, torch.cat(weights), bias)
-        return z.chunk(2, dim=1)
+            bias = torch.cat([_or_zeros(b, w) for b, w in zip(biases, self.weights)])
+        return self.layer.forward(x, self.stacked, bias).chunk(2, dim=1)
 
-    def stacked_transposed(
-        self, x: Tensor, weights: tuple[Tensor, Tensor], grads: tuple[Tensor, Tensor]
-    ) -> Tensor:
-        """``w0^T g0 + w1^T g1``, as one pass when :attr:`stackable`."""
-        if not self.stackable:
-            return self.transposed(x, weights[0], grads[0]) + self.transposed(
-                x, weights[1], grads[1]
-            )
-        return self.transposed(x, torch.cat(weights), torch.cat(grads, dim=1))
+    def transposed(self, x: Tensor, grads: tuple[Tensor, Tensor]) -> Tensor:
+        """``w0^T g0 + w1^T g1``, as one pass when stacked."""
+        if self.stacked is None:
+            w0, w1 = self.weights
+            return self.layer.transposed(x, w0, grads[0]) + self.layer.transposed(x, w1, grads[1])
+        return self.layer.transposed(x, self.stacked, torch.cat(grads, dim=1))
 
 
 def _or_zeros(bias: Tensor | None, weight: Tensor) -> Tensor:
@@ -156,14 +170,30 @@ def zplus(layer: AffineLayer, x: Tensor, z: Tensor, r: Tensor, s: RuleSettings) 
     return xp * layer.transposed(x, wp, g) + xn * layer.transposed(x, wn, g)
 
 
+def _clamped(w: Tensor, positive: bool, out: Tensor | None) -> Tensor:
+    return torch.clamp(w, min=0, out=out) if positive else torch.clamp(w, max=0, out=out)
+
+
+def _boosted(gamma: float) -> Callable[[Tensor, bool, Tensor | None], Tensor]:
+    """``w + gamma * w+`` (or ``w-``), written into ``out``."""
+
+    def build(w: Tensor, positive: bool, out: Tensor | None) -> Tensor:
+        part = w.clamp(min=0) if positive else w.clamp(max=0)
+        return torch.add(w, part, alpha=gamma, out=out) if out is not None else w + gamma * part
+
+    return build
+
+
 def alpha_beta(layer: AffineLayer, x: Tensor, z: Tensor, r: Tensor, s: RuleSettings) -> Tensor:
     w, b = layer.weight, layer.bias
-    wp, wn, bp, bn = w.clamp(min=0), w.clamp(max=0), _clamp(b, True), _clamp(b, False)
+    bp, bn = _clamp(b, True), _clamp(b, False)
     if _non_negative(x):
-        zp, zn = layer.stacked(x, (wp, wn), (bp, bn))
+        pair = layer.pair(_clamped, (True, False))
+        zp, zn = pair.forward(x, (bp, bn))
         gp = r * s.alpha / stabilize(zp, s.stabilizer)
         gn = r * -s.beta / stabilize(zn, s.stabilizer)
-        return x * layer.stacked_transposed(x, (wp, wn), (gp, gn))
+        return x * pair.transposed(x, (gp, gn))
+    wp, wn = w.clamp(min=0), w.clamp(max=0)
     xp, xn = x.clamp(min=0), x.clamp(max=0)
     zp = layer.forward(xp, wp, bp) + layer.forward(xn, wn, None)
     zn = layer.forward(xp, wn, bn) + layer.forward(xn, wp, None)
@@ -176,14 +206,16 @@ def alpha_beta(layer: AffineLayer, x: Tensor, z: Tensor, r: Tensor, s: RuleSetti
 def gamma(layer: AffineLayer, x: Tensor, z: Tensor, r: Tensor, s: RuleSettings) -> Tensor:
     w, b, g = layer.weight, layer.bias, s.gamma
     # Positive (negative) contributions raised by gamma, for positive (negative) outputs.
-    wu, wd = w + g * w.clamp(min=0), w + g * w.clamp(max=0)
-    bu = None if b is None else b + g * b.clamp(min=0)
-    bd = None if b is None else b + g * b.clamp(max=0)
+    boost = _boosted(g)
+    bu = None if b is None else boost(b, True, None)
+    bd = None if b is None else boost(b, False, None)
     up, down = r * (z > 0), r * (z < 0)
     if _non_negative(x):
-        zu, zd = layer.stacked(x, (wu, wd), (bu, bd))
+        pair = layer.pair(boost, (True, False))
+        zu, zd = pair.forward(x, (bu, bd))
         gu, gd = up / stabilize(zu, s.stabilizer), down / stabilize(zd, s.stabilizer)
-        return x * layer.stacked_transposed(x, (wu, wd), (gu, gd))
+        return x * pair.transposed(x, (gu, gd))
+    wu, wd = boost(w, True, None), boost(w, False, None)
     xp, xn = x.clamp(min=0), x.clamp(max=0)
     gu = up / stabilize(layer.forward(xp, wu, bu) + layer.forward(xn, wd, None), s.stabilizer)
     gd = down / stabilize(layer.forward(xp, wd, bd) + layer.forward(xn, wu, None), s.stabilizer)
