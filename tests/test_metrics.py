@@ -285,6 +285,114 @@ def test_max_sensitivity_matches_captum_and_is_zero_for_an_input_independent_map
     assert (ours > 0).all()
 
 
+class CheckerModel(nn.Module):
+    """Class 0's logit is the correlation of the region with a checkerboard; class 1's is 0.
+
+    A fine pattern is what imputation from neighbours destroys (a neighbour average of a
+    checkerboard is smooth), so ROAD must see the region's removal; brightness alone it would not.
+    """
+
+    def __init__(self, region: Tensor):
+        super().__init__()
+        rows, cols = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+        self.register_buffer("pattern", region.float() * (1 - 2 * ((rows + cols) % 2)).float())
+
+    def forward(self, x: Tensor) -> Tensor:
+        score = (x * self.pattern).flatten(1).sum(dim=1) / 10
+        return torch.stack([score, torch.zeros_like(score)], dim=1)
+
+
+@pytest.fixture
+def checker_case():
+    masks = square_mask()
+    model = CheckerModel(masks[0])
+    inputs = model.pattern.expand(2, 3, -1, -1) + 0.1 * torch.rand(2, 3, SIZE, SIZE)
+    return model, inputs, masks, torch.zeros(2, dtype=torch.long)
+
+
+def test_linear_imputation_solves_the_neighbour_mean_equations_and_keeps_planes():
+    generator = torch.Generator().manual_seed(6)
+    images = torch.randn(2, 3, 12, 17, generator=generator, dtype=torch.float64)
+    removed = torch.rand(2, 12, 17, generator=generator) < 0.6
+    filled = builtin.linear_imputation(images, removed)
+    assert torch.equal(filled[~removed[:, None].expand_as(filled)],
+                       images[~removed[:, None].expand_as(images)])
+    # Every removed pixel is the weighted mean of its in-image neighbours (1/6 edge, 1/12 corner).
+    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 0.0, 2.0], [1.0, 2.0, 1.0]],
+                          dtype=torch.float64) / 12
+    padded = torch.nn.functional.pad(filled, (1, 1, 1, 1))
+    total = torch.nn.functional.conv2d(padded.flatten(0, 1)[:, None], kernel[None, None])
+    weight = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(torch.ones(1, 1, 12, 17, dtype=torch.float64), (1, 1, 1, 1)),
+        kernel[None, None],
+    )
+    mean = (total / weight).view_as(filled)
+    assert torch.allclose(filled[:, :, removed[0] & removed[1]],
+                          mean[:, :, removed[0] & removed[1]], atol=1e-10)
+    # A plane is its own neighbour mean: an interior hole in a ramp is filled exactly.
+    rows, cols = torch.meshgrid(torch.arange(12.0), torch.arange(17.0), indexing="ij")
+    ramp = (0.3 * rows - 0.2 * cols + 1).expand(1, 3, -1, -1)
+    hole = torch.zeros(1, 12, 17, dtype=torch.bool)
+    hole[0, 3:9, 4:13] = True
+    assert torch.allclose(builtin.linear_imputation(ramp, hole), ramp, atol=1e-5)
+    with pytest.raises(ValueError, match="every pixel"):
+        builtin.linear_imputation(ramp, torch.ones(1, 12, 17, dtype=torch.bool))
+
+
+def test_road_sees_the_pattern_removed_first_or_kept_last(checker_case):
+    model, inputs, masks, targets = checker_case
+    on, off = masks.float() + 0.01 * torch.rand(2, SIZE, SIZE), (~masks).float()
+    morf = get_metric("road_morf", percentages=[15, 30], output="logit")
+    lerf = get_metric("road_lerf", percentages=[50, 80], output="logit")
+    first = morf.evaluate(model, inputs, on, targets)
+    last = morf.evaluate(model, inputs, off, targets)
+    original = model(inputs)[:, 0]
+    # The object is 30 of 256 pixels: removing 15% or 30% of pixels object-first wipes out most
+    # of the pattern; background-first leaves all of it.
+    assert (first.scores < 0.6 * original).all()
+    assert torch.allclose(last.scores.float(), original, rtol=1e-3)
+    assert first.details[0]["original"] == pytest.approx(float(original[0]), abs=1e-5)
+    kept = lerf.evaluate(model, inputs, on, targets).scores
+    lost = lerf.evaluate(model, inputs, off, targets).scores
+    assert (kept > 0.95 * original).all() and (lost < 0.6 * original).all()
+    with pytest.raises(ConfigError, match="strictly between 0 and 100"):
+        get_metric("road_morf", percentages=[0, 50])
+
+
+def test_faithfulness_correlation_is_one_for_an_additive_model_and_its_exact_map():
+    torch.manual_seed(7)
+    weight = torch.randn(SIZE, SIZE)
+    model = PixelLinear(weight)
+    inputs = torch.randn(2, 3, SIZE, SIZE)
+    # With zeros as the baseline, the logit drop of a subset is exactly the subset's total of
+    # gradient x input summed over channels.
+    exact = weight * inputs.sum(dim=1)
+    metric = get_metric("faithfulness_correlation", nr_runs=20, subset_size=30)
+    assert metric.evaluate(model, inputs, exact, [0, 0]).scores.tolist() == pytest.approx([1, 1])
+    noise = torch.rand(2, SIZE, SIZE)
+    assert metric.evaluate(model, inputs, noise, [0, 0]).scores.abs().max() < 0.7
+    flat = metric.evaluate(model, inputs, torch.ones(2, SIZE, SIZE), [0, 0])
+    assert flat.scores.isnan().all()  # a constant map ranks nothing: undefined
+    with pytest.raises(XaiError, match="subset_size 300 is not below the 256 pixels"):
+        get_metric("faithfulness_correlation", subset_size=300).evaluate(
+            model, inputs, exact, [0, 0]
+        )
+
+
+def test_sparseness_and_complexity_of_a_point_a_constant_and_a_zero_map():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, 2))
+    inputs = torch.zeros(3, 3, SIZE, SIZE)
+    maps = torch.zeros(3, SIZE, SIZE)
+    maps[0, 4, 7] = -2.0  # one pixel holds everything (the sign does not count)
+    maps[1] = 0.3
+    pixels = SIZE * SIZE
+    gini = get_metric("sparseness").evaluate(model, inputs, maps, [0, 0, 0]).scores
+    entropy = get_metric("complexity").evaluate(model, inputs, maps, [0, 0, 0]).scores
+    assert gini[:2].tolist() == pytest.approx([1 - 1 / pixels, 0.0], abs=1e-12)
+    assert entropy[:2].tolist() == pytest.approx([0.0, math.log(pixels)], abs=1e-12)
+    assert gini[2].isnan() and entropy[2].isnan()
+
+
 # --- sanity check -----------------------------------------------------------------------------
 
 
