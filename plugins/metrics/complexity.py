@@ -5,8 +5,9 @@ map's share per pixel; Bhatt, Weller, Moura, "Evaluating and Aggregating Feature
 Explanations", IJCAI 2020).
 
 Neither looks at the model: they say whether a map is concise, not whether it is right, and are
-meant to be read beside a faithfulness or localisation metric. Both agree with Quantus's
-``Sparseness`` and ``Complexity`` (default ``abs=True, normalise=True``) to 1e-5.
+meant to be read beside a faithfulness or localisation metric. Both agree with Quantus 0.6's
+``Sparseness`` and ``Complexity`` (its defaults ``abs=True, normalise=True``) to 1e-5
+(``tests/test_quantus.py``).
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ class _MapOnly(Metric):
 class Sparseness(_MapOnly):
     """Gini index of the absolute map: 1 for a single hot pixel, 0 for a uniform map.
 
-    Quantus's ``Sparseness`` adds ``1e-7`` to every value after scaling the map to a maximum of
-    one, which moves the index by less than 1e-6; we leave it out, so that a zero map is ``nan``
-    (undefined) rather than 0.
+    Quantus's ``Sparseness`` adds ``1e-7`` to every value after scaling by the maximum; we leave
+    it out, so that a zero map is ``nan`` (undefined) rather than 0. Because Quantus scales the
+    whole batch by one maximum, its score of a map much weaker than the others in its batch
+    moves by up to about 1e-4 with them; with each map scaled by its own maximum
+    (``normalise_func_kwargs={"normalise_axes": (1, 2, 3)}``) the two agree to 1e-5.
     """
 
     name = "sparseness"
