@@ -178,3 +178,42 @@ def test_list_classes_rows_and_patterns():
     assert all(any(s.lower().endswith("cat") for s in r.synonyms) for r in cats)
     assert [r.index for r in list_classes(NAMES, "N0212315?")] == [282]
     assert len(list_classes(NAMES)) == 1000 and list_classes(NAMES, "zzzz") == []
+
+
+def _images(labels):
+    from pathlib import Path
+
+    from xai_core.runner.inputs import InputImage
+    from xai_core.runner.state import ImageItem
+
+    torch.manual_seed(1)
+    return [
+        ImageItem(InputImage(f"k{i}", f"x/{i}.png", Path(f"x/{i}.png"), label), index=i,
+                  inputs=torch.randn(3, 4, 4))
+        for i, label in enumerate(labels)
+    ]
+
+
+def test_assign_targets_predicted_top_k_lists_and_folder_labels():
+    from xai_core.runner.targets import assign_targets, image_targets, predict
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 1000))
+    handle = ModelHandle("tiny", module, class_names=NAMES)
+    images = _images(["n02123159", "lighthouse", "no such class"])
+    predict(images, handle, torch.device("cpu"))
+    first = images[0].prediction
+    assert [t["class"] for t in first["top5"]] == first["probabilities"].topk(5).indices.tolist()
+    assert first["top5"][0] == {"class": first["predicted"], "label": first["predicted_label"],
+                                "probability": pytest.approx(first["predicted_probability"])}
+    assign_targets(images, ["label", "top-2"], handle)
+    assert image_targets(images[0])[0] == 282 and image_targets(images[1])[0] == 437
+    top2 = images[0].prediction["probabilities"].topk(2).indices.tolist()
+    # Every image gets each spec's classes, repeats included, so items line up across images.
+    assert image_targets(images[0]) == [282, *top2]
+    assert images[0].target == 282
+    assert images[2].error.startswith("folder label 'no such class': unknown class name")
+    assign_targets(images[:2], "predicted", handle)
+    assert image_targets(images[1]) == [images[1].prediction["predicted"]]
+    with pytest.raises(TargetError, match="did you mean 'tabby'"):
+        assign_targets(images[:2], "tabyy", handle)

@@ -102,8 +102,12 @@ class _FolderLabelError(TargetError):
 def assign_targets(
     images: list[ImageItem], target: Any, handle: ModelHandle, count: int | None = None
 ) -> None:
-    """Set ``im.targets`` (every class the image is explained for, in order, without repeats)
-    and ``im.target`` (the first) on each readable image; needs :func:`predict` first.
+    """Set ``im.targets`` (every class the image is explained for, in the config's order) and
+    ``im.target`` (the first) on each readable image; needs :func:`predict` first.
+
+    Every image gets the same number of targets, so items line up across images: a class that
+    two specs both give (``[predicted, tabby]`` for a photo predicted as tabby) is explained
+    twice rather than leaving that image one item short.
 
     A target that is wrong for the model (an unknown name, an index out of range) or ``label``
     for an image outside a class folder fails the run before any map is computed; a folder
@@ -124,5 +128,5 @@ def assign_targets(
             im.error = str(exc)
             continue
         # ImageItem has no `targets` field yet: set as an attribute (read by image_targets).
-        im.targets = list(dict.fromkeys(classes))  # type: ignore[attr-defined]
+        im.targets = classes  # type: ignore[attr-defined]
         im.target = im.targets[0]  # type: ignore[attr-defined]
