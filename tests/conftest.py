@@ -15,6 +15,11 @@ from pathlib import Path
 
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
 os.environ.setdefault("XAI_CORE_OFFLINE", "1")
+# The plugin catalog (`xai --help`, `xai list`) is cached per test session, not in ~/.cache.
+if "XAI_CORE_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["XAI_CORE_CACHE_DIR"] = tempfile.mkdtemp(prefix="xai-catalog-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

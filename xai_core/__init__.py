@@ -16,32 +16,85 @@ technique of a known family builds on its public base (``xai_core.families``):
 
 from __future__ import annotations
 
-from xai_core.contracts.attributor import Attribution, Attributor
-from xai_core.contracts.metric import Metric, MetricContext, MetricResult
-from xai_core.contracts.model import ModelHandle, Preprocessing
-from xai_core.contracts.synthesizer import (
-    Synthesis,
-    SynthesisContext,
-    SynthesisRecord,
-    Synthesizer,
-)
-from xai_core.contracts.technique import AttributionContext, Technique
-from xai_core.errors import XaiError
-from xai_core.families.cam import GradientCam, LayerCam
-from xai_core.families.gradient import GradientAttributor
-from xai_core.families.perturbation import PerturbationAttributor
-from xai_core.models.loading import list_models, load_model
-from xai_core.plugins.factory import (
-    get_attributor,
-    get_metric,
-    get_synthesizer,
-    list_attributors,
-    list_metrics,
-    list_presets,
-    list_synthesizers,
-)
-from xai_core.plugins.manager import hookimpl, register_plugin
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from xai_core.version import __version__
+
+# The public names are imported on first use (PEP 562): `import xai_core` alone stays light, so
+# `xai --help` and `xai list` do not wait for torch (about 2-4 s). Type checkers see the imports.
+if TYPE_CHECKING:
+    from xai_core.contracts.attributor import Attribution, Attributor
+    from xai_core.contracts.metric import Metric, MetricContext, MetricResult
+    from xai_core.contracts.model import ModelHandle, Preprocessing
+    from xai_core.contracts.synthesizer import (
+        Synthesis,
+        SynthesisContext,
+        SynthesisRecord,
+        Synthesizer,
+    )
+    from xai_core.contracts.technique import AttributionContext, Technique
+    from xai_core.errors import XaiError
+    from xai_core.families.cam import GradientCam, LayerCam
+    from xai_core.families.gradient import GradientAttributor
+    from xai_core.families.perturbation import PerturbationAttributor
+    from xai_core.models.loading import list_models, load_model
+    from xai_core.plugins.factory import (
+        get_attributor,
+        get_metric,
+        get_synthesizer,
+        list_attributors,
+        list_metrics,
+        list_presets,
+        list_synthesizers,
+    )
+    from xai_core.plugins.manager import hookimpl, register_plugin
+
+_EXPORTS: dict[str, str] = {
+    "Attribution": "xai_core.contracts.attributor",
+    "Attributor": "xai_core.contracts.attributor",
+    "Metric": "xai_core.contracts.metric",
+    "MetricContext": "xai_core.contracts.metric",
+    "MetricResult": "xai_core.contracts.metric",
+    "ModelHandle": "xai_core.contracts.model",
+    "Preprocessing": "xai_core.contracts.model",
+    "Synthesis": "xai_core.contracts.synthesizer",
+    "SynthesisContext": "xai_core.contracts.synthesizer",
+    "SynthesisRecord": "xai_core.contracts.synthesizer",
+    "Synthesizer": "xai_core.contracts.synthesizer",
+    "AttributionContext": "xai_core.contracts.technique",
+    "Technique": "xai_core.contracts.technique",
+    "XaiError": "xai_core.errors",
+    "GradientCam": "xai_core.families.cam",
+    "LayerCam": "xai_core.families.cam",
+    "GradientAttributor": "xai_core.families.gradient",
+    "PerturbationAttributor": "xai_core.families.perturbation",
+    "list_models": "xai_core.models.loading",
+    "load_model": "xai_core.models.loading",
+    "get_attributor": "xai_core.plugins.factory",
+    "get_metric": "xai_core.plugins.factory",
+    "get_synthesizer": "xai_core.plugins.factory",
+    "list_attributors": "xai_core.plugins.factory",
+    "list_metrics": "xai_core.plugins.factory",
+    "list_presets": "xai_core.plugins.factory",
+    "list_synthesizers": "xai_core.plugins.factory",
+    "hookimpl": "xai_core.plugins.manager",
+    "register_plugin": "xai_core.plugins.manager",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xai_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "__version__",

@@ -5,18 +5,45 @@ Layer: above :mod:`xai_core.contracts` (what plugins provide), below the model l
 runner and the CLI (what uses plugins).
 """
 
-from xai_core.plugins.manager import (
-    ENTRY_POINT_GROUP,
-    get_plugin_manager,
-    get_registries,
-    hookimpl,
-    installed_entry_points,
-    loaded_plugins,
-    register_plugin,
-    reset,
-    unregister_plugin,
-)
-from xai_core.plugins.registration import Command, PluginInfo, Registries
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use, as in `xai_core/__init__.py`: the plugin catalog
+# (:mod:`xai_core.plugins.catalog`) answers `xai --help` and `xai list` without torch.
+if TYPE_CHECKING:
+    from xai_core.plugins.manager import (
+        ENTRY_POINT_GROUP,
+        get_plugin_manager,
+        get_registries,
+        hookimpl,
+        installed_entry_points,
+        loaded_plugins,
+        register_plugin,
+        reset,
+        unregister_plugin,
+    )
+    from xai_core.plugins.registration import Command, PluginInfo, Registries
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        ("ENTRY_POINT_GROUP", "get_plugin_manager", "get_registries", "hookimpl",
+         "installed_entry_points", "loaded_plugins", "register_plugin", "reset",
+         "unregister_plugin"),
+        "xai_core.plugins.manager",
+    ),
+    **dict.fromkeys(("Command", "PluginInfo", "Registries"), "xai_core.plugins.registration"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xai_core.plugins' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "ENTRY_POINT_GROUP",

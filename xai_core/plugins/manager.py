@@ -52,8 +52,18 @@ import pluggy
 
 from xai_core.errors import PluginError, close_matches
 from xai_core.plugins import hookspecs
+from xai_core.plugins.catalog import printed_warnings
+from xai_core.plugins.entrypoints import (
+    ENTRY_POINT_GROUP,
+    ENV_ALLOW,
+    ENV_LIST,
+    distribution_of,
+    installed_entry_points,
+    selected_entry_points,
+    should_load,
+    truthy,
+)
 from xai_core.plugins.registration import (
-    CORE_DISTRIBUTION,
     PendingRegistrations,
     PluginInfo,
     Registries,
@@ -65,6 +75,7 @@ __all__ = [
     "hookimpl",
     "get_plugin_manager",
     "get_registries",
+    "registries_loaded",
     "register_plugin",
     "unregister_plugin",
     "loaded_plugins",
@@ -73,10 +84,6 @@ __all__ = [
     "ENTRY_POINT_GROUP",
 ]
 
-ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
-ENV_DISABLE_AUTOLOAD = "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD"
-ENV_ALLOW = "XAI_CORE_PLUGINS"
-ENV_LIST = "XAI_CORE_LIST_PLUGINS"
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
 
@@ -87,41 +94,8 @@ _infos: dict[str, PluginInfo] = {}
 _warned: set[tuple[str, str | None]] = set()
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
-
-
-def _distribution(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
-    dist = getattr(ep, "dist", None)
-    if dist is None:
-        return None, None
-    return dist.metadata["Name"], dist.version
-
-
-def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
-    """Every entry point of the ``xai_core`` group, whether or not it is loaded."""
-    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-
-
-def _should_load(ep: importlib.metadata.EntryPoint) -> bool:
-    allow = os.environ.get(ENV_ALLOW)
-    if allow is not None:
-        return ep.name in {a.strip() for a in allow.split(",") if a.strip()}
-    if _truthy(os.environ.get(ENV_DISABLE_AUTOLOAD)):
-        return _distribution(ep)[0] == CORE_DISTRIBUTION
-    return True
-
-
-def _load_order(eps: list[importlib.metadata.EntryPoint]) -> list[importlib.metadata.EntryPoint]:
-    """Built-in entry points first, as listed; then the others by name, so that which plugin
-    keeps a contested name does not depend on the order of ``sys.path``."""
-    builtin = [ep for ep in eps if _distribution(ep)[0] == CORE_DISTRIBUTION]
-    others = [ep for ep in eps if _distribution(ep)[0] != CORE_DISTRIBUTION]
-    return builtin + sorted(others, key=lambda ep: (ep.name, _distribution(ep)[0] or ""))
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -130,14 +104,14 @@ def get_plugin_manager() -> pluggy.PluginManager:
     if _manager is None:
         pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         pm.add_hookspecs(hookspecs)
-        for ep in _load_order([ep for ep in installed_entry_points() if _should_load(ep)]):
+        for ep in selected_entry_points():
             _load_entry_point(pm, ep)
         _manager = pm
     return _manager
 
 
 def _load_entry_point(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint) -> None:
-    distribution, version = _distribution(ep)
+    distribution, version = distribution_of(ep)
     info = PluginInfo(
         name=ep.name,
         module=ep.value,
@@ -170,7 +144,7 @@ def _load_entry_point(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoin
     except PluginError as exc:
         _fail(info, str(exc), exc)
         return
-    if _truthy(os.environ.get(ENV_LIST)):
+    if truthy(os.environ.get(ENV_LIST)):
         print(f"xai-core: loaded plugin {ep.name} from {info.source} ({ep.value})", file=sys.stderr)
 
 
@@ -200,7 +174,7 @@ def _register_with_pluggy(pm: pluggy.PluginManager, plugin: object, name: str | 
 
 def _fix_hint(info: PluginInfo) -> str:
     others = [
-        ep.name for ep in installed_entry_points() if _should_load(ep) and ep.name != info.name
+        ep.name for ep in installed_entry_points() if should_load(ep) and ep.name != info.name
     ]
     allow = f"set {ENV_ALLOW}={','.join(sorted(set(others)))} (an allow-list without it)"
     if info.builtin:
@@ -226,13 +200,14 @@ def _fail(info: PluginInfo, reason: str, exc: BaseException | None = None) -> No
         raise PluginError(f"plugin {info.name!r} is broken: {reason}") from exc
     info.status, info.reason, info.provides = "broken", reason, {}
     key = (info.name, info.distribution)
+    info.warning = (
+        f"xai-core: skipped broken plugin {info.name!r} (entry point {info.name} = "
+        f"{info.module!r} from {info.source}): {reason}. {_fix_hint(info)}"
+    )
     if key not in _warned:
         _warned.add(key)
-        print(
-            f"xai-core: skipped broken plugin {info.name!r} (entry point {info.name} = "
-            f"{info.module!r} from {info.source}): {reason}. {_fix_hint(info)}",
-            file=sys.stderr,
-        )
+        if info.name not in printed_warnings:
+            print(info.warning, file=sys.stderr)
 
 
 def register_plugin(plugin: object, name: str | None = None) -> str:
@@ -289,6 +264,11 @@ def _call_hooks(pm: pluggy.PluginManager, plugin: object, makers: dict[str, Any]
                 raise PluginError(
                     f"its {hook_name} hook raised {type(exc).__name__}: {exc}"
                 ) from exc
+
+
+def registries_loaded() -> bool:
+    """Whether this process has built the registries (loaded the plugins) already."""
+    return _registries is not None
 
 
 def get_registries() -> Registries:

@@ -20,9 +20,8 @@ from xai_core.contracts.model import ModelEntry
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.errors import PluginError
 from xai_core.plugins import hookspecs
+from xai_core.plugins.entrypoints import CORE_DISTRIBUTION
 from xai_core.plugins.registry import Registry
-
-CORE_DISTRIBUTION = "xai-core"
 
 
 @dataclass
@@ -38,6 +37,8 @@ class PluginInfo:
         :func:`register_plugin`).
     :param status: ``"ok"``, or ``"broken"`` for a plugin that was skipped (see the module doc).
     :param reason: for a broken plugin, what is wrong with it.
+    :param warning: for a broken plugin, the line printed on stderr about it (the plugin catalog
+        repeats it when it answers for the plugins).
     """
 
     name: str
@@ -48,6 +49,7 @@ class PluginInfo:
     entry_point: bool = False
     status: str = "ok"
     reason: str = ""
+    warning: str = ""
 
     @property
     def builtin(self) -> bool:

@@ -27,6 +27,7 @@ from xai_core.contracts.params import (
 from xai_core.errors import ConfigError, close_matches
 from xai_core.models.loading import check_model_name
 from xai_core.plugins.factory import resolve_entry
+from xai_core.runner.examples import EXAMPLE_PREFIX, example_path
 
 __all__ = [
     "ModelConfig",
@@ -36,6 +37,7 @@ __all__ = [
     "build_params",
     "load_config",
     "model_run_config",
+    "parse_override",
     "safe_label",
 ]
 
@@ -163,7 +165,8 @@ def safe_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "method"
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"a.b=[1, 2]"`` as ``("a.b", [1, 2])``: the value parsed as YAML, as OmegaConf does."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form key=value (e.g. device=cpu)")
     key, _, raw = text.partition("=")
@@ -257,6 +260,8 @@ def load_config(
         cfg = OmegaConf.create(dict(source))
     else:
         path = Path(source)
+        if str(source).startswith(EXAMPLE_PREFIX):
+            path = example_path(str(source))
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
@@ -268,7 +273,7 @@ def load_config(
     _normalise_shorthand(cfg)
     try:
         for text in overrides:
-            key, value = _parse_override(text)
+            key, value = parse_override(text)
             _apply_override(cfg, key, value)
             _normalise_shorthand(cfg)  # `methods=[saliency]` on the command line too
         raw = OmegaConf.to_container(cfg, resolve=True)

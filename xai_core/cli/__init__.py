@@ -1,0 +1,209 @@
+"""The ``xai`` command line.
+
+    xai list [models|attributors|synthesizers|presets|metrics|samples|plugins|examples] [PATTERN]
+    xai list classes [MODEL] [PATTERN]
+    xai list layers MODEL
+    xai describe NAME
+    xai run CONFIG|example:NAME [key=value ...]
+    xai explain IMAGE... --method NAME [--model NAME]... [--target T]... [--param M.K=V]...
+    xai config CONFIG [key=value ...] | xai config --example NAME
+    xai report RUN_DIR
+    xai verify RUN_DIR
+    xai new-plugin NAME [--dir DIR]
+
+Plugins add commands with the ``register_commands`` hook (``xai benchmark`` comes from the
+ground-truth plugin); this package never imports a plugin. A problem the user can fix prints one
+``error:`` line and exits with status 2 (``--debug`` shows the traceback), whichever command
+raised it. A run in which some items failed exits with status 1.
+
+Start-up time: ``xai --help`` and the listings read the plugin catalog
+(:mod:`xai_core.plugins.catalog`) and import neither torch nor any plugin; each command imports
+what it needs when it runs (:mod:`.commands`, :mod:`.listing`, :mod:`.describe`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xai_core.errors import XaiError
+from xai_core.plugins.catalog import catalog
+from xai_core.plugins.hookspecs import BUILTIN_COMMANDS
+from xai_core.version import __version__
+
+__all__ = ["main", "LIST_KINDS"]
+
+LIST_KINDS = (
+    "models", "attributors", "synthesizers", "presets", "metrics", "samples", "plugins",
+    "examples", "classes", "layers",
+)
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A plugin command as the catalog knows it: enough for ``xai --help``."""
+
+    name: str
+    help: str
+
+
+def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
+    """The parser of the built-in commands (:data:`BUILTIN_COMMANDS`) and of ``commands``, the
+    ones plugins registered (:class:`~xai_core.plugins.registration.Command`, or for help only,
+    anything with ``name`` and ``help``)."""
+    parser = argparse.ArgumentParser(
+        prog="xai", description="Explain PyTorch image classifiers with pluggable techniques."
+    )
+    parser.add_argument("--version", action="version", version=f"xai-core {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "list", help="list models, techniques, presets, metrics, samples, plugins, examples, "
+        "a model's classes or layers",
+        description="xai list [KIND] [PATTERN]; xai list classes [MODEL] [PATTERN]; "
+        "xai list layers MODEL",
+    )
+    p.add_argument("what", nargs="?", choices=LIST_KINDS, help="what to list (default: all)")
+    p.add_argument(
+        "pattern", nargs="*",
+        help="fnmatch pattern, e.g. 'timm/resnet*'; for classes: [MODEL] [PATTERN]; for "
+        "layers: MODEL",
+    )
+
+    p = sub.add_parser(
+        "describe", help="what a technique, metric or model is, who provides it, its parameters"
+    )
+    p.add_argument("name", help="a name from `xai list`, or plugin:name (e.g. saliency:saliency)")
+
+    p = sub.add_parser("run", help="run an experiment config")
+    p.add_argument("config", help="YAML config file or example:NAME (xai list examples)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument("--force", action="store_true", help="recompute items a previous run finished")
+
+    p = sub.add_parser("explain", help="explain images with one or more methods and models")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="files, folders, globs, sample:NAME")
+    p.add_argument(
+        "--method", "-m", action="append", required=True,
+        help="technique or preset name (repeatable)",
+    )
+    p.add_argument(
+        "--model", action="append", default=None,
+        help="model name (xai list models); repeat it to compare models (default: "
+        "efficientnet_lite0)",
+    )
+    p.add_argument(
+        "--target", action="append", default=None,
+        help="predicted (default), top-K, a class index, name or WordNet id; repeat it for "
+        "several targets per image",
+    )
+    p.add_argument(
+        "--param", "-p", dest="params", action="append", default=[],
+        metavar="METHOD.KEY=VALUE", help="a method's parameter, e.g. grad_cam.layer=layer4",
+    )
+    p.add_argument("--out", default="outputs/explain", help="output directory")
+    p.add_argument("--force", action="store_true", help="recompute items a previous run finished")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="key=value",
+        help="any other config override, e.g. --set device=cuda",
+    )
+
+    p = sub.add_parser(
+        "config", help="print a config resolved with overrides, or an example config"
+    )
+    p.add_argument("config", nargs="?", help="YAML config file or example:NAME")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument(
+        "--example", metavar="NAME", nargs="?", const="", default=None,
+        help="print the example config NAME as shipped (no NAME: list them)",
+    )
+
+    p = sub.add_parser("report", help="(re)build report.html of a finished run")
+    p.add_argument("run_dir", help="a run's output directory (holds results.json)")
+
+    p = sub.add_parser(
+        "verify", help="check a finished run: every output present, with its recorded sha256"
+    )
+    p.add_argument("run_dir", help="a run's output directory (holds results.json)")
+
+    p = sub.add_parser(
+        "new-plugin", help="scaffold a plugin package that passes the contract tests"
+    )
+    p.add_argument("name", help="plugin name, e.g. my-saliency")
+    p.add_argument("--dir", default=None, help="where to create it (default: ./NAME)")
+
+    for command in commands:
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        if getattr(command, "configure", None) is not None:
+            command.configure(p)
+        p.set_defaults(plugin_command=command)
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = getattr(args, "plugin_command", None)
+    if command is not None:
+        status = command.handler(args)
+        return 0 if status is None else int(status)
+    if args.command == "list":
+        from xai_core.cli.listing import cmd_list
+
+        return cmd_list(args.what, args.pattern)
+    if args.command == "describe":
+        from xai_core.cli.describe import cmd_describe
+
+        return cmd_describe(args.name)
+    from xai_core.cli import commands
+
+    handler = {
+        "run": commands.cmd_run_args,
+        "explain": commands.cmd_explain,
+        "config": commands.cmd_config,
+        "report": commands.cmd_report,
+        "verify": commands.cmd_verify,
+        "new-plugin": commands.cmd_new_plugin,
+    }.get(args.command)
+    if handler is None:
+        raise AssertionError(f"command {args.command!r} has a parser but no handler")
+    return handler(args)
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _commands(argv: Sequence[str]) -> list[Any]:
+    """Plugin commands for the parser: the real ones when one of them runs, else the catalog's
+    names and help lines (no plugin imported)."""
+    word = _command_word(argv)
+    if word is not None and word not in BUILTIN_COMMANDS:
+        from xai_core.plugins.manager import get_registries
+
+        return [entry.obj for entry in get_registries().commands]
+    return [_Listed(c["name"], c["help"]) for c in catalog()["commands"]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Before parsing, the parser itself needs the plugins' commands; a broken built-in plugin
+    # fails there, and `--debug` must already count.
+    debug = "--debug" in argv
+    try:
+        args = _parser(_commands(argv)).parse_args(argv)
+        debug = args.debug
+        return _dispatch(args)
+    except XaiError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m xai_core.cli`` (what ``torchrun -m xai_core.cli run ...`` starts on each rank)."""
+
+import sys
+
+from xai_core.cli import main
+
+sys.exit(main())

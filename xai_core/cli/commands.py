@@ -1,0 +1,218 @@
+"""The commands that run things: ``run``, ``explain``, ``config``, ``report``, ``verify`` and
+``new-plugin``, and the summary a run ends with.
+
+The runner pulls in torch, matplotlib and the report code: each command imports it when it runs,
+so that ``xai list`` and ``xai --help`` do not wait for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from xai_core.errors import ConfigError, XaiError, close_matches
+
+__all__ = [
+    "cmd_run_args",
+    "cmd_run",
+    "cmd_explain",
+    "cmd_config",
+    "cmd_report",
+    "cmd_verify",
+    "cmd_new_plugin",
+    "explain_config",
+]
+
+
+def _prediction_lines(result: Any) -> list[str]:
+    """For a run on one image: what each model predicted, and the target if it differs."""
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in result.items:
+        if item.get("kind") == "attributor" and item.get("error") is None:
+            first.setdefault((item.get("model", ""), item["key"]), item)
+    if len({key for _, key in first}) != 1:
+        return []
+    lines = []
+    for (model, key), item in first.items():
+        line = (f"prediction ({model}, {key}): {item.get('predicted_label')} "
+                f"({item.get('predicted_probability') or 0:.2f})")
+        if item.get("target") != item.get("predicted"):
+            line += (f"; explained for {item.get('target_label')} "
+                     f"({item.get('target_probability') or 0:.2f})")
+        lines.append(line)
+    return lines
+
+
+def _summary(result: Any, debug: bool = False) -> int:
+    failed = result.failures
+    total = len(result.items)
+    skipped = result.results.get("summary", {}).get("skipped", 0)
+    wall = result.results.get("wall_seconds") or 0.0
+    compute = result.results.get("compute_seconds") or 0.0
+    untrained = [m.get("label", m.get("name")) for m in result.results.get("models", [])
+                 if m.get("weights") == "random"]
+    print(
+        f"done: {total - len(failed)} of {total} item(s) succeeded, {len(failed)} failed"
+        + (f", {skipped} already done (skipped)" if skipped else "")
+        + f"; wall time {wall:.1f} s, compute {compute:.1f} s (all items)"
+        + (f"; RANDOM WEIGHTS (untrained): {', '.join(untrained)}" if untrained else "")
+    )
+    for item in failed:
+        print(f"  failed: {item['image']} / {item['label']}: {item['error']}")
+        if debug:
+            # Each failed item keeps its traceback in results.json; --debug shows it here.
+            text = item.get("traceback") or "(no traceback recorded)\n"
+            print("    " + text.rstrip("\n").replace("\n", "\n    "))
+    for line in _prediction_lines(result):
+        print(line)
+    out = result.output_dir
+    print(f"results: {out / 'results.json'}")
+    if (out / "report.html").is_file():
+        print(f"report:  {out / 'report.html'}")
+    grid = out / "figures" / "grid.png"
+    if grid.is_file():
+        print(f"figures: {out / 'figures'} (side by side: {grid})")
+    if result.results.get("comparisons"):
+        print(f"figures: {out / 'figures' / 'compare'} (models side by side, one per image)")
+    return 1 if failed else 0
+
+
+def cmd_run(
+    config_path: str | None,
+    overrides: Sequence[str],
+    base: dict | None = None,
+    force: bool = False,
+    debug: bool = False,
+) -> int:
+    from xai_core.runner.config import load_config
+    from xai_core.runner.run import run_experiment
+    from xai_core.runner.state import print_progress
+
+    config = load_config(config_path if base is None else base, overrides)
+    result = run_experiment(config, progress=print_progress, force=force)
+    if "environment" not in result.results:
+        # A torchrun rank other than 0: rank 0 merges and reports for everyone.
+        return 1 if result.failures else 0
+    return _summary(result, debug)
+
+
+def cmd_run_args(args: argparse.Namespace) -> int:
+    return cmd_run(args.config, args.overrides, force=args.force, debug=args.debug)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from xai_core.runner.examples import example_path, list_examples
+
+    if args.example is not None:
+        if args.config is not None or args.overrides:
+            raise ConfigError(
+                "xai config --example NAME prints an example as shipped; to resolve it with "
+                "overrides, use `xai config example:NAME key=value ...`"
+            )
+        if not args.example:
+            print("\n".join(f"example:{name}" for name in list_examples()))
+            return 0
+        print(example_path(args.example).read_text(), end="")
+        return 0
+    if args.config is None:
+        raise ConfigError(
+            "xai config needs a CONFIG file or example:NAME, or --example NAME to print an "
+            f"example (examples: {', '.join(list_examples())})"
+        )
+    from xai_core.runner.config import load_config, to_yaml
+
+    print(to_yaml(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from xai_core.report.html import build_report
+
+    print(f"report: {build_report(args.run_dir)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from xai_core.runner.verify import verify_run
+
+    found = verify_run(args.run_dir)
+    if found.ok:
+        print(f"ok: {found.items} item(s), {found.files} file(s) match their recorded sha256")
+        return 0
+    for problem in found.problems:
+        print(f"mismatch: {problem}")
+    print(
+        f"{len(found.problems)} problem(s) in {args.run_dir}; rerun the same config to recompute "
+        "what does not match"
+    )
+    return 1
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from xai_core.dev.scaffold import new_plugin
+
+    target = new_plugin(args.name, args.dir)
+    print(f"created {target}; next: pip install -e '{target}[test]' && pytest {target}")
+    return 0
+
+
+def _method_params(methods: list[str], params: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``--param grad_cam.layer=layer4`` as ``{"grad_cam": {"layer": "layer4"}}`` (nested keys
+    with more dots: ``noise_tunnel.base_params.abs=false``)."""
+    from xai_core.runner.config import parse_override
+
+    found: dict[str, dict[str, Any]] = {}
+    for text in params:
+        key, value = parse_override(text)
+        method, _, path = key.partition(".")
+        if not path:
+            raise ConfigError(
+                f"--param {text!r} names no parameter; write METHOD.KEY=VALUE, e.g. "
+                "--param grad_cam.layer=layer4"
+            )
+        if method not in methods:
+            matches = close_matches(method, methods)
+            hint = f"; did you mean {matches[0]!r}?" if matches else "."
+            raise ConfigError(
+                f"--param {text!r}: {method!r} is not one of the --method names{hint} "
+                f"Methods: {', '.join(methods)}"
+            )
+        node = found.setdefault(method, {})
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--param {text!r}: {part!r} is set to a value already")
+        node[last] = value
+    return found
+
+
+def explain_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The config ``xai explain`` runs: images, methods with their ``--param``s, one model or
+    several, one target or several."""
+    methods = list(args.method)
+    twice = sorted({m for m in methods if methods.count(m) > 1})
+    if twice:
+        raise XaiError(
+            f"--method {', '.join(twice)} given more than once; to run one technique with two "
+            "settings, write a config with distinct `label`s"
+        )
+    params = _method_params(methods, args.params)
+    models = args.model or ["efficientnet_lite0"]
+    targets = args.target or ["predicted"]
+    base: dict[str, Any] = {
+        "inputs": list(args.images),
+        "target": targets[0] if len(targets) == 1 else targets,
+        "methods": [{"name": m, "params": params.get(m, {})} for m in methods],
+        "output_dir": args.out,
+    }
+    if len(models) == 1:
+        base["model"] = {"name": models[0]}
+    else:
+        base["models"] = [{"name": m} for m in models]
+    return base
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    return cmd_run(None, args.overrides, explain_config(args), force=args.force, debug=args.debug)
