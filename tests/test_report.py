@@ -111,6 +111,11 @@ def test_report_uses_top5_models_and_targets_when_items_carry_them(demo_run, tmp
             item["top5"] = [{"class": 7, "label": "cock", "probability": 0.125}]
             other = json.loads(json.dumps(item))
             other.update(target=3, target_label="tiger shark", target_probability=0.01)
+            if "map" in other["files"]:
+                # Several targets name their maps <method>.<rank>_<class>.npy.
+                name = other["files"]["map"].replace(".npy", ".2_tiger_shark.npy")
+                shutil.copy(run / other["files"]["map"], run / name)
+                other["files"]["map"] = name
             extra.append(other)
     results["items"].extend(extra)
     (run / "results.json").write_text(json.dumps(results))
@@ -118,6 +123,8 @@ def test_report_uses_top5_models_and_targets_when_items_carry_them(demo_run, tmp
     assert "top 5:<ol><li>cock (0.12)</li>" in page
     assert "target: tiger shark (0.01)" in page
     assert page.count('class="photo-row"') == 2
+    assert "report/maps/cat/saliency.2_tiger_shark.map.jpg" in page
+    assert "report/maps/cat/saliency.map.jpg" in page
 
 
 def test_report_is_rebuilt_by_the_cli(demo_run, capsys, tmp_path):

@@ -149,8 +149,10 @@ class _Thumbnails:
     def map(self, map_rel: str, photo_rel: str | None) -> tuple[str, str | None, RenderedMap]:
         """Map and overlay thumbnails of a map file, and the rendered map (for its colour bar)."""
         source = self.run_dir / map_rel
+        # Names keep every dot of the map's: several targets write <method>.<rank>_<class>.npy.
         base = self.root / Path(map_rel).with_suffix("")
-        out_map, out_overlay = base.with_suffix(".map.jpg"), base.with_suffix(".overlay.jpg")
+        out_map = base.parent / f"{base.name}.map.jpg"
+        out_overlay = base.parent / f"{base.name}.overlay.jpg"
         rendered = render_map(np.load(source), self.options)
         if not self._fresh(out_map, source):
             self._save(out_map, rendered.rgb, THUMB)
@@ -348,6 +350,13 @@ def build_report(run_dir: str | Path, options: FigureOptions | None = None) -> P
     return run_dir / "report.html"
 
 
+def _photo_of(item: Mapping[str, Any]) -> str:
+    """The input photo (model's view) of an item: beside its ``files.input`` array (a model's
+    own ``inputs/`` folder when a run compares models), else the run's ``inputs/<key>.png``."""
+    array = (item.get("files") or {}).get("input")
+    return str(Path(array).with_suffix(".png")) if array else f"inputs/{item['key']}.png"
+
+
 def _photo_row(
     run_dir: Path,
     key: str,
@@ -357,7 +366,7 @@ def _photo_row(
     directions: Mapping[str, bool],
 ) -> str:
     first = items[0]
-    photo = f"inputs/{key}.png"
+    photo = next((p for p in map(_photo_of, items) if (run_dir / p).is_file()), _photo_of(first))
     has_photo = (run_dir / photo).is_file()
     caption = [f"<b>{_e(key)}</b>"]
     source = first.get("image")
@@ -432,8 +441,10 @@ def _map_cell(
     if not map_rel or not (run_dir / map_rel).is_file():
         missing = f"map file missing: {map_rel}"
         return f'<div class="cell">{target}<div class="err">{_e(missing)}</div></div>'
-    photo = f"inputs/{item['key']}.png"
-    map_thumb, overlay_thumb, rendered = thumbs.map(map_rel, photo)
+    photo = _photo_of(item)
+    map_thumb, overlay_thumb, rendered = thumbs.map(
+        map_rel, photo if (run_dir / photo).is_file() else None
+    )
     link = files.get("figure", map_rel)
     alt = f"{item['label']} map of {item['key']}"
     images = f'<img class="m" loading="lazy" src="{_e(map_thumb)}" alt="{_e(alt)}">'
