@@ -241,3 +241,13 @@ def test_a_misspelt_layer_names_close_matches_and_the_listing_command(lite0):
     # The CAM base resolves names through the same check (no model name there).
     with pytest.raises(UnknownNameError, match=r"`xai list layers MODEL`"):
         find_target_layer(lite0.module, "blocks.66")
+
+
+def test_a_layer_is_checked_against_a_model_name_without_its_weights():
+    from xai_core.models import check_model_layer
+
+    # pretrained=True would need the network here (tests run offline): it is not asked for.
+    assert check_model_layer("timm/resnet10t", "layer3", pretrained=True) == "layer3"
+    assert check_model_layer("timm/resnet10t", "auto") == "auto"
+    with pytest.raises(UnknownNameError, match=r"did you mean 'layer4'.*xai list layers timm/res"):
+        check_model_layer("timm/resnet10t", "layer5")

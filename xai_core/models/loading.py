@@ -1,4 +1,4 @@
-"""The model registry's front door: :func:`load_model`, :func:`list_models`, name checks.
+"""The model registry's front door: :func:`load_model`, :func:`list_models`, name and layer checks.
 
 Models come from plugins (``register_models``); a name is either a registered model
 (``efficientnet_lite0``) or ``family/arch`` for a registered family (``timm/*``). What does not
@@ -87,3 +87,20 @@ def list_models(pattern: str | None = None) -> list[str]:
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     return sorted(names)
+
+
+def check_model_layer(name: str, layer: str, **options: Any) -> str:
+    """Check a ``layer`` name against model ``name`` before a run loads its weights.
+
+    The architecture is built with random weights (``pretrained=False``, no checkpoint), which
+    has the same module paths and costs no download; ``options`` are the other loader options
+    (``num_classes`` changes the head). ``"auto"`` always passes.
+
+    :raises UnknownNameError: naming close matches and ``xai list layers NAME`` (see
+        :func:`xai_core.nn.layers.check_layer`).
+    """
+    if layer == "auto":
+        return layer
+    options = {k: v for k, v in options.items() if k not in ("pretrained", "checkpoint", "device")}
+    handle = load_model(name, pretrained=False, **options)
+    return handle.check_layer(layer)
