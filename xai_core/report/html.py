@@ -77,6 +77,8 @@ td.failed{background:#fff4f4}
 .cbar{position:relative;height:10px;width:160px;margin-top:2px;border:1px solid #bbb}
 .cbar span{position:absolute;top:11px;font-size:.65rem;color:#333;white-space:nowrap}
 .cbar .lo{left:0} .cbar .hi{right:0} .cbar .zero{transform:translateX(-50%)}
+.cbar .zero::before{content:"";position:absolute;left:50%;top:-12px;height:11px;
+border-left:1px solid #333}
 .cell{margin-bottom:.3rem} .cell .cap{margin-top:14px}
 img.o{display:none}
 body:has(#overlays:checked) img.m{display:none}
@@ -180,8 +182,10 @@ def _colour_bar(rendered: RenderedMap) -> str:
         elif value == rendered.high:
             labels.append(f'<span class="hi">{_e(label)}</span>')
         else:
+            # Zero gets a tick always, a label only where it does not run into an end label.
             at = 100 * (value - rendered.low) / (rendered.high - rendered.low)
-            labels.append(f'<span class="zero" style="left:{at:.1f}%">{_e(label)}</span>')
+            text = _e(label) if 25 <= at <= 75 else ""
+            labels.append(f'<span class="zero" style="left:{at:.1f}%">{text}</span>')
     return (
         f'<div class="cbar" title="{_e(rendered.legend)}" data-low="{rendered.low:.6g}" '
         f'data-high="{rendered.high:.6g}" style="background:linear-gradient(to right,{stops})">'
@@ -208,7 +212,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
 
 
 def _number(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1e-3 and value else f"{value:.3f}"
+    """Three significant digits: metric scores range from 1e-5 (infidelity) to thousands."""
+    return f"{value:.3g}"
 
 
 def _score(cell: Any) -> str:
