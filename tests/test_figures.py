@@ -111,3 +111,24 @@ def test_titles_name_target_and_prediction_with_probabilities():
     assert attribution_title("saliency", item) == (
         "saliency: target: tabby (0.21); predicted: Egyptian cat (0.50)"
     )
+
+
+def test_gallery_script_draws_one_figure_per_family(tmp_path):
+    """scripts/figure_gallery.py makes the figures of docs/reading-figures.md (here on a tiny
+    model; the docs' figures come from EfficientNet-Lite0)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "figure_gallery.py"
+    spec = importlib.util.spec_from_file_location("figure_gallery", script)
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    args = ["--out", str(tmp_path), "--model", "timm/resnet10t", "--size", "32",
+            "--iterations", "1"]
+    assert gallery.main(args) == 0
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == sorted([f"{stem}.jpg" for stem, *_ in gallery.FIGURES] + ["fooling.jpg"])
+    assert all((tmp_path / name).stat().st_size < 80_000 for name in made)
+    docs = (script.parents[1] / "docs" / "reading-figures.md").read_text()
+    for name in made:
+        assert f"figures/{name}" in docs, f"docs/reading-figures.md does not show {name}"
