@@ -18,7 +18,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from xai_core_plugins.gradients.integrated_gradients import IG_BASELINES, IG_METHODS, quadrature
+from xai_core_plugins.gradients.integrated_gradients import (
+    AUTO_FIRST_STEPS,
+    IG_BASELINES,
+    IG_METHODS,
+    auto_points,
+    path_gradients,
+    quadrature,
+)
 
 import xai_core
 from xai_core.errors import ConfigError, UnknownNameError
@@ -457,6 +464,137 @@ def test_completeness_gap_is_captums_convergence_delta(lite0, sample_batch):
     )
     assert result.metadata["completeness_gap_relative"][0] > 0.1
     assert abs(result.metadata["completeness_gap"][0] - float(delta)) < 1e-3
+
+
+class SmoothCNN(nn.Module):
+    """A small CNN with smooth activations: its score along a path is smooth, so the nested rule
+    of ``steps: auto`` converges quickly and steadily (ReLU networks' paths have kinks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.Softplus(), nn.Conv2d(8, 8, 3, stride=2), nn.Tanh()
+        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+@pytest.fixture
+def smooth_cnn():
+    torch.manual_seed(3)
+    return SmoothCNN().eval()
+
+
+class RowCounter:
+    """Counts the rows (images) that go through ``module``'s forward passes."""
+
+    def __init__(self, module: nn.Module):
+        self.rows = 0
+        self.handle = module.register_forward_pre_hook(self.count)
+
+    def count(self, _module, args):
+        self.rows += args[0].shape[0]
+
+
+def test_auto_points_are_nested():
+    for steps in (2, 16, 256):
+        alphas, weights = auto_points(steps)
+        assert alphas.shape == weights.shape == (steps,)
+        assert 0 < float(alphas.min()) and float(alphas.max()) == 1.0
+        assert abs(float(weights.sum()) - 1) < 2 / steps**2
+        coarse, coarse_weights = auto_points(steps // 2)
+        new, new_weights = auto_points(steps, new_only=True)
+        # The finer grid is the coarser one plus the new points, and its sum is half the
+        # coarser sum plus the new terms (so no gradient of the coarser grid is needed again).
+        assert torch.equal(torch.sort(torch.cat([coarse, new])).values, alphas)
+
+        def rule(points, w):
+            return (w * torch.exp(-8 * points)).sum()
+
+        nested = rule(coarse, coarse_weights) / 2 + rule(new, new_weights)
+        assert torch.allclose(nested, rule(alphas, weights))
+    # Points crowd near the baseline, where scores typically change fastest.
+    alphas, _ = auto_points(64)
+    assert float(alphas[0]) < 1e-3 and float(alphas[-1] - alphas[-2]) > 1 / 64
+
+
+def test_auto_steps_reach_the_tolerance_reusing_points(smooth_cnn):
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 24, 24)
+    targets = [0, 2, 4]
+    method = xai_core.get_attributor(
+        "integrated_gradients", steps="auto", tolerance=1e-3, baseline="zeros", batch_size=10
+    )
+    counter = RowCounter(smooth_cnn)
+    result = method.attribute(smooth_cnn, x, targets)
+    counter.handle.remove()
+    steps = result.metadata["steps_used"]
+    relative = result.metadata["completeness_gap_relative"]
+    assert result.metadata["tolerance_met"] == [True, True, True]
+    assert result.metadata["title_note"] == [None, None, None]
+    assert max(relative) <= 1e-3 and max(steps) > AUTO_FIRST_STEPS  # it had to refine
+    assert len(set(steps)) > 1  # each image stops on its own gap
+    assert all(s & (s - 1) == 0 and s >= AUTO_FIRST_STEPS for s in steps)
+    # Every point is differentiated once: the final grids' points plus the two score passes
+    # (inputs, baselines) per item, not the sum over all the grids tried.
+    assert counter.rows == sum(steps) + 2 * len(x)
+    # The map is the nested rule's on the final grid of each item, computed directly.
+    for i, n in enumerate(steps):
+        alphas, weights = auto_points(n)
+        one = x[i : i + 1]
+        grads = path_gradients(
+            smooth_cnn, one, torch.zeros_like(one), torch.tensor([targets[i]]), alphas, weights, 64
+        )
+        assert_close(result.maps[i], (one * grads).sum(dim=1)[0], 1e-6)
+    # Alone, an image gets the steps and the map it gets in the batch.
+    alone = method.attribute(smooth_cnn, x[1:2], targets[1:2])
+    assert alone.metadata["steps_used"] == steps[1:2]
+    assert_close(alone.maps[0], result.maps[1], 1e-6)
+
+
+def test_auto_steps_report_a_missed_tolerance(smooth_cnn):
+    from xai_core.runner.attribution import _item_metadata
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 24, 24)
+    method = xai_core.get_attributor(
+        "integrated_gradients", steps="auto", tolerance=1e-9, max_steps=40, baseline="zeros"
+    )
+    result = method.attribute(smooth_cnn, x, [1, 3])
+    assert result.metadata["steps_used"] == [32, 32]  # 64 would pass max_steps
+    assert result.metadata["tolerance_met"] == [False, False]
+    item = _item_metadata(result.metadata, 1, 2)
+    assert item["steps_used"] == 32 and item["tolerance_met"] is False
+    assert item["completeness_gap_relative"] == result.metadata["completeness_gap_relative"][1]
+    assert item["title_note"].startswith("IG gap ")
+    assert item["title_note"].endswith("> tolerance 1e-07% at 32 steps")
+    # Below the first grid's 16 points, the largest power of two within max_steps.
+    few = xai_core.get_attributor(
+        "integrated_gradients", steps="auto", tolerance=1e-9, max_steps=5, baseline="zeros"
+    )
+    assert few.attribute(smooth_cnn, x, [1, 3]).metadata["steps_used"] == [4, 4]
+
+
+def test_fixed_steps_report_no_auto_metadata(smooth_cnn):
+    result = xai_core.get_attributor("integrated_gradients", steps=8, baseline="zeros").attribute(
+        smooth_cnn, torch.randn(1, 3, 24, 24), [0]
+    )
+    assert "steps_used" not in result.metadata and "title_note" not in result.metadata
+
+
+@pytest.mark.parametrize("steps", [0, -3, "many", "64"])
+def test_steps_must_be_a_positive_integer_or_auto(steps):
+    with pytest.raises(ConfigError, match='steps must be a positive integer or "auto"'):
+        xai_core.get_attributor("integrated_gradients", steps=steps)
+
+
+def test_auto_steps_bounds():
+    with pytest.raises(ConfigError, match="max_steps"):
+        xai_core.get_attributor("integrated_gradients", steps="auto", max_steps=0)
+    with pytest.raises(ConfigError, match="tolerance"):
+        xai_core.get_attributor("integrated_gradients", steps="auto", tolerance=0)
 
 
 # --- noise tunnel ------------------------------------------------------------------------------
