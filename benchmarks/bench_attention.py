@@ -2,6 +2,7 @@
 implementations, on the same model and batch, in one run. Run by hand.
 
     .venv/bin/python benchmarks/bench_attention.py [--threads 2] [--repeats 5] [--batch 8]
+        [--models ARCH ...]
 
 Models: timm ``vit_tiny_patch16_224`` and ``deit_tiny_distilled_patch16_224`` at 224 px with
 random weights (``pretrained=False``; the cost does not depend on the weights), a random batch,
@@ -174,6 +175,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -182,7 +184,7 @@ def main() -> None:
     targets = [(17 * i + 3) % 1000 for i in range(args.batch)]
     print(f"threads {args.threads}, batch {args.batch} at 224 px, best of {args.repeats}")
     print(f"{'model':34} {'method':20} {'ours s':>8} {'ref s':>8} {'ref/ours':>9}")
-    for arch in MODELS:
+    for arch in args.models:
         for method, ours_s, ref_s in bench_model(arch, x, targets, args.repeats):
             ratio = ref_s / ours_s
             print(f"{arch:34} {method:20} {ours_s:8.3f} {ref_s:8.3f} {ratio:9.2f}")
