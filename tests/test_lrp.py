@@ -246,7 +246,8 @@ def test_layer_rules_override_the_composite(vgg11_bn, batch):
 
 def test_layer_rules_errors(vgg11_bn, batch):
     x, t = batch
-    with pytest.raises(ConfigError, match=r"no module 'classifer\.6'.*did you mean 'classifier\.6'"):
+    typo = r"no module 'classifer\.6'.*did you mean 'classifier\.6'"
+    with pytest.raises(ConfigError, match=typo):
         ours(vgg11_bn, x, t, layer_rules={"classifer.6": "epsilon"})
     with pytest.raises(ConfigError, match="unknown rule 'zplsu'.*did you mean 'zplus'"):
         xai_core.get_attributor("lrp", layer_rules={"features.0": "zplsu"})
@@ -275,6 +276,11 @@ class _WithLayerNorm(nn.Module):
         return self.head(self.pool(x).flatten(1))
 
 
+class _PaddedConv(nn.Conv2d):
+    def forward(self, x):
+        return super().forward(nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"))
+
+
 def test_unsupported_layers_are_named_and_left_intact():
     torch.manual_seed(0)
     model = _WithLayerNorm(nn.Identity()).eval()
@@ -289,8 +295,12 @@ def test_unsupported_layers_are_named_and_left_intact():
     stray = _WithLayerNorm(nn.BatchNorm2d(3)).eval()
     with pytest.raises(ConfigError, match=r"'first' \(BatchNorm2d\).*has none"):
         ours(stray, x, 0, layer_rules={"norm": "pass"})
+    # A convolution whose class computes something else (timm's Conv2dSame pads on its own).
+    odd = _WithLayerNorm(_PaddedConv(3, 3, 3)).eval()
+    with pytest.raises(ConfigError, match=r"'first' \(_PaddedConv\): .*forward differs"):
+        ours(odd, x, 0, layer_rules={"norm": "pass"})
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
-    assert hook_count(model) == 0 and hook_count(stray) == 0
+    assert hook_count(model) == 0 and hook_count(stray) == 0 and hook_count(odd) == 0
 
 
 def test_model_left_exactly_as_found(resnet18, batch):

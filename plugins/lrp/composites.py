@@ -87,6 +87,14 @@ class LayerPlan:
     merged: dict[str, str]
 
 
+def _own_forward(module: nn.Module, bases: tuple[type, ...]) -> bool:
+    """Whether ``module``'s class replaces the ``forward`` of the base it derives from (timm's
+    ``Conv2dSame`` pads on its own, ``BatchNormAct2d`` adds an activation): the rules would
+    describe a different computation."""
+    base = next(b for b in bases if isinstance(module, b))
+    return type(module).forward is not base.forward
+
+
 def _first_layer(model: nn.Module, types: tuple[type, ...]) -> str | None:
     return next((name for name, m in model.named_modules() if isinstance(m, types)), None)
 
@@ -130,6 +138,16 @@ def plan_layers(model: nn.Module, composite: str, layer_rules: dict[str, str]) -
     for name, module in model.named_modules():
         override = layer_rules.get(name)
         leaf = next(module.children(), None) is None
+        if override != "pass" and (
+            (isinstance(module, AFFINE_TYPES) and _own_forward(module, AFFINE_TYPES))
+            or (isinstance(module, BATCH_NORMS) and _own_forward(module, BATCH_NORMS))
+        ):
+            raise _unsupported(
+                name, module,
+                f"it is a {type(module).__name__} whose forward differs from "
+                f"{module.__class__.__mro__[1].__name__}'s, so the rules would describe another "
+                "computation",
+            )
         if isinstance(module, AFFINE_TYPES):
             if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
                 raise _unsupported(name, module, f"padding_mode {module.padding_mode!r}")
