@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import xai_core
+from xai_core.contracts.model import as_model_handle
 from xai_core.errors import XaiError
 from xai_core.testing import hook_count
 
@@ -100,7 +101,7 @@ def reference_chefer(attentions: list[Tensor], logits: Tensor, targets: Tensor) 
 
 
 def _handle(model: nn.Module) -> xai_core.ModelHandle:
-    return xai_core.contracts.model.as_model_handle(model)
+    return as_model_handle(model)
 
 
 @pytest.mark.parametrize("kind", ["vit", "deit"])
