@@ -255,6 +255,8 @@ def test_layer_rules_errors(vgg11_bn, batch):
         ours(vgg11_bn, x, t, layer_rules={"features.2": "zplus"})
     with pytest.raises(ConfigError, match="zbox rule .* 'features.4' does not"):
         ours(vgg11_bn, x, t, layer_rules={"features.4": "zbox"})
+    with pytest.raises(ConfigError, match="'features.1'.*merged into 'features.0'.*'pass'"):
+        ours(vgg11_bn, x, t, layer_rules={"features.0": "pass"})
     with pytest.raises(ConfigError, match="alpha - beta must be 1"):
         xai_core.get_attributor("lrp", alpha=3.0, beta=1.0)
     with pytest.raises(ConfigError, match="stabilizer"):

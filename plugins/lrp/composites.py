@@ -175,6 +175,12 @@ def plan_layers(model: nn.Module, composite: str, layer_rules: dict[str, str]) -
                     "it, and this one has none (zennit would pass relevance through it, which "
                     "is not what the network computes)",
                 )
+            if rules.get(pairs[name]) not in AFFINE_RULES:
+                raise _unsupported(
+                    name, module,
+                    f"it would be merged into {pairs[name]!r}, whose layer_rules entry "
+                    f"{rules.get(pairs[name])!r} is not a rule for an affine layer",
+                )
             merged[name] = pairs[name]
         elif isinstance(module, ACTIVATIONS):
             rules[name] = "pass"
