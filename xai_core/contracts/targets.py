@@ -47,6 +47,7 @@ __all__ = [
     "resolve_targets",
     "class_index",
     "top_k",
+    "is_predicted",
     "check_target",
     "list_classes",
 ]
@@ -77,7 +78,8 @@ def top_k(value: Any) -> int | None:
     return k
 
 
-def _is_predicted(value: Any) -> bool:
+def is_predicted(value: Any) -> bool:
+    """Whether ``value`` asks for the predicted class (``"predicted"``, any case, or ``None``)."""
     return value is None or (isinstance(value, str) and value.strip().lower() == PREDICTED)
 
 
@@ -249,7 +251,7 @@ def class_index(value: Any, class_names: Sequence[str] | None, num_classes: int 
             )
         return value
     if isinstance(value, str):
-        if top_k(value) is not None or _is_predicted(value):
+        if top_k(value) is not None or is_predicted(value):
             raise TargetError(
                 f"target {value!r} stands for the whole target of an input, not one class of a "
                 "list; give it alone"
@@ -292,7 +294,7 @@ def resolve_targets(
         with torch.no_grad():
             return logits()
 
-    if _is_predicted(target):
+    if is_predicted(target):
         return scores().argmax(dim=1).long().cpu()
     k = top_k(target)
     if k is not None:
@@ -314,11 +316,11 @@ def resolve_targets(
             )
         if all(isinstance(t, Sequence) and not isinstance(t, str) for t in target):
             return _several_per_item(target, n, handle)
-        is_predicted = [isinstance(t, str) and _is_predicted(t) for t in target]
-        pred = scores().argmax(dim=1).long().cpu() if any(is_predicted) else None
+        wants_prediction = [isinstance(t, str) and is_predicted(t) for t in target]
+        pred = scores().argmax(dim=1).long().cpu() if any(wants_prediction) else None
         out = [
             int(pred[i])
-            if pred is not None and is_predicted[i]
+            if pred is not None and wants_prediction[i]
             else class_index(t, names, num_classes)
             for i, t in enumerate(target)
         ]
@@ -379,7 +381,7 @@ def check_target(
                 f"target list {list(target)!r} has several top-k entries ({', '.join(ks)}); "
                 "keep the largest"
             )
-        if ks and any(_is_predicted(t) for t in target):
+        if ks and any(is_predicted(t) for t in target):
             raise TargetError(
                 f"target list {list(target)!r} has both 'predicted' and {ks[0]!r}, whose first "
                 "class is the prediction; drop 'predicted'"
@@ -392,7 +394,7 @@ def check_target(
                     "means every image gets each of its entries"
                 )
             check_target(entry, class_names, num_classes, several=False)
-            if _is_predicted(entry) or top_k(entry) is not None or entry in _RUN_WORDS:
+            if is_predicted(entry) or top_k(entry) is not None or entry in _RUN_WORDS:
                 key: Any = str(entry).strip().lower()
             elif class_names is not None or not isinstance(entry, str):
                 key = class_index(entry, class_names, num_classes)
@@ -405,7 +407,7 @@ def check_target(
                 )
             seen[key] = entry
         return
-    if _is_predicted(target) or (isinstance(target, str) and target.strip() in _RUN_WORDS):
+    if is_predicted(target) or (isinstance(target, str) and target.strip() in _RUN_WORDS):
         return
     k = top_k(target)
     if k is not None:

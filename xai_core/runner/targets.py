@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.targets import _is_predicted, check_target, class_index, top_k
+from xai_core.contracts.targets import check_target, class_index, is_predicted, top_k
 from xai_core.errors import TargetError
 from xai_core.runner.state import ImageItem
 
@@ -77,7 +77,7 @@ def image_targets(im: ImageItem) -> list[int]:
 def _entry_classes(entry: Any, im: ImageItem, handle: ModelHandle) -> list[int]:
     """The classes one target spec means for ``im``."""
     probabilities = im.prediction["probabilities"]
-    if _is_predicted(entry):
+    if is_predicted(entry):
         return [int(im.prediction["predicted"])]
     k = top_k(entry)
     if k is not None:
