@@ -126,11 +126,16 @@ def register_models(register):
                 f"(timm tf_efficientnet_lite{variant}, {224 + 20 * variant}x"
                 f"{224 + 20 * variant} input)"
             ),
+            classes="imagenet",
         )
-    register("timm/*", handle_from_timm, description="any timm architecture", lister=_timm_models)
+    register(
+        "timm/*", handle_from_timm, description="any timm architecture", lister=_timm_models,
+        classes="imagenet",
+    )
     register(
         "torchvision/*",
         handle_from_torchvision,
         description="any torchvision classification model",
         lister=torchvision_classifiers,
+        classes="imagenet",
     )

@@ -89,3 +89,89 @@ def test_unreadable_image_fails_its_item_not_the_run(capsys, tmp_path):
     items = {i["key"]: i for i in json.loads((out_dir / "results.json").read_text())["items"]}
     assert "is not an image PIL can read" in items["broken"]["error"]
     assert items["cat"]["error"] is None and items["cat"]["files"]["map"]
+
+
+# Finding things (issue 16): presets, classes, layers, examples, explain's repeatable options ----
+
+
+def test_list_presets_and_describe_a_preset(capsys):
+    _, out, _ = run(capsys, "list", "presets")
+    assert any(line.split()[:3] == ["smoothgrad", "[gradients]", "noise_tunnel:"]
+               for line in out.splitlines())
+    code, out, _ = run(capsys, "describe", "vargrad")
+    assert code == 0 and "preset of noise_tunnel" in out and "type='vargrad'" in out
+
+
+def test_list_classes_every_synonym_and_wordnet_id(capsys):
+    code, out, _ = run(capsys, "list", "classes", "lighthouse")
+    assert code == 0 and "437  n02814860  beacon, lighthouse" in out
+    code, out, _ = run(capsys, "list", "classes", "timm/resnet10t", "n02123159")
+    assert code == 0 and out.split()[:3] == ["282", "n02123159", "tiger"]
+    code, _, err = run(capsys, "list", "classes", "timm/resnet1Ot", "cat")
+    assert code == 2 and "did you mean" in err
+
+
+def test_list_layers_marks_the_automatic_layer(capsys):
+    code, out, _ = run(capsys, "list", "layers", "torchvision/squeezenet1_1")
+    assert code == 0
+    auto = [line.split()[0] for line in out.splitlines() if "<- layer: auto" in line]
+    assert auto == ["features"]
+    assert any(line.split()[:3] == ["classifier.1", "Conv2d", "1x1000x13x13"]
+               for line in out.splitlines())
+
+
+def test_examples_listed_printed_and_resolved(capsys):
+    _, out, _ = run(capsys, "list", "examples")
+    for name in ("demo", "benchmark", "dataset", "compare-backbones"):
+        assert f"example:{name}" in out
+    code, out, _ = run(capsys, "config", "--example", "compare-backbones")
+    assert code == 0 and out.startswith("# Three offline ImageNet backbones")
+    code, out, _ = run(capsys, "config", "example:compare-backbones", "seed=3")
+    assert code == 0 and "efficientnet_lite2" in out and "seed: 3" in out
+    code, _, err = run(capsys, "config", "--example", "dmeo")
+    assert code == 2 and "did you mean 'demo'" in err
+
+
+def test_misspelt_class_name_fails_before_any_model_loads(capsys, monkeypatch):
+    import xai_core.models.loading as loading
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(loading, "load_model", no_loading)
+    code, _, err = run(capsys, "explain", "sample:cat", "-m", "saliency", "--target", "ligthhouse")
+    assert code == 2 and "unknown class name 'ligthhouse'; did you mean 'lighthouse'" in err
+    code, _, err = run(capsys, "explain", "sample:cat", "-m", "saliency", "--target", "crane")
+    assert code == 2 and "ambiguous" in err and "n02012849" in err
+
+
+def test_explain_several_models_targets_and_params(capsys, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = run(
+        capsys, "explain", "sample:cat", "-m", "saliency", "-m", "grad_cam",
+        "--model", "timm/resnet10t", "--model", "torchvision/squeezenet1_1",
+        "--target", "tabby", "--target", "n02123159",
+        "--param", "grad_cam.upsample=nearest",
+        "--set", "models.0.pretrained=false", "--set", "models.1.pretrained=false",
+        "--set", "models.0.input_size=64", "--set", "models.1.input_size=64",
+        "--set", "models.1.method_params={grad_cam: {layer: features.12}}",
+        "--set", "workers=0", "--out", str(out_dir),
+    )
+    assert code == 0, err
+    assert "RANDOM WEIGHTS" in out and "report:" in out
+    data = json.loads((out_dir / "results.json").read_text())
+    items = data["items"]
+    assert {i["model"] for i in items} == {"timm/resnet10t", "torchvision/squeezenet1_1"}
+    assert sorted({i["target"] for i in items}) == [281, 282]
+    assert len(items) == 2 * 2 * 2
+    cams = [i for i in items if i["label"] == "grad_cam"]
+    assert all(i["metadata"]["upsample"] == "nearest" for i in cams if "upsample" in i["metadata"])
+    assert (out_dir / "figures" / "compare" / "cat.png").is_file()
+
+
+def test_param_names_a_method_of_the_command(capsys):
+    code, _, err = run(capsys, "explain", "sample:cat", "-m", "grad_cam",
+                       "--param", "grad_cm.layer=layer4")
+    assert code == 2 and "did you mean 'grad_cam'" in err
+    code, _, err = run(capsys, "explain", "sample:cat", "-m", "grad_cam", "--param", "grad_cam=1")
+    assert code == 2 and "METHOD.KEY=VALUE" in err

@@ -86,10 +86,12 @@ def cmd_run(
     debug: bool = False,
 ) -> int:
     from xai_core.runner.config import load_config
+
+    # Checked before the runner (torch, matplotlib) is even imported: a bad config fails fast.
+    config = load_config(config_path if base is None else base, overrides)
     from xai_core.runner.run import run_experiment
     from xai_core.runner.state import print_progress
 
-    config = load_config(config_path if base is None else base, overrides)
     result = run_experiment(config, progress=print_progress, force=force)
     if "environment" not in result.results:
         # A torchrun rank other than 0: rank 0 merges and reports for everyone.

@@ -122,7 +122,7 @@ def _architecture(name: str) -> Any:
 
 
 def _list_classes(args: list[str]) -> int:
-    from xai_core.contracts.targets import class_rows
+    from xai_core.contracts.targets import list_classes
     from xai_core.models.loading import check_model_name
     from xai_core.plugins.manager import get_registries
 
@@ -142,13 +142,13 @@ def _list_classes(args: list[str]) -> int:
         else:
             check_model_name(first)  # names close matches for a misspelt model
     handle = _architecture(model)
-    rows = class_rows(handle.class_names, pattern)
     if handle.class_names is None:
         print(f"{model} has no class names; targets are class indices 0..{handle.num_classes - 1}")
         return 0
+    rows = list_classes(handle.class_names, pattern)
     for row in rows:
-        wnid = f"{row['wnid']}  " if row.get("wnid") else ""
-        print(f"{row['index']:>4}  {wnid}{', '.join(row['names'])}")
+        wnid = f"{row.wnid}  " if row.wnid else ""
+        print(f"{row.index:>4}  {wnid}{', '.join(row.synonyms)}")
     if not rows:
         print(f"no class of {model} matches {pattern!r}")
     return 0

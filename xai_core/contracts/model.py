@@ -183,6 +183,9 @@ class ModelEntry:
     loader: Callable[..., ModelHandle]
     description: str = ""
     lister: Callable[[], list[str]] | None = None
+    #: ``"imagenet"`` when the model's classes are ImageNet-1k's (unless the config sets
+    #: ``num_classes``): class names in a config are then checked before the model loads.
+    classes: str | None = None
 
     @property
     def is_family(self) -> bool:

@@ -40,6 +40,11 @@ def _resolve(name: str) -> tuple[ModelEntry, str | None]:
     raise UnknownNameError("model", name, list_models(), "models")
 
 
+def model_entry(name: str) -> ModelEntry:
+    """The registered model or family that loads ``name`` (close matches when unknown)."""
+    return _resolve(name)[0]
+
+
 def check_model_name(name: str) -> None:
     """Raise :class:`UnknownNameError` (with close matches) unless ``name`` can be loaded."""
     entry, arch = _resolve(name)

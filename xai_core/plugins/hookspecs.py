@@ -98,13 +98,18 @@ def register_models(register: Callable[..., None]) -> None:
 
     Called once per plugin when the model registry is first used.
 
-    :param register: call ``register(name, loader, description="", lister=None)``.
+    :param register: call ``register(name, loader, description="", lister=None,
+        classes=None)``.
 
         - For a single model, ``name`` is its public name (``"efficientnet_lite0"``) and
           ``loader(**options)`` returns an :class:`xai_core.ModelHandle`.
         - For a family, ``name`` ends in ``"/*"`` (``"timm/*"``): then ``"timm/resnet18"`` calls
           ``loader("resnet18", **options)``, and ``lister()`` returns the architecture names the
           family offers (for ``xai list models`` and close-match suggestions).
+
+        ``classes="imagenet"`` says the model predicts the ImageNet-1k classes (unless the config
+        sets ``num_classes``), so that a misspelt class name in a config fails before the model
+        loads.
 
         ``options`` are the model options of the config (``pretrained``, ``checkpoint`` and any
         family-specific keyword arguments). A loader raises :class:`xai_core.errors.XaiError`

@@ -151,13 +151,20 @@ def model_register(pending: PendingRegistrations, registry: Registry[ModelEntry]
         loader: Callable[..., Any],
         description: str = "",
         lister: Callable[[], list[str]] | None = None,
+        classes: str | None = None,
     ) -> None:
+        if classes not in (None, "imagenet"):
+            raise PluginError(
+                f"plugin {pending.plugin!r} registered model {name!r} with classes={classes!r}; "
+                "use 'imagenet' (ImageNet-1k classes) or leave it out"
+            )
         if not callable(loader):
             raise PluginError(
                 f"plugin {pending.plugin!r} registered model {name!r} with a loader that is not "
                 "callable"
             )
-        pending.add(registry, name, ModelEntry(name, loader, description, lister), "models")
+        entry = ModelEntry(name, loader, description, lister, classes)
+        pending.add(registry, name, entry, "models")
 
     return register
 

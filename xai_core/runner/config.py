@@ -24,8 +24,8 @@ from xai_core.contracts.params import (
     check_keys,
     omegaconf_message,
 )
-from xai_core.errors import ConfigError, close_matches
-from xai_core.models.loading import check_model_name
+from xai_core.errors import ConfigError, XaiError, close_matches
+from xai_core.models.loading import check_model_name, model_entry
 from xai_core.plugins.factory import resolve_entry
 from xai_core.runner.examples import EXAMPLE_PREFIX, example_path
 
@@ -387,10 +387,31 @@ def model_run_config(config: ExperimentConfig, model: ModelConfig) -> Experiment
     )
 
 
+def _check_target(config: ExperimentConfig) -> None:
+    """The target against the classes of each model whose classes are known before it loads
+    (ImageNet models): a misspelt class name fails here, not after a model load."""
+    from xai_core.contracts.model import imagenet_class_names
+    from xai_core.contracts.targets import check_target
+
+    for i, model in enumerate(config.model_list):
+        entry = model_entry(model.name)
+        imagenet = entry.classes == "imagenet" and model.options.get("num_classes", 1000) == 1000
+        try:
+            check_target(config.target, imagenet_class_names() if imagenet else None,
+                         1000 if imagenet else model.options.get("num_classes"))
+        except XaiError as exc:
+            where = f"models[{i}]" if config.models else "model"
+            raise ConfigError(
+                f"bad config value at 'target' (for {where} {model.name}): {exc}"
+            ) from None
+
+
 def check_registered_names(config: ExperimentConfig) -> None:
-    """Check model and method names and method params against the plugin registries."""
+    """Check model and method names and method params against the plugin registries, and the
+    target against the models' classes where they are known before loading."""
     for model in config.model_list:
         check_model_name(model.name)
+    _check_target(config)
     for model in config.model_list:
         for i, method in enumerate(model_run_config(config, model).methods):
             where = f"methods[{i}]"

@@ -48,9 +48,10 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle, Preprocessing
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
-from xai_core.errors import XaiError
+from xai_core.errors import ConfigError, XaiError
 from xai_core.io import digest_file, recording_digests, write_json, write_npy, write_png, write_text
 from xai_core.models.loading import load_model
+from xai_core.nn.layers import check_layer
 from xai_core.plugins.factory import build_entries, build_metrics
 from xai_core.plugins.manager import get_registries
 from xai_core.report.html import build_report
@@ -285,6 +286,7 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
     )
     if config.model.input_size is not None:
         handle.preprocessing = _resized(handle.preprocessing, config.model.input_size)
+    _check_layers(run.methods, handle, config.model.name)
     if config.channels_last:
         handle.module.to(memory_format=torch.channels_last)
     if skipped:
@@ -327,6 +329,18 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
                "input_size": list(handle.preprocessing.input_size),
                "output_dir": state.rel(state.out) if state.out != state.root else "."},
     )
+
+
+def _check_layers(methods: list[tuple[str, Technique]], handle: ModelHandle, name: str) -> None:
+    """A method's ``layer`` against the loaded model, before any item: a misspelt layer fails
+    the run once, naming close matches, instead of failing every item."""
+    for label, technique in methods:
+        layer = getattr(technique.params, "layer", None)
+        if isinstance(layer, str):
+            try:
+                check_layer(handle.module, layer, name)
+            except XaiError as exc:
+                raise ConfigError(f"methods {label!r}: {exc}") from None
 
 
 def _resized(preprocessing: Preprocessing, size: int) -> Preprocessing:
