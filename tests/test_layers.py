@@ -12,7 +12,7 @@ from torch import nn
 
 import xai_core
 from xai_core.errors import UnknownNameError, XaiError
-from xai_core.nn.layers import LayerLayout, auto_layer, find_target_layer, infer_layout
+from xai_core.nn.layers import LayerLayout, auto_layer, find_target_layer, infer_layout, list_layers
 
 #: (timm architecture, create_model options, input side, the layer `auto` should pick).
 #: The expected layer is the last one with spatial resolution that the head reads position by
@@ -212,7 +212,7 @@ def test_list_layers_reports_shapes_and_marks_the_auto_layer():
     before = [(m.training, [p.requires_grad for p in m.parameters(recurse=False)])
               for m in model.modules()]
     hooks = sum(len(m._forward_hooks) for m in model.modules())
-    layers = {info.path: info for info in xai_core.nn.layers.list_layers(model, (64, 64))}
+    layers = {info.path: info for info in list_layers(model, (64, 64))}
     assert list(layers) == [path for path, _ in model.named_modules() if path]
     assert layers["layer4"].output_shape == (1, 512, 2, 2) and layers["layer4"].auto
     assert layers["layer4"].type == "Sequential" and layers["layer4"].calls == 1

