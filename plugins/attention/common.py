@@ -77,7 +77,7 @@ class AttentionAttributor(Attributor):
     a map on the patch grid, normalised and upsampled per :class:`AttentionParams`.
     """
 
-    #: Whether :meth:`relevance` needs the autograd graph of the forward pass.
+    #: Whether :meth:`block_matrices` needs the autograd graph of the forward pass.
     uses_gradients: ClassVar[bool] = False
 
     Params = AttentionParams
@@ -99,6 +99,8 @@ class AttentionAttributor(Attributor):
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         anatomy = vit_anatomy(model, context)
+        # Before the forward pass, so that a choice the model cannot follow fails at once.
+        rows = anatomy.readout(self.params.tokens)
         distinct, per_target = distinct_inputs(inputs, targets, context)
         m, k = per_target.shape
         if self.uses_gradients:
@@ -111,7 +113,6 @@ class AttentionAttributor(Attributor):
             logits = model(distinct)
         check_captured(capture, anatomy, m)
         matrices = self.block_matrices(capture.maps, logits, per_target)
-        rows = anatomy.readout(self.params.tokens)
         scores = readout_rows(matrices, rows, anatomy.prefix_tokens)  # [M, k', P]
         scores = scores.expand(m, k, scores.shape[-1]).reshape(m * k, -1)
         size = (inputs.shape[2], inputs.shape[3])

@@ -115,7 +115,7 @@ def vit_anatomy(model: nn.Module, context: AttributionContext | None = None) -> 
     blocks = getattr(model, "blocks", None)
     attention = []
     if isinstance(blocks, nn.Module):
-        for index, block in enumerate(blocks.children()):
+        for index, block in blocks.named_children():
             attn = getattr(block, "attn", None)
             if not (
                 isinstance(attn, nn.Module)
