@@ -57,7 +57,9 @@ def linear_imputation(images: Tensor, removed: Tensor) -> Tensor:
     group of removed pixels then borders a kept one). Kept pixels enter as identity rows, so that
     in raster order the matrix is block tridiagonal with one ``W x W`` block per image row, and
     block Gaussian elimination (row by row, Cholesky factors of the Schur complements) solves it
-    exactly in ``O(H W^3)`` per image, all channels at once.
+    exactly in ``O(H W^3)`` per image, all channels at once. Only the bounding box of the removed
+    pixels (and a margin of one kept pixel) is eliminated, along its longer side, so a compact
+    hole costs what its box costs.
     """
     n, channels, height, width = images.shape
     if removed.shape != (n, height, width):
@@ -67,10 +69,32 @@ def linear_imputation(images: Tensor, removed: Tensor) -> Tensor:
     per_image = height * width * width * 8
     chunk = max(1, _MEMORY // per_image)
     out = [
-        _solve_rows(images[i : i + chunk], removed[i : i + chunk])
+        _solve_box(images[i : i + chunk], removed[i : i + chunk])
         for i in range(0, n, chunk)
     ]
     return torch.cat(out).to(images.dtype)
+
+
+def _solve_box(images: Tensor, removed: Tensor) -> Tensor:
+    """:func:`_solve_rows` on the removed pixels' bounding box, one kept pixel wider on each
+    side where the image allows: the kept pixels beyond it are no removed pixel's neighbours,
+    and a removed pixel's in-image neighbours all lie inside it, so the system is the same."""
+    filled = images.to(torch.float64)
+    rows = removed.any(dim=2).any(dim=0).nonzero().squeeze(1)
+    cols = removed.any(dim=1).any(dim=0).nonzero().squeeze(1)
+    if not len(rows):
+        return filled
+    top, bottom = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, images.shape[2])
+    left, right = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, images.shape[3])
+    box = filled[:, :, top:bottom, left:right]
+    hole = removed[:, top:bottom, left:right]
+    if box.shape[3] > box.shape[2]:
+        # Elimination costs rows x columns^3: run along the longer side.
+        solved = _solve_rows(box.transpose(2, 3), hole.transpose(1, 2)).transpose(2, 3)
+    else:
+        solved = _solve_rows(box, hole)
+    filled[:, :, top:bottom, left:right] = solved
+    return filled
 
 
 def _smooth(x: Tensor, dim: int, centre: float, side: float, out: Tensor | None = None) -> Tensor:
