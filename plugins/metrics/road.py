@@ -11,7 +11,9 @@ almost nothing of the mask's shape for the model to read.
 The imputation is an exact sparse solve done here with torch alone (no scipy at run time): the
 system is block tridiagonal over image rows, eliminated row by row with dense ``W x W`` Cholesky
 factors (:func:`linear_imputation`). It matches pytorch-grad-cam's and Quantus's ``spsolve``
-implementations to float32 precision.
+implementations to float32 precision. Its cost depends on the image, not on the hole: on one
+core, about 40 ms per 64x64 image (scipy's ``spsolve``: 25 ms for 10% removed, 150 ms for 90%)
+and 3 s per 224x224 image (``spsolve``: 0.1 s to 3 s); each percentage is one imputation.
 """
 
 from __future__ import annotations
