@@ -137,3 +137,27 @@ def test_the_shipped_benchmark_config_is_valid():
     config = load_config("configs/benchmark.yaml")
     assert config.model.name == "groundtruth_cnn"
     assert {m.name for m in config.metrics} >= {"pointing_game", "cascading_randomization"}
+
+
+def test_benchmark_models_axis_trained_beside_random_weights(tmp_path):
+    values = {
+        "models": [
+            {"name": "groundtruth_cnn", "label": "trained"},
+            {"name": "groundtruth_cnn", "label": "random", "pretrained": False},
+        ],
+        "methods": ["saliency"],
+        "metrics": ["relevance_mass"],
+        "benchmark": {"images": 6, "controls": ["random"], "sanity_images": 0},
+        "output_dir": str(tmp_path / "bench"),
+        "batch_size": 4,
+    }
+    result = run_benchmark(load_config(values))
+    tables = result.table["models"]
+    assert list(tables) == ["trained", "random"]
+    summary = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert summary["datasets"]["trained"]["accuracy"] >= 0.8
+    assert summary["datasets"]["random"]["accuracy"] < 0.6
+    text = (tmp_path / "bench" / "benchmark.md").read_text()
+    assert "## Model `trained`" in text and "## Model `random`" in text
+    for label in ("trained", "random"):
+        assert (tmp_path / "bench" / label / "benchmark.md").is_file()

@@ -45,7 +45,7 @@ from xai_core.models.loading import load_model
 from xai_core.plugins.factory import build_entries, build_metrics, technique_class
 from xai_core.report.figures import grid_figure, plt
 from xai_core.report.tables import metrics_table, table_markdown
-from xai_core.runner.config import ExperimentConfig, to_yaml
+from xai_core.runner.config import ExperimentConfig, model_run_config, to_yaml
 from xai_core.runner.environment import environment, resolve_device, seed_everything
 from xai_core.runner.scoring import score_maps
 
@@ -107,7 +107,38 @@ def _rows(config: ExperimentConfig) -> list[tuple[str, Attributor, bool]]:
 def run_benchmark(
     config: ExperimentConfig, progress: Callable[[str], None] | None = None
 ) -> BenchmarkResult:
-    """Run the ground-truth benchmark described by ``config`` (see the module docstring)."""
+    """Run the ground-truth benchmark described by ``config`` (see the module docstring).
+
+    With several ``models`` (for instance ``groundtruth_cnn`` beside itself with
+    ``pretrained: false``, a model-randomisation control), each model is benchmarked into
+    ``<output_dir>/<model label>/`` and ``benchmark.md``/``benchmark.json`` at the top hold
+    every model's table (``table`` is then ``{"models": {label: table}}``).
+    """
+    if not config.compares_models:
+        return _run_one(config, progress)
+    out = Path(config.output_dir)
+    results = {}
+    for model in config.model_list:
+        (progress or (lambda _message: None))(f"model {model.run_label}")
+        results[model.run_label] = _run_one(model_run_config(config, model), progress)
+    markdown = "\n".join(
+        f"## Model `{label}`\n\n{result.markdown}" for label, result in results.items()
+    )
+    figures = [f"{label}/{f}" for label, result in results.items() for f in result.figures]
+    tables = {"models": {label: result.table for label, result in results.items()}}
+    write_json(out / "benchmark.json", {
+        **tables,
+        "datasets": {label: result.dataset for label, result in results.items()},
+        "figures": figures,
+    })
+    write_text(out / "benchmark.md", markdown)
+    first = next(iter(results.values()))
+    return BenchmarkResult(out, tables, markdown, first.dataset, figures)
+
+
+def _run_one(
+    config: ExperimentConfig, progress: Callable[[str], None] | None = None
+) -> BenchmarkResult:
     say = progress or (lambda _message: None)
     bench = config.benchmark
     if not config.metrics:
