@@ -28,7 +28,12 @@ __all__ = [
 
 
 def parameter_layers(model: nn.Module, inputs: Tensor) -> list[str]:
-    """Names of the modules that own parameters, in the order they run on ``inputs``."""
+    """Names of the modules that own parameters, in the order they run on ``inputs``.
+
+    The model's own parameters (a ViT's ``cls_token`` and ``pos_embed``) count as running
+    first: they are used at the bottom, with the embedding, though the model's forward hook
+    fires last.
+    """
     seen: list[str] = []
     handles = []
 
@@ -41,7 +46,10 @@ def parameter_layers(model: nn.Module, inputs: Tensor) -> list[str]:
 
     for name, module in model.named_modules():
         if any(True for _ in module.parameters(recurse=False)):
-            handles.append(module.register_forward_hook(make(name)))
+            if module is model:
+                handles.append(module.register_forward_pre_hook(make(name)))
+            else:
+                handles.append(module.register_forward_hook(make(name)))
     try:
         with torch.no_grad():
             model(inputs)

@@ -42,7 +42,8 @@ class ImageItem:
     inputs: torch.Tensor | None = None  # normalized [3, H, W]
     error: str | None = None
     prediction: dict[str, Any] = field(default_factory=dict)
-    target: int | None = None
+    target: int | None = None  # the first of ``targets``
+    targets: list[int] = field(default_factory=list)  # every class this image is explained for
     method_metadata: dict[str, Any] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)  # labels of the methods still to do
 
