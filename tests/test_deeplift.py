@@ -76,9 +76,9 @@ def _captum_copy(name: str, model: nn.Module) -> nn.Module:
 def models():
     lite = xai_core.load_model("efficientnet_lite0")
     return {
-        "efficientnet_lite0": (lite, 96),
-        "resnet18": (as_model_handle(_resnet18()), 64),
-        "mobilenet_v3_small": (as_model_handle(_mobilenet()), 64),
+        "efficientnet_lite0": (lite, 64),
+        "resnet18": (as_model_handle(_resnet18()), 48),
+        "mobilenet_v3_small": (as_model_handle(_mobilenet()), 48),
     }
 
 

@@ -15,7 +15,11 @@ nonlinearity in the forward pass becomes an autograd node of its own carrying th
 module used twice in one forward pass (torchvision's ResNet blocks call one ``nn.ReLU`` twice) and
 functional activations (``F.relu``, ``x.sigmoid()``) are handled like any other call. Captum puts
 the rule in module hooks instead, which fail on a reused module and never see functional
-activations. Forward values are the original calls', bit for bit.
+activations. Forward values are the original calls', bit for bit; an ``inplace=True`` call
+(``nn.ReLU(inplace=True)``) returns a new tensor and leaves its input as it was, as Captum's hooks
+do, while the in-place methods called for their effect (``x.relu_()``) still write back. The
+multiplier of each activation is computed in the forward pass and kept instead of its input
+(half the memory of Captum's copies of input and output), so its backward pass is one product.
 
 Two rule sets (:data:`RULE_SETS`):
 
@@ -152,39 +156,40 @@ def _halves(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class _RescaleElementwise(torch.autograd.Function):
-    """``f(x)`` forward (the original call); backward ``g * (f(x) - f(x_ref)) / (x - x_ref)``
-    on both halves of the batch, the plain gradient where ``|x - x_ref| < eps``."""
+    """``f(x)`` forward; backward ``g * (f(x) - f(x_ref)) / (x - x_ref)`` on both halves of the
+    batch, ``g * f'(x)`` where ``|x - x_ref| < eps``."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, call: Callable[[], Tensor], fn: Callable, inplace: bool, eps):
-        saved = x.detach().clone() if inplace else x.detach()
-        out = call()
-        if inplace:
+    def forward(ctx, x: Tensor, fn: Callable[[Tensor], Tensor], write_back: bool, eps: float):
+        out = fn(x)
+        x_in, x_ref = _halves(x)
+        out_in, out_ref = _halves(out)
+        delta_in = x_in - x_ref
+        # The multiplier is computed here, once for both halves, and kept instead of the
+        # input: half the memory, and the backward pass is one product.
+        multiplier = (out_in - out_ref).div_(delta_in)
+        small = delta_in.abs_() < eps
+        if bool(small.any()):
+            # Dead channels (a filter of zeros) give many exact ties in pretrained networks.
+            with torch.enable_grad():
+                leaf = x_in.detach().requires_grad_(True)
+                (slope,) = torch.autograd.grad(fn(leaf).sum(), leaf)
+            multiplier = torch.where(small, slope, multiplier)
+        ctx.save_for_backward(multiplier)
+        if write_back:
+            x.copy_(out)
             ctx.mark_dirty(x)
-        ctx.fn, ctx.eps = fn, eps
-        # The output is recomputed in the backward pass from the input (an elementwise call
-        # costs less than keeping a second activation-sized tensor alive).
-        ctx.save_for_backward(saved)
+            return x
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        (x,) = ctx.saved_tensors
-        with torch.no_grad():
-            out = ctx.fn(x)
-        x_in, x_ref = _halves(x)
-        out_in, out_ref = _halves(out)
-        delta_in = x_in - x_ref
-        g = grad.unflatten(0, (2, -1))
-        # Captum's order of operations, (g * delta_out) / delta_in, for the same rounding.
-        new = (g * (out_in - out_ref)) / delta_in
-        small = delta_in.abs() < ctx.eps
-        if bool(small.any()):
-            with torch.enable_grad():
-                leaf = x.detach().requires_grad_(True)
-                (plain,) = torch.autograd.grad(ctx.fn(leaf), leaf, grad)
-            new = torch.where(small, plain.unflatten(0, (2, -1)), new)
-        return new.flatten(0, 1), None, None, None, None
+        (multiplier,) = ctx.saved_tensors
+        n = len(multiplier)
+        result = torch.empty_like(grad)
+        torch.mul(grad[:n], multiplier, out=result[:n])
+        torch.mul(grad[n:], multiplier, out=result[n:])
+        return result, None, None, None
 
 
 class _RescaleMaxPool(torch.autograd.Function):
@@ -286,15 +291,16 @@ class _RescaleMode(TorchFunctionMode):
         plain, position = _FUNCTIONS[func]
         rest = list(args[1:])
         options = {k: v for k, v in kwargs.items() if k not in ("input", "inplace")}
-        inplace = position == -1 or bool(kwargs.get("inplace", False))
         if position is not None and position > 0 and len(args) > position:
-            inplace = bool(args[position])
             rest = rest[: position - 1] + rest[position:]
 
         def fn(t: Tensor) -> Tensor:
             return plain(t, *rest, **options)
 
-        return _RescaleElementwise.apply(x, lambda: func(*args, **kwargs), fn, inplace, self.eps)
+        # An ``inplace=True`` call (``nn.ReLU(inplace=True)``) returns a new tensor and leaves its
+        # input as it was, as Captum's hooks do; only the in-place methods (``x.relu_()``),
+        # called for their effect, write back.
+        return _RescaleElementwise.apply(x, fn, position == -1, self.eps)
 
     def _max_pool(self, func: Callable, x: Tensor, args: tuple, kwargs: dict) -> Tensor:
         given = {**dict(zip(_POOL_ARGS, args)), **kwargs}
