@@ -150,3 +150,25 @@ def test_torchrun_two_ranks_over_two_models_match_one(tmp_path):
     assert {i["rank"] for i in two.values()} == {0, 1}
     for model in ("timm/resnet10t", "squeeze"):
         assert {i["rank"] for k, i in two.items() if k[0] == model} == {0, 1}
+
+
+def test_compare_backbones_example_small(tmp_path):
+    """example:compare-backbones as shipped, on one photo with two methods: the three offline
+    EfficientNet-Lite models at their own input sizes, side by side."""
+    config = load_config("example:compare-backbones", [
+        "inputs=[sample:cat]", "methods=[saliency, grad_cam]", "metrics=[]", "workers=0",
+        f"output_dir={tmp_path / 'cb'}",
+    ])
+    result = run_experiment(config)
+    assert not result.failures
+    models = result.results["models"]
+    assert [m["label"] for m in models] == [
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert [m["input_size"] for m in models] == [[224, 224], [240, 240], [260, 260]]
+    assert all(m["weights"] != "random" for m in models)
+    for item in result.items:
+        side = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+        assert np.load(result.output_dir / item["files"]["map"]).shape == (side[item["model"]],) * 2
+        assert item["predicted_label"] in ("tiger cat", "tabby", "Egyptian cat")
+    assert result.results["comparisons"] == ["figures/compare/cat.png"]
+    assert (result.output_dir / "report.html").is_file()
