@@ -83,7 +83,19 @@ _EXPORTS: dict[str, str] = {
 }
 
 
+#: Subpackages reachable as attributes (``xai_core.contracts.model``) after ``import xai_core``.
+_SUBMODULES = frozenset((
+    "cli", "contracts", "dev", "errors", "families", "io", "models", "nn", "plugins", "report",
+    "runner", "testing", "version",
+))
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        # What `import xai_core` used to import, so that `xai_core.contracts.model` resolves.
+        for module_name in set(_EXPORTS.values()):
+            importlib.import_module(module_name)
+        return importlib.import_module(f"xai_core.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'xai_core' has no attribute {name!r}")
