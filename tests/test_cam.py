@@ -143,9 +143,17 @@ def test_lite0_score_cam_matches_pytorch_grad_cam(lite0, photos64):
     cat = photos64[:1]
     result = ours("score_cam", lite0, cat, [CAT], batch_size=100)
     expected = reference_maps("score_cam", lite0.module, lite0.module.bn2, cat, [CAT])
-    np.testing.assert_allclose(result.maps.numpy(), expected, atol=1e-4)
+    # Fewer passes in another memory layout, the same maps to float rounding (5e-6 here at
+    # 64 px in either layout; 4e-7 at 224 px, benchmarks/bench_cam.py).
+    np.testing.assert_allclose(result.maps.numpy(), expected, atol=1e-5)
+    assert "folded_batch_norm" not in result.metadata
     # Constant and duplicate channels share forward passes.
     assert result.metadata["score_cam_forward_passes"] < 1280
+    # Folded batch norms round differently, as close here; the model gets its own back.
+    folded = ours("score_cam", lite0, cat, [CAT], batch_size=100, fold_batch_norm=True)
+    assert folded.metadata["folded_batch_norm"] is True
+    np.testing.assert_allclose(folded.maps.numpy(), expected, atol=1e-5)
+    assert isinstance(lite0.module.bn2, torch.nn.BatchNorm2d)
 
 
 @pytest.mark.parametrize("method", list(REFERENCE))

@@ -1,11 +1,21 @@
 """Score-CAM (Wang et al. 2020, arXiv:1910.01279): channel weights from the class score of the
 input masked by each upsampled, normalised activation channel (no gradients), softmax over
 channels.
+
+The cost is one forward pass per channel of the target layer (1280 on EfficientNet-Lite0), so
+the work goes into making fewer and cheaper passes while keeping pytorch-grad-cam's maps: channels
+that give the same mask share a pass (a constant channel gives the all-zero mask), and the
+masked images run in inference mode and NHWC layout (on EfficientNet-Lite0 at 224 px, 407 passes
+instead of 1280 for the cat photo, each about 1.5x cheaper). Folding the batch norms into the
+convolutions (:func:`xai_core.nn.fusion.folded_batch_norm`, undone after) makes each pass cheaper
+again, but its rounding moves the maps by about 1e-6, so it is off by default.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +24,8 @@ from torch import Tensor, nn
 from xai_core import AttributionContext, LayerCam
 from xai_core.families.batches import distinct_inputs
 from xai_core.families.cam import CamParams
+from xai_core.nn.fusion import folded_batch_norm
+from xai_core.nn.gradients import channels_last_layout
 
 __all__ = ["ScoreCam"]
 
@@ -39,6 +51,14 @@ class ScoreCam(LayerCam):
         #: Corner alignment of the mask upsampling (pytorch-grad-cam uses
         #: ``UpsamplingBilinear2d``, which aligns corners).
         mask_align_corners: bool = True
+        #: Run the masked images in NHWC memory layout (faster on CPU with oneDNN; the same
+        #: scores up to float rounding).
+        channels_last: bool = True
+        #: Fold each eval-mode batch norm into the convolution before it for the masked passes:
+        #: faster, the same function up to float rounding (EfficientNet-Lite0, cat photo, 224 px:
+        #: 1.1e-6 from pytorch-grad-cam's map, against 4e-7 unfolded), checked on the unmasked
+        #: images and not folded where that check fails; the model is restored after the call.
+        fold_batch_norm: bool = False
 
     def layer_maps(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
@@ -48,11 +68,20 @@ class ScoreCam(LayerCam):
         activations = capture.activations[:: per_target.shape[1]]
         maps = []
         evaluated = 0
-        for x, a, t in zip(distinct, activations, per_target):
-            scores, count = self._channel_scores(model, x, a, t)
-            evaluated += count
-            weights = torch.softmax(scores, dim=0)  # [C, k]
-            maps.append(torch.einsum("ck,chw->khw", weights, a))
+        # Folded after the capture: the target layer may be one of the batch norms that folding
+        # replaces, and its hook must see the model's own modules.
+        folding: Any = contextlib.nullcontext(False)
+        if self.params.fold_batch_norm:
+            example = channels_last_layout(distinct, self.params.channels_last)
+            folding = folded_batch_norm(model, example)
+        with folding as folded:
+            if self.params.fold_batch_norm:
+                context.metadata["folded_batch_norm"] = folded
+            for x, a, t in zip(distinct, activations, per_target):
+                scores, count = self._channel_scores(model, x, a, t)
+                evaluated += count
+                weights = torch.softmax(scores, dim=0)  # [C, k]
+                maps.append(torch.einsum("ck,chw->khw", weights, a))
         context.metadata["score_cam_forward_passes"] = evaluated
         return torch.cat(maps)
 
@@ -78,7 +107,7 @@ class ScoreCam(LayerCam):
         )
         size = (x.shape[1], x.shape[2])
         scores = []
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, len(first), self.params.batch_size):
                 chosen = a[first[start : start + self.params.batch_size]]
                 masks = F.interpolate(
@@ -91,7 +120,8 @@ class ScoreCam(LayerCam):
                 mlow = mflat.min(dim=1).values[:, None, None, None]
                 mhigh = mflat.max(dim=1).values[:, None, None, None]
                 masks = (masks - mlow) / (mhigh - mlow + _SCORE_MASK_EPS)
-                logits = model(x[None] * masks).float()
+                masked = channels_last_layout(x[None] * masks, self.params.channels_last)
+                logits = model(masked).float()
                 if self.params.score == "probability":
                     logits = torch.softmax(logits, dim=1)
                 scores.append(logits[:, targets])
