@@ -271,7 +271,7 @@ class IntegratedGradients(GradientAttributor):
         #: ``steps: auto``, which has a nested rule of its own.
         method: str = field(default="gausslegendre", metadata={"choices": IG_METHODS})
         #: ``steps: auto`` stops refining an image once its completeness gap is at most this
-        #: fraction of ``|F(x) - F(b)|``.
+        #: fraction of the size of its score difference ``F(x) - F(b)``.
         tolerance: float = field(default=0.01, metadata={"min_exclusive": 0})
         #: ``steps: auto`` uses at most this many points per image (powers of two: 16, 32, ...).
         max_steps: int = field(default=1024, metadata={"min": 1})
