@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle, Preprocessing
@@ -69,6 +68,7 @@ from xai_core.runner.inputs import (
 )
 from xai_core.runner.ledger import Ledger, fingerprint, remove_stale_temporaries
 from xai_core.runner.lock import OutputLock
+from xai_core.runner.progress import Progress
 from xai_core.runner.results import (
     RUN_KEY,
     finish_results,
@@ -133,9 +133,6 @@ def _quiet_worker(_worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def _progress_bar(total: int, enabled: bool):
-    return tqdm(total=total, unit="img", desc="explaining", disable=None if enabled else True,
-                dynamic_ncols=True)
 
 
 def run_experiment(
@@ -157,6 +154,7 @@ def run_experiment(
     """
     invoked = time.time()
     top = RunState(config, progress)
+    top.shows_progress = progress is not None
     top.metrics = build_metrics(config.metrics)
     if not config.inputs:
         raise XaiError(
@@ -209,6 +207,7 @@ def _run(
         sub = model_run_config(config, model)
         state = RunState(sub, top.say, root=top.out, model_label=model.label or model.name)
         state.metrics, state.rank = top.metrics, top.rank
+        state.shows_progress = top.shows_progress
         methods = [
             (safe_label(label), technique)
             for label, technique in build_entries(sub.methods, "methods")
@@ -292,7 +291,9 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
     if skipped:
         state.say(f"skipped {skipped} item(s) already done (use --force to redo them)")
     started = time.time()
-    bar = _progress_bar(len(todo), enabled=dist.is_main)
+    totals = {label: sum(1 for _, _, missing in todo if label in missing)
+              for label, _ in per_image}
+    progress = Progress(list(totals), totals, enabled=dist.is_main and state.shows_progress)
     loader = _loader([source for _, source, _ in todo], handle, config)
     for batch in loader:
         images = []
@@ -307,12 +308,11 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
             images.append(im)
         _explain_batch(
             state, config, per_image, images, handle, device, ledger, settings, len(sources),
-            hashes,
+            hashes, progress,
         )
         # Each batch's digests went into its records; keep memory flat on large datasets.
         written.clear()
-        bar.update(len(images))
-    bar.close()
+    progress.close()
     for label, technique in once:
         if dist.is_main:
             key_settings = _settings(config, label, technique, config.target, weights)
@@ -425,7 +425,7 @@ def _still_to_do(
 
 def _explain_batch(
     run: RunState, config, per_image, images, handle, device, ledger, settings, count: int,
-    hashes: dict[str, str | None],
+    hashes: dict[str, str | None], progress: Progress,
 ) -> None:
     """Predict, pick targets, write inputs, then apply every method still to do on these images."""
     predict(images, handle, device)
@@ -438,6 +438,7 @@ def _explain_batch(
         pending = [im for im in images if label in im.missing]
         if not pending:
             continue
+        progress.start(label)
         seed_everything(config.seed)
         before = len(run.items)
         if isinstance(technique, Attributor):
@@ -447,6 +448,7 @@ def _explain_batch(
         by_key: dict[str, list[dict[str, Any]]] = {}
         for item in run.items[before:]:
             by_key.setdefault(item["key"], []).append(item)
+        progress.advance(label, len(pending))
         for im in pending:
             sha256 = hashes.get(im.source.key)
             ledger.write(

@@ -95,6 +95,8 @@ class RunState:
         self.items: list[dict[str, Any]] = []
         self.metrics: list[tuple[str, Metric]] = []
         self.rank = 0
+        #: Per-method progress on stderr (command-line runs; see xai_core.runner.progress).
+        self.shows_progress = False
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the run's output folder, as items name their files."""
