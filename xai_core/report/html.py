@@ -475,6 +475,9 @@ def _record_line(item: Mapping[str, Any]) -> str:
     if item.get("error"):
         return f'<li class="err">{_e(name)}: failed: {_e(item["error"])}</li>'
     parts = []
+    if record.get("targeted") is False:
+        # An untargeted attack's record names the class it moves away from.
+        parts.append("untargeted, away from it")
     if "success" in record:
         outcome = "reached" if record["success"] else "not reached"
         parts.append(f"{outcome} in {record.get('iterations', '?')} steps")

@@ -129,8 +129,10 @@ def _difference_figure(
     top_p, top = probs.max(dim=1)
     titles = [f"{handle.label(int(c))} ({float(p):.2f})" for c, p in zip(top, top_p)]
     outcome = "reached" if record.success else "not reached"
+    # An untargeted attack's record names the class it moves away from.
+    goal = "away from" if record.extra.get("targeted") is False else "target"
     title = (
-        f"{label}: target {record.target_label} {outcome} in {record.iterations} steps, "
+        f"{label}: {goal} {record.target_label} {outcome} in {record.iterations} steps, "
         f"p = {record.target_probability:.2f}, L∞ {255 * (record.linf or 0):.1f}/255"
     )
     fooling_figure(path, panels, titles, title)
