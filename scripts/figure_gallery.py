@@ -116,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         f"L∞ {255 * (record.linf or 0):.1f}/255",
     )
     with Image.open(path) as png:
-        png.convert("RGB").resize((png.width // 2, png.height // 2), Image.Resampling.LANCZOS) \
-            .save(out / "fooling.jpg", format="JPEG", quality=82, optimize=True)
+        size = (png.width * 7 // 10, png.height * 7 // 10)
+        png.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(
+            out / "fooling.jpg", format="JPEG", quality=82, optimize=True
+        )
     path.unlink()
     print(out / "fooling.jpg")
     return 0
