@@ -148,25 +148,33 @@ class _Thumbnails:
                 self._save(out, image, width)
         return str(out.relative_to(self.run_dir))
 
-    def map(self, map_rel: str, photo_rel: str | None) -> tuple[str, str | None, RenderedMap]:
-        """Map and overlay thumbnails of a map file, and the rendered map (for its colour bar)."""
+    def map(self, map_rel: str, photo_rel: str | None) -> tuple[str, str | None, str]:
+        """Map and overlay thumbnails of a map file, and its colour bar (HTML).
+
+        The colour bar is kept beside the thumbnails (``.bar.html``), so a report rebuilt over
+        unchanged maps (a resumed run) decodes nothing."""
         source = self.run_dir / map_rel
         # Names keep every dot of the map's: several targets write <method>.<rank>_<class>.npy.
         base = self.root / Path(map_rel).with_suffix("")
         out_map = base.parent / f"{base.name}.map.jpg"
         out_overlay = base.parent / f"{base.name}.overlay.jpg"
+        out_bar = base.parent / f"{base.name}.bar.html"
+        fresh = self._fresh(out_map, source) and self._fresh(out_bar, source) and (
+            photo_rel is None or self._fresh(out_overlay, source)
+        )
+        overlay_rel = str(out_overlay.relative_to(self.run_dir)) if photo_rel else None
+        if fresh:
+            return str(out_map.relative_to(self.run_dir)), overlay_rel, out_bar.read_text()
         rendered = render_map(np.load(source), self.options)
-        if not self._fresh(out_map, source):
-            self._save(out_map, rendered.rgb, THUMB)
-        overlay_rel = None
+        self._save(out_map, rendered.rgb, THUMB)
         if photo_rel is not None:
-            if not self._fresh(out_overlay, source):
-                with Image.open(self.run_dir / photo_rel) as photo:
-                    size = rendered.rgb.shape[1], rendered.rgb.shape[0]
-                    pixels = np.asarray(photo.convert("RGB").resize(size), np.float32) / 255
-                self._save(out_overlay, overlay(pixels, rendered, self.options), THUMB)
-            overlay_rel = str(out_overlay.relative_to(self.run_dir))
-        return str(out_map.relative_to(self.run_dir)), overlay_rel, rendered
+            with Image.open(self.run_dir / photo_rel) as photo:
+                size = rendered.rgb.shape[1], rendered.rgb.shape[0]
+                pixels = np.asarray(photo.convert("RGB").resize(size), np.float32) / 255
+            self._save(out_overlay, overlay(pixels, rendered, self.options), THUMB)
+        bar = _colour_bar(rendered)
+        write_text(out_bar, bar)
+        return str(out_map.relative_to(self.run_dir)), overlay_rel, bar
 
 
 def _colour_bar(rendered: RenderedMap) -> str:
@@ -447,7 +455,7 @@ def _map_cell(
         missing = f"map file missing: {map_rel}"
         return f'<div class="cell">{target}<div class="err">{_e(missing)}</div></div>'
     photo = _photo_of(item)
-    map_thumb, overlay_thumb, rendered = thumbs.map(
+    map_thumb, overlay_thumb, bar = thumbs.map(
         map_rel, photo if (run_dir / photo).is_file() else None
     )
     link = files.get("figure", map_rel)
@@ -463,7 +471,7 @@ def _map_cell(
         shown = "n/a" if value is None else _number(float(value))
         facts.append(f"{_e(metric)}{arrow}: {shown}")
     return (
-        f'<div class="cell">{target}<a href="{_e(link)}">{images}</a>{_colour_bar(rendered)}'
+        f'<div class="cell">{target}<a href="{_e(link)}">{images}</a>{bar}'
         f'<div class="cap">{"<br>".join(facts)}</div></div>'
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from xai_core.report.figures import grid_figure
+from xai_core.report.figures import FigureOptions, grid_figure
 
 __all__ = ["COMPARE_DIR", "write_comparison", "model_row_title"]
 
@@ -43,6 +43,7 @@ def write_comparison(
     models: list[str],
     methods: list[str],
     random_weights: set[str] | frozenset[str] = frozenset(),
+    options: FigureOptions | None = None,
 ) -> list[str]:
     """Write one models x methods figure per input image; return their paths (relative).
 
@@ -50,6 +51,7 @@ def write_comparison(
     :param models: model labels, in row order.
     :param methods: attributor labels, in column order.
     :param random_weights: labels of models without trained weights (said in their row title).
+    :param options: how maps are drawn (the config's ``figure``).
     """
     if not methods or not models:
         return []
@@ -82,6 +84,6 @@ def write_comparison(
                     cells[(r, c)] = found
         if rows:
             rel = f"{COMPARE_DIR}/{key}.png"
-            grid_figure(out / rel, rows, methods, cells)
+            grid_figure(out / rel, rows, methods, cells, options)
             written.append(rel)
     return written

@@ -27,6 +27,7 @@ from xai_core.contracts.params import (
 from xai_core.errors import ConfigError, XaiError, close_matches
 from xai_core.models.loading import check_model_name, model_entry
 from xai_core.plugins.factory import resolve_entry
+from xai_core.report.figures import FigureOptions
 from xai_core.runner.examples import EXAMPLE_PREFIX, example_path
 
 __all__ = [
@@ -144,6 +145,11 @@ class ExperimentConfig:
     channels_last: bool = True
     #: Write PNG figures (per-method figure and the side-by-side grid).
     figures: bool = True
+    #: How maps are drawn in figures and the report (``xai_core.report.figures.FigureOptions``):
+    #: ``sign`` (``all``, ``positive``, ``negative``, ``absolute``), ``cmap``, ``overlay``
+    #: (``blended_heat_map``, ``masked_image``, ``alpha_scaling``), ``overlay_alpha``,
+    #: ``clip_percentile``.
+    figure: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_list(self) -> list[ModelConfig]:
@@ -321,6 +327,7 @@ def _check_values(config: ExperimentConfig) -> None:
             )
     _check_file_names(config.methods)
     _check_models(config)
+    FigureOptions.from_config(config.figure)
     bench = config.benchmark
     for i, control in enumerate(bench.controls):
         if control not in BENCHMARK_CONTROLS:

@@ -53,6 +53,7 @@ from xai_core.models.loading import load_model
 from xai_core.nn.layers import check_layer
 from xai_core.plugins.factory import build_entries, build_metrics
 from xai_core.plugins.manager import get_registries
+from xai_core.report.figures import FigureOptions
 from xai_core.report.html import build_report
 from xai_core.runner.attribution import run_attributor
 from xai_core.runner.compare import write_comparison
@@ -245,10 +246,11 @@ def _run(
             untrained = {run.state.model_label for run in runs
                          if run.info["model"].get("weights") == "random"}
             results["comparisons"] = write_comparison(
-                top.out, items, [run.state.model_label for run in runs], labels, untrained
+                top.out, items, [run.state.model_label for run in runs], labels, untrained,
+                FigureOptions.from_config(config.figure),
             )
         else:
-            write_grid(top.out, items, labels)
+            write_grid(top.out, items, labels, FigureOptions.from_config(config.figure))
     build_report(top.out)
     finish_results(top.out, results, written)
     return RunResult(top.out, results)
