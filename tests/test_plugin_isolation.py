@@ -379,3 +379,46 @@ def test_explain_works_beside_broken_plugins(site, tmp_path):
     _assert_each_broken_plugin_warned_once(result.stderr)
     maps = sorted(p.name for p in (out / "maps" / "cat").glob("*.npy"))
     assert maps == ["good_channel_total.npy", "saliency.npy"]
+
+
+# register_presets -------------------------------------------------------------------------------
+
+
+def _preset_plugin(technique: str = "saliency", name: str = "signed_saliency"):
+    module = types.ModuleType("presets")
+
+    @xai_core.hookimpl
+    def register_presets(register):
+        register(name, technique, {"abs": False}, description="saliency without abs")
+
+    module.register_presets = register_presets
+    return module
+
+
+def test_a_plugin_preset_works_in_configs_and_the_api(tmp_path):
+    from xai_core.plugins.factory import build_entries
+    from xai_core.runner.config import load_config
+
+    xai_core.register_plugin(_preset_plugin(), name="presets")
+    assert "signed_saliency" in xai_core.list_presets()
+    method = xai_core.get_attributor("signed_saliency")
+    assert method.name == "saliency" and method.params.abs is False
+    assert xai_core.get_attributor("signed_saliency", abs=True).params.abs is True
+    config = load_config({"inputs": ["x.png"], "methods": ["signed_saliency"],
+                          "model": {"name": "timm/resnet10t"}})
+    [(label, technique)] = build_entries(config.methods, "methods")
+    assert label == "signed_saliency" and technique.params.abs is False
+    with pytest.raises(XaiError, match="did you mean 'signed_saliency'"):
+        xai_core.get_attributor("signed_salincy")
+
+
+def test_a_preset_of_an_unknown_technique_or_with_bad_settings_fails_when_used():
+    xai_core.register_plugin(_preset_plugin(technique="salincy", name="odd"), name="presets")
+    with pytest.raises(XaiError, match="unknown .*'salincy'.*did you mean 'saliency'"):
+        xai_core.get_attributor("odd")
+
+
+def test_a_preset_may_not_have_a_name_with_spaces():
+    xai_core.register_plugin(_preset_plugin(name="two words"), name="presets")
+    with pytest.raises(PluginError, match="preset name"):
+        xai_core.list_presets()
