@@ -207,7 +207,7 @@ def test_several_targets_share_one_segmentation_and_the_passes(method):
 def test_seeded_and_batch_independent(tiny_resnet, images64, method):
     # A random network's logits change by ~1e-3: lasso's default alpha would zero every
     # coefficient, and all-zero maps are the same for any seed.
-    params = {**FAST, "batch_size": 8, **({"surrogate": "ridge"} if method == "lime" else {})}
+    params = {**FAST, "batch_size": 12, **({"surrogate": "ridge"} if method == "lime" else {})}
     attributor = xai_core.get_attributor(method, **params)
     maps = attributor.attribute(tiny_resnet, images64, [3, 7]).maps
     assert maps.abs().amax(dim=(1, 2)).gt(0).all()
