@@ -75,7 +75,13 @@ def main() -> None:
                     fixed_result.metadata["completeness_gap_relative"][i],
                 )
             )
-        print(f"{baseline}: auto {auto_s:.1f} s, fixed {fixed_s:.1f} s", flush=True)
+        print(
+            f"{baseline}: auto {auto_s:.1f} s, fixed {fixed_s:.1f} s; auto steps "
+            f"{auto_result.metadata['steps_used']}, auto gaps "
+            f"{[round(g, 4) for g in auto_result.metadata['completeness_gap_relative']]}, fixed "
+            f"gaps {[round(g, 4) for g in fixed_result.metadata['completeness_gap_relative']]}",
+            flush=True,
+        )
 
     print(
         f"\ntorch {torch.__version__}, threads {torch.get_num_threads()}, load average "
