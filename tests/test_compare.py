@@ -172,3 +172,21 @@ def test_compare_backbones_example_small(tmp_path):
         assert item["predicted_label"] in ("tiger cat", "tabby", "Egyptian cat")
     assert result.results["comparisons"] == ["figures/compare/cat.png"]
     assert (result.output_dir / "report.html").is_file()
+
+
+def test_metric_tables_keep_models_apart():
+    from xai_core.report.tables import metrics_table, table_markdown
+
+    items = [
+        {"label": "saliency", "model": "a", "metrics": {"deletion": 0.2}},
+        {"label": "saliency", "model": "b", "metrics": {"deletion": 0.6}},
+        {"label": "saliency", "model": "a", "metrics": {"deletion": 0.4}},
+    ]
+    table = metrics_table(items, {"deletion": False})
+    rows = {row["method"]: row for row in table["rows"]}
+    assert rows["saliency (a)"]["deletion"]["mean"] == pytest.approx(0.3)
+    assert rows["saliency (b)"]["deletion"]["mean"] == pytest.approx(0.6)
+    assert (rows["saliency (b)"]["model"], rows["saliency (b)"]["label"]) == ("b", "saliency")
+    assert "| saliency (a) | **0.300 ± 0.100** |" in table_markdown(table)
+    # one model: rows are plain method labels, as before
+    assert [r["method"] for r in metrics_table(items[:1])["rows"]] == ["saliency"]

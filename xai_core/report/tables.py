@@ -25,27 +25,34 @@ def metrics_table(
     """Mean, standard error and count of every metric per method, from result items.
 
     :param items: dicts with ``label`` (the method) and ``metrics`` (metric label -> score or
-        ``None``), as in ``results.json``.
+        ``None``), as in ``results.json``; with items of several ``model``s, one row per model
+        and method (``"grad_cam (efficientnet_lite1)"``): scores of different models are never
+        averaged together.
     :param directions: metric label -> higher is better.
     :return: ``{"methods": [...], "metrics": [...], "higher_is_better": {...}, "rows": [{"method":
-        label, "<metric>": {"mean", "sem", "n"}}, ...]}``; methods and metrics in first-seen order.
+        row name, "<metric>": {"mean", "sem", "n"}}, ...]}`` (rows of several models also carry
+        ``model`` and ``label``); methods and metrics in first-seen order.
     """
+    scored = [item for item in items if item.get("metrics")]
+    several = len({item.get("model") for item in scored}) > 1
     methods: list[str] = []
     metrics: list[str] = []
+    origin: dict[str, tuple[Any, str]] = {}
     values: dict[tuple[str, str], list[float | None]] = {}
-    for item in items:
-        scores = item.get("metrics")
-        if not scores:
-            continue
-        if item["label"] not in methods:
-            methods.append(item["label"])
-        for metric, value in scores.items():
+    for item in scored:
+        name = f"{item['label']} ({item.get('model')})" if several else item["label"]
+        if name not in methods:
+            methods.append(name)
+            origin[name] = (item.get("model"), item["label"])
+        for metric, value in item["metrics"].items():
             if metric not in metrics:
                 metrics.append(metric)
-            values.setdefault((item["label"], metric), []).append(value)
+            values.setdefault((name, metric), []).append(value)
     rows = []
     for method in methods:
         row: dict[str, Any] = {"method": method}
+        if several:
+            row["model"], row["label"] = origin[method]
         for metric in metrics:
             finite = _finite(values.get((method, metric), []))
             n = len(finite)
