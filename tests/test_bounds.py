@@ -38,7 +38,7 @@ ZERO_MEANS_NO_CAP = {("cascading_randomization", "max_steps")}  # 0: every layer
 
 def test_the_built_ins_have_counts_to_check():
     names = {(technique, name) for technique, name, _ in FIELDS}
-    assert {("integrated_gradients", "steps"), ("noise_tunnel", "samples"),
+    assert {("integrated_gradients", "max_steps"), ("noise_tunnel", "samples"),
             ("rise", "n_masks"), ("fooling", "max_iterations")} <= names
 
 

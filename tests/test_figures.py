@@ -132,3 +132,14 @@ def test_gallery_script_draws_one_figure_per_family(tmp_path):
     docs = (script.parents[1] / "docs" / "reading-figures.md").read_text()
     for name in made:
         assert f"figures/{name}" in docs, f"docs/reading-figures.md does not show {name}"
+
+
+def test_a_technique_note_reaches_the_figure_title():
+    from xai_core.report.figures import attribution_title
+
+    item = {"target_label": "tabby", "target_probability": 0.3, "predicted_label": "tabby",
+            "predicted_probability": 0.3,
+            "metadata": {"title_note": "IG gap 3.2% > tolerance 1% at 1024 steps"}}
+    title = attribution_title("integrated_gradients", item)
+    assert title.splitlines()[-1] == "IG gap 3.2% > tolerance 1% at 1024 steps"
+    assert "\n" not in attribution_title("saliency", {**item, "metadata": {}})

@@ -62,10 +62,11 @@ def field_docs(cls: type) -> dict[str, str]:
 
 
 def _type_name(hint: Any) -> str:
+    """A type as table text; ``|`` escaped, since it separates markdown table cells."""
     if isinstance(hint, type):
         return hint.__name__
     text = str(hint).replace("typing.", "")
-    return re.sub(r"<class '(\w+)'>", r"\1", text)
+    return re.sub(r"<class '(\w+)'>", r"\1", text).replace("|", "\\|")
 
 
 def _default(f: dataclasses.Field) -> str:

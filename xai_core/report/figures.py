@@ -293,8 +293,11 @@ def image_title(item: Mapping[str, Any], separator: str = "\n") -> str:
 
 
 def attribution_title(label: str, item: Mapping[str, Any]) -> str:
-    """The title of a per-method figure: method, then the item's target and prediction."""
-    return f"{label}: {image_title(item, separator='; ')}"
+    """The title of a per-method figure: method, then the item's target and prediction, and a
+    technique's own note (``metadata.title_note``: an integrated-gradients tolerance not met)."""
+    title = f"{label}: {image_title(item, separator='; ')}"
+    note = (item.get("metadata") or {}).get("title_note")
+    return f"{title}\n{note}" if note else title
 
 
 def _colorbar(ax, rendered: RenderedMap, orientation: str = "vertical", fontsize: int = 7):

@@ -88,6 +88,8 @@ def run_attributor(
             item.update(target_fields(im, rank, target, handle))
             item["seconds"] = seconds
             name = map_name(label, rank, target, handle, len(image_targets(im)))
+            if error is None and metadata:
+                item["metadata"] = metadata  # before the figure: its title may carry a note
             if error is not None:
                 item.update(error)
             else:
@@ -104,8 +106,6 @@ def run_attributor(
                     )
                     item["files"]["figure"] = run.rel(fig_path)
             item.update(scored)
-            if error is None and metadata:
-                item["metadata"] = metadata
             run.items.append(item)
     for im in images:
         if im.error is not None:
