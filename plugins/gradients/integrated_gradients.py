@@ -13,9 +13,7 @@ Baselines come from the shared vocabulary (:mod:`xai_core.nn.images`, subset
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,12 @@ from xai_core import AttributionContext, GradientAttributor
 from xai_core.errors import ConfigError
 from xai_core.families.gradient import reduction_param
 from xai_core.nn.gradients import channels_last_layout, class_scores, input_gradients
-from xai_core.nn.images import baseline_inputs, check_baseline
+from xai_core.nn.images import (
+    REFERENCE_BASELINES,
+    Baseline,
+    check_baseline_value,
+    pop_baseline_tensor,
+)
 
 __all__ = [
     "AUTO_FIRST_STEPS",
@@ -53,7 +56,7 @@ IG_METHODS = (
 #: The named baselines of :data:`xai_core.nn.images.BASELINES` a path may start from: ``black``
 #: pixels, ``zeros`` in normalized space, the input under a Gaussian ``blur`` of ``blur_sigma``
 #: pixels, one ``uniform`` noise image (from ``seed``).
-IG_BASELINES = ("black", "zeros", "blur", "uniform")
+IG_BASELINES = REFERENCE_BASELINES
 
 #: Points of the first grid of ``steps: auto`` (fewer when ``max_steps`` is smaller); each
 #: further grid doubles them.
@@ -228,12 +231,6 @@ def _target_scores(
         )
 
 
-def _load_tensor(path: str) -> Tensor:
-    if path.endswith(".npy"):
-        return torch.from_numpy(np.load(path)).float()
-    return torch.load(path, map_location="cpu", weights_only=True).float()
-
-
 class IntegratedGradients(GradientAttributor):
     """Integrated gradients: ``(x - b) * integral_0^1 grad F(b + a (x - b)) da`` per channel.
 
@@ -285,53 +282,27 @@ class IntegratedGradients(GradientAttributor):
         batch_size: int = field(default=16, metadata={"min": 1})
 
         def __post_init__(self) -> None:
-            check_baseline(self.baseline)
+            check_baseline_value(self.baseline, IG_BASELINES)
             if self.steps != "auto" and not (isinstance(self.steps, int) and self.steps >= 1):
                 raise ValueError(f'steps must be a positive integer or "auto", got {self.steps!r}')
 
     def __init__(self, params: Any = None, **overrides: Any):
-        tensor = None
-        if isinstance(overrides.get("baseline"), Tensor):
-            tensor = overrides.pop("baseline")
-        elif isinstance(params, Mapping) and isinstance(params.get("baseline"), Tensor):
-            params = dict(params)
-            tensor = params.pop("baseline")
-        if tensor is not None:
-            overrides["baseline"] = "tensor"
+        params, overrides, tensor = pop_baseline_tensor(params, overrides)
         super().__init__(params, **overrides)
         p = self.params
         if p.steps != "auto":
             quadrature(p.method, p.steps)
-        if tensor is None and p.baseline not in IG_BASELINES:
-            if not (p.baseline.endswith((".npy", ".pt")) and Path(p.baseline).is_file()):
-                raise ConfigError(
-                    f"integrated_gradients baseline {p.baseline!r} is neither one of "
-                    f"{', '.join(IG_BASELINES)} nor an existing .npy/.pt file"
-                )
-            tensor = _load_tensor(p.baseline)
-        self.baseline_tensor: Tensor | None = None if tensor is None else tensor.detach().float()
+        self.baseline = Baseline.parse(
+            p.baseline, IG_BASELINES, tensor=tensor, key="integrated_gradients.baseline"
+        )
 
     def baselines(self, inputs: Tensor, context: AttributionContext) -> Tensor:
         """The baseline of each row of ``inputs``, ``[N, 3, H, W]``."""
         p = self.params
-        if self.baseline_tensor is None:
-            named = baseline_inputs(
-                p.baseline, inputs, context.handle, blur_sigma=p.blur_sigma, seed=p.seed
-            )
-            return named.expand_as(inputs)
-        b = self.baseline_tensor.to(inputs)
-        if b.ndim == 3:
-            b = b[None]
-        index = context.input_index
-        if b.shape[0] not in (1, len(inputs)) and index is not None:
-            if b.shape[0] == int(index.max()) + 1:
-                b = b[index.to(b.device)]
-        if b.ndim != 4 or b.shape[1:] != inputs.shape[1:] or b.shape[0] not in (1, len(inputs)):
-            raise ConfigError(
-                f"integrated_gradients baseline of shape {tuple(self.baseline_tensor.shape)} does "
-                f"not fit inputs of shape {tuple(inputs.shape)}"
-            )
-        return b.expand_as(inputs)
+        return self.baseline.per_input(
+            inputs, context.handle, input_index=context.input_index, blur_sigma=p.blur_sigma,
+            seed=p.seed,
+        )
 
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
