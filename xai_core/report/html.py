@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from xai_core.errors import XaiError
-from xai_core.io import atomic_open, write_text
+from xai_core.io import atomic_open, write_json, write_text
 from xai_core.report.figures import FigureOptions, RenderedMap, overlay, render_map
 
 __all__ = ["build_report", "IMAGES_PER_PAGE", "THUMB"]
@@ -151,20 +151,24 @@ class _Thumbnails:
     def map(self, map_rel: str, photo_rel: str | None) -> tuple[str, str | None, str]:
         """Map and overlay thumbnails of a map file, and its colour bar (HTML).
 
-        The colour bar is kept beside the thumbnails (``.bar.html``), so a report rebuilt over
+        The colour bar is kept beside the thumbnails (``.bar.json``), so a report rebuilt over
         unchanged maps (a resumed run) decodes nothing."""
         source = self.run_dir / map_rel
         # Names keep every dot of the map's: several targets write <method>.<rank>_<class>.npy.
         base = self.root / Path(map_rel).with_suffix("")
         out_map = base.parent / f"{base.name}.map.jpg"
         out_overlay = base.parent / f"{base.name}.overlay.jpg"
-        out_bar = base.parent / f"{base.name}.bar.html"
+        out_bar = base.parent / f"{base.name}.bar.json"
         fresh = self._fresh(out_map, source) and self._fresh(out_bar, source) and (
             photo_rel is None or self._fresh(out_overlay, source)
         )
         overlay_rel = str(out_overlay.relative_to(self.run_dir)) if photo_rel else None
         if fresh:
-            return str(out_map.relative_to(self.run_dir)), overlay_rel, out_bar.read_text()
+            try:
+                bar = json.loads(out_bar.read_text())["html"]
+                return str(out_map.relative_to(self.run_dir)), overlay_rel, bar
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # an unreadable colour bar file is made again below
         rendered = render_map(np.load(source), self.options)
         self._save(out_map, rendered.rgb, THUMB)
         if photo_rel is not None:
@@ -173,7 +177,7 @@ class _Thumbnails:
                 pixels = np.asarray(photo.convert("RGB").resize(size), np.float32) / 255
             self._save(out_overlay, overlay(pixels, rendered, self.options), THUMB)
         bar = _colour_bar(rendered)
-        write_text(out_bar, bar)
+        write_json(out_bar, {"html": bar})
         return str(out_map.relative_to(self.run_dir)), overlay_rel, bar
 
 
