@@ -128,3 +128,12 @@ def test_new_checkpoint_content_under_the_same_path_redoes_items(tmp_path):
         module.fc.weight.mul_(2)
     torch.save(module.state_dict(), weights)
     assert _run([photo], out, f"model.checkpoint={weights}").results["summary"]["skipped"] == 0
+
+
+def test_new_figure_options_redraw_the_figures(tmp_path):
+    photo, out = tmp_path / "in" / "f.png", tmp_path / "out"
+    _photo(photo, 9)
+    assert _run([photo], out).results["summary"]["skipped"] == 0
+    assert _run([photo], out).results["summary"]["skipped"] == 1
+    # the figure drawn with other options is not the one on disk: redone, not skipped
+    assert _run([photo], out, "figure={sign: absolute}").results["summary"]["skipped"] == 0

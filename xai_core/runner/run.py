@@ -377,7 +377,7 @@ def _settings(
     return fingerprint(
         dataclasses.asdict(config.model), weights, technique.name,
         dataclasses.asdict(technique.params), _provider(technique),
-        label, target, config.seed, config.figures,
+        label, target, config.seed, config.figures, config.figure,
         [dataclasses.asdict(m) for m in config.metrics],
     )
 
