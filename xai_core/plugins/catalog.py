@@ -94,7 +94,10 @@ def _source_stamps(modules: list[str]) -> list[tuple[str, int, int]]:
 def _key() -> str:
     eps = selected_entry_points()
     paths = []
+    here = os.getcwd()
     for entry in sys.path:
+        if entry in ("", ".", here):
+            continue  # `python -m` puts the working folder first; its changes are not installs
         try:
             paths.append((entry, os.stat(entry or ".").st_mtime_ns))
         except OSError:
