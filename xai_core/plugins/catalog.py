@@ -46,6 +46,8 @@ __all__ = ["CATALOG_FORMAT", "ENV_CACHE_DIR", "catalog", "cache_dir", "summarise
 #: Bump when the summary's layout changes.
 CATALOG_FORMAT = 2
 ENV_CACHE_DIR = "XAI_CORE_CACHE_DIR"
+#: Catalog files kept in the cache folder.
+KEEP = 8
 #: Broken plugins whose warning this process printed from the catalog (the plugin manager does
 #: not print it again when it loads the plugins later in the same command).
 printed_warnings: set[str] = set()
@@ -187,7 +189,10 @@ def catalog() -> dict[str, Any]:
 def _store(path: Path, summary: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob("catalog-*.json"):
+        # A few keys live side by side (`xai` and `python -m xai_core.cli` see different
+        # sys.path folders; several environments may share the cache): keep the newest ones.
+        older = sorted(path.parent.glob("catalog-*.json"), key=lambda p: p.stat().st_mtime)
+        for old in older[:-(KEEP - 1)] if len(older) >= KEEP else []:
             old.unlink(missing_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(summary))
