@@ -175,3 +175,33 @@ def test_param_names_a_method_of_the_command(capsys):
     assert code == 2 and "did you mean 'grad_cam'" in err
     code, _, err = run(capsys, "explain", "sample:cat", "-m", "grad_cam", "--param", "grad_cam=1")
     assert code == 2 and "METHOD.KEY=VALUE" in err
+
+
+def test_help_and_listings_come_from_the_catalog_without_torch(tmp_path):
+    """`xai list` in a fresh process: the first call builds the plugin catalog (loading the
+    plugins), the next ones read it and never import torch; another plugin selection is
+    another catalog."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys; from xai_core.cli import main; main(['list', 'attributors']); "
+             "print('torch loaded:', 'torch' in sys.modules)")
+
+    def listing(**env):
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+            env={**os.environ, "XAI_CORE_CACHE_DIR": str(tmp_path), **env},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = listing()
+    assert "saliency" in first and "lrp" in first and "torch loaded: True" in first
+    assert len(list(tmp_path.glob("catalog-*.json"))) == 1
+    second = listing()
+    assert second.replace("True", "False") == second and "torch loaded: False" in second
+    assert second.splitlines()[:-1] == first.splitlines()[:-1]
+    only = listing(XAI_CORE_PLUGINS="saliency,cam")
+    names = {line.split()[0] for line in only.splitlines()[:-1]}
+    assert "saliency" in names and "grad_cam" in names and "lrp" not in names
