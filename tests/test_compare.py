@@ -99,6 +99,7 @@ def test_every_method_on_every_model_with_overrides_and_comparison(tmp_path):
     assert data["complete"] and [m["label"] for m in data["models"]] == ["timm/resnet10t",
                                                                          "squeeze"]
     assert all(m["weights"] == "random" for m in data["models"])
+    assert all(item.get("random_weights") for item in result.items)
     assert data["comparisons"] == ["figures/compare/img0.png", "figures/compare/img1.png"]
     for rel in data["comparisons"]:
         with Image.open(out / rel) as figure:
@@ -166,6 +167,7 @@ def test_compare_backbones_example_small(tmp_path):
         "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     assert [m["input_size"] for m in models] == [[224, 224], [240, 240], [260, 260]]
     assert all(m["weights"] != "random" for m in models)
+    assert not any(item.get("random_weights") for item in result.items)
     for item in result.items:
         side = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
         assert np.load(result.output_dir / item["files"]["map"]).shape == (side[item["model"]],) * 2

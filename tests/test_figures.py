@@ -143,3 +143,13 @@ def test_a_technique_note_reaches_the_figure_title():
     title = attribution_title("integrated_gradients", item)
     assert title.splitlines()[-1] == "IG gap 3.2% > tolerance 1% at 1024 steps"
     assert "\n" not in attribution_title("saliency", {**item, "metadata": {}})
+
+
+def test_titles_say_when_the_model_has_random_weights():
+    from xai_core.report.figures import attribution_title
+
+    item = {"target_label": "tabby", "target_probability": 0.3, "predicted_label": "tabby",
+            "predicted_probability": 0.3}
+    assert "random weights" not in attribution_title("saliency", item)
+    assert attribution_title("saliency", {**item, "random_weights": True}).endswith(
+        "predicted: tabby (0.30) (random weights)")

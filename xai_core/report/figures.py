@@ -281,15 +281,17 @@ def _probability(value: Any) -> str:
 
 
 def image_title(item: Mapping[str, Any], separator: str = "\n") -> str:
-    """``target: <class> (<p>)`` and ``predicted: <class> (<p>)`` of a result item."""
+    """``target: <class> (<p>)`` and ``predicted: <class> (<p>)`` of a result item, and
+    ``(random weights)`` when the model was not trained (``random_weights`` in the item)."""
     target = f"target: {item.get('target_label')} ({_probability(item.get('target_probability'))})"
+    untrained = " (random weights)" if item.get("random_weights") else ""
     if item.get("predicted_label") is None:
-        return target
+        return target + untrained
     predicted = (
         f"predicted: {item.get('predicted_label')} "
         f"({_probability(item.get('predicted_probability'))})"
     )
-    return f"{target}{separator}{predicted}"
+    return f"{target}{separator}{predicted}{untrained}"
 
 
 def attribution_title(label: str, item: Mapping[str, Any]) -> str:

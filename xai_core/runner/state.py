@@ -126,5 +126,7 @@ class RunState:
                 {k: v for k, v in im.prediction.items() if k != "probabilities"},
                 target_probability=float(probs[im.target]) if im.target is not None else None,
             )
+        if not handle.trained:
+            item["random_weights"] = True  # said in figure titles and the report
         item.update(seconds=None, files={}, error=im.error, rank=self.rank)
         return item
