@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, GradientAttributor
-from xai_core.families.gradient import reduction_param
-from xai_core.nn.gradients import input_gradients
-from xai_core.nn.relu_rules import relu_rule_gradients
+from xai_core.contracts.technique import ForwardPass
+from xai_core.families.gradient import input_forward_pass, pass_input_gradients, reduction_param
+from xai_core.nn.gradients import gradients_at
+from xai_core.nn.relu_rules import guided_relu, relu_rule_gradients
 
 __all__ = ["Deconvnet", "GradientXInput", "GuidedBackprop"]
 
@@ -35,11 +36,22 @@ class _ReluRuleAttributor(GradientAttributor):
         #: implementation only sees ``nn.ReLU`` modules (``false`` gives its results there).
         relu6: bool = True
 
+    def forward_pass(
+        self, model: nn.Module, inputs: Tensor, context: AttributionContext
+    ) -> ForwardPass:
+        p = self.params
+        # The rule's autograd functions are recorded in the forward pass; the logits are the
+        # plain model's (only the backward differs).
+        return input_forward_pass(model, inputs, p.channels_last, guided_relu(self.rule, p.relu6))
+
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        p = self.params
-        return relu_rule_gradients(model, inputs, targets, self.rule, p.relu6, p.channels_last)
+        forward = context.shared_pass(inputs)
+        if forward is None:  # a wrapper's inputs (noise tunnel): a pass of our own
+            p = self.params
+            return relu_rule_gradients(model, inputs, targets, self.rule, p.relu6, p.channels_last)
+        return gradients_at(forward.logits, forward.inputs, targets)
 
 
 class GuidedBackprop(_ReluRuleAttributor):
@@ -69,7 +81,13 @@ class GradientXInput(GradientAttributor):
     summary = "input gradient times the input (signed, sum over channels)"
     paper = "Shrikumar, Greenside, Shcherbina, Kundaje 2016, arXiv:1605.01713"
 
+    def forward_pass(
+        self, model: nn.Module, inputs: Tensor, context: AttributionContext
+    ) -> ForwardPass:
+        return input_forward_pass(model, inputs, self.params.channels_last)
+
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        return input_gradients(model, inputs, targets, self.params.channels_last) * inputs
+        grads = pass_input_gradients(model, inputs, targets, context, self.params.channels_last)
+        return grads * inputs

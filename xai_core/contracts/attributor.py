@@ -19,8 +19,14 @@ from torch import Tensor, nn
 from xai_core.contracts.checks import HookGuard, check_tensor
 from xai_core.contracts.model import ModelHandle, as_model_handle
 from xai_core.contracts.targets import TargetSpec, resolve_targets
-from xai_core.contracts.technique import AttributionContext, Technique, check_inputs, grad_ready
-from xai_core.errors import ModelLoadError
+from xai_core.contracts.technique import (
+    AttributionContext,
+    ForwardPass,
+    Technique,
+    check_inputs,
+    grad_ready,
+)
+from xai_core.errors import ModelLoadError, PluginError
 from xai_core.nn.hooks import HookRecorder, model_state
 
 __all__ = ["Attribution", "Attributor"]
@@ -36,6 +42,9 @@ class Attribution:
     :ivar input_index: long tensor ``[N]``: which input each map belongs to. With one target per
         input it is ``0..N-1``; with ``k`` targets per input, maps are input-major
         (input 0's ``k`` maps first) and ``N`` is ``inputs * k``.
+    :ivar logits: float ``[inputs, classes]`` on the CPU: the model's output on the unperturbed
+        inputs when the call computed it (to resolve ``predicted``/``top-k`` or a callable
+        target, or in the technique's :meth:`Attributor.forward_pass`), else ``None``.
     """
 
     maps: Tensor
@@ -43,6 +52,7 @@ class Attribution:
     method: str
     metadata: dict[str, Any] = field(default_factory=dict)
     input_index: Tensor | None = None
+    logits: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.input_index is None:
@@ -95,8 +105,12 @@ class Attributor(Technique):
         :param inputs: normalized batch ``[N, 3, H, W]`` (the model's own preprocessing).
         :param target: ``"predicted"``, a class index, a class name, a sequence with one of
             those per item, or one equal-length list per item for several targets per input
-            (maps are then input-major; see :attr:`Attribution.input_index`).
-        :return: an :class:`Attribution` with maps ``[N, H, W]`` on the CPU.
+            (maps are then input-major; see :attr:`Attribution.input_index`), or a callable
+            that gets the logits ``[N, classes]`` and returns one of those: the targets are then
+            picked from the same forward pass that explains them when the technique implements
+            :meth:`forward_pass` (how an experiment avoids a separate prediction pass).
+        :return: an :class:`Attribution` with maps ``[N, H, W]`` on the CPU and, when the call
+            computed them, the logits of the unperturbed inputs.
         """
         handle = as_model_handle(model)
         check_inputs(inputs)
@@ -107,18 +121,23 @@ class Attributor(Technique):
         # Out of inference mode: gradient techniques must work whatever mode the caller is in.
         with torch.inference_mode(False), model_state(module) as device, HookGuard(module) as guard:
             x = grad_ready(inputs.detach().to(device=device, dtype=torch.float32))
-            targets = resolve_targets(target, len(x), handle, lambda: module(x)).to(device)
-            k = targets.shape[1] if targets.ndim == 2 else 1
-            index = torch.arange(len(x), device=device).repeat_interleave(k)
-            if k > 1:
-                x, targets = x[index], targets.flatten()
-            context = AttributionContext(
-                handle=handle, hooks=HookRecorder(), input_index=index, targets_per_input=k
-            )
+            context = AttributionContext(handle=handle, hooks=HookRecorder())
             with context.hooks:
-                maps = self.compute(module, x, targets, context)
+                forward = self.forward_pass(module, x, context)
+                logits = _Logits(module, x, forward, owner)
+                targets = resolve_targets(target, len(x), handle, logits).to(device)
+                k = targets.shape[1] if targets.ndim == 2 else 1
+                index = torch.arange(len(x), device=device).repeat_interleave(k)
+                rows = x[index] if k > 1 else x
+                if k > 1:
+                    targets = targets.flatten()
+                context.input_index, context.targets_per_input = index, k
+                if forward is not None:
+                    forward.source, forward.rows = x, rows
+                    context.forward = forward
+                maps = self.compute(module, rows, targets, context)
         guard.check(owner)
-        expected = (x.shape[0], x.shape[2], x.shape[3])
+        expected = (rows.shape[0], rows.shape[2], rows.shape[3])
         maps = check_tensor(maps, "maps", owner, expected, "[N, H, W] at input resolution")
         metadata = {"params": dataclasses.asdict(self.params), **context.metadata}
         metadata["seconds"] = time.perf_counter() - start
@@ -128,7 +147,26 @@ class Attributor(Technique):
             method=self.name,
             metadata=metadata,
             input_index=index.cpu(),
+            logits=logits.taken,
         )
+
+    def forward_pass(
+        self, model: nn.Module, inputs: Tensor, context: AttributionContext
+    ) -> ForwardPass | None:
+        """Optional: the technique's forward pass on the unperturbed ``inputs`` ``[M, 3, H, W]``,
+        run before the targets are known; :meth:`compute` finds it in ``context.forward``.
+
+        Implement it when :meth:`compute` starts with such a pass (a gradient's forward, a CAM's
+        layer capture, occlusion's clean scores): the base class then takes the predictions and
+        any target that depends on them (``predicted``, ``top-k``) from its logits, and a run
+        takes each image's prediction from them too, so one pass serves both (without it, such
+        targets cost one more forward pass). Register hooks through ``context.hooks`` as in
+        :meth:`compute`. ``compute`` must still work without it: check
+        ``context.shared_pass(inputs)``, which is ``None`` when a wrapper calls ``compute`` on
+        other inputs. The default runs no pass and returns ``None``.
+        """
+        del model, inputs, context
+        return None
 
     @abc.abstractmethod
     def compute(
@@ -141,3 +179,28 @@ class Attributor(Technique):
         with ``context.hooks``. The maps must be finite and floating-point; the base class
         fails the call, naming the plugin, when they are not or when a hook is left behind.
         """
+
+
+class _Logits:
+    """The unperturbed inputs' logits, computed at most once per call: from the technique's
+    :meth:`Attributor.forward_pass` when it ran one, else by a pass of the model here."""
+
+    def __init__(self, module: nn.Module, x: Tensor, forward: ForwardPass | None, owner: str):
+        self.module, self.x, self.forward, self.owner = module, x, forward, owner
+        self.taken: Tensor | None = None
+
+    def __call__(self) -> Tensor:
+        if self.taken is None:
+            if self.forward is not None:
+                logits = self.forward.logits.detach()
+                if logits.ndim != 2 or logits.shape[0] != self.x.shape[0]:
+                    raise PluginError(
+                        f"{self.owner}: forward_pass returned logits of shape "
+                        f"{list(logits.shape)}; the contract is [M, classes] with M = "
+                        f"{self.x.shape[0]}, one row per input it was given"
+                    )
+            else:
+                with torch.no_grad():
+                    logits = self.module(self.x)
+            self.taken = logits.float().cpu()
+        return self.taken

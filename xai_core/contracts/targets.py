@@ -52,7 +52,7 @@ __all__ = [
     "list_classes",
 ]
 
-TargetSpec = Union[str, int, Sequence[str | int], Tensor, None]
+TargetSpec = Union[str, int, Sequence[str | int], Tensor, Callable[[Tensor], Any], None]
 
 PREDICTED = "predicted"
 
@@ -281,6 +281,8 @@ def resolve_targets(
         of each item, most probable first: ``[n, k]``), a class index, name or WordNet id for
         every item, a sequence/tensor with one per item, or one equal-length list per item
         (several targets per input: the result is then ``[n, k]``).
+        A callable is given the logits ``[n, classes]`` and returns one of these (an
+        experiment picks its images' targets from the same pass that explains them this way).
     :param n: batch size.
     :param handle: gives class names and the number of classes.
     :param logits: called (under ``no_grad``) only when the predicted classes are needed.
@@ -294,6 +296,11 @@ def resolve_targets(
         with torch.no_grad():
             return logits()
 
+    if callable(target) and not isinstance(target, Tensor):
+        chosen = target(scores())
+        if callable(chosen) and not isinstance(chosen, Tensor):
+            raise TargetError("a target callable must return targets, not another callable")
+        return resolve_targets(chosen, n, handle, logits)
     if is_predicted(target):
         return scores().argmax(dim=1).long().cpu()
     k = top_k(target)

@@ -30,7 +30,7 @@ from xai_core.contracts.params import build_params, unknown_metadata
 from xai_core.errors import InputError, PluginError
 from xai_core.nn.hooks import HookRecorder
 
-__all__ = ["Technique", "AttributionContext", "grad_ready", "check_inputs"]
+__all__ = ["Technique", "AttributionContext", "ForwardPass", "grad_ready", "check_inputs"]
 
 
 class Technique(abc.ABC):
@@ -110,6 +110,38 @@ class Technique(abc.ABC):
 
 
 @dataclass
+class ForwardPass:
+    """A technique's forward pass on the unperturbed inputs, shared with the caller.
+
+    Returned by :meth:`xai_core.Attributor.forward_pass` (which a technique implements when its
+    work starts with such a pass: gradients, CAMs, occlusion's clean scores). The base class
+    takes the predictions and the targets that depend on them (``predicted``, ``top-k``) from
+    :attr:`logits`, and an experiment takes each image's predicted class and top 5 from them, so
+    neither runs a pass of its own; ``compute`` then finds the pass in ``context.forward``.
+
+    :ivar logits: ``[M, classes]`` for the ``M`` inputs the pass ran on, with the autograd graph
+        when the technique built one (it may backpropagate from them in ``compute``).
+    :ivar inputs: the tensor the pass started from when the technique wants gradients at it (a
+        leaf that requires grad, maybe channels-last), else ``None``.
+    :ivar saved: anything else ``compute`` needs from the pass (a layer's activations, ...).
+    :ivar source: the inputs ``forward_pass`` was given (set by the base class).
+    :ivar rows: the rows ``compute`` gets, the same tensor as ``source`` with one target per
+        input, ``source`` repeated ``k`` times with ``k`` (set by the base class).
+    """
+
+    logits: Tensor
+    inputs: Tensor | None = None
+    saved: dict[str, Any] = field(default_factory=dict)
+    source: Tensor | None = None
+    rows: Tensor | None = None
+
+    def serves(self, inputs: Tensor) -> bool:
+        """Whether ``inputs`` are the rows this pass was made for: ``compute`` called by the base
+        class, not by a wrapper on other inputs (noise tunnel calls it on noisy copies)."""
+        return inputs is self.rows or inputs is self.source
+
+
+@dataclass
 class AttributionContext:
     """What an attributor's :meth:`Attributor.compute` gets besides model, inputs and targets.
 
@@ -122,6 +154,9 @@ class AttributionContext:
         (input-major); a technique that can share work between targets of one input (one
         forward pass for all of them) uses this and ``targets_per_input``.
     :ivar targets_per_input: ``k``; 1 for one target per input.
+    :ivar forward: the technique's own :class:`ForwardPass` on these inputs, when it implements
+        :meth:`~xai_core.Attributor.forward_pass`; check :meth:`ForwardPass.serves` before
+        reusing it (``compute`` may be called on other inputs by a wrapper).
     """
 
     handle: ModelHandle
@@ -129,6 +164,14 @@ class AttributionContext:
     metadata: dict[str, Any] = field(default_factory=dict)
     input_index: Tensor | None = None
     targets_per_input: int = 1
+    forward: ForwardPass | None = None
+
+    def shared_pass(self, inputs: Tensor) -> ForwardPass | None:
+        """The forward pass made for ``inputs`` by :meth:`~xai_core.Attributor.forward_pass`,
+        or ``None`` when there is none for them (run your own pass then)."""
+        if self.forward is not None and self.forward.serves(inputs):
+            return self.forward
+        return None
 
 
 def grad_ready(tensor: Tensor) -> Tensor:

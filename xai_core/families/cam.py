@@ -16,7 +16,9 @@
               return gradients.amax(dim=(2, 3))        # [N, C]
 
 * :func:`capture_layer` / :class:`LayerCapture`: one forward pass on the distinct inputs, one
-  backward pass per target that stops at the layer; usable on its own.
+  backward pass per target that stops at the layer; usable on its own. It is
+  :func:`layer_pass` (the pass, which is also :meth:`LayerCam.forward_pass`, so a run's
+  predictions come from it) then :func:`read_layer_pass`.
 * :func:`minmax`, :func:`upsample`: the map post-processing, as pytorch-grad-cam does it.
 
 What does not live here: finding the layer and reading CNN/transformer outputs as a grid
@@ -35,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xai_core.contracts.attributor import Attributor
-from xai_core.contracts.technique import AttributionContext
+from xai_core.contracts.technique import AttributionContext, ForwardPass
 from xai_core.errors import PluginError, XaiError
 from xai_core.families.batches import distinct_inputs
 from xai_core.nn.layers import LayerLayout, TargetLayer, find_target_layer, infer_layout
@@ -45,10 +47,13 @@ __all__ = [
     "GradientCam",
     "LayerCam",
     "LayerCapture",
+    "LayerPass",
     "NORMALIZATIONS",
     "UPSAMPLE_MODES",
     "capture_layer",
+    "layer_pass",
     "minmax",
+    "read_layer_pass",
     "upsample",
 ]
 
@@ -112,12 +117,40 @@ def capture_layer(
     :param with_gradients: also take the gradient of each row's class score at the layer.
     :return: a :class:`LayerCapture` with one row per row of ``inputs``.
 
-    The forward pass runs on the distinct inputs only; the ``k`` targets of an input each get one
-    backward pass, which stops at the layer: the layer's output is replaced by a detached copy
-    that requires gradients, so nothing below it (nor any parameter gradient) is computed.
+    The forward pass (:func:`layer_pass`) runs on the distinct inputs only; the ``k`` targets of
+    an input each get one backward pass, which stops at the layer (:func:`read_layer_pass`).
     """
-    distinct, per_target = distinct_inputs(inputs, targets, context)
-    k = per_target.shape[1]
+    distinct, _ = distinct_inputs(inputs, targets, context)
+    layer = layer_pass(model, distinct, context, module, path, with_gradients)
+    return read_layer_pass(layer, targets)
+
+
+@dataclass
+class LayerPass:
+    """A forward pass that recorded one layer's output (:func:`layer_pass`).
+
+    :ivar leaf: the layer's output as the rest of the network saw it: a detached tensor that
+        requires grad when gradients are wanted (backward passes stop there).
+    :ivar layout: how the output maps onto a grid.
+    :ivar logits: the model's outputs ``[M, classes]``, with the graph back to ``leaf``.
+    """
+
+    leaf: Tensor
+    layout: LayerLayout
+    logits: Tensor
+
+
+def layer_pass(
+    model: nn.Module,
+    inputs: Tensor,
+    context: AttributionContext,
+    module: nn.Module,
+    path: str,
+    with_gradients: bool = True,
+) -> LayerPass:
+    """One forward pass of ``model`` on ``inputs`` ``[M, 3, H, W]`` recording ``module``'s
+    output: the network continues from a detached copy, so a backward pass from the logits
+    stops at the layer and computes nothing below it (nor any parameter gradient)."""
     input_hw = (inputs.shape[2], inputs.shape[3])
     captured: list[tuple[Tensor, LayerLayout]] = []
 
@@ -143,26 +176,38 @@ def capture_layer(
 
     handle = context.hooks.forward(module, hook)
     try:
-        logits = model(distinct)
+        logits = model(inputs)
     finally:
         # Only this pass is ours: later passes (guided backprop) must run the plain layer.
         handle.remove()
     if not captured:
         raise XaiError(f"layer {path!r} did not run during the forward pass")
     leaf, layout = captured[0]
-    activations = layout.to_grid(leaf.detach())
+    return LayerPass(leaf, layout, logits)
+
+
+def read_layer_pass(layer: LayerPass, targets: Tensor) -> LayerCapture:
+    """The :class:`LayerCapture` of a :func:`layer_pass` for ``targets`` ``[M * k]`` (``k`` per
+    input of the pass, input-major): activations per row and, when the pass kept them, the
+    gradient of each row's class score at the layer (one backward pass per target of an input,
+    the graph kept between them)."""
+    logits = layer.logits
+    m = logits.shape[0]
+    per_target = targets.to(logits.device).view(m, -1)
+    k = per_target.shape[1]
+    activations = layer.layout.to_grid(layer.leaf.detach())
     if k > 1:
         activations = activations.repeat_interleave(k, dim=0)
     gradients = None
-    if with_gradients:
-        rows = torch.arange(len(distinct), device=logits.device)
+    if layer.leaf.requires_grad:
+        rows = torch.arange(m, device=logits.device)
         grads = []
         for j in range(k):
             score = logits[rows, per_target[:, j]].sum()
-            (grad,) = torch.autograd.grad(score, leaf, retain_graph=j < k - 1)
-            grads.append(layout.to_grid(grad))
+            (grad,) = torch.autograd.grad(score, layer.leaf, retain_graph=j < k - 1)
+            grads.append(layer.layout.to_grid(grad))
         gradients = torch.stack(grads, dim=1).flatten(0, 1)
-    return LayerCapture(activations, gradients, logits.detach(), layout)
+    return LayerCapture(activations, gradients, logits.detach(), layer.layout)
 
 
 def outside_inference_mode(*tensors: Tensor) -> tuple[Tensor, ...]:
@@ -225,15 +270,33 @@ class LayerCam(Attributor):
         context.metadata.update(layer=found.path, layer_auto=found.auto)
         return found
 
+    def forward_pass(
+        self, model: nn.Module, inputs: Tensor, context: AttributionContext
+    ) -> ForwardPass:
+        """The capture's forward pass (:func:`layer_pass` on the target layer): its logits give
+        the predictions, and :meth:`capture` reads the layer from it."""
+        # Outside inference mode even for a caller in it: the capture needs autograd.
+        with torch.inference_mode(False):
+            layer = self.target_layer(model, inputs, context)
+            recorded = layer_pass(
+                model, inputs, context, layer.module, layer.path, self.uses_gradients
+            )
+        return ForwardPass(logits=recorded.logits, saved={"layer_pass": recorded})
+
     def capture(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> LayerCapture:
         """Activations (and gradients, if :attr:`uses_gradients`) of the target layer, one row
-        per row of ``inputs`` (see :func:`capture_layer`)."""
-        layer = self.target_layer(model, inputs, context)
-        capture = capture_layer(
-            model, inputs, targets, context, layer.module, layer.path, self.uses_gradients
-        )
+        per row of ``inputs``: read from :meth:`forward_pass` when it ran on these inputs, else
+        from a pass of their own (:func:`capture_layer`)."""
+        forward = context.shared_pass(inputs)
+        if forward is not None and "layer_pass" in forward.saved:
+            capture = read_layer_pass(forward.saved["layer_pass"], targets)
+        else:
+            layer = self.target_layer(model, inputs, context)
+            capture = capture_layer(
+                model, inputs, targets, context, layer.module, layer.path, self.uses_gradients
+            )
         context.metadata["layer_layout"] = capture.layout.describe()
         return capture
 

@@ -22,16 +22,23 @@ deconvnet rules) and the built-in methods (the ``gradients`` and ``saliency`` pl
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor, nn
 
 from xai_core.contracts.attributor import Attributor
-from xai_core.contracts.technique import AttributionContext
-from xai_core.nn.gradients import REDUCTIONS, reduce_channels
+from xai_core.contracts.technique import AttributionContext, ForwardPass
+from xai_core.nn.gradients import (
+    REDUCTIONS,
+    gradients_at,
+    input_gradients,
+    model_input,
+    reduce_channels,
+)
 
-__all__ = ["GradientAttributor", "reduction_param"]
+__all__ = ["GradientAttributor", "input_forward_pass", "pass_input_gradients", "reduction_param"]
 
 
 def reduction_param(default: str) -> Any:
@@ -79,3 +86,35 @@ class GradientAttributor(Attributor):
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         return self.finish(self.input_attributions(model, inputs, targets, context))
+
+
+def input_forward_pass(
+    model: nn.Module,
+    inputs: Tensor,
+    channels_last: bool = True,
+    mode: contextlib.AbstractContextManager | None = None,
+) -> ForwardPass:
+    """The forward pass of an input-gradient method, for its
+    :meth:`~xai_core.Attributor.forward_pass`: logits with their graph from a leaf made of
+    ``inputs`` (:func:`~xai_core.nn.gradients.model_input`), under ``mode`` when given (a ReLU
+    rule: :func:`xai_core.nn.relu_rules.guided_relu`)."""
+    x = model_input(inputs, channels_last)
+    with mode if mode is not None else contextlib.nullcontext():
+        logits = model(x)
+    return ForwardPass(logits=logits, inputs=x)
+
+
+def pass_input_gradients(
+    model: nn.Module,
+    inputs: Tensor,
+    targets: Tensor,
+    context: AttributionContext,
+    channels_last: bool = True,
+) -> Tensor:
+    """Gradients ``[N, 3, H, W]`` of each row's target score at ``inputs``: from the technique's
+    :func:`input_forward_pass` when it was made for these rows (one backward pass, no second
+    forward), else :func:`~xai_core.nn.gradients.input_gradients` (a pass of its own)."""
+    forward = context.shared_pass(inputs)
+    if forward is None or forward.inputs is None:
+        return input_gradients(model, inputs, targets, channels_last)
+    return gradients_at(forward.logits, forward.inputs, targets)

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 __all__ = [
     "channels_last_layout",
     "class_scores",
+    "gradients_at",
     "input_gradients",
     "model_input",
     "reduce_channels",
@@ -59,6 +60,22 @@ def input_gradients(
     scores = class_scores(model(x), targets)
     (grad,) = torch.autograd.grad(scores.sum(), x)
     return grad.contiguous()
+
+
+def gradients_at(logits: Tensor, leaf: Tensor, targets: Tensor) -> Tensor:
+    """Gradients at ``leaf`` of the target scores of a pass already made: ``logits``
+    ``[M, classes]`` computed from ``leaf`` ``[M, ...]``, ``targets`` ``[M * k]`` (``k`` per row of
+    ``leaf``, row-major, as an attributor's rows with several targets per input) ->
+    ``[M * k, ...]``. One backward pass per target of a row; the graph is kept between them."""
+    m = logits.shape[0]
+    per_row = targets.to(logits.device).view(m, -1)
+    k = per_row.shape[1]
+    grads = []
+    for j in range(k):
+        scores = class_scores(logits, per_row[:, j])
+        (grad,) = torch.autograd.grad(scores.sum(), leaf, retain_graph=j < k - 1)
+        grads.append(grad)
+    return torch.stack(grads, dim=1).flatten(0, 1).contiguous()
 
 
 def reduce_channels(maps: Tensor, reduction: str) -> Tensor:
