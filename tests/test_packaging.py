@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ("benchmark", "compare-backbones", "dataset", "demo")
+EXAMPLES = ("benchmark", "compare-backbones", "dataset", "demo", "localisation")
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,7 @@ def installed(tmp_path_factory):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     assert {f"xai_core/examples/{name}.yaml" for name in EXAMPLES} <= names
+    assert {"xai_core/examples/masks/cat.png", "xai_core/examples/masks/coffee.png"} <= names
     # every package of the source tree is in the wheel (pyproject lists them one by one)
     for init in (ROOT / "xai_core").rglob("__init__.py"):
         assert str(init.relative_to(ROOT)) in names, init
@@ -78,3 +79,17 @@ def test_examples_ship_in_the_wheel_and_run_outside_the_checkout(installed, tmp_
     assert ran.returncode == 0, ran.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["complete"] and results["items"][0]["error"] is None
+
+
+def test_example_masks_are_found_from_the_wheel(installed, tmp_path):
+    """``example:masks`` in example:localisation names the masks installed with the wheel."""
+    ran = _xai(
+        installed, tmp_path, "run", "example:localisation", "methods=[grad_cam]",
+        "model.name=timm/resnet10t", "model.pretrained=false", "model.input_size=64",
+        "metrics=[pointing_game]", "workers=0", "figures=false", f"output_dir={tmp_path / 'out'}",
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [item["key"] for item in results["items"]] == ["cat", "coffee"]
+    for item in results["items"]:
+        assert item["error"] is None and item["metrics"]["pointing_game"] is not None, item

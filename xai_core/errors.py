@@ -18,6 +18,7 @@ __all__ = [
     "TargetError",
     "ModelLoadError",
     "PluginError",
+    "MaskError",
     "close_matches",
 ]
 
@@ -69,6 +70,10 @@ class ModelLoadError(XaiError):
 
 class PluginError(XaiError):
     """A plugin that breaks the contract (duplicate name, bad registration)."""
+
+
+class MaskError(XaiError):
+    """A ground-truth mask that is missing, unreadable, empty or of another size than its image."""
 
 
 def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:

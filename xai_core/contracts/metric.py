@@ -214,8 +214,10 @@ class Metric(Technique):
         if "mask" in self.requires:
             if masks is None:
                 raise XaiError(
-                    f"metric {self.name!r} needs a ground-truth object mask per image; run it on "
-                    "the ground-truth benchmark (`xai benchmark`) or give masks"
+                    f"metric {self.name!r} needs a ground-truth object mask per image: in "
+                    "`xai run`, set `masks:` in the config to the folder of mask images (or map "
+                    "each input to its mask; docs/masks.md); `xai benchmark` brings its own; "
+                    "from code, pass masks=[N, H, W]"
                 )
             if tuple(masks.shape) != expected:
                 raise InputError(

@@ -55,6 +55,14 @@ class Preprocessing:
 
     def to_pixels(self, image: Image.Image) -> Tensor:
         """Resized and cropped image ``[3, H, W]`` in ``[0, 1]`` (not normalized)."""
+        from torchvision.transforms import functional as F
+
+        return F.to_tensor(self.resize_crop(image))
+
+    def resize_crop(self, image: Image.Image, interpolation: str | None = None) -> Image.Image:
+        """The geometry of :meth:`to_pixels`: the short side resized to ``resize_size``, then the
+        centre ``input_size`` cropped. ``interpolation`` replaces the model's (``"nearest"``
+        keeps a ground-truth mask binary while it lands on exactly its image's pixels)."""
         # timm and torchvision take ~2 s to import: `import xai_core` does not pay for them.
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
@@ -66,10 +74,9 @@ class Preprocessing:
                 f"{MAX_ASPECT_RATIO}:1; resizing its short side to {self.resize_size} would "
                 "need an unreasonably large image. Crop it first."
             )
-        mode = InterpolationMode(self.interpolation)
+        mode = InterpolationMode(interpolation or self.interpolation)
         image = F.resize(image, self.resize_size, interpolation=mode)
-        image = F.center_crop(image, list(self.input_size))
-        return F.to_tensor(image)
+        return F.center_crop(image, list(self.input_size))
 
     def __call__(self, image: Image.Image) -> Tensor:
         """Normalized model input ``[3, H, W]``."""

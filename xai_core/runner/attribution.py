@@ -16,10 +16,18 @@ import torch
 
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
+from xai_core.errors import XaiError
 from xai_core.io import write_npy
 from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
 from xai_core.runner.scoring import score_items
-from xai_core.runner.state import ImageItem, RunState, failure_details, safe_label, to_image
+from xai_core.runner.state import (
+    ImageItem,
+    RunState,
+    failure,
+    failure_details,
+    safe_label,
+    to_image,
+)
 from xai_core.runner.targets import image_targets
 
 
@@ -72,6 +80,7 @@ def run_attributor(
         chunk = ok[start : start + batch]
         rows = [(im, rank, t) for im in chunk for rank, t in enumerate(image_targets(im), 1)]
         results = _attribute_chunk(technique, chunk, handle, device)
+        results, masks = chunk_masks(run, rows, results, handle)
         scores = score_items(
             run.metrics,
             handle,
@@ -79,6 +88,7 @@ def run_attributor(
             [result for result, _, _, _ in results],
             [t for _, _, t in rows],
             attributor=technique,
+            masks=masks,
             seed=run.config.seed,
         )
         for (im, rank, target), (result, seconds, error, metadata), scored in zip(
@@ -110,6 +120,36 @@ def run_attributor(
     for im in images:
         if im.error is not None:
             run.items.append(run.base_item(im, label, technique, handle))
+
+
+def chunk_masks(
+    run: RunState, rows: list[tuple[ImageItem, int, int]], results: list[tuple], handle: ModelHandle
+) -> tuple[list[tuple], list[torch.Tensor | None] | None]:
+    """The results of a chunk's rows and each row's ground-truth mask, when a metric of the run
+    needs masks and the config gives them (``None`` for masks otherwise).
+
+    A mask is read once per image per batch, kept on its :class:`ImageItem`. The rows of an
+    image whose mask fails (missing, unreadable, another size...) fail with its message: no
+    map, figure or score is written for them, so no score is ever computed without the right
+    mask; a rerun with the mask fixed redoes them.
+    """
+    if run.masks is None or not any("mask" in metric.requires for _, metric in run.metrics):
+        return results, None
+    masks: list[torch.Tensor | None] = []
+    out = []
+    for (im, _, _), result in zip(rows, results):
+        if im.mask is None and im.mask_error is None:
+            try:
+                im.mask = run.masks.for_image(im.source, handle.preprocessing)
+            except XaiError as exc:
+                im.mask_error = failure(exc)
+            except Exception as exc:  # noqa: BLE001 - a broken decoder fails this image only
+                im.mask_error = f"cannot read the mask of {im.source.source!r}: {failure(exc)}"
+        if im.mask_error is not None and result[2] is None:
+            result = (None, result[1], {"error": im.mask_error}, {})
+        masks.append(im.mask)
+        out.append(result)
+    return out, masks
 
 
 def target_fields(im: ImageItem, rank: int, target: int, handle: ModelHandle) -> dict[str, Any]:

@@ -29,11 +29,13 @@ from xai_core.models.loading import check_model_name, model_entry
 from xai_core.plugins.factory import resolve_entry
 from xai_core.report.figures import FigureOptions
 from xai_core.runner.examples import EXAMPLE_PREFIX, example_path
+from xai_core.runner.masks import check_mask_config
 
 __all__ = [
     "ModelConfig",
     "MethodConfig",
     "BenchmarkConfig",
+    "MaskConfig",
     "ExperimentConfig",
     "build_params",
     "load_config",
@@ -110,6 +112,26 @@ class BenchmarkConfig:
 
 
 @dataclass
+class MaskConfig:
+    """Ground-truth object masks, for the localisation metrics (``pointing_game``,
+    ``relevance_mass``, ``relevance_rank``) in ``xai run``; see ``docs/masks.md``.
+    ``masks: FOLDER`` is short for ``masks: {folder: FOLDER}``."""
+
+    #: Folder of mask PNGs named like the inputs: ``<folder>/<stem>.png`` (a sample's stem is
+    #: its name), or ``<folder>/<class>/<stem>.png`` for an ImageFolder tree. Relative to the
+    #: working directory like ``inputs``; ``example:masks`` is the folder shipped with the
+    #: examples.
+    folder: str | None = None
+    #: Input (as written in ``inputs``, or a path of the same file) -> its mask file; looked up
+    #: before ``folder``.
+    files: dict[str, str] = field(default_factory=dict)
+    #: The object's class values in label PNGs (palette images, as Pascal VOC's: 8 is cat);
+    #: VOC's void border (255) is background unless listed. Other masks are binary (nonzero is
+    #: object) and ignore it. ``labels: 8`` is short for ``labels: [8]``.
+    labels: list[int] = field(default_factory=list)
+
+
+@dataclass
 class ExperimentConfig:
     """A run: a model, inputs, a target and the methods to apply, and where outputs go."""
 
@@ -129,6 +151,8 @@ class ExperimentConfig:
     methods: list[MethodConfig] = field(default_factory=list)
     #: Metrics scoring every attribution map (``xai list metrics``), same shape as ``methods``.
     metrics: list[MethodConfig] = field(default_factory=list)
+    #: Ground-truth object masks of the inputs, for metrics that need them (localisation).
+    masks: MaskConfig = field(default_factory=MaskConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     #: Where every output of the run goes.
     output_dir: str = "outputs/run"
@@ -225,7 +249,8 @@ def _child(node: Any, part: str, walked: list[str]) -> Any:
 
 
 def _normalise_shorthand(cfg: DictConfig) -> None:
-    """Accept ``methods: [saliency, {name: x, params: ...}]`` and ``inputs: one-string``.
+    """Accept ``methods: [saliency, {name: x, params: ...}]``, ``inputs: one-string``,
+    ``masks: FOLDER`` and ``masks: {labels: 8}``.
 
     Done before overrides so that ``methods.0.params.abs=false`` works on the shorthand too.
     """
@@ -239,6 +264,13 @@ def _normalise_shorthand(cfg: DictConfig) -> None:
     inputs = cfg.get("inputs")
     if isinstance(inputs, str):
         cfg.inputs = [inputs]
+    masks = cfg.get("masks")
+    if isinstance(masks, str):
+        cfg.masks = {"folder": masks}
+    elif masks is None and "masks" in cfg:
+        cfg.masks = {}
+    elif isinstance(masks, DictConfig) and isinstance(masks.get("labels"), int):
+        masks.labels = [masks.labels]
     if isinstance(cfg.get("model"), str):
         cfg.model = {"name": cfg.model}
     models = cfg.get("models")
@@ -327,6 +359,7 @@ def _check_values(config: ExperimentConfig) -> None:
             )
     _check_file_names(config.methods)
     _check_models(config)
+    check_mask_config(config.masks)
     FigureOptions.from_config(config.figure)
     bench = config.benchmark
     for i, control in enumerate(bench.controls):

@@ -1,7 +1,8 @@
 """Example configs that ship with xai-core: ``configs/*.yaml`` in a source checkout, installed as
 ``xai_core/examples/*.yaml`` (pyproject's ``package-dir``), so they work after a plain
 ``pip install``. ``xai config --example NAME`` prints one; ``example:NAME`` is accepted wherever a
-config file is (``xai run example:demo``)."""
+config file is (``xai run example:demo``). Files the examples use ship beside them
+(``configs/masks/``): ``example:masks/cat.png`` names one (:func:`example_file`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from xai_core.errors import UnknownNameError
 
-__all__ = ["EXAMPLE_PREFIX", "examples_dir", "list_examples", "example_path"]
+__all__ = ["EXAMPLE_PREFIX", "examples_dir", "list_examples", "example_path", "example_file"]
 
 #: ``example:demo`` names the packaged example config ``demo``.
 EXAMPLE_PREFIX = "example:"
@@ -40,3 +41,11 @@ def example_path(name: str) -> Path:
     if not name or "/" in name or not path.is_file():
         raise UnknownNameError("example config", name, list_examples(), "examples")
     return path
+
+
+def example_file(path: str) -> Path:
+    """The file or folder behind ``example:RELATIVE/PATH``, shipped beside the example configs
+    (``example:masks`` is ``configs/masks/``); any other path comes back unchanged."""
+    if not path.startswith(EXAMPLE_PREFIX):
+        return Path(path).expanduser()
+    return examples_dir() / path[len(EXAMPLE_PREFIX):]

@@ -47,14 +47,16 @@ def score_items(
     targets: Sequence[int],
     *,
     attributor: Attributor | None = None,
-    masks: Sequence[Tensor] | None = None,
+    masks: Sequence[Tensor | None] | None = None,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Score the maps of one chunk of result items: what the runner adds to each item.
 
-    Items whose map is ``None`` (failed) get ``{}``; the others get ``metrics`` (label -> score,
-    ``None`` where undefined or failed), ``metric_details`` (label -> per-item details, when a
-    metric reports any) and, if a metric failed, ``metric_errors`` (label -> message).
+    ``masks`` holds each item's ground-truth mask ``[H, W]`` (``None`` only where the map is
+    ``None``). Items whose map is ``None`` (failed) get ``{}``; the others get ``metrics``
+    (label -> score, ``None`` where undefined or failed), ``metric_details`` (label -> per-item
+    details, when a metric reports any) and, if a metric failed, ``metric_errors`` (label ->
+    message).
     """
     rows = [i for i, m in enumerate(maps) if m is not None]
     out: list[dict[str, Any]] = [{} for _ in maps]
@@ -68,7 +70,7 @@ def score_items(
         batch,
         torch.stack([maps[i] for i in rows]).to(device),  # type: ignore[misc]
         torch.tensor([targets[i] for i in rows]),
-        masks=None if masks is None else torch.stack([masks[i] for i in rows]),
+        masks=None if masks is None else torch.stack([masks[i] for i in rows]),  # type: ignore[misc]
         attributor=attributor,
         seed=seed,
     )

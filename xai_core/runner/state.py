@@ -22,6 +22,7 @@ from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.technique import Technique
 from xai_core.runner.config import ExperimentConfig, safe_label
 from xai_core.runner.inputs import InputImage
+from xai_core.runner.masks import MaskSet
 
 __all__ = ["RunState", "ImageItem", "to_image", "safe_label", "failure", "failure_details"]
 
@@ -46,6 +47,10 @@ class ImageItem:
     targets: list[int] = field(default_factory=list)  # every class this image is explained for
     method_metadata: dict[str, Any] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)  # labels of the methods still to do
+    #: The ground-truth mask at input size, or the error of loading it: read once per batch,
+    #: when a metric needs it (:func:`xai_core.runner.attribution.chunk_masks`).
+    mask: torch.Tensor | None = None
+    mask_error: str | None = None
 
 
 def to_image(pixels: torch.Tensor) -> np.ndarray:
@@ -73,7 +78,7 @@ def failure_details(exc: BaseException) -> dict[str, str]:
 
 
 class RunState:
-    """A run's config, output folder, progress callback, metrics and result items."""
+    """A run's config, output folder, progress callback, metrics, masks and result items."""
 
     def __init__(
         self,
@@ -94,6 +99,8 @@ class RunState:
         self.say = progress or (lambda _msg: None)
         self.items: list[dict[str, Any]] = []
         self.metrics: list[tuple[str, Metric]] = []
+        #: The inputs' ground-truth masks (``masks:`` in the config), ``None`` without.
+        self.masks = MaskSet.from_config(config.masks)
         self.rank = 0
         #: Per-method progress on stderr (command-line runs; see xai_core.runner.progress).
         self.shows_progress = False
