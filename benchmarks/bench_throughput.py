@@ -1,20 +1,28 @@
-"""Throughput of dataset-scale runs against a plain loop, on the same images.
+"""Throughput of dataset-scale runs against a plain loop, on the same images. Run by hand.
 
-    .venv/bin/python benchmarks/bench_throughput.py [--images 256] [--batch-size 16] [--workers 2]
+    .venv/bin/python benchmarks/bench_throughput.py [--images 256] [--batch-size 16]
+        [--workers 0 1 2] [--figures] [--threads 2] [--methods saliency grad_cam]
 
 Makes a folder of photo-sized JPEGs (random crops of the scikit-image samples, seeded), then for
-saliency and Grad-CAM on efficientnet_lite0 measures, in the same process:
+each method on efficientnet_lite0 measures, in the same process, one after the other:
 
-- plain loop: for each image, load, preprocess, explain it alone, save the map (.npy);
+- plain loop: for each image, load, preprocess, explain it alone for its predicted class, save
+  the map (.npy) and, with ``--figures``, the same figure the run draws;
 - xai-core: ``run_experiment`` over the folder (DataLoader workers, batches, resume records,
-  atomic writes; figures off, as the plain loop makes none).
+  atomic writes, the report), once per ``--workers`` value.
 
-Prints images per second for both and the ratio.
+Both sides are timed the same way: from before the model loads to the last file written (the
+model load is inside both clocks). Prints images per second and the ratio to the plain loop,
+and, for each run of ours, where its wall time went (``time_breakdown`` of ``results.json``:
+model passes, waiting for inputs, writing, metrics, figures, report, model load, other). The
+load average is printed before and after: other processes make every number noisy, so only
+ratios from one run mean anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -24,11 +32,16 @@ import numpy as np
 import torch
 
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
+os.environ.setdefault("XAI_CORE_OFFLINE", "1")
 
 import xai_core  # noqa: E402
-from xai_core.runner.config import load_config
-from xai_core.runner.inputs import SAMPLES, load_image, resolve_inputs, sample_path
-from xai_core.runner.run import run_experiment
+from xai_core.report.figures import attribution_figure  # noqa: E402
+from xai_core.runner.config import load_config  # noqa: E402
+from xai_core.runner.inputs import SAMPLES, load_image, resolve_inputs, sample_path  # noqa: E402
+from xai_core.runner.run import run_experiment  # noqa: E402
+
+MODEL = "efficientnet_lite0"
+SHOWN = ("model", "inputs", "writing", "metrics", "figures", "report", "model_load", "other")
 
 
 def make_images(folder: Path, n: int) -> None:
@@ -48,58 +61,93 @@ def make_images(folder: Path, n: int) -> None:
         Image.fromarray(photo[y : y + ch, x : x + cw]).save(folder / f"img{i:04d}.jpg", quality=90)
 
 
-def plain_loop(folder: Path, method: str, out: Path) -> float:
-    model = xai_core.load_model("efficientnet_lite0")
+def plain_loop(folder: Path, method: str, out: Path, figures: bool) -> float:
+    """The loop a user writes by hand: one image at a time, its map (and figure) saved."""
+    start = time.perf_counter()
+    model = xai_core.load_model(MODEL)
     technique = xai_core.get_attributor(method)
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     for source in resolve_inputs([str(folder)]):
-        x = model.preprocessing(load_image(source.path))[None]
+        pixels = model.preprocessing.to_pixels(load_image(source.path))
+        x = model.normalize(pixels)[None]
         result = technique.attribute(model, x, "predicted")
-        np.save(out / f"{source.key}.npy", result.maps[0].numpy())
+        saliency = result.maps[0].numpy()
+        np.save(out / f"{source.key}.npy", saliency)
+        if figures:
+            image = pixels.permute(1, 2, 0).numpy()
+            attribution_figure(out / f"{source.key}.png", image, saliency, method)
     return time.perf_counter() - start
 
 
-def ours(folder: Path, method: str, out: Path, batch_size: int, workers: int) -> float:
+def ours(
+    folder: Path, method: str, out: Path, batch_size: int, workers: int, figures: bool
+) -> tuple[float, dict[str, float]]:
     config = load_config(
         {
             "inputs": [str(folder)],
+            "model": MODEL,
             "methods": [method],
             "output_dir": str(out),
-            "figures": False,
+            "figures": figures,
             "batch_size": batch_size,
             "workers": workers,
         }
     )
     start = time.perf_counter()
     result = run_experiment(config)
-    assert not result.failures
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    assert not result.failures, result.failures[:1]
+    results = json.loads((out / "results.json").read_text())
+    return seconds, results["time_breakdown"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["saliency", "grad_cam"])
+    parser.add_argument("--figures", action="store_true", help="figures on, on both sides")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cpus")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cpus, "
+        f"load average {os.getloadavg()[0]:.2f} before"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         make_images(folder, args.images)
-        print(f"{args.images} JPEGs from {len(SAMPLES)} samples; efficientnet_lite0, 224x224")
-        print(f"{'method':<12} {'plain img/s':>12} {'xai-core img/s':>15} {'ratio':>7}")
+        print(
+            f"{args.images} JPEGs from {len(SAMPLES)} samples; {MODEL}, 224x224, batch "
+            f"{args.batch_size}, figures {'on' if args.figures else 'off'}; model load inside "
+            "both clocks"
+        )
+        rows, breakdowns = [], []
         for method in args.methods:
-            plain = plain_loop(folder, method, Path(tmp) / f"plain-{method}")
-            batched = ours(
-                folder, method, Path(tmp) / f"ours-{method}", args.batch_size, args.workers
-            )
-            rate_plain, rate_ours = args.images / plain, args.images / batched
-            print(
-                f"{method:<12} {rate_plain:>12.2f} {rate_ours:>15.2f} "
-                f"{rate_ours / rate_plain:>6.2f}x"
-            )
+            plain = plain_loop(folder, method, Path(tmp) / f"plain-{method}", args.figures)
+            rows.append((method, "plain loop", args.images / plain, 1.0))
+            for workers in args.workers:
+                out = Path(tmp) / f"ours-{method}-{workers}"
+                seconds, breakdown = ours(
+                    folder, method, out, args.batch_size, workers, args.figures
+                )
+                rows.append(
+                    (method, f"xai-core, {workers} workers", args.images / seconds, plain / seconds)
+                )
+                breakdowns.append((method, workers, breakdown))
+        print("\n| method | run | img/s | ratio to plain loop |\n|---|---|---:|---:|")
+        for method, run, rate, ratio in rows:
+            print(f"| {method} | {run} | {rate:.2f} | {ratio:.2f}x |")
+        print("\nwhere our wall time went (share of wall time):")
+        print("| method | workers | " + " | ".join(SHOWN) + " | wall s |")
+        print("|---|---:|" + "---:|" * (len(SHOWN) + 1))
+        for method, workers, breakdown in breakdowns:
+            wall = breakdown["wall"]
+            shares = " | ".join(f"{100 * breakdown.get(k, 0.0) / wall:.1f}%" for k in SHOWN)
+            print(f"| {method} | {workers} | {shares} | {wall:.1f} |")
+    print(f"\nload average {os.getloadavg()[0]:.2f} after")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from xai_core.errors import ConfigError, close_matches  # noqa: E402
 from xai_core.io import save_figure  # noqa: E402
@@ -330,7 +331,9 @@ def _attribution_figure(
 ):
     options = options or FigureOptions()
     rendered = render_map(saliency, options)
-    fig = plt.figure(figsize=(9.6, 3.6))
+    # Not through pyplot: a run draws these in its writer thread, and pyplot's figure registry
+    # is not thread-safe.
+    fig = Figure(figsize=(9.6, 3.6))
     grid = fig.add_gridspec(1, 4, width_ratios=[1, 1, 0.05, 1], wspace=0.12)
     axes = [fig.add_subplot(grid[0, i]) for i in range(4)]
     axes[0].imshow(image)
@@ -355,10 +358,9 @@ def attribution_figure(
     title: str,
     options: FigureOptions | None = None,
 ) -> None:
-    """Save input | map with its colour bar | overlay as one PNG, the sign convention below."""
-    fig = _attribution_figure(image, saliency, title, options)
-    save_figure(path, fig)
-    plt.close(fig)
+    """Save input | map with its colour bar | overlay as one PNG, the sign convention below.
+    Safe to call from any one thread besides the main one (no pyplot state)."""
+    save_figure(path, _attribution_figure(image, saliency, title, options))
 
 
 def grid_figure(

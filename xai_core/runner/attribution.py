@@ -9,6 +9,7 @@ item's ``metadata``. An image with several targets (``target: [predicted, tabby]
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,10 @@ from xai_core.runner.state import (
     to_image,
 )
 from xai_core.runner.targets import image_targets
+
+#: Sets the prediction and targets of a chunk's images from the logits of a technique's pass
+#: on them, and returns one target per image (see :func:`run_attributor`).
+TargetChooser = Callable[[list[ImageItem], torch.Tensor], list[int]]
 
 
 def _item_metadata(metadata: dict[str, Any], index: int, count: int) -> dict[str, Any]:
@@ -63,6 +68,7 @@ def run_attributor(
     images: list[ImageItem],
     handle: ModelHandle,
     device: torch.device,
+    choose_targets: TargetChooser | None = None,
 ) -> None:
     """Maps, metric scores and figures of ``technique`` for ``images``, batch by batch.
 
@@ -72,47 +78,66 @@ def run_attributor(
     ``<method>.<rank>_<target label>.npy`` (and ``.png``) beside the image's other maps, while
     a single target keeps ``maps/<image>/<method>.npy``. A batch holds about ``batch_size``
     maps: fewer images when each has several targets.
+
+    :param choose_targets: when the images have no prediction yet, called with a chunk's images
+        and the logits of the technique's own pass on them
+        (:meth:`~xai_core.Attributor.forward_pass`): it sets each image's prediction and
+        targets and returns one target per image, so one pass serves both. Images whose call
+        failed are left without a prediction.
+
+    Files and records go to ``run.writer``; per-item figures too (drawn in its thread).
     """
     ok = [im for im in images if im.error is None]
     most = max((len(image_targets(im)) for im in ok), default=1)
     batch = max(1, run.config.batch_size // max(1, most))
+    options = FigureOptions.from_config(getattr(run.config, "figure", None))
     for start in range(0, len(ok), batch):
         chunk = ok[start : start + batch]
-        rows = [(im, rank, t) for im in chunk for rank, t in enumerate(image_targets(im), 1)]
-        results = _attribute_chunk(technique, chunk, handle, device)
-        results, masks = chunk_masks(run, rows, results, handle)
-        scores = score_items(
-            run.metrics,
-            handle,
-            [im.inputs for im, _, _ in rows],
-            [result for result, _, _, _ in results],
-            [t for _, _, t in rows],
-            attributor=technique,
-            masks=masks,
-            seed=run.config.seed,
-        )
+        with run.phases("model"):
+            results = _attribute_chunk(technique, chunk, handle, device, choose_targets)
+        # An image whose call failed before its targets were chosen has one (failed) row.
+        rows = [
+            (im, rank, t) for im in chunk for rank, t in enumerate(image_targets(im) or [None], 1)
+        ]
+        with run.phases("metrics"):
+            results, masks = chunk_masks(run, rows, results, handle)
+            scores = score_items(
+                run.metrics,
+                handle,
+                [im.inputs for im, _, _ in rows],
+                [result for result, _, _, _ in results],
+                [t for _, _, t in rows],
+                attributor=technique,
+                masks=masks,
+                seed=run.config.seed,
+            )
         for (im, rank, target), (result, seconds, error, metadata), scored in zip(
             rows, results, scores
         ):
             item = run.base_item(im, label, technique, handle)
-            item.update(target_fields(im, rank, target, handle))
+            if target is not None:
+                item.update(target_fields(im, rank, target, handle))
             item["seconds"] = seconds
-            name = map_name(label, rank, target, handle, len(image_targets(im)))
             if error is None and metadata:
                 item["metadata"] = metadata  # before the figure: its title may carry a note
             if error is not None:
                 item.update(error)
             else:
+                name = map_name(label, rank, target, handle, len(image_targets(im)))
                 saliency = result.numpy().astype(np.float32)
                 map_path = run.out / "maps" / im.source.key / f"{name}.npy"
-                write_npy(map_path, saliency)
+                run.writer.submit(write_npy, map_path, saliency)
+                if run.thumbnails is not None:
+                    run.writer.submit(
+                        run.thumbnails.map_from, run.rel(map_path), saliency, to_image(im.pixels)
+                    )
                 item["files"]["map"] = run.rel(map_path)
                 item["files"]["input"] = run.rel(run.input_path(im))
                 if run.config.figures:
                     fig_path = run.out / "figures" / im.source.key / f"{name}.png"
-                    attribution_figure(
-                        fig_path, to_image(im.pixels), saliency, attribution_title(label, item),
-                        FigureOptions.from_config(getattr(run.config, "figure", None)),
+                    run.writer.submit(
+                        attribution_figure, fig_path, to_image(im.pixels), saliency,
+                        attribution_title(label, item), options,
                     )
                     item["files"]["figure"] = run.rel(fig_path)
             item.update(scored)
@@ -175,24 +200,35 @@ def map_name(label: str, rank: int, target: int, handle: ModelHandle, count: int
 
 
 def _attribute_chunk(
-    technique: Attributor, chunk: list[ImageItem], handle: ModelHandle, device: torch.device
+    technique: Attributor,
+    chunk: list[ImageItem],
+    handle: ModelHandle,
+    device: torch.device,
+    choose_targets: TargetChooser | None = None,
 ) -> list[tuple[torch.Tensor | None, float, dict[str, str] | None, dict[str, Any]]]:
     """``(map, seconds, error, metadata)`` for every (image, target) of a chunk, input-major,
     from one call; if the call fails, image by image to isolate failures.
 
     Images with the same number of targets go in as one ``[n, k]`` target list, so techniques
     that share work between the targets of an input do; otherwise each target is its own row.
+    With ``choose_targets`` (images without a prediction yet), the targets are chosen from the
+    call's own logits, one per image.
     """
-    targets = [image_targets(im) for im in chunk]
-    counts = {len(t) for t in targets}
     x = torch.stack([im.inputs for im in chunk]).to(device)
-    if counts == {1}:
-        spec: Any = [t[0] for t in targets]
-    elif len(counts) == 1:
-        spec = targets
+    spec: Any
+    if choose_targets is not None:
+        def spec(logits: torch.Tensor) -> list[int]:
+            return choose_targets(chunk, logits)
     else:
-        index = torch.tensor([i for i, t in enumerate(targets) for _ in t], device=x.device)
-        x, spec = x[index], [c for t in targets for c in t]
+        targets = [image_targets(im) for im in chunk]
+        counts = {len(t) for t in targets}
+        if counts == {1}:
+            spec = [t[0] for t in targets]
+        elif len(counts) == 1:
+            spec = targets
+        else:
+            index = torch.tensor([i for i, t in enumerate(targets) for _ in t], device=x.device)
+            x, spec = x[index], [c for t in targets for c in t]
     start = time.perf_counter()
     try:
         attribution = technique.attribute(handle, x, spec)
@@ -206,5 +242,9 @@ def _attribute_chunk(
         if len(chunk) == 1:
             error = failure_details(exc)
             elapsed = time.perf_counter() - start
-            return [(None, elapsed, error, {}) for _ in targets[0]]
-    return [row for one in chunk for row in _attribute_chunk(technique, [one], handle, device)]
+            return [(None, elapsed, error, {}) for _ in (image_targets(chunk[0]) or [None])]
+    return [
+        row
+        for one in chunk
+        for row in _attribute_chunk(technique, [one], handle, device, choose_targets)
+    ]

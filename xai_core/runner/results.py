@@ -11,7 +11,10 @@ digests of the run-level files (``run_files``) last of all. Its timings:
   is short);
 - ``compute_seconds``: the run's compute, the sum of every item's ``seconds``, resumed items
   included (the same for a run done at once or in several invocations);
-- ``seconds``: this invocation's time explaining items (after the model loaded).
+- ``seconds``: this invocation's time explaining items (after the model loaded);
+- ``time_breakdown``: this invocation's wall time by phase (model load, waiting for inputs,
+  model passes, metrics, writing, figures, report, other; see :mod:`xai_core.runner.timing`),
+  in the final file only.
 
 It is one line of JSON (``python -m json.tool results.json`` indents it): encoding it indented
 takes Python's slow encoder, which alone would cost more than resuming a finished run.

@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle, Preprocessing
 from xai_core.contracts.synthesizer import Synthesizer
+from xai_core.contracts.targets import check_target
 from xai_core.contracts.technique import Technique
 from xai_core.errors import ConfigError, XaiError
 from xai_core.io import digest_file, recording_digests, write_json, write_npy, write_png, write_text
@@ -54,7 +55,7 @@ from xai_core.nn.layers import check_layer
 from xai_core.plugins.factory import build_entries, build_metrics
 from xai_core.plugins.manager import get_registries
 from xai_core.report.figures import FigureOptions
-from xai_core.report.html import build_report
+from xai_core.report.html import THUMB, Thumbnails, build_report
 from xai_core.runner.attribution import run_attributor
 from xai_core.runner.compare import write_comparison
 from xai_core.runner.config import ExperimentConfig, model_run_config, to_yaml
@@ -69,6 +70,7 @@ from xai_core.runner.inputs import (
 )
 from xai_core.runner.ledger import Ledger, fingerprint, remove_stale_temporaries
 from xai_core.runner.lock import OutputLock
+from xai_core.runner.masks import MaskSet
 from xai_core.runner.progress import Progress
 from xai_core.runner.results import (
     RUN_KEY,
@@ -78,9 +80,19 @@ from xai_core.runner.results import (
     write_grid,
     write_results,
 )
-from xai_core.runner.state import ImageItem, RunState, safe_label
+from xai_core.runner.state import ImageItem, RunState, safe_label, to_image
 from xai_core.runner.synthesis import run_synthesizer, synthesize_per_run
-from xai_core.runner.targets import assign_targets, predict
+from xai_core.runner.targets import (
+    assign_targets,
+    choose_targets,
+    one_class_per_image,
+    predict,
+)
+from xai_core.runner.writer import Writer
+
+#: Writes that may wait for the writer thread before the run waits for it: a few batches'
+#: maps, inputs and records (bounds the memory they hold).
+WRITES_PENDING = 128
 
 __all__ = ["run_experiment", "RunResult"]
 
@@ -101,20 +113,6 @@ class RunResult:
         return [item for item in self.items if item.get("error")]
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def _loader(sources: list[InputImage], handle: ModelHandle, config: ExperimentConfig):
     workers = max(0, config.workers)
     return DataLoader(
@@ -132,8 +130,6 @@ def _loader(sources: list[InputImage], handle: ModelHandle, config: ExperimentCo
 def _quiet_worker(_worker_id: int) -> None:
     # Workers only decode and resize images; one thread each leaves the cores to the model.
     torch.set_num_threads(1)
-
-
 
 
 def run_experiment(
@@ -202,12 +198,16 @@ def _run(
                         "written again when it finishes",
             })
         write_text(top.out / "config.yaml", to_yaml(config))
+        top.thumbnails = Thumbnails(top.out, FigureOptions.from_config(config.figure))
     dist.barrier()
     runs = []
     for number, model in enumerate(config.model_list, 1):
         sub = model_run_config(config, model)
-        state = RunState(sub, top.say, root=top.out, model_label=model.label or model.name)
-        state.metrics, state.rank = top.metrics, top.rank
+        state = RunState(
+            sub, top.say, root=top.out, model_label=model.label or model.name,
+            phases=top.phases,
+        )
+        state.metrics, state.rank, state.thumbnails = top.metrics, top.rank, top.thumbnails
         state.shows_progress = top.shows_progress
         methods = [
             (safe_label(label), technique)
@@ -235,23 +235,27 @@ def _run(
                     run.ledger.forget(source.key, label)
         run.info["items"] = merge_items(run.ledger, sources, run.methods)
         items.extend(run.info["items"])
-    results = write_results(
-        top, items, runs[0].info["handle"], runs[0].info["device"],
-        min(run.info["started"] for run in runs), skipped, invoked,
-    )
+    with top.phases("report"):
+        results = write_results(
+            top, items, runs[0].info["handle"], runs[0].info["device"],
+            min(run.info["started"] for run in runs), skipped, invoked,
+        )
     results["models"] = [run.info["model"] for run in runs]
     labels = [label for label, t in runs[0].methods if isinstance(t, Attributor)]
     if config.figures:
-        if config.compares_models:
-            untrained = {run.state.model_label for run in runs
-                         if run.info["model"].get("weights") == "random"}
-            results["comparisons"] = write_comparison(
-                top.out, items, [run.state.model_label for run in runs], labels, untrained,
-                FigureOptions.from_config(config.figure),
-            )
-        else:
-            write_grid(top.out, items, labels, FigureOptions.from_config(config.figure))
-    build_report(top.out)
+        with top.phases("figures"):
+            if config.compares_models:
+                untrained = {run.state.model_label for run in runs
+                             if run.info["model"].get("weights") == "random"}
+                results["comparisons"] = write_comparison(
+                    top.out, items, [run.state.model_label for run in runs], labels, untrained,
+                    FigureOptions.from_config(config.figure),
+                )
+            else:
+                write_grid(top.out, items, labels, FigureOptions.from_config(config.figure))
+    with top.phases("report"):
+        build_report(top.out)
+    results["time_breakdown"] = top.phases.breakdown()
     finish_results(top.out, results, written)
     return RunResult(top.out, results)
 
@@ -275,16 +279,17 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
         return known[memo]
 
     # Checked once here (hashes only, nothing decoded); batches only do what is missing.
-    todo, skipped = _still_to_do(ledger, mine, per_image, settings)
+    todo, skipped = _still_to_do(ledger, mine, per_image, settings, _scoring_masks(state))
     state.say(f"loading model {config.model.name}")
     seed_everything(config.seed)
-    handle = load_model(
-        config.model.name,
-        pretrained=config.model.pretrained,
-        checkpoint=config.model.checkpoint,
-        device=device,
-        **config.model.options,
-    )
+    with state.phases("model_load"):
+        handle = load_model(
+            config.model.name,
+            pretrained=config.model.pretrained,
+            checkpoint=config.model.checkpoint,
+            device=device,
+            **config.model.options,
+        )
     if config.model.input_size is not None:
         handle.preprocessing = _resized(handle.preprocessing, config.model.input_size)
     _check_layers(run.methods, handle, config.model.name)
@@ -296,24 +301,32 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
     totals = {label: sum(1 for _, _, missing in todo if label in missing)
               for label, _ in per_image}
     progress = Progress(list(totals), totals, enabled=dist.is_main and state.shows_progress)
-    loader = _loader([source for _, source, _ in todo], handle, config)
-    for batch in loader:
-        images = []
-        hashes: dict[str, str | None] = {}
-        for local, pixels, error, sha256 in batch:
-            index, source, missing = todo[local]
-            im = ImageItem(source, index=index, error=error, missing=missing)
-            hashes[source.key] = sha256
-            if pixels is not None:
-                im.pixels = pixels
-                im.inputs = handle.normalize(pixels)
-            images.append(im)
-        _explain_batch(
-            state, config, per_image, images, handle, device, ledger, settings, len(sources),
-            hashes, progress,
-        )
-        # Each batch's digests went into its records; keep memory flat on large datasets.
-        written.clear()
+    batches = iter(_loader([source for _, source, _ in todo], handle, config))
+    # Files and records are written in the writer's thread while the next batch computes.
+    with Writer(pending=WRITES_PENDING, threads=1, phases=state.phases) as writer:
+        state.writer = writer
+        while True:
+            with state.phases("inputs"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            images = []
+            hashes: dict[str, str | None] = {}
+            for local, pixels, error, sha256 in batch:
+                index, source, missing = todo[local]
+                im = ImageItem(source, index=index, error=error, missing=missing)
+                hashes[source.key] = sha256
+                if pixels is not None:
+                    im.pixels = pixels
+                    im.inputs = handle.normalize(pixels)
+                images.append(im)
+            _explain_batch(
+                state, config, per_image, images, handle, device, ledger, settings,
+                hashes, progress,
+            )
+            # Each batch's digests went into its records; keep memory flat on large datasets.
+            writer.submit(written.clear)
+    state.writer = Writer(threads=0, phases=state.phases)
     progress.close()
     for label, technique in once:
         if dist.is_main:
@@ -378,17 +391,30 @@ def _settings(
         dataclasses.asdict(config.model), weights, technique.name,
         dataclasses.asdict(technique.params), _provider(technique),
         label, target, config.seed, config.figures, config.figure,
-        [dataclasses.asdict(m) for m in config.metrics],
+        [dataclasses.asdict(m) for m in config.metrics], dataclasses.asdict(config.masks),
     )
 
 
-def _identity(source: InputImage, sha256: str) -> dict[str, str]:
-    """What a record says about its input: where the bytes came from and what they were."""
-    return {"source": source.resolved, "sha256": sha256}
+def _identity(source: InputImage, sha256: str, masks: MaskSet | None = None) -> dict[str, str]:
+    """What a record says about its input: where the bytes came from and what they were, and
+    its ground-truth mask's content when the run scores against masks (a changed mask redoes
+    the image's items)."""
+    identity = {"source": source.resolved, "sha256": sha256}
+    if masks is not None:
+        identity["mask_sha256"] = masks.digest(source) or ""
+    return identity
+
+
+def _scoring_masks(state: RunState) -> MaskSet | None:
+    """The run's masks when a metric of the run reads them, else ``None``."""
+    if state.masks is None or not any("mask" in m.requires for _, m in state.metrics):
+        return None
+    return state.masks
 
 
 def _still_to_do(
-    ledger: Ledger, mine: list[tuple[int, InputImage]], per_image, settings
+    ledger: Ledger, mine: list[tuple[int, InputImage]], per_image, settings,
+    masks: MaskSet | None = None,
 ) -> tuple[list[tuple[int, InputImage, set[str]]], int]:
     """``(index, source, labels to compute)`` for each input with work left, and how many
     items are done. An input is hashed only when one of its records is otherwise usable, so a
@@ -413,7 +439,7 @@ def _still_to_do(
     todo: list[tuple[int, InputImage, set[str]]] = []
     skipped = 0
     for (index, source), sha256 in zip(mine, hashes):
-        identity = _identity(source, sha256) if sha256 is not None else None
+        identity = _identity(source, sha256, masks) if sha256 is not None else None
         missing = {
             label for label, t in per_image
             if identity is None
@@ -426,16 +452,42 @@ def _still_to_do(
 
 
 def _explain_batch(
-    run: RunState, config, per_image, images, handle, device, ledger, settings, count: int,
+    run: RunState, config, per_image, images, handle, device, ledger, settings,
     hashes: dict[str, str | None], progress: Progress,
 ) -> None:
-    """Predict, pick targets, write inputs, then apply every method still to do on these images."""
-    predict(images, handle, device)
-    assign_targets(images, config.target, handle, count)
-    for im in images:
-        if im.error is None:
-            write_npy(run.input_path(im), im.inputs.numpy().astype(np.float32))
-            write_png(run.input_path(im).with_suffix(".png"), im.pixels)
+    """Write the inputs, then apply every method still to do on these images.
+
+    The images' predictions and targets come from the first method's own forward pass when it
+    is an attributor to run on all of them and the target is one class per image
+    (:func:`~xai_core.runner.targets.one_class_per_image`): one pass per batch serves the
+    prediction and the attribution. Otherwise (a synthesizer first, ``top-k``, a list, ``label``,
+    a resumed batch where methods differ per image) a prediction pass runs first.
+    """
+    ok = [im for im in images if im.error is None]
+    for im in ok:
+        run.writer.submit(write_npy, run.input_path(im), im.inputs.numpy().astype(np.float32))
+        photo = run.input_path(im).with_suffix(".png")
+        run.writer.submit(write_png, photo, im.pixels)
+        if run.thumbnails is not None:
+            run.writer.submit(run.thumbnails.photo_from, run.rel(photo), to_image(im.pixels), THUMB)
+    first = per_image[0] if per_image else None
+    shares = (
+        first is not None
+        and isinstance(first[1], Attributor)
+        and all(first[0] in im.missing for im in ok)
+        and one_class_per_image(config.target)
+    )
+    chooser = None
+    if shares:
+        # Model-level checks once per batch, so a bad target fails the run, not every item.
+        check_target(config.target, handle.class_names, handle.num_classes)
+
+        def chooser(chunk: list[ImageItem], logits: torch.Tensor) -> list[int]:
+            return choose_targets(chunk, logits, config.target, handle)
+    else:
+        with run.phases("model"):
+            predict(images, handle, device)
+        assign_targets(images, config.target, handle)
     for label, technique in per_image:
         pending = [im for im in images if label in im.missing]
         if not pending:
@@ -444,17 +496,26 @@ def _explain_batch(
         seed_everything(config.seed)
         before = len(run.items)
         if isinstance(technique, Attributor):
-            run_attributor(run, label, technique, pending, handle, device)
+            run_attributor(run, label, technique, pending, handle, device, chooser)
         elif isinstance(technique, Synthesizer):
-            run_synthesizer(run, label, technique, pending, handle, device)
+            with run.phases("model"):
+                run_synthesizer(run, label, technique, pending, handle, device)
+        if chooser is not None:
+            chooser = None
+            # Images whose call failed got no prediction from it: the next methods need one.
+            unpredicted = [im for im in ok if not im.prediction and im.error is None]
+            with run.phases("model"):
+                predict(unpredicted, handle, device)
+            assign_targets(unpredicted, config.target, handle)
         by_key: dict[str, list[dict[str, Any]]] = {}
         for item in run.items[before:]:
             by_key.setdefault(item["key"], []).append(item)
         progress.advance(label, len(pending))
         for im in pending:
             sha256 = hashes.get(im.source.key)
-            ledger.write(
+            run.writer.submit(
+                ledger.write,
                 im.source.key, label, by_key.get(im.source.key, []),
                 settings(label, technique, im.index),
-                _identity(im.source, sha256) if sha256 is not None else None,
+                _identity(im.source, sha256, _scoring_masks(run)) if sha256 is not None else None,
             )

@@ -20,9 +20,12 @@ import torch
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.technique import Technique
+from xai_core.report.html import Thumbnails
 from xai_core.runner.config import ExperimentConfig, safe_label
 from xai_core.runner.inputs import InputImage
 from xai_core.runner.masks import MaskSet
+from xai_core.runner.timing import Phases
+from xai_core.runner.writer import Writer
 
 __all__ = ["RunState", "ImageItem", "to_image", "safe_label", "failure", "failure_details"]
 
@@ -87,11 +90,13 @@ class RunState:
         *,
         root: Path | None = None,
         model_label: str | None = None,
+        phases: Phases | None = None,
     ):
         """:param root: the run's output folder when this state is one model's part of a run
             that compares models (``config.output_dir`` is then the model's folder); file paths
             in items are relative to it.
-        :param model_label: the model's name in items (default: the config's model name)."""
+        :param model_label: the model's name in items (default: the config's model name).
+        :param phases: the run's time accounting, when this state is one model's part of it."""
         self.config = config
         self.out = Path(config.output_dir)
         self.root = root if root is not None else self.out
@@ -104,6 +109,13 @@ class RunState:
         self.rank = 0
         #: Per-method progress on stderr (command-line runs; see xai_core.runner.progress).
         self.shows_progress = False
+        #: Where the run's wall time goes (shared by the models of a run).
+        self.phases = phases or Phases()
+        #: Writes files and records off the main thread (see xai_core.runner.writer); the
+        #: default writes at once, in the caller's thread.
+        self.writer = Writer(threads=0, phases=self.phases)
+        #: The report's thumbnails, made as maps are written (rank 0 only; else ``None``).
+        self.thumbnails: Thumbnails | None = None
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the run's output folder, as items name their files."""

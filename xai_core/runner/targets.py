@@ -26,7 +26,16 @@ from xai_core.contracts.targets import check_target, class_index, is_predicted, 
 from xai_core.errors import TargetError
 from xai_core.runner.state import ImageItem
 
-__all__ = ["predict", "assign_targets", "image_targets", "target_specs", "TOP_PREDICTIONS"]
+__all__ = [
+    "predict",
+    "set_predictions",
+    "choose_targets",
+    "one_class_per_image",
+    "assign_targets",
+    "image_targets",
+    "target_specs",
+    "TOP_PREDICTIONS",
+]
 
 #: How many of the most probable classes each image's prediction lists (``top5``).
 TOP_PREDICTIONS = 5
@@ -41,9 +50,16 @@ def predict(images: list[ImageItem], handle: ModelHandle, device: torch.device) 
         return
     x = torch.stack([im.inputs for im in ok]).to(device)
     with torch.no_grad():
-        probs = handle.module(x).float().softmax(dim=1).cpu()
+        logits = handle.module(x)
+    set_predictions(ok, logits, handle)
+
+
+def set_predictions(images: list[ImageItem], logits: torch.Tensor, handle: ModelHandle) -> None:
+    """Each image's prediction (see :func:`predict`) from the model's ``logits`` on them, one
+    row per image: from a technique's own pass, when it served the prediction."""
+    probs = logits.detach().float().softmax(dim=1).cpu()
     values, indices = probs.topk(min(TOP_PREDICTIONS, probs.shape[1]), dim=1)
-    for im, p, top_p, top_i in zip(ok, probs, values.tolist(), indices.tolist()):
+    for im, p, top_p, top_i in zip(images, probs, values.tolist(), indices.tolist()):
         top = top_i[0]
         im.prediction = {
             "predicted": top,
@@ -130,3 +146,27 @@ def assign_targets(
         # ImageItem has no `targets` field yet: set as an attribute (read by image_targets).
         im.targets = classes  # type: ignore[attr-defined]
         im.target = im.targets[0]  # type: ignore[attr-defined]
+
+
+def one_class_per_image(target: Any) -> bool:
+    """Whether ``target`` gives each image one class chosen from the model's output or fixed
+    (``predicted``, a class): the targets a technique's own pass can pick
+    (:func:`choose_targets`). ``top-k``, lists and ``label`` are resolved before the methods."""
+    specs = target_specs(target)
+    if len(specs) != 1:
+        return False
+    spec = specs[0]
+    if is_predicted(spec):
+        return True
+    return top_k(spec) is None and not (isinstance(spec, str) and spec.strip().lower() == "label")
+
+
+def choose_targets(
+    images: list[ImageItem], logits: torch.Tensor, target: Any, handle: ModelHandle
+) -> list[int]:
+    """Predictions and targets of ``images`` from ``logits`` (one row each), as
+    :func:`predict` then :func:`assign_targets` would set them; returns the targets. For
+    :func:`one_class_per_image` targets."""
+    set_predictions(images, logits, handle)
+    assign_targets(images, target, handle)
+    return [int(im.target) for im in images]
