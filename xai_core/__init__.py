@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         SynthesisRecord,
         Synthesizer,
     )
-    from xai_core.contracts.technique import AttributionContext, Technique
+    from xai_core.contracts.technique import AttributionContext, ForwardPass, Technique
     from xai_core.errors import XaiError
     from xai_core.families.cam import GradientCam, LayerCam
     from xai_core.families.gradient import GradientAttributor
@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "SynthesisRecord": "xai_core.contracts.synthesizer",
     "Synthesizer": "xai_core.contracts.synthesizer",
     "AttributionContext": "xai_core.contracts.technique",
+    "ForwardPass": "xai_core.contracts.technique",
     "Technique": "xai_core.contracts.technique",
     "XaiError": "xai_core.errors",
     "GradientCam": "xai_core.families.cam",
@@ -113,6 +114,7 @@ __all__ = [
     "Attribution",
     "AttributionContext",
     "Attributor",
+    "ForwardPass",
     "GradientAttributor",
     "GradientCam",
     "LayerCam",

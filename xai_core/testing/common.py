@@ -18,7 +18,8 @@ from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.plugins.factory import get_attributor, get_metric, get_synthesizer
 
 ATTRIBUTOR_CHECKS = (
-    "shapes", "finite", "hooks", "state", "batch", "determinism", "targets", "modes"
+    "shapes", "finite", "hooks", "state", "batch", "determinism", "targets", "modes",
+    "forward_pass",
 )
 SYNTHESIZER_CHECKS = ("shapes", "finite", "hooks", "state", "determinism")
 METRIC_CHECKS = ("shapes", "finite", "determinism", "requires", "hooks", "state")

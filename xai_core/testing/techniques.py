@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -118,11 +119,54 @@ def check_attributor(
                     mode, lambda: call(inputs.clone(), targets).maps, maps, atol, rtol
                 )
             ]
+        if name == "forward_pass":
+            return _forward_pass_problems(
+                method, handle, inputs, targets, call, atol, rtol, seed
+            )
         raise AssertionError(name)
 
     problems = run_checks(checks, ATTRIBUTOR_CHECKS, check)
     if problems:
         raise ContractError(f"{method.name or type(method).__name__}: " + "; ".join(problems))
+
+
+def _forward_pass_problems(
+    method: Attributor,
+    handle: ModelHandle,
+    inputs: Tensor,
+    targets: list[int],
+    call: Callable[[Tensor, Any], Any],
+    atol: float,
+    rtol: float,
+    seed: int,
+) -> list[str]:
+    """The ``forward_pass`` check: a technique that serves its forward pass gives the model's
+    logits and the same maps as without it (its ``compute`` running a pass of its own)."""
+    if type(method).forward_pass is Attributor.forward_pass:
+        return []
+    out = []
+    predicted = call(inputs, "predicted")
+    with torch.no_grad():
+        logits = handle.module(inputs).float().cpu()
+    if predicted.logits is None or predicted.logits.shape != logits.shape:
+        return ["forward_pass: the call's logits are missing or of the wrong shape"]
+    if not torch.allclose(predicted.logits, logits, atol=atol, rtol=rtol):
+        gap = (predicted.logits - logits).abs().max().item()
+        out.append(f"forward_pass: its logits differ from the model's (max gap {gap:.3g})")
+    if predicted.targets.tolist() != predicted.logits.argmax(1).tolist():
+        out.append("forward_pass: 'predicted' targets are not the argmax of its logits")
+    own_pass = copy.copy(method)
+    own_pass.forward_pass = lambda model, x, context: None  # type: ignore[method-assign]
+    served = call(inputs, targets).maps
+    torch.manual_seed(seed)
+    alone = own_pass.attribute(handle, inputs, targets).maps
+    if not torch.allclose(served, alone, atol=atol, rtol=rtol):
+        gap = (served - alone).abs().max().item()
+        out.append(
+            f"forward_pass: maps from the shared pass differ from compute's own (max gap "
+            f"{gap:.3g})"
+        )
+    return out
 
 
 #: The autograd modes evaluation code explains from; a technique must work in each, with the
