@@ -64,6 +64,7 @@ VOLATILE_KEYS: dict[str, str] = {
     "seconds": "wall-clock timing of an item or of the run",
     "wall_seconds": "wall-clock timing",
     "compute_seconds": "compute timing",
+    "time_breakdown": "wall-clock timing of one invocation, by phase",
     "started": "time stamp",
     "finished": "time stamp",
     "timestamp": "time stamp",

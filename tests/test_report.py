@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from xai_core.cli import main
@@ -241,3 +242,32 @@ def test_reports_in_headless_chromium_at_desktop_and_phone_widths(
         Path(artifacts).mkdir(parents=True, exist_ok=True)
         for shot in shots:
             shutil.copy(shot, Path(artifacts) / shot.name)
+
+
+def test_thumbnails_made_during_a_run_equal_those_the_report_makes(tmp_path):
+    # A run makes thumbnails from the arrays in hand; a report rebuilt later (or after a resume)
+    # makes them from the files: both must give the same bytes.
+    from xai_core.io import write_npy, write_png
+    from xai_core.report.figures import FigureOptions
+    from xai_core.report.html import THUMB, Thumbnails
+
+    rng = np.random.default_rng(0)
+    pixels = rng.random((64, 64, 3)).astype(np.float32)
+    saliency = rng.standard_normal((64, 64)).astype(np.float32)
+    write_png(tmp_path / "inputs/a.png", pixels.transpose(2, 0, 1))
+    write_npy(tmp_path / "maps/a/s.npy", saliency)
+
+    def made(during_run: bool) -> dict[str, bytes]:
+        shutil.rmtree(tmp_path / "report", ignore_errors=True)
+        thumbs = Thumbnails(tmp_path, FigureOptions())
+        if during_run:
+            thumbs.photo_from("inputs/a.png", pixels, THUMB)
+            thumbs.map_from("maps/a/s.npy", saliency, pixels)
+        else:
+            thumbs.picture("inputs/a.png", THUMB)
+            thumbs.map("maps/a/s.npy", "inputs/a.png")
+        files = (tmp_path / "report").rglob("*.*")
+        return {str(p.relative_to(tmp_path)): p.read_bytes() for p in files if p.is_file()}
+
+    during, after = made(True), made(False)
+    assert len(during) == 5 and during == after

@@ -196,11 +196,12 @@ class Thumbnails:
     def map_from(self, map_rel: str, saliency: np.ndarray, photo: np.ndarray | None) -> None:
         """The thumbnails and colour bar of the map just written at ``map_rel``, from its array
         and its photo (``[H, W, 3]`` in ``[0, 1]``, or ``None``)."""
-        self._make_map(saliency, photo, *self._map_files(map_rel))
+        stored = _as_stored(photo) if photo is not None else None
+        self._make_map(saliency, stored, *self._map_files(map_rel))
 
     def photo_from(self, rel: str, photo: np.ndarray, width: int) -> None:
         """The thumbnail of the image just written at ``rel``, from its pixels."""
-        self._save(self.root / Path(rel).with_suffix(".jpg"), photo, width)
+        self._save(self.root / Path(rel).with_suffix(".jpg"), _as_stored(photo), width)
 
     def _make_map(
         self, saliency: np.ndarray, photo: np.ndarray | None, out_map: Path, out_overlay: Path,
@@ -220,6 +221,12 @@ class Thumbnails:
         bar = _colour_bar(rendered)
         write_json(out_bar, {"html": bar})
         return bar
+
+
+def _as_stored(pixels: np.ndarray) -> np.ndarray:
+    """Pixels as the run's 8-bit PNG of them reads back (:func:`xai_core.io.write_png`), so a
+    thumbnail made from the array in hand equals one the report makes from the file."""
+    return (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8).astype(np.float32) / 255
 
 
 def _colour_bar(rendered: RenderedMap) -> str:
