@@ -80,3 +80,46 @@ def test_phases_count_each_second_once():
     with pytest.raises(ValueError, match="unknown phase 'modle'"):
         with phases("modle"):
             pass
+
+
+def test_a_run_whose_map_write_fails_stops_loudly_and_resumes(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    import xai_core.runner.attribution as attribution
+    from xai_core.errors import WriteError as UserWriteError
+    from xai_core.runner.config import load_config
+    from xai_core.runner.run import run_experiment
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        pixels = np.random.default_rng(i).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"p{i}.png")
+    config = load_config(
+        {"inputs": [str(folder)], "model": {"name": "timm/resnet10t", "pretrained": False},
+         "methods": ["saliency"], "output_dir": str(tmp_path / "out"), "figures": False,
+         "workers": 0, "batch_size": 2}
+    )
+    real = attribution.write_npy
+    calls = []
+
+    def failing(path, array):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(path, array)
+
+    monkeypatch.setattr(attribution, "write_npy", failing)
+    with pytest.raises(UserWriteError, match="No space left on device.*run the same command"):
+        run_experiment(config)
+    records = tmp_path / "out" / "records"
+    recorded = {p.parent.name for p in records.rglob("saliency.json")}
+    failed = calls[2].parent.name
+    assert failed not in recorded, "no record for an item whose map was not written"
+    monkeypatch.setattr(attribution, "write_npy", real)
+    result = run_experiment(config)
+    assert not result.failures and len(result.items) == 4
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["complete"]

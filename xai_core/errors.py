@@ -19,6 +19,7 @@ __all__ = [
     "ModelLoadError",
     "PluginError",
     "MaskError",
+    "WriteError",
     "close_matches",
 ]
 
@@ -70,6 +71,10 @@ class ModelLoadError(XaiError):
 
 class PluginError(XaiError):
     """A plugin that breaks the contract (duplicate name, bad registration)."""
+
+
+class WriteError(XaiError):
+    """Writing a run's outputs failed (a full disk, a folder without write permission)."""
 
 
 class MaskError(XaiError):

@@ -25,13 +25,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from xai_core.errors import WriteError
 from xai_core.runner.timing import Phases
 
 __all__ = ["Writer", "WriteError"]
-
-
-class WriteError(RuntimeError):
-    """A background write failed: raised in the run's thread, from the write's own error."""
 
 
 class Writer:
@@ -82,7 +79,12 @@ class Writer:
 
     def _raise(self) -> None:
         if self._failed is not None:
-            raise WriteError(f"writing the run's outputs failed: {self._failed}") from self._failed
+            raise WriteError(
+                f"writing the run's outputs failed: {type(self._failed).__name__}: "
+                f"{self._failed}; fix that (free disk space, write permission of the output "
+                "folder) and run the same command again: items already recorded are kept, the "
+                "rest are redone"
+            ) from self._failed
 
     def __enter__(self) -> Writer:
         return self
