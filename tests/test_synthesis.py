@@ -406,6 +406,84 @@ def test_objective_algebra_and_parsing():
         channel("a", 7)(acts, logits, targets)
 
 
+def test_class_objectives_reward_the_class_against_the_rest():
+    from xai_core_plugins.synthesis.feature_visualization import parse_objective
+
+    logits = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 9.0]])
+    targets = torch.tensor([2, 0])
+    expected = logits.log_softmax(1)[[0, 1], [2, 0]]
+    torch.testing.assert_close(parse_objective("logprob")({}, logits, targets), expected)
+    torch.testing.assert_close(
+        parse_objective("centered:1")({}, logits, targets), torch.tensor([0.0, -1.0])
+    )
+    # Raising every logit together raises the logit objective, not the other two.
+    for text, changes in (("class", True), ("logprob", False), ("centered", False)):
+        objective = parse_objective(text)
+        lifted = objective({}, logits + 5, targets) - objective({}, logits, targets)
+        assert bool((lifted.abs() > 1e-4).all()) is changes, text
+
+
+def test_logprob_objective_makes_the_class_more_probable_than_the_logit():
+    # Red raises every class; green is class 0's own evidence and blue class 1's. The logit of
+    # class 0 ignores blue, its log-probability pushes blue down as well.
+    linear = nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[4.0, 3.0, 0.0], [4.0, 0.0, 3.0], [4.0, 0.0, 0.0]]))
+    module = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear)
+    pre = Preprocessing(input_size=(8, 8), resize_size=8, mean=(0.0,) * 3, std=(1.0,) * 3)
+    handle = ModelHandle("colours", module.eval(), pre, ["green", "blue", "red"])
+
+    def probability(objective: str) -> float:
+        fv = xai_core.get_synthesizer("feature_visualization", steps=60, objective=objective,
+                                      learning_rate=0.5, transforms=False, decorrelate=False)
+        images = fv.synthesize(handle, [0]).images
+        with torch.no_grad():
+            return module(images).softmax(1)[0, 0].item()
+
+    by_logit = probability("class")  # about 0.73; the other two about 0.87
+    assert probability("logprob") > by_logit + 0.08
+    assert probability("centered") > by_logit + 0.08
+
+
+def test_robustness_views_are_drawn_per_image():
+    from xai_core_plugins.synthesis.feature_visualization import robustness_transform
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 24, 24)
+
+    def views(seed: int = 0, **kwargs) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        return robustness_transform(images, gen, **kwargs)
+
+    same = views(size=(24, 24), scales=(1.0, 1.0), jitter=0, degrees=0)
+    torch.testing.assert_close(same, images, atol=1e-5, rtol=0)  # no transform: the image
+    out = views(size=(16, 16), copies=3, scales=(0.5, 0.5), jitter=0, degrees=0)
+    assert out.shape == (6, 3, 16, 16)
+    assert torch.equal(out[:, :, 0, 0], torch.full((6, 3), 0.5))  # shrunk: a grey border
+    random_views = views(size=(24, 24), copies=2, scales=(0.7, 1.3), jitter=3, degrees=20)
+    assert not torch.allclose(random_views[0], random_views[2])  # two views of image 0
+    assert torch.equal(random_views, views(size=(24, 24), copies=2, scales=(0.7, 1.3),
+                                           jitter=3, degrees=20))
+    assert not torch.equal(random_views, views(1, size=(24, 24), copies=2, scales=(0.7, 1.3),
+                                               jitter=3, degrees=20))
+
+
+def test_feature_visualization_views_reach_the_model(tiny_resnet):
+    shapes = []
+    hook = tiny_resnet.module.register_forward_hook(
+        lambda _m, inputs, _o: shapes.append(tuple(inputs[0].shape)))
+    try:
+        fv = xai_core.get_synthesizer("feature_visualization", steps=2, image_size=40, views=3,
+                                      view_size=24)
+        result = fv.synthesize(tiny_resnet, [1, 2])
+    finally:
+        hook.remove()
+    assert result.images.shape == (2, 3, 40, 40)
+    assert shapes[:2] == [(6, 3, 24, 24)] * 2  # two steps, three views of each of two images
+    with pytest.raises(ConfigError, match="min_scale 1.2 is above max_scale 0.9"):
+        xai_core.get_synthesizer("feature_visualization", min_scale=1.2, max_scale=0.9)
+
+
 def test_feature_visualization_unknown_layer_is_a_clear_error(tiny_resnet):
     fv = xai_core.get_synthesizer("feature_visualization", steps=1, objective="channel:layr3:0")
     with pytest.raises(xai_core.XaiError, match="layr3"):

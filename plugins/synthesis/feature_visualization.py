@@ -8,13 +8,16 @@ the images look like things rather than adversarial noise:
 - **decorrelated colour**: the parameters are in a decorrelated colour space that a fixed 3x3
   matrix (the square root of ImageNet's colour covariance) maps to RGB, then a sigmoid to
   ``(0, 1)``;
-- **transformation robustness**: every step sees the image padded, jittered, rescaled, rotated
-  and jittered again, so the objective must hold under small transformations.
+- **transformation robustness**: every step sees the image rescaled, rotated and shifted on a
+  grey background (Lucid's pad, jitter, scale, rotate, jitter as one affine map), drawn anew for
+  each image and each of several views, so the objective must hold under all of them.
 
 Objectives (:class:`Objective`) go beyond the class logit: a channel of a layer, a single neuron,
 and weighted sums of them, written as text in configs (:func:`parse_objective`):
 ``"class"``, ``"channel:blocks.5:12"``, ``"neuron:blocks.5:12"`` or
-``"2*class + channel:blocks.5:3"``.
+``"2*class + channel:blocks.5:3"``. Besides the logit (``class``), a class can be scored by its
+log-probability (``logprob``) or its logit minus the mean logit (``centered``), which reward
+it against the other classes.
 
 The synthesizer class is registered by :mod:`xai_core_plugins.synthesis`.
 """
@@ -34,7 +37,7 @@ from torch import Tensor, nn
 from xai_core import Synthesizer
 from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.errors import ConfigError, XaiError
-from xai_core.nn.gradients import class_scores
+from xai_core.nn.gradients import channels_last_layout, class_scores
 from xai_core.nn.hooks import get_module
 
 from .class_visualization import image_size
@@ -44,6 +47,8 @@ __all__ = [
     "FeatureVisualization",
     "FourierImage",
     "Objective",
+    "class_centered_logit",
+    "class_log_probability",
     "class_logit",
     "channel",
     "neuron",
@@ -109,6 +114,34 @@ def class_logit(index: int | None = None) -> Objective:
     return Objective(frozenset(), score, "class" if index is None else f"class:{index}")
 
 
+def class_log_probability(index: int | None = None) -> Objective:
+    """The log-softmax of each image's target class (or of class ``index`` for all).
+
+    Unlike the logit, it only rises when the class gains on the others, so the image cannot
+    score by exciting every class at once.
+    """
+
+    def score(_acts: dict[str, Tensor], logits: Tensor, targets: Tensor) -> Tensor:
+        wanted = targets if index is None else torch.full_like(targets, index)
+        return class_scores(logits.log_softmax(dim=1), wanted)
+
+    return Objective(frozenset(), score, "logprob" if index is None else f"logprob:{index}")
+
+
+def class_centered_logit(index: int | None = None) -> Objective:
+    """Each image's target logit minus the mean logit (or class ``index``'s, for all).
+
+    Like :func:`class_log_probability` it rewards the class against the rest, but it does not
+    saturate once the class dominates.
+    """
+
+    def score(_acts: dict[str, Tensor], logits: Tensor, targets: Tensor) -> Tensor:
+        wanted = targets if index is None else torch.full_like(targets, index)
+        return class_scores(logits, wanted) - logits.mean(dim=1)
+
+    return Objective(frozenset(), score, "centered" if index is None else f"centered:{index}")
+
+
 def _channel_values(output: Tensor, layer: str, index: int) -> Tensor:
     """Channel ``index`` of a layer output: ``[N, H, W]`` for conv maps, ``[N, T]`` for tokens."""
     size = output.shape[1] if output.ndim in (2, 4) else output.shape[-1]
@@ -147,6 +180,14 @@ def neuron(layer: str, index: int, x: int | None = None, y: int | None = None) -
     return Objective(frozenset({layer}), score, f"neuron:{layer}:{index}{where}")
 
 
+#: Objective terms on the class scores, by their name in objective text.
+CLASS_OBJECTIVES: dict[str, Callable[[int | None], Objective]] = {
+    "class": class_logit,
+    "logprob": class_log_probability,
+    "centered": class_centered_logit,
+}
+
+
 def _parse_term(text: str) -> Objective:
     weight = 1.0
     if "*" in text:
@@ -158,8 +199,8 @@ def _parse_term(text: str) -> Objective:
     parts = [p.strip() for p in text.strip().split(":")]
     kind, args = parts[0], parts[1:]
     try:
-        if kind == "class" and len(args) <= 1:
-            term = class_logit(int(args[0]) if args else None)
+        if kind in CLASS_OBJECTIVES and len(args) <= 1:
+            term = CLASS_OBJECTIVES[kind](int(args[0]) if args else None)
         elif kind == "channel" and len(args) == 2:
             term = channel(args[0], int(args[1]))
         elif kind == "neuron" and len(args) in (2, 4):
@@ -169,7 +210,8 @@ def _parse_term(text: str) -> Objective:
             raise ValueError
     except ValueError:
         raise ConfigError(
-            f"objective term {text.strip()!r} is not one of 'class', 'class:INDEX', "
+            f"objective term {text.strip()!r} is not one of 'class', 'class:INDEX' (or "
+            "'logprob', 'centered' in place of 'class'), "
             "'channel:LAYER:CHANNEL', 'neuron:LAYER:CHANNEL[:X:Y]' (optionally 'WEIGHT*...')"
         ) from None
     return term if weight == 1.0 else weight * term
@@ -237,48 +279,52 @@ def robustness_transform(
     images: Tensor,
     generator: torch.Generator,
     *,
-    pad: int = 12,
-    jitter: int = 8,
-    scales: tuple[float, ...] = tuple(1 + (i - 5) / 50 for i in range(11)),
-    degrees: int = 10,
-    final_jitter: int = 4,
+    size: tuple[int, int],
+    copies: int = 1,
+    scales: tuple[float, float] = (0.8, 1.0),
+    jitter: float = 8,
+    degrees: float = 10,
 ) -> Tensor:
-    """Lucid's standard transforms: pad with grey, jitter, rescale, rotate, jitter again.
+    """Random views of ``images``: each rescaled, rotated and shifted, on a grey background.
 
-    Choices are drawn from ``generator`` (the same transform for the whole batch, as in Lucid);
-    rotation angles are drawn from ``-degrees..degrees`` with zero weighted up as in Lucid's list.
+    Lucid's pad, jitter, rescale, rotate and jitter compose into one affine map; here each of the
+    ``copies`` views of each image draws its own (scale log-uniform in ``scales``, the image's
+    side relative to the view's; angle uniform in ``+-degrees``; shift uniform in ``+-jitter``
+    view pixels) and one bilinear resampling renders it at ``size``. Returns
+    ``[copies * N, 3, *size]``, view ``k`` of image ``i`` at ``k * N + i``.
     """
+    x = images.repeat(copies, 1, 1, 1)
+    n = len(x)
 
-    def pick(n: int) -> int:
-        return int(torch.randint(n, (1,), generator=generator))
+    def uniform(low: float, high: float) -> Tensor:
+        return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
 
-    def shift(x: Tensor, d: int) -> Tensor:
-        if d <= 0:
-            return x
-        dy, dx = pick(d), pick(d)
-        return x[:, :, dy : dy + x.shape[2] - d, dx : dx + x.shape[3] - d]
-
-    x = F.pad(images, (pad,) * 4, value=0.5) if pad else images
-    x = shift(x, jitter)
-    if scales:
-        factor = scales[pick(len(scales))]
-        x = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
-    if degrees:
-        angles = list(range(-degrees, degrees + 1)) + [0] * (degrees // 2)
-        theta = math.radians(angles[pick(len(angles))])
-        cos, sin = math.cos(theta), math.sin(theta)
-        matrix = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
-        grid = F.affine_grid(matrix.expand(len(x), 2, 3), list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return shift(x, final_jitter)
+    scale = torch.exp(uniform(math.log(scales[0]), math.log(scales[1])))
+    theta = torch.deg2rad(uniform(-degrees, degrees))
+    # affine_grid maps view coordinates in [-1, 1] to image coordinates: the inverse transform.
+    shift = torch.stack([uniform(-jitter, jitter) * 2 / size[1],
+                         uniform(-jitter, jitter) * 2 / size[0]], dim=1)
+    cos, sin = torch.cos(theta) / scale, torch.sin(theta) / scale
+    # A rotation in pixels, in coordinates normalized per axis: sines scale by the aspect ratio.
+    aspect = images.shape[2] / images.shape[3]
+    matrix = torch.stack(
+        [torch.stack([cos, -sin * aspect], 1), torch.stack([sin / aspect, cos], 1)], 1
+    )
+    matrix = torch.cat([matrix, shift[:, :, None]], dim=2).to(x)
+    grid = F.affine_grid(matrix, [n, 3, *size], align_corners=False)
+    # Outside the image is grey, as Lucid's padding: sample around 0.5 with zero padding.
+    return F.grid_sample(x - 0.5, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False) + 0.5
 
 
 class FeatureVisualization(Synthesizer):
     """Lucid-style feature visualization: Fourier parameters, decorrelated colour, robustness.
 
     Adam ascends ``objective`` (default: each image's target logit) on a :class:`FourierImage`;
-    every step the image goes through :func:`robustness_transform` and is resized back to the
-    model's input size (so fixed-size models such as ViTs work). Deterministic for a ``seed``.
+    every step the model sees ``views`` random views of each image from
+    :func:`robustness_transform`, at its input size unless ``view_size`` says otherwise (so
+    fixed-size models such as ViTs work), and the scores are averaged over the views.
+    Deterministic for a ``seed``.
     The runner makes one image per class in ``classes``; channel and neuron objectives ignore
     the class except in the record.
     """
@@ -294,8 +340,9 @@ class FeatureVisualization(Synthesizer):
     class Params:
         #: Classes (names or indices); one image each. Empty: the run's target.
         classes: list[str] = field(default_factory=list)
-        #: What to maximize: ``class``, ``channel:LAYER:C``, ``neuron:LAYER:C[:X:Y]``, or a sum
-        #: such as ``2*class + channel:blocks.5:3``.
+        #: What to maximize: ``class`` (the logit), ``logprob`` (its log-softmax), ``centered``
+        #: (logit minus the mean logit), ``channel:LAYER:C``, ``neuron:LAYER:C[:X:Y]``, or a
+        #: sum such as ``2*class + channel:blocks.5:3``.
         objective: str = "class"
         #: Adam steps.
         steps: int = field(default=256, metadata={"min": 1})
@@ -309,14 +356,25 @@ class FeatureVisualization(Synthesizer):
         init_std: float = field(default=0.01, metadata={"min": 0})
         #: Map parameters through the decorrelated colour matrix.
         decorrelate: bool = True
-        #: Apply the robustness transforms (pad, jitter, scale, rotate, jitter).
+        #: Apply the robustness transforms (rescale, rotate, shift on grey).
         transforms: bool = True
-        #: Grey padding in pixels before the transforms.
-        pad: int = field(default=12, metadata={"min": 0})
-        #: Largest jitter in pixels (the second jitter is half of it).
+        #: Random views of each image per step (their scores are averaged): more robust
+        #: images for proportionally more time per step.
+        views: int = field(default=1, metadata={"min": 1})
+        #: Side of each view the model sees; 0: the model's input size. Smaller views cost
+        #: less per step (fixed-size models such as ViTs need their own size).
+        view_size: int = field(default=0, metadata={"min": 0})
+        #: Smallest scale of the image in a view (its side relative to the view's; below 1
+        #: leaves a grey border, as Lucid's padding).
+        min_scale: float = field(default=0.8, metadata={"min_exclusive": 0})
+        #: Largest scale of the image in a view (above 1 crops it).
+        max_scale: float = field(default=1.0, metadata={"min_exclusive": 0})
+        #: Largest shift of a view in pixels of the view.
         jitter: int = field(default=8, metadata={"min": 0})
         #: Largest rotation in degrees.
         rotate_degrees: int = field(default=10, metadata={"min": 0})
+        #: Lay the model input out channels-last (faster convolutions on CPU; same values).
+        channels_last: bool = True
         #: Keep the image every this many steps for a progress figure (0: don't).
         record_every: int = field(default=0, metadata={"min": 0})
         #: Seed of the initial spectrum and the transforms.
@@ -324,6 +382,11 @@ class FeatureVisualization(Synthesizer):
 
         def __post_init__(self) -> None:
             parse_objective(self.objective)  # a bad objective fails the config check
+            if self.min_scale > self.max_scale:
+                raise ConfigError(
+                    f"min_scale {self.min_scale:g} is above max_scale {self.max_scale:g}: "
+                    "swap them (or set them equal for a fixed scale)"
+                )
 
     def __init__(self, params: Any = None, **overrides: Any):
         super().__init__(params, **overrides)
@@ -351,17 +414,20 @@ class FeatureVisualization(Synthesizer):
         start = image().detach()
         optimizer = torch.optim.Adam(image.parameters(), lr=p.learning_rate)
         began = time.perf_counter()
+        view = (p.view_size, p.view_size) if p.view_size else size
+        views = p.views if p.transforms else 1
         for step in progress(range(1, p.steps + 1), p.steps, self.name):
             optimizer.zero_grad(set_to_none=True)
             x = image()
             if p.transforms:
                 x = robustness_transform(
-                    x, gen, pad=p.pad, jitter=p.jitter, degrees=p.rotate_degrees,
-                    final_jitter=p.jitter // 2,
+                    x, gen, size=view, copies=views, scales=(p.min_scale, p.max_scale),
+                    jitter=p.jitter, degrees=p.rotate_degrees,
                 )
-                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-            logits = model(handle.normalize(x))
-            loss = -self.objective(activations, logits, targets).sum()
+            elif view != size:
+                x = F.interpolate(x, size=view, mode="bilinear", align_corners=False)
+            logits = model(channels_last_layout(handle.normalize(x), p.channels_last))
+            loss = -self.objective(activations, logits, targets.repeat(views)).sum() / views
             loss.backward()
             optimizer.step()
             if p.record_every and step % p.record_every == 0:
