@@ -162,8 +162,12 @@ class ExperimentConfig:
     seed: int = field(default=0, metadata={"min": 0, "max": MAX_SEED})
     #: Images per batch for predictions and attributions.
     batch_size: int = field(default=8, metadata={"min": 1, "max": MAX_BATCH_SIZE})
-    #: DataLoader worker processes that read and preprocess images (0: in the main process).
-    workers: int = field(default=2, metadata={"min": 0, "max": 1024})
+    #: DataLoader worker processes that read and preprocess images (0: in the main process,
+    #: between batches). 1 decodes while the model computes: on 2 cores it was the fastest
+    #: (0 spends 10-20% of a run decoding; 2 was no faster and takes a core from the model;
+    #: ``benchmarks/bench_throughput.py`` measures it). With more cores or a GPU, raise it:
+    #: about one worker per 4 cores.
+    workers: int = field(default=1, metadata={"min": 0, "max": 1024})
     #: Keep the model's weights channels-last during the run: convolutions on CPUs (and
     #: tensor cores) run markedly faster that way; inputs and maps are unchanged.
     channels_last: bool = True

@@ -260,8 +260,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 class ImageDataset:
-    """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [3,H,W] in [0,1], error,
-    sha256)``, the last being the hash of the bytes decoded (``None`` when unreadable).
+    """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [3,H,W] in [0,1], inputs
+    (the pixels normalized for the model), error, sha256)``, the last being the hash of the
+    bytes decoded (``None`` when unreadable).
 
     Reading, hashing and preprocessing happen in DataLoader workers; an unreadable image yields
     ``pixels=None`` and the error message instead of raising, so one bad file fails one item.
@@ -274,15 +275,19 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[int, Any, str | None, str | None]:
+    def __getitem__(self, index: int) -> tuple[int, Any, Any, str | None, str | None]:
         try:
             image, sha256 = read_image(self.images[index].path)
-            return index, self.preprocessing.to_pixels(image), None, sha256
+            pixels = self.preprocessing.to_pixels(image)
+            # Normalized here too: tensor work in the main process competes with the model's
+            # threads (on few cores each small operation then waits for a busy core).
+            return index, pixels, self.preprocessing.normalize(pixels), None, sha256
         except XaiError as exc:
-            return index, None, str(exc), None
+            return index, None, None, str(exc), None
         except Exception as exc:  # a broken decoder must not take the run down
             return (
                 index,
+                None,
                 None,
                 f"cannot read {self.images[index].source!r}: {type(exc).__name__}: {exc}",
                 None,

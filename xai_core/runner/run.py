@@ -312,13 +312,11 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
                 break
             images = []
             hashes: dict[str, str | None] = {}
-            for local, pixels, error, sha256 in batch:
+            for local, pixels, inputs, error, sha256 in batch:
                 index, source, missing = todo[local]
                 im = ImageItem(source, index=index, error=error, missing=missing)
                 hashes[source.key] = sha256
-                if pixels is not None:
-                    im.pixels = pixels
-                    im.inputs = handle.normalize(pixels)
+                im.pixels, im.inputs = pixels, inputs
                 images.append(im)
             _explain_batch(
                 state, config, per_image, images, handle, device, ledger, settings,

@@ -57,8 +57,9 @@ class ImageItem:
 
 
 def to_image(pixels: torch.Tensor) -> np.ndarray:
-    """``[3, H, W]`` pixels as an ``[H, W, 3]`` array for figures."""
-    return pixels.permute(1, 2, 0).clamp(0, 1).numpy()
+    """``[3, H, W]`` pixels as an ``[H, W, 3]`` array for figures (in numpy, which runs in the
+    calling thread: torch would use its thread pool, which the model's passes hold)."""
+    return np.clip(pixels.detach().cpu().numpy().transpose(1, 2, 0), 0, 1)
 
 
 def failure(exc: BaseException) -> str:
