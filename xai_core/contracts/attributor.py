@@ -135,6 +135,7 @@ class Attributor(Technique):
                 if forward is not None:
                     forward.source, forward.rows = x, rows
                     context.forward = forward
+                    logits()  # the pass ran anyway: its logits go into the result
                 maps = self.compute(module, rows, targets, context)
         guard.check(owner)
         expected = (rows.shape[0], rows.shape[2], rows.shape[3])
@@ -157,7 +158,7 @@ class Attributor(Technique):
         run before the targets are known; :meth:`compute` finds it in ``context.forward``.
 
         Implement it when :meth:`compute` starts with such a pass (a gradient's forward, a CAM's
-        layer capture, occlusion's clean scores): the base class then takes the predictions and
+        layer capture): the base class then takes the predictions and
         any target that depends on them (``predicted``, ``top-k``) from its logits, and a run
         takes each image's prediction from them too, so one pass serves both (without it, such
         targets cost one more forward pass). Register hooks through ``context.hooks`` as in

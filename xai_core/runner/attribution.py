@@ -127,16 +127,15 @@ def run_attributor(
                 saliency = result.numpy().astype(np.float32)
                 map_path = run.out / "maps" / im.source.key / f"{name}.npy"
                 run.writer.submit(write_npy, map_path, saliency)
+                photo = to_image(im.pixels)
                 if run.thumbnails is not None:
-                    run.writer.submit(
-                        run.thumbnails.map_from, run.rel(map_path), saliency, to_image(im.pixels)
-                    )
+                    run.writer.submit(run.thumbnails.map_from, run.rel(map_path), saliency, photo)
                 item["files"]["map"] = run.rel(map_path)
                 item["files"]["input"] = run.rel(run.input_path(im))
                 if run.config.figures:
                     fig_path = run.out / "figures" / im.source.key / f"{name}.png"
                     run.writer.submit(
-                        attribution_figure, fig_path, to_image(im.pixels), saliency,
+                        attribution_figure, fig_path, photo, saliency,
                         attribution_title(label, item), options,
                     )
                     item["files"]["figure"] = run.rel(fig_path)
