@@ -13,9 +13,7 @@ again, but its rounding moves the maps by about 1e-6, so it is off by default.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +22,7 @@ from torch import Tensor, nn
 from xai_core import AttributionContext, LayerCam
 from xai_core.families.batches import distinct_inputs
 from xai_core.families.cam import CamParams
-from xai_core.nn.fusion import folded_batch_norm
+from xai_core.nn.fusion import folded_when
 from xai_core.nn.gradients import channels_last_layout
 
 __all__ = ["ScoreCam"]
@@ -70,13 +68,8 @@ class ScoreCam(LayerCam):
         evaluated = 0
         # Folded after the capture: the target layer may be one of the batch norms that folding
         # replaces, and its hook must see the model's own modules.
-        folding: Any = contextlib.nullcontext(False)
-        if self.params.fold_batch_norm:
-            example = channels_last_layout(distinct, self.params.channels_last)
-            folding = folded_batch_norm(model, example)
-        with folding as folded:
-            if self.params.fold_batch_norm:
-                context.metadata["folded_batch_norm"] = folded
+        p = self.params
+        with folded_when(p.fold_batch_norm, model, distinct, p.channels_last, context.metadata):
             for x, a, t in zip(distinct, activations, per_target):
                 scores, count = self._channel_scores(model, x, a, t)
                 evaluated += count

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.technique import AttributionContext
 from xai_core.families.batches import distinct_inputs
-from xai_core.nn.fusion import folded_batch_norm
+from xai_core.nn.fusion import folded_when
 from xai_core.nn.gradients import channels_last_layout
 from xai_core.nn.images import baseline_inputs, check_baseline
 from xai_core.nn.progress import progress_bar
@@ -75,13 +75,8 @@ class PerturbationAttributor(Attributor):
     ) -> Tensor:
         self.check_input(inputs)
         images, image_targets = distinct_inputs(inputs, targets, context)
-        folding: Any = contextlib.nullcontext(False)
-        if self.params.fold_batch_norm:
-            example = channels_last_layout(images, self.params.channels_last)
-            folding = folded_batch_norm(model, example)
-        with folding as folded:
-            if self.params.fold_batch_norm:
-                context.metadata["folded_batch_norm"] = folded
+        p = self.params
+        with folded_when(p.fold_batch_norm, model, images, p.channels_last, context.metadata):
             return self.attribute_distinct(model, images, image_targets, context)
 
     def check_input(self, inputs: Tensor) -> None:

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from xai_core.nn.gradients import channels_last_layout
 from xai_core.nn.hooks import HookRecorder
 
-__all__ = ["folded_batch_norm", "foldable_pairs"]
+__all__ = ["folded_batch_norm", "foldable_pairs", "folded_when"]
 
 
 def _plain_forward(module: nn.Module, base: type) -> bool:
@@ -145,6 +146,25 @@ def folded_batch_norm(model: nn.Module, example: Tensor, rtol: float = 1e-5) -> 
         yield folded
     finally:
         _undo(undo)
+
+
+@contextlib.contextmanager
+def folded_when(
+    enabled: bool,
+    model: nn.Module,
+    images: Tensor,
+    channels_last: bool,
+    metadata: dict[str, Any],
+) -> Iterator[bool]:
+    """:func:`folded_batch_norm` checked on ``images`` (in the layout the passes use) when
+    ``enabled`` (a technique's ``fold_batch_norm`` parameter), recording whether it folded in
+    ``metadata["folded_batch_norm"]``; nothing at all otherwise."""
+    if not enabled:
+        yield False
+        return
+    with folded_batch_norm(model, channels_last_layout(images, channels_last)) as folded:
+        metadata["folded_batch_norm"] = folded
+        yield folded
 
 
 def _fold(model: nn.Module, conv_name: str, norm_name: str) -> Callable[[], None]:
