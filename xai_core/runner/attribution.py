@@ -157,14 +157,15 @@ def chunk_masks(
     map, figure or score is written for them, so no score is ever computed without the right
     mask; a rerun with the mask fixed redoes them.
     """
-    if run.masks is None or not any("mask" in metric.requires for _, metric in run.metrics):
+    masks_set = run.scoring_masks
+    if masks_set is None:
         return results, None
     masks: list[torch.Tensor | None] = []
     out = []
     for (im, _, _), result in zip(rows, results):
         if im.mask is None and im.mask_error is None:
             try:
-                im.mask = run.masks.for_image(im.source, handle.preprocessing)
+                im.mask = masks_set.for_image(im.source, handle.preprocessing)
             except XaiError as exc:
                 im.mask_error = failure(exc)
             except Exception as exc:  # noqa: BLE001 - a broken decoder fails this image only

@@ -279,7 +279,7 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
         return known[memo]
 
     # Checked once here (hashes only, nothing decoded); batches only do what is missing.
-    todo, skipped = _still_to_do(ledger, mine, per_image, settings, _scoring_masks(state))
+    todo, skipped = _still_to_do(ledger, mine, per_image, settings, state.scoring_masks)
     state.say(f"loading model {config.model.name}")
     seed_everything(config.seed)
     with state.phases("model_load"):
@@ -403,13 +403,6 @@ def _identity(source: InputImage, sha256: str, masks: MaskSet | None = None) -> 
     return identity
 
 
-def _scoring_masks(state: RunState) -> MaskSet | None:
-    """The run's masks when a metric of the run reads them, else ``None``."""
-    if state.masks is None or not any("mask" in m.requires for _, m in state.metrics):
-        return None
-    return state.masks
-
-
 def _still_to_do(
     ledger: Ledger, mine: list[tuple[int, InputImage]], per_image, settings,
     masks: MaskSet | None = None,
@@ -462,6 +455,13 @@ def _explain_batch(
     a resumed batch where methods differ per image) a prediction pass runs first.
     """
     ok = [im for im in images if im.error is None]
+    # What each image's records say about it, once per image (a mask is hashed once).
+    masks = run.scoring_masks
+    identities = {
+        im.source.key: _identity(im.source, sha256, masks) if sha256 is not None else None
+        for im in images
+        for sha256 in [hashes.get(im.source.key)]
+    }
     for im in ok:
         run.writer.submit(write_npy, run.input_path(im), im.inputs.numpy().astype(np.float32))
         photo = run.input_path(im).with_suffix(".png")
@@ -510,10 +510,8 @@ def _explain_batch(
             by_key.setdefault(item["key"], []).append(item)
         progress.advance(label, len(pending))
         for im in pending:
-            sha256 = hashes.get(im.source.key)
             run.writer.submit(
                 ledger.write,
                 im.source.key, label, by_key.get(im.source.key, []),
-                settings(label, technique, im.index),
-                _identity(im.source, sha256, _scoring_masks(run)) if sha256 is not None else None,
+                settings(label, technique, im.index), identities[im.source.key],
             )

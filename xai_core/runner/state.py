@@ -118,6 +118,14 @@ class RunState:
         #: The report's thumbnails, made as maps are written (rank 0 only; else ``None``).
         self.thumbnails: Thumbnails | None = None
 
+    @property
+    def scoring_masks(self) -> MaskSet | None:
+        """The inputs' masks when a metric of the run reads them (``requires`` ``"mask"``),
+        else ``None``: only then are masks loaded and part of an item's identity."""
+        if self.masks is None or not any("mask" in m.requires for _, m in self.metrics):
+            return None
+        return self.masks
+
     def rel(self, path: Path) -> str:
         """``path`` relative to the run's output folder, as items name their files."""
         return str(path.relative_to(self.root))
