@@ -104,14 +104,22 @@ class Objective:
         return f"Objective({self.description!r})"
 
 
-def class_logit(index: int | None = None) -> Objective:
-    """The unnormalized score of each image's target class (or of class ``index`` for all)."""
+def _class_objective(
+    kind: str, index: int | None, scores: Callable[[Tensor, Tensor], Tensor]
+) -> Objective:
+    """A class objective named ``kind`` (``kind:INDEX`` with a fixed class): ``scores(logits,
+    classes)`` of each image's target class, or of class ``index`` for all."""
 
     def score(_acts: dict[str, Tensor], logits: Tensor, targets: Tensor) -> Tensor:
         wanted = targets if index is None else torch.full_like(targets, index)
-        return class_scores(logits, wanted)
+        return scores(logits, wanted)
 
-    return Objective(frozenset(), score, "class" if index is None else f"class:{index}")
+    return Objective(frozenset(), score, kind if index is None else f"{kind}:{index}")
+
+
+def class_logit(index: int | None = None) -> Objective:
+    """The unnormalized score of each image's target class (or of class ``index`` for all)."""
+    return _class_objective("class", index, class_scores)
 
 
 def class_log_probability(index: int | None = None) -> Objective:
@@ -120,12 +128,9 @@ def class_log_probability(index: int | None = None) -> Objective:
     Unlike the logit, it only rises when the class gains on the others, so the image cannot
     score by exciting every class at once.
     """
-
-    def score(_acts: dict[str, Tensor], logits: Tensor, targets: Tensor) -> Tensor:
-        wanted = targets if index is None else torch.full_like(targets, index)
-        return class_scores(logits.log_softmax(dim=1), wanted)
-
-    return Objective(frozenset(), score, "logprob" if index is None else f"logprob:{index}")
+    return _class_objective(
+        "logprob", index, lambda logits, wanted: class_scores(logits.log_softmax(dim=1), wanted)
+    )
 
 
 def class_centered_logit(index: int | None = None) -> Objective:
@@ -134,12 +139,10 @@ def class_centered_logit(index: int | None = None) -> Objective:
     Like :func:`class_log_probability` it rewards the class against the rest, but it does not
     saturate once the class dominates.
     """
-
-    def score(_acts: dict[str, Tensor], logits: Tensor, targets: Tensor) -> Tensor:
-        wanted = targets if index is None else torch.full_like(targets, index)
-        return class_scores(logits, wanted) - logits.mean(dim=1)
-
-    return Objective(frozenset(), score, "centered" if index is None else f"centered:{index}")
+    return _class_objective(
+        "centered", index,
+        lambda logits, wanted: class_scores(logits, wanted) - logits.mean(dim=1),
+    )
 
 
 def _channel_values(output: Tensor, layer: str, index: int) -> Tensor:

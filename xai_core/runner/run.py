@@ -293,6 +293,9 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
     if config.model.input_size is not None:
         handle.preprocessing = _resized(handle.preprocessing, config.model.input_size)
     _check_layers(run.methods, handle, config.model.name)
+    # Once per model: a target wrong for it fails the run here, not every item (targets chosen
+    # inside a technique's call would fail as that call).
+    check_target(config.target, handle.class_names, handle.num_classes)
     if config.channels_last:
         handle.module.to(memory_format=torch.channels_last)
     if skipped:
@@ -477,9 +480,6 @@ def _explain_batch(
     )
     chooser = None
     if shares:
-        # Model-level checks once per batch, so a bad target fails the run, not every item.
-        check_target(config.target, handle.class_names, handle.num_classes)
-
         def chooser(chunk: list[ImageItem], logits: torch.Tensor) -> list[int]:
             return choose_targets(chunk, logits, config.target, handle)
     else:
