@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint browser clean-venv
+.PHONY: demo test test-one-thread lint browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The equivalence tests (ours against Captum, pytorch-grad-cam, zennit, Quantus; batched against
+# per-image) again on one thread: float32 sums run in another order, and their tolerances must
+# hold for it (tests/numerics.py). CI runs this after `make test` (two threads).
+EQUIVALENCE := tests/test_numerics.py tests/test_saliency.py tests/test_gradients.py tests/test_cam.py \
+	tests/test_deeplift.py tests/test_lrp.py tests/test_attention.py tests/test_perturbation.py \
+	tests/test_surrogate.py tests/test_quantus.py tests/test_forward_pass.py tests/test_fusion.py
+test-one-thread: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" $(EQUIVALENCE)
 
 # Layer contracts (pyproject.toml [tool.importlinter]) and ruff; .ci/run checks the contracts too.
 lint: $(STAMP)

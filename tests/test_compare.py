@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from numerics import assert_float32_close
 from xai_core.errors import ConfigError
 from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
@@ -144,9 +145,12 @@ def test_torchrun_two_ranks_over_two_models_match_one(tmp_path):
     assert one.keys() == two.keys() and len(one) == 2 * 3 * 2
     for key, item in one.items():
         assert item["files"] == two[key]["files"]
-        np.testing.assert_allclose(
-            np.load(tmp_path / "one" / item["files"]["map"]),
-            np.load(tmp_path / "two" / two[key]["files"]["map"]), rtol=1e-5, atol=1e-7,
+        # Two ranks batch other images together: sums run in another order, so the maps agree
+        # to float32 rounding through the network (ResNet-10-T: ~12 layers, 3x3x512 reductions).
+        reference = np.load(tmp_path / "one" / item["files"]["map"])
+        assert_float32_close(
+            np.load(tmp_path / "two" / two[key]["files"]["map"]), reference,
+            depth=12, fan_in=3 * 3 * 512,
         )
     assert {i["rank"] for i in two.values()} == {0, 1}
     for model in ("timm/resnet10t", "squeeze"):
