@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numerics import assert_float32_close
 from PIL import Image
 
-from numerics import assert_float32_close
 from xai_core.errors import ConfigError
 from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
