@@ -11,9 +11,25 @@ and checked before any model loads (config checks build every technique's ``Para
 - ``"reason"``: why a bound is what it is, added to its error message where the number alone
   would not tell the user (``{"min": 1 / 255, "reason": "one grey level: ..."}``).
 
-Bounds apply to numbers and are skipped for ``None`` (an optional budget that is not set). A rule
-that ties several fields together goes into the dataclass's ``__post_init__``: any exception
-it raises becomes a :class:`~xai_core.errors.ConfigError` naming the key path.
+Bounds apply to numbers and are skipped for ``None`` (an optional budget that is not set).
+
+A rule that ties several fields together (or one that metadata cannot say) is a method of the
+params class, ``check(self)``, that yields a ``(field, message)`` pair per broken rule:
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.stride > self.window:
+            yield "stride", f"{self.stride} is larger than window {self.window}"
+
+Each pair becomes an error naming the field's key path (``methods[0].params.stride``), in
+place of a metadata error on the same field; a ``check()`` that fails on a value a field's
+metadata already refused is ignored. Beside it the class lists, in
+``violations``, one ``{field: value}`` example per such rule that breaks it (the first key is
+the field the error names), so that a registry-wide test breaks every rule of every plugin
+without knowing the plugin. An exception raised by a ``__post_init__`` is still reported (under
+the params' own path), but a rule there cannot name its field.
+
+Every check collects all errors instead of stopping at the first: :func:`params_errors` returns
+them, one line each, and :func:`build_params` raises them together in one ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -46,24 +62,39 @@ def unknown_key(where: str, key: str, valid: Sequence[str]) -> ConfigError:
     return ConfigError(f"unknown config key {path!r}{hint} Valid keys: {listed}")
 
 
-def check_keys(schema: type, values: Any, where: str) -> None:
-    """Reject keys the dataclass ``schema`` does not have, recursing into nested dataclasses."""
+def key_errors(schema: type, values: Any, where: str) -> list[str]:
+    """One message per key the dataclass ``schema`` does not have, recursing into nested
+    dataclasses and lists of them."""
     if not isinstance(values, Mapping):
-        return
+        return []
     fields = {f.name: f for f in dataclasses.fields(schema)}
     hints = typing.get_type_hints(schema)
+    errors = []
     for key, value in values.items():
         if key not in fields:
-            raise unknown_key(where, str(key), list(fields))
+            errors.append(str(unknown_key(where, str(key), list(fields))))
+            continue
         hint = hints[key]
         sub = f"{where}.{key}" if where else str(key)
         if dataclasses.is_dataclass(hint):
-            check_keys(hint, value, sub)
+            errors += key_errors(hint, value, sub)
         elif typing.get_origin(hint) is list:
             (item,) = typing.get_args(hint) or (Any,)
             if dataclasses.is_dataclass(item) and isinstance(value, Sequence):
                 for i, element in enumerate(value):
-                    check_keys(item, element, f"{sub}[{i}]")
+                    errors += key_errors(item, element, f"{sub}[{i}]")
+    return errors
+
+
+def check_keys(schema: type, values: Any, where: str) -> None:
+    """Reject keys the dataclass ``schema`` does not have (all of them, one line each)."""
+    raise_all(key_errors(schema, values, where))
+
+
+def raise_all(errors: Sequence[str]) -> None:
+    """Raise ``errors`` as one :class:`~xai_core.errors.ConfigError`, one line each."""
+    if errors:
+        raise ConfigError("\n".join(errors))
 
 
 def omegaconf_message(exc: OmegaConfBaseException, where: str) -> str:
@@ -86,37 +117,76 @@ def _path(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def check_field_values(instance: Any, where: str = "") -> None:
-    """Check every field of the dataclass ``instance`` against its ``choices`` and bounds.
+def field_value_errors(instance: Any, where: str = "") -> list[str]:
+    """Every field of the dataclass ``instance`` against its ``choices`` and bounds, one
+    message per broken rule.
 
     Recurses into nested dataclasses and lists of them, so a whole config is checked at once;
-    errors name the key path (``methods[0].params.steps``), the rule and the value.
+    messages name the key path (``methods[0].params.steps``), the rule and the value.
     """
+    errors = []
     for f in dataclasses.fields(instance):
         value = getattr(instance, f.name)
         path = _path(where, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            check_field_values(value, path)
+            errors += field_value_errors(value, path)
             continue
         if isinstance(value, list):
             for i, element in enumerate(value):
                 if dataclasses.is_dataclass(element) and not isinstance(element, type):
-                    check_field_values(element, f"{path}[{i}]")
-        choices = f.metadata.get("choices")
-        if choices is not None and value not in choices:
-            raise ConfigError(
-                f"bad config value at {path!r}: {value!r} is not one of "
-                f"{', '.join(repr(c) for c in choices)}"
+                    errors += field_value_errors(element, f"{path}[{i}]")
+        errors += _rule_errors(f, value, path)
+    return errors
+
+
+def _rule_errors(f: dataclasses.Field, value: Any, path: str) -> list[str]:
+    choices = f.metadata.get("choices")
+    if choices is not None and value not in choices:
+        return [
+            f"bad config value at {path!r}: {value!r} is not one of "
+            f"{', '.join(repr(c) for c in choices)}"
+        ]
+    if value is None or isinstance(value, bool):
+        return []
+    errors = []
+    for key, (holds, words) in BOUNDS.items():
+        bound = f.metadata.get(key)
+        if bound is not None and not holds(value, bound):
+            reason = f" ({f.metadata['reason']})" if "reason" in f.metadata else ""
+            errors.append(
+                f"bad config value at {path!r}: {words} {bound:g}{reason}, got {value!r}"
             )
-        if value is None or isinstance(value, bool):
-            continue
-        for key, (holds, words) in BOUNDS.items():
-            bound = f.metadata.get(key)
-            if bound is not None and not holds(value, bound):
-                reason = f" ({f.metadata['reason']})" if "reason" in f.metadata else ""
-                raise ConfigError(
-                    f"bad config value at {path!r}: {words} {bound:g}{reason}, got {value!r}"
-                )
+    return errors
+
+
+def check_field_values(instance: Any, where: str = "") -> None:
+    """Raise every :func:`field_value_errors` of ``instance`` in one ``ConfigError``."""
+    raise_all(field_value_errors(instance, where))
+
+
+def rule_errors(instance: Any, where: str, *, fields_valid: bool = True) -> list[str]:
+    """The messages of the params' own ``check()`` rules, each naming the field's key path
+    under ``where``. With ``fields_valid=False`` (some field broke its metadata rules), a
+    ``check()`` that fails on such a value reports nothing instead of raising."""
+    check = getattr(instance, "check", None)
+    if check is None:
+        return []
+    try:
+        pairs = list(check())
+    except Exception:  # noqa: BLE001 - a rule that cannot read an invalid field's value
+        if fields_valid:
+            raise
+        return []
+    return [f"bad config value at {_path(where, name)!r}: {message}" for name, message in pairs]
+
+
+def _all_rule_errors(instance: Any, where: str) -> list[str]:
+    """Metadata and ``check()`` errors together; where both name one field, ``check()``'s
+    message is the one kept (it is the more specific: ``'zero' is now called 'zeros'``)."""
+    fields = field_value_errors(instance, where)
+    own = rule_errors(instance, where, fields_valid=not fields)
+    named = {message.split("': ", 1)[0] for message in own}
+    return [m for m in fields if m.split("': ", 1)[0] not in named] + own
 
 
 def unknown_metadata(schema: type) -> list[str]:
@@ -130,24 +200,48 @@ def unknown_metadata(schema: type) -> list[str]:
     ]
 
 
-def build_params(params_cls: type, values: Mapping[str, Any] | None, where: str = "params") -> Any:
-    """Validate ``values`` against the dataclass ``params_cls`` and return an instance.
+def params_errors(
+    params_cls: type, values: Mapping[str, Any] | None, where: str = "params"
+) -> tuple[Any, list[str]]:
+    """``(instance or None, errors)``: ``values`` checked against the dataclass ``params_cls``,
+    every error at once, one line each, each naming its key path under ``where``.
 
     Unknown keys name their close matches and the valid keys; wrong types, values outside a
-    field's ``choices`` or bounds, and whatever ``__post_init__`` rejects name the key path and
-    what it accepts.
+    field's ``choices`` or bounds, and the class's own ``check()`` rules name the key and what
+    it accepts.
     """
     values = dict(values or {})
-    check_keys(params_cls, values, where)
+    errors = key_errors(params_cls, values, where)
+    schema = OmegaConf.structured(params_cls)
+    typed = {}
+    for key, value in values.items():
+        if any(f.name == key for f in dataclasses.fields(params_cls)):
+            try:
+                OmegaConf.merge(schema, {key: value})
+            except OmegaConfBaseException as exc:
+                errors.append(omegaconf_message(exc, where))
+            else:
+                typed[key] = value
+    if errors:
+        return None, errors
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(params_cls), values)
+        instance = OmegaConf.to_object(OmegaConf.merge(schema, typed))
     except OmegaConfBaseException as exc:
-        raise ConfigError(omegaconf_message(exc, where)) from None
-    try:
-        instance = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(omegaconf_message(exc, where)) from None
+        return None, [omegaconf_message(exc, where)]
     except Exception as exc:  # noqa: BLE001 - a Params.__post_init__ rejected the values
-        raise ConfigError(f"bad config value at {where!r}: {exc}") from None
-    check_field_values(instance, where)
+        return None, [f"bad config value at {where!r}: {exc}"]
+    errors = _all_rule_errors(instance, where)
+    return (None if errors else instance), errors
+
+
+def build_params(params_cls: type, values: Mapping[str, Any] | None, where: str = "params") -> Any:
+    """Validate ``values`` against the dataclass ``params_cls`` and return an instance; raise
+    every :func:`params_errors` message in one :class:`~xai_core.errors.ConfigError`."""
+    instance, errors = params_errors(params_cls, values, where)
+    raise_all(errors)
     return instance
+
+
+def check_params(params: Any, where: str = "params") -> None:
+    """Check an already built params instance (fields and ``check()`` rules), all at once."""
+    raise_all(_all_rule_errors(params, where))

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.params import build_params, unknown_metadata
+from xai_core.contracts.params import build_params, check_params, unknown_metadata
 from xai_core.errors import InputError, PluginError
 from xai_core.nn.hooks import HookRecorder
 
@@ -54,6 +54,7 @@ class Technique(abc.ABC):
 
     def __init__(self, params: Any = None, **overrides: Any):
         if isinstance(params, self.Params) and not overrides:
+            check_params(params, self.name or "method")
             self.params = params
         else:
             values: dict[str, Any] = {}
