@@ -73,6 +73,28 @@ def test_debug_shows_the_traceback(capsys):
         main(["--debug", "explain", "sample:cat", "--method", "nope"])
 
 
+def test_debug_after_the_command_shows_the_traceback(capsys):
+    from xai_core.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError):
+        main(["explain", "sample:cat", "--method", "nope", "--debug"])
+
+
+def test_flags_may_stand_anywhere_among_the_overrides():
+    from xai_core.cli import _parser
+
+    parser = _parser([])
+    args = parser.parse_args(["run", "cfg.yaml", "seed=1", "--force", "output_dir=x", "--debug"])
+    assert args.config == "cfg.yaml" and args.overrides == ["seed=1", "output_dir=x"]
+    assert args.force and args.debug
+    args = parser.parse_args(["--debug", "config", "cfg.yaml", "seed=2"])
+    assert args.debug and args.config == "cfg.yaml" and args.overrides == ["seed=2"]
+    args = parser.parse_args(["run", "cfg.yaml"])
+    assert not args.debug and not args.force and args.overrides == []
+    args = parser.parse_args(["explain", "a.png", "--method", "saliency", "b.png"])
+    assert args.images == ["a.png", "b.png"] and args.method == ["saliency"]
+
+
 def test_unreadable_image_fails_its_item_not_the_run(capsys, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"this is not a png")

@@ -16,6 +16,7 @@ from PIL import Image
 from xai_core.errors import ConfigError
 from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
+from xai_core.runner.verify import verify_run
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -113,6 +114,23 @@ def test_every_method_on_every_model_with_overrides_and_comparison(tmp_path):
     third = run_experiment(_config(tmp_path))
     assert third.results["summary"]["skipped"] == 7
     assert (out / victim).is_file()
+
+
+def test_verify_finds_each_models_records_and_a_missing_map(tmp_path):
+    config = load_config({
+        "models": _models(32),
+        "inputs": [str(_images(tmp_path / "in", 1))],
+        "methods": ["saliency", "grad_cam"],
+        "output_dir": str(tmp_path / "out"),
+        "workers": 0,
+    })
+    out = run_experiment(config).output_dir
+    found = verify_run(out)
+    assert found.ok, found.problems
+    (out / "squeeze" / "maps" / "img0" / "saliency.npy").unlink()
+    found = verify_run(out)
+    assert [p for p in found.problems if "squeeze/maps/img0/saliency.npy" in p], found.problems
+    assert not [p for p in found.problems if "records/" in p], found.problems
 
 
 def test_torchrun_two_ranks_over_two_models_match_one(tmp_path):

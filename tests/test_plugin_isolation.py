@@ -21,7 +21,7 @@ import xai_core
 from xai_core import plugins
 from xai_core.cli import _parser, main
 from xai_core.errors import PluginError, XaiError
-from xai_core.plugins import hookspecs, manager
+from xai_core.plugins import catalog, hookspecs, manager
 from xai_core.runner.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,22 +97,25 @@ def site(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def installed(site, monkeypatch):
+def installed(site, monkeypatch, tmp_path):
     """The distributions of ``site`` installed in this process, autoloading on, no warning
-    remembered from an earlier test."""
+    remembered from an earlier test (in this process or in the cache folder)."""
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "0")
-    monkeypatch.setattr(manager, "_warned", set())
+    monkeypatch.setenv("XAI_CORE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalog, "printed_warnings", set())
     plugins.reset()
     return site
 
 
-def _xai(site: Path, *args: str) -> subprocess.CompletedProcess:
+def _xai(site: Path, *args: str, cache: Path, **env: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
         "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD": "0",
+        "XAI_CORE_CACHE_DIR": str(cache),
         "OMP_NUM_THREADS": "1",
+        **env,
     }
     return subprocess.run(
         [sys.executable, "-m", "xai_core.cli", *args],
@@ -124,13 +127,19 @@ def _xai(site: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _assert_each_broken_plugin_warned_once(stderr: str) -> None:
+def _assert_each_broken_plugin_warned_once(stderr: str, details: bool = False) -> None:
+    """One line per broken plugin: short (the plugin, the problem, the fix, where to read
+    more), or with ``details`` (``--debug``) also the allow-list that disables it."""
     for ep_name, (dist, _, reason) in BROKEN.items():
         lines = [line for line in stderr.splitlines() if f"plugin '{ep_name}'" in line]
         assert len(lines) == 1, stderr
         assert lines[0].startswith(f"xai-core: skipped broken plugin '{ep_name}'"), lines[0]
-        assert f"from {dist} 0.1" in lines[0] and reason in lines[0], lines[0]
+        assert f"{dist} 0.1" in lines[0] and reason in lines[0], lines[0]
         assert f"`pip uninstall {dist}`" in lines[0], lines[0]
+        if not details:
+            assert "`xai list plugins`" in lines[0] and len(lines[0]) <= 300, lines[0]
+            assert "XAI_CORE_PLUGINS" not in lines[0], lines[0]
+            continue
         allow = lines[0].split("XAI_CORE_PLUGINS=")[1].split()[0].split(",")
         assert ep_name not in allow and {"saliency", "good"} <= set(allow), lines[0]
 
@@ -162,12 +171,42 @@ def test_a_colliding_plugin_leaves_nothing_behind(installed):
     assert "only_in_takenname" not in registry and "takenname:saliency" not in registry
 
 
+def test_a_name_of_a_broken_plugin_says_which_plugin_and_why(installed):
+    # The whole plugin stays out, its healthy technique too; asking for it says so.
+    for name in ("only_in_takenname", "takenname:only_in_takenname"):
+        with pytest.raises(xai_core.errors.UnknownNameError) as caught:
+            xai_core.get_attributor(name)
+        message = str(caught.value)
+        assert "Plugin 'takenname' (taken-name 0.1) provides it but was skipped" in message
+        assert "registered twice" in message and "`pip uninstall taken-name`" in message
+    with pytest.raises(xai_core.errors.UnknownNameError, match="plugin 'takenname'"):
+        load_config({"methods": ["only_in_takenname"], "inputs": ["x.png"]})
+    # Any other unknown name while plugins are broken names them, in case one provides it.
+    with pytest.raises(xai_core.errors.UnknownNameError) as caught:
+        xai_core.get_attributor("sobel_edges")
+    message = str(caught.value)
+    assert "plugin 'brokenimport' (broken-import 0.1) failed to load: entry point" in message
+    assert "'misspelt'" in message and "`xai list plugins`" in message
+    with pytest.raises(xai_core.errors.UnknownNameError, match="'brokenimport'"):
+        xai_core.load_model("no_such_model")
+
+
+def test_a_healthy_names_error_says_nothing_of_plugins():
+    with pytest.raises(xai_core.errors.UnknownNameError) as caught:
+        xai_core.get_attributor("salincy")
+    assert "plugin" not in str(caught.value)
+
+
 def test_list_plugins_shows_broken_ones(installed, capsys):
     assert main(["list", "plugins"]) == 0
     out = capsys.readouterr().out
+    lines = out.splitlines()
     for ep_name, (dist, _, reason) in BROKEN.items():
-        (line,) = [line for line in out.splitlines() if line.split()[0] == ep_name]
-        assert f"({dist} 0.1) BROKEN: " in line and reason in line
+        (at,) = [i for i, line in enumerate(lines) if line.split()[0] == ep_name]
+        assert f"({dist} 0.1) BROKEN: " in lines[at] and reason in lines[at]
+        assert lines[at + 1].lstrip().startswith(f"Fix: update {dist} or tell its authors")
+        allow = lines[at + 1].split("XAI_CORE_PLUGINS=")[1].split()[0].split(",")
+        assert ep_name not in allow and {"saliency", "good"} <= set(allow), lines[at + 1]
     assert any(line.split()[:2] == ["good", "(good-plugin"] for line in out.splitlines())
 
 
@@ -353,12 +392,27 @@ def test_new_plugin_refuses_a_taken_name(tmp_path, capsys):
 # A subprocess: the real thing -------------------------------------------------------------------
 
 
-def test_cli_works_beside_broken_plugins(site):
-    for args in (["list"], ["list", "plugins"], ["describe", "good:channel_total"]):
-        result = _xai(site, *args)
+def test_cli_works_beside_broken_plugins_and_warns_once_per_change(site, tmp_path):
+    cache = tmp_path / "cache"
+    first = _xai(site, "list", cache=cache)
+    assert first.returncode == 0, first.stderr
+    _assert_each_broken_plugin_warned_once(first.stderr)
+    # The same plugins, still broken: said already, so not on every command.
+    for args in (["list", "plugins"], ["describe", "good:channel_total"]):
+        result = _xai(site, *args, cache=cache)
         assert result.returncode == 0, result.stderr
-        _assert_each_broken_plugin_warned_once(result.stderr)
-    assert "channel_total" in _xai(site, "list", "attributors").stdout
+        assert "broken plugin" not in result.stderr, result.stderr
+    assert "channel_total" in _xai(site, "list", "attributors", cache=cache).stdout
+    # --debug shows the details every time (after the command word too).
+    debug = _xai(site, "list", "plugins", "--debug", cache=cache)
+    assert debug.returncode == 0, debug.stderr
+    _assert_each_broken_plugin_warned_once(debug.stderr, details=True)
+    # Another set of plugins is a change: its broken ones are named again.
+    other = _xai(site, "list", cache=cache, XAI_CORE_PLUGINS="saliency,good,brokenimport")
+    assert other.returncode == 0, other.stderr
+    assert [line for line in other.stderr.splitlines() if "broken plugin" in line] == [
+        line for line in first.stderr.splitlines() if "plugin 'brokenimport'" in line
+    ]
 
 
 @pytest.mark.slow
@@ -374,6 +428,7 @@ def test_explain_works_beside_broken_plugins(site, tmp_path):
         "good:channel_total",
         "--out",
         str(out),
+        cache=tmp_path / "cache",
     )
     assert result.returncode == 0, result.stderr
     _assert_each_broken_plugin_warned_once(result.stderr)

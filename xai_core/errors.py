@@ -31,12 +31,17 @@ class XaiError(Exception):
 class UnknownNameError(XaiError, KeyError):
     """A model, technique, sample or plugin name that is not registered."""
 
-    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str | None = None):
+    def __init__(
+        self, kind: str, name: str, choices: Iterable[str], hint: str | None = None,
+        note: str = "",
+    ):
         """:param hint: the ``xai list`` argument that shows the choices when they are too
-        many to print (``"models"``; ``""`` for plain ``xai list``; ``None``: no command does)."""
+        many to print (``"models"``; ``""`` for plain ``xai list``; ``None``: no command does).
+        :param note: said after the choices: why the name may be missing (a broken plugin)."""
         self.kind = kind
         self.name = name
         self.choices = sorted(choices)
+        self.note = note
         message = f"unknown {kind} {name!r}"
         matches = close_matches(name, self.choices)
         if matches:
@@ -47,6 +52,8 @@ class UnknownNameError(XaiError, KeyError):
             message += f" ({len(self.choices)} available"
             command = f"xai list {hint}".strip()
             message += f"; `{command}` shows them)." if hint is not None else ")."
+        if note:
+            message += f" {note}"
         super().__init__(message)
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -4,7 +4,7 @@
     xai list classes [MODEL] [PATTERN]
     xai list layers MODEL
     xai describe NAME
-    xai run CONFIG|example:NAME [key=value ...]
+    xai run CONFIG|example:NAME [key=value ...] [--force]
     xai explain IMAGE... --method NAME [--model NAME]... [--target T]... [--param M.K=V]...
     xai config CONFIG [key=value ...] | xai config --example NAME
     xai report RUN_DIR
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xai_core.errors import XaiError
+from xai_core.plugins import catalog as plugin_catalog
 from xai_core.plugins.catalog import catalog
 from xai_core.plugins.hookspecs import BUILTIN_COMMANDS
 from xai_core.version import __version__
@@ -50,18 +51,56 @@ class _Listed:
     help: str
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: flags may stand anywhere among its positionals, so ``xai run
+    cfg.yaml seed=1 --force output_dir=x`` keeps both overrides (argparse alone stops taking
+    positionals at the first flag). A plugin command whose arguments cannot be parsed that way
+    (a sub-subcommand, ``nargs=REMAINDER``) is parsed as argparse does."""
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._parsing:  # called back by parse_known_intermixed_args
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        except TypeError:
+            return super().parse_known_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
+def _global_flags(suppress: bool) -> argparse.ArgumentParser:
+    """``--version`` and ``--debug``, before the command or (``suppress``: no default, so the
+    value given before the command stands) after it."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--version", action="version", version=f"xai-core {__version__}")
+    flags.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        help="show tracebacks on errors, and broken plugins' warnings in full",
+    )
+    return flags
+
+
 def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
     """The parser of the built-in commands (:data:`BUILTIN_COMMANDS`) and of ``commands``, the
     ones plugins registered (:class:`~xai_core.plugins.registration.Command`, or for help only,
-    anything with ``name`` and ``help``)."""
+    anything with ``name`` and ``help``). The global flags may also follow the command, and a
+    command's flags may stand anywhere among its arguments."""
     parser = argparse.ArgumentParser(
-        prog="xai", description="Explain PyTorch image classifiers with pluggable techniques."
+        prog="xai", description="Explain PyTorch image classifiers with pluggable techniques.",
+        parents=[_global_flags(suppress=False)],
     )
-    parser.add_argument("--version", action="version", version=f"xai-core {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
+    )
+    flags = _global_flags(suppress=True)
 
-    p = sub.add_parser(
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[flags], **kwargs)
+
+    p = add(
         "list", help="list models, techniques, presets, metrics, samples, plugins, examples, "
         "a model's classes or layers",
         description="xai list [KIND] [PATTERN]; xai list classes [MODEL] [PATTERN]; "
@@ -74,17 +113,17 @@ def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
         "layers: MODEL",
     )
 
-    p = sub.add_parser(
+    p = add(
         "describe", help="what a technique, metric or model is, who provides it, its parameters"
     )
     p.add_argument("name", help="a name from `xai list`, or plugin:name (e.g. saliency:saliency)")
 
-    p = sub.add_parser("run", help="run an experiment config")
+    p = add("run", help="run an experiment config")
     p.add_argument("config", help="YAML config file or example:NAME (xai list examples)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--force", action="store_true", help="recompute items a previous run finished")
 
-    p = sub.add_parser("explain", help="explain images with one or more methods and models")
+    p = add("explain", help="explain images with one or more methods and models")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="files, folders, globs, sample:NAME")
     p.add_argument(
         "--method", "-m", action="append", required=True,
@@ -111,7 +150,7 @@ def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
         help="any other config override, e.g. --set device=cuda",
     )
 
-    p = sub.add_parser(
+    p = add(
         "config", help="print a config resolved with overrides, or an example config"
     )
     p.add_argument("config", nargs="?", help="YAML config file or example:NAME")
@@ -121,22 +160,22 @@ def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
         help="print the example config NAME as shipped (no NAME: list them)",
     )
 
-    p = sub.add_parser("report", help="(re)build report.html of a finished run")
+    p = add("report", help="(re)build report.html of a finished run")
     p.add_argument("run_dir", help="a run's output directory (holds results.json)")
 
-    p = sub.add_parser(
+    p = add(
         "verify", help="check a finished run: every output present, with its recorded sha256"
     )
     p.add_argument("run_dir", help="a run's output directory (holds results.json)")
 
-    p = sub.add_parser(
+    p = add(
         "new-plugin", help="scaffold a plugin package that passes the contract tests"
     )
     p.add_argument("name", help="plugin name, e.g. my-saliency")
     p.add_argument("--dir", default=None, help="where to create it (default: ./NAME)")
 
     for command in commands:
-        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        p = add(command.name, help=command.help, description=command.help)
         if getattr(command, "configure", None) is not None:
             command.configure(p)
         p.set_defaults(plugin_command=command)
@@ -191,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before parsing, the parser itself needs the plugins' commands; a broken built-in plugin
     # fails there, and `--debug` must already count.
     debug = "--debug" in argv
+    plugin_catalog.debug_warnings = debug  # broken plugins' warnings in full
     try:
         args = _parser(_commands(argv)).parse_args(argv)
         debug = args.debug

@@ -162,6 +162,9 @@ def cmd_describe(name: str) -> int:
         )
         qualified = QUALIFIER in name
         names = [e.qualified if qualified else e.name for r in registries_ for e in r]
-        raise UnknownNameError("technique, preset, metric or model", name, names, hint="")
+        note = next((n for r in registries_ if (n := r.missing_note(name))), "")
+        raise UnknownNameError(
+            "technique, preset, metric or model", name, names, hint="", note=note
+        )
     print("\n\n".join("\n".join(_describe(e, arch, registries)) for e, arch in found))
     return 0

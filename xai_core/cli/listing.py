@@ -84,17 +84,27 @@ def _lines(kind: str, summary: dict[str, Any], pattern: str | None) -> list[str]
                 lines.append(f"example:{name:<21} {about}")
         return lines + ["(`xai config --example NAME` prints one; `xai run example:NAME` runs it)"]
     if kind == "plugins":
-        lines = []
-        for info in summary["plugins"]:
-            if not _match(info["name"], pattern):
-                continue
-            if not info["ok"]:
-                lines.append(f"{info['name']:<16} ({info['source']}) BROKEN: {info['reason']}")
-                continue
-            provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in info["provides"].items())
-            lines.append(f"{info['name']:<16} ({info['source']}) {provides or '(nothing)'}")
-        return lines
+        return [
+            line for info in summary["plugins"] if _match(info["name"], pattern)
+            for line in _plugin_lines(info)
+        ]
     raise AssertionError(kind)
+
+
+def _plugin_lines(info: dict[str, Any]) -> list[str]:
+    """What a plugin provides; for a broken one, why, the fix and the names it holds back."""
+    if info["ok"]:
+        provides = _provides(info["provides"])
+        return [f"{info['name']:<16} ({info['source']}) {provides or '(nothing)'}"]
+    lines = [f"{info['name']:<16} ({info['source']}) BROKEN: {info['reason']}",
+             f"{'':<16} {info['fix']}"]
+    if info["withheld"]:
+        lines.append(f"{'':<16} not registered: {_provides(info['withheld'])}")
+    return lines
+
+
+def _provides(names: dict[str, list[str]]) -> str:
+    return "; ".join(f"{kind}: {', '.join(found)}" for kind, found in names.items())
 
 
 def _model_lines(summary: dict[str, Any], pattern: str | None) -> list[str]:

@@ -37,7 +37,7 @@ def _resolve(name: str) -> tuple[ModelEntry, str | None]:
         wanted = member if qualified else name
         if model.is_family and wanted.startswith(model.prefix):
             return model, wanted[len(model.prefix) :]
-    raise UnknownNameError("model", name, list_models(), "models")
+    raise UnknownNameError("model", name, list_models(), "models", note=registry.missing_note(name))
 
 
 def model_entry(name: str) -> ModelEntry:

@@ -19,8 +19,9 @@ file named by a key over everything that can change it:
 A missing or stale file is rebuilt by loading the plugins once (what every command did before);
 a cache folder that cannot be written costs only speed. When this process has loaded the plugins
 already (a test, a notebook, a plugin registered at run time), the live registries are summarised
-and nothing is written. Everything that needs a plugin's code (running, ``describe``, a plugin's
-own command) still loads the plugins.
+and nothing is written. The cache folder also remembers which broken plugins' warnings were
+shown (:func:`warn_broken`). Everything that needs a plugin's code (running, ``describe``, a
+plugin's own command) still loads the plugins.
 """
 
 from __future__ import annotations
@@ -41,16 +42,23 @@ from xai_core.plugins.entrypoints import (
 )
 from xai_core.version import __version__
 
-__all__ = ["CATALOG_FORMAT", "ENV_CACHE_DIR", "catalog", "cache_dir", "summarise"]
+__all__ = [
+    "CATALOG_FORMAT", "ENV_CACHE_DIR", "catalog", "cache_dir", "summarise", "warn_broken",
+]
 
 #: Bump when the summary's layout changes.
-CATALOG_FORMAT = 2
+CATALOG_FORMAT = 3
 ENV_CACHE_DIR = "XAI_CORE_CACHE_DIR"
 #: Catalog files kept in the cache folder.
 KEEP = 8
-#: Broken plugins whose warning this process printed from the catalog (the plugin manager does
-#: not print it again when it loads the plugins later in the same command).
+#: Broken plugins whose warning this process printed (from the catalog or as the plugin manager
+#: loaded them): a later load in the same process, or ``reset()``, prints nothing more.
 printed_warnings: set[str] = set()
+#: Set by ``xai --debug``: broken plugins' warnings are printed in full, on every command.
+debug_warnings = False
+#: The file in the cache folder that remembers which warnings were shown, and how many it keeps.
+SHOWN_FILE = "shown-warnings.json"
+KEEP_SHOWN = 64
 
 
 def cache_dir() -> Path:
@@ -145,11 +153,48 @@ def summarise(registries: Any) -> dict[str, Any]:
     commands = [{"name": e.name, "help": e.obj.help} for e in registries.commands]
     plugins = [
         {"name": info.name, "source": info.source, "ok": info.ok, "reason": info.reason,
-         "provides": info.provides, "entry_point": info.entry_point, "warning": info.warning}
+         "provides": info.provides, "entry_point": info.entry_point, "warning": info.warning,
+         "fix": info.fix, "details": info.details, "withheld": info.withheld}
         for info in registries.plugins.values()
     ]
     return {"format": CATALOG_FORMAT, "techniques": techniques, "presets": presets,
             "metrics": metrics, "models": models, "commands": commands, "plugins": plugins}
+
+
+def warn_broken(name: str, warning: str, details: str = "") -> None:
+    """Print broken plugin ``name``'s one-line ``warning`` on stderr, once per change.
+
+    Once per process, and not again in a later process while nothing changed: the cache
+    folder remembers each warning shown for the set of selected entry points (a new version,
+    another problem, an installed or removed plugin or another allow-list shows it again), so
+    a broken plugin is announced when it becomes broken, not on every command. ``xai list
+    plugins`` and the error for one of its names always say it; with ``xai --debug`` the full
+    ``details`` are printed on every command.
+    """
+    if name in printed_warnings:
+        return
+    printed_warnings.add(name)
+    if debug_warnings:
+        print(details or warning, file=sys.stderr)
+    elif not _shown_before(warning):
+        print(warning, file=sys.stderr)
+
+
+def _shown_before(warning: str) -> bool:
+    """Whether ``warning`` was shown for these entry points; remembers it was, from now on."""
+    eps = [(ep.name, ep.value, *distribution_of(ep)) for ep in selected_entry_points()]
+    key = hashlib.sha256(json.dumps([warning, eps], default=str).encode()).hexdigest()[:24]
+    path = cache_dir() / SHOWN_FILE
+    try:
+        shown = json.loads(path.read_text())
+    except (OSError, ValueError):
+        shown = []
+    if not isinstance(shown, list):
+        shown = []
+    if key in shown:
+        return True
+    _write_atomic(path, json.dumps([*shown, key][-KEEP_SHOWN:]))
+    return False
 
 
 def _live_registries() -> Any:
@@ -171,11 +216,10 @@ def catalog() -> dict[str, Any]:
     except (OSError, ValueError):
         cached = None
     if isinstance(cached, dict) and cached.get("format") == CATALOG_FORMAT:
-        # A broken plugin stays loud: the warning loading it would print, once per process.
+        # The warning loading a broken plugin would print, when loading it would print it.
         for plugin in cached["plugins"]:
-            if plugin.get("warning") and plugin["name"] not in printed_warnings:
-                printed_warnings.add(plugin["name"])
-                print(plugin["warning"], file=sys.stderr)
+            if plugin.get("warning"):
+                warn_broken(plugin["name"], plugin["warning"], plugin.get("details", ""))
         return cached
     from xai_core.plugins.manager import get_registries  # loads every plugin: the slow path
 
@@ -194,8 +238,18 @@ def _store(path: Path, summary: dict[str, Any]) -> None:
         older = sorted(path.parent.glob("catalog-*.json"), key=lambda p: p.stat().st_mtime)
         for old in older[:-(KEEP - 1)] if len(older) >= KEEP else []:
             old.unlink(missing_ok=True)
+    except OSError:
+        pass
+    _write_atomic(path, json.dumps(summary))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a cache file whole or not at all; a cache folder that cannot be written costs
+    only speed (the next command rebuilds the summary, or shows a warning again)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(summary))
+        temporary.write_text(text)
         os.replace(temporary, path)
     except OSError:
-        pass  # a read-only home: the next command rebuilds the summary
+        pass

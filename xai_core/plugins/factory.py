@@ -83,13 +83,13 @@ def resolve_technique(
                 raise
             presets = get_registries().presets.names()
             raise UnknownNameError(
-                exc.kind, name, [*exc.choices, *presets], kind.kind + "s"
+                exc.kind, name, [*exc.choices, *presets], kind.kind + "s", note=exc.note
             ) from None
     try:
         cls = technique_class(preset.technique, kind)
     except UnknownNameError as exc:
         raise UnknownNameError(
-            exc.kind, preset.technique, exc.choices, kind.kind + "s"
+            exc.kind, preset.technique, exc.choices, kind.kind + "s", note=exc.note
         ) from None
     return cls, dict(preset.params)
 

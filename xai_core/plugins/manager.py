@@ -17,10 +17,17 @@ Broken plugins
     invalid or a name that is already taken. What happens then depends on where it comes from:
 
     - An *installed third-party plugin* is skipped as a whole: none of its registrations apply
-      and it is unregistered from pluggy. One line on stderr, once per process, names the entry
-      point, its distribution and version, what is wrong and how to fix or disable it;
-      ``xai list plugins`` shows it as broken with the reason; everything else keeps working.
-      One broken package must not take the whole tool down with it.
+      and it is unregistered from pluggy, its healthy names included (a plugin with one
+      clashing technique is a plugin whose author has not seen it work beside the others, so
+      none of it is trusted; and half a plugin would make its names depend on which clash
+      comes first). Everything else keeps working: one broken package must not take the whole
+      tool down with it. It is said where it matters: asking for a name the broken plugin
+      would have provided says that plugin provides it, why it was skipped and how to fix it,
+      and any unknown name, while some plugin failed to load, names the failed plugins and
+      why. One short line on stderr names the plugin, its distribution and version, what is
+      wrong and the fix, once for each change (see :func:`~xai_core.plugins.catalog.warn_broken`:
+      not on every command); ``xai list plugins`` shows it as broken with the reason and how to
+      fix or disable it, and ``xai --debug`` prints the full warning every time.
     - A *built-in plugin* (distribution ``xai-core``) raises :class:`~xai_core.errors.PluginError`:
       it is a bug in xai-core, and skipping it quietly would remove techniques without notice and
       shrink the contract tests, which run over whatever is registered. The message says how to
@@ -52,7 +59,7 @@ import pluggy
 
 from xai_core.errors import PluginError, close_matches
 from xai_core.plugins import hookspecs
-from xai_core.plugins.catalog import printed_warnings
+from xai_core.plugins.catalog import warn_broken
 from xai_core.plugins.entrypoints import (
     ENTRY_POINT_GROUP,
     ENV_ALLOW,
@@ -90,8 +97,9 @@ hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
 _manager: pluggy.PluginManager | None = None
 _registries: Registries | None = None
 _infos: dict[str, PluginInfo] = {}
-# Broken plugins already reported in this process: reset() reloads them, but warns only once.
-_warned: set[tuple[str, str | None]] = set()
+#: The most of a broken plugin's reason its one-line warning quotes (``xai list plugins`` and
+#: the errors for its names quote all of it).
+WARNING_REASON_CHARS = 120
 
 
 def _one_line(text: object) -> str:
@@ -199,15 +207,40 @@ def _fail(info: PluginInfo, reason: str, exc: BaseException | None = None) -> No
             ) from exc
         raise PluginError(f"plugin {info.name!r} is broken: {reason}") from exc
     info.status, info.reason, info.provides = "broken", reason, {}
-    key = (info.name, info.distribution)
-    info.warning = (
-        f"xai-core: skipped broken plugin {info.name!r} (entry point {info.name} = "
-        f"{info.module!r} from {info.source}): {reason}. {_fix_hint(info)}"
+    info.fix = _fix_hint(info)
+    short = reason if len(reason) <= WARNING_REASON_CHARS else (
+        reason[: WARNING_REASON_CHARS - 3].rstrip() + "..."
     )
-    if key not in _warned:
-        _warned.add(key)
-        if info.name not in printed_warnings:
-            print(info.warning, file=sys.stderr)
+    info.warning = (
+        f"xai-core: skipped broken plugin {info.name!r} ({info.source}): {short.rstrip('.')}. "
+        f"Fix: update {info.distribution} or `pip uninstall {info.distribution}`; "
+        "`xai list plugins` says more"
+    )
+    info.details = (
+        f"xai-core: skipped broken plugin {info.name!r} (entry point {info.name} = "
+        f"{info.module!r} from {info.source}): {reason}. {info.fix}"
+    )
+    warn_broken(info.name, info.warning, info.details)
+
+
+def _missing_because(info: PluginInfo) -> str:
+    """What the error for a name that broken plugin ``info`` would have provided says."""
+    return (
+        f"Plugin {info.name!r} ({info.source}) provides it but was skipped because it is "
+        f"broken: {info.reason}. Fix: update {info.distribution} or "
+        f"`pip uninstall {info.distribution}`."
+    )
+
+
+def _note_broken(registries: Registries) -> None:
+    """Every registry's unknown-name error names the plugins that failed to load."""
+    for info in _infos.values():
+        if info.ok:
+            continue
+        for registry in (registries.techniques, registries.models, registries.metrics,
+                         registries.commands, registries.presets):
+            registry.note_broken(f"plugin {info.name!r} ({info.source}) failed to load: "
+                                 f"{info.reason}")
 
 
 def register_plugin(plugin: object, name: str | None = None) -> str:
@@ -267,8 +300,9 @@ def _call_hooks(pm: pluggy.PluginManager, plugin: object, makers: dict[str, Any]
 
 
 def registries_loaded() -> bool:
-    """Whether this process has built the registries (loaded the plugins) already."""
-    return _registries is not None
+    """Whether this process has built the registries (loaded the plugins) already, or has a
+    plugin registered at run time (which only the live registries know of)."""
+    return _registries is not None or any(not info.entry_point for info in _infos.values())
 
 
 def get_registries() -> Registries:
@@ -286,13 +320,20 @@ def get_registries() -> Registries:
         plugin = pm.get_plugin(name)
         info = _infos.setdefault(name, PluginInfo(name, type(plugin).__name__))
         pending = PendingRegistrations(name, info)
+        failure = None
         try:
             _call_hooks(pm, plugin, registration_callbacks(pending, registries))
         except PluginError as exc:
-            _fail(info, str(exc), exc)
+            failure = exc
+        problems = pending.problems(failure)
+        if problems:
+            _fail(info, problems, failure)
+            info.withheld = pending.names()
+            pending.withhold(_missing_because(info))
             pm.unregister(plugin)
             continue
         pending.apply()
+    _note_broken(registries)
     registries.plugins = dict(_infos)
     _registries = registries
     return _registries

@@ -37,8 +37,14 @@ class PluginInfo:
         :func:`register_plugin`).
     :param status: ``"ok"``, or ``"broken"`` for a plugin that was skipped (see the module doc).
     :param reason: for a broken plugin, what is wrong with it.
-    :param warning: for a broken plugin, the line printed on stderr about it (the plugin catalog
-        repeats it when it answers for the plugins).
+    :param warning: for a broken plugin, the short line printed on stderr about it (the plugin
+        catalog prints it when it answers for the plugins; see
+        :func:`xai_core.plugins.catalog.warn_broken` for when).
+    :param fix: for a broken plugin, how to fix or disable it (``xai list plugins`` shows it).
+    :param details: for a broken plugin, the long form of ``warning`` (``xai --debug``).
+    :param withheld: for a broken plugin, what it would have registered had it worked, by kind
+        (as in ``provides``; only what its hooks got to before they failed): none of it is
+        registered, and asking for one of these names says why.
     """
 
     name: str
@@ -50,6 +56,9 @@ class PluginInfo:
     status: str = "ok"
     reason: str = ""
     warning: str = ""
+    fix: str = ""
+    details: str = ""
+    withheld: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def builtin(self) -> bool:
@@ -108,20 +117,48 @@ class Registries:
 
 class PendingRegistrations:
     """One plugin's registrations, checked as they come and applied only if all its hooks
-    succeed, so that a broken plugin leaves no half of itself behind."""
+    succeed, so that a broken plugin leaves no half of itself behind.
+
+    A name another plugin took does not stop the hooks: every clash is reported at once
+    (:meth:`problems`), and the plugin's other names are known (:meth:`names`), so that asking
+    for one of them can say why it is missing."""
 
     def __init__(self, plugin: str, info: PluginInfo):
         self.plugin = plugin
         self.info = info
         self.items: list[tuple[Registry[Any], str, Any, str]] = []
+        self.clashes: list[str] = []
 
     def add(self, registry: Registry[Any], name: str, obj: Any, provides: str) -> None:
-        registry.check_name(name, self.plugin)
+        try:
+            registry.check_name(name, self.plugin)
+        except PluginError as exc:
+            if name not in registry:
+                raise  # an invalid name, not a taken one
+            self.clashes.append(str(exc))
         if any(r is registry and n == name for r, n, _, _ in self.items):
             raise PluginError(
                 f"plugin {self.plugin!r} registers the {registry.kind} name {name!r} twice"
             )
         self.items.append((registry, name, obj, provides))
+
+    def problems(self, failure: BaseException | None = None) -> str:
+        """What is wrong with the plugin: every clash, then ``failure`` (its hooks' error);
+        ``""`` when nothing is."""
+        return "; ".join([*self.clashes, *([str(failure)] if failure is not None else [])])
+
+    def withhold(self, why: str) -> None:
+        """Register none of the names, but have each registry say ``why`` when one is asked
+        for."""
+        for registry, name, _, _ in self.items:
+            registry.withhold(name, self.plugin, why)
+
+    def names(self) -> dict[str, list[str]]:
+        """The names registered so far, by kind (the keys of ``PluginInfo.provides``)."""
+        names: dict[str, list[str]] = {}
+        for _, name, _, provides in self.items:
+            names.setdefault(provides, []).append(name)
+        return names
 
     def apply(self) -> None:
         self.info.provides = {}

@@ -52,6 +52,31 @@ class Registry(Generic[T]):
         self.list_hint = list_hint
         self._entries: dict[str, Entry[T]] = {}
         self._qualified: dict[str, Entry[T]] = {}
+        self._withheld: dict[str, str] = {}
+        self._broken: list[str] = []
+
+    def withhold(self, name: str, plugin: str, why: str) -> None:
+        """Remember that broken ``plugin`` would have registered ``name``: asking for it (short
+        or qualified) says ``why`` instead of only "unknown"."""
+        self._withheld.setdefault(name, why)
+        self._withheld.setdefault(f"{plugin}{QUALIFIER}{name}", why)
+
+    def note_broken(self, why: str) -> None:
+        """Remember a plugin that failed to load: every unknown name mentions it, in case it
+        would have provided that name."""
+        self._broken.append(why)
+
+    def missing_note(self, name: str) -> str:
+        """Why ``name`` may be missing: the broken plugin that provides it, else every plugin
+        that failed to load (``""`` when none did)."""
+        if isinstance(name, str) and name in self._withheld:
+            return self._withheld[name]
+        if not self._broken:
+            return ""
+        return (
+            f"It may come from a plugin that failed to load: {'; '.join(self._broken)}. "
+            "`xai list plugins` says how to fix it."
+        )
 
     def check_name(self, name: str, plugin: str) -> None:
         """Raise :class:`PluginError` unless ``plugin`` may register ``name`` here: a valid name
@@ -81,7 +106,9 @@ class Registry(Generic[T]):
         if found is None:
             qualified = isinstance(name, str) and QUALIFIER in name
             choices = self._qualified if qualified else self._entries
-            raise UnknownNameError(self.kind, name, choices, self.list_hint)
+            raise UnknownNameError(
+                self.kind, name, choices, self.list_hint, note=self.missing_note(name)
+            )
         return found
 
     def find(self, name: str) -> Entry[T] | None:

@@ -153,7 +153,8 @@ def write_results(
         "summary": {"items": len(items), "failed": failed, "skipped": skipped},
         "items": items,
     }
-    if run.config.figures and any(i.get("kind") == "attributor" for i in items):
+    attributions = any(i.get("kind") == "attributor" for i in items)
+    if run.config.figures and not run.config.compares_models and attributions:
         results["grid"] = "figures/grid.png"
     if run.metrics:
         results["metrics"] = write_metrics_table(run.out, items, run.metrics)

@@ -145,7 +145,7 @@ def synthesize_per_run(
     run's single target) in ``images/<label>/``, all of them in ``figures/<label>.png``."""
     classes = synthesis_classes(technique)
     target = run.config.target
-    base = {"image": None, "key": None, "model": handle.name, "method": technique.name,
+    base = {"image": None, "key": None, "model": run.model_label, "method": technique.name,
             "kind": technique.kind, "label": label, "seconds": None, "files": {}, "error": None}
     if not classes:
         if isinstance(target, list) or str(target).strip().lower() == "predicted":

@@ -1,8 +1,9 @@
 """``xai verify RUN_DIR``: is a finished run intact?
 
 A run is intact when ``results.json`` is strict JSON marked ``"complete": true``, its summary
-agrees with its items, every item agrees with its record under ``records/``, and every file an
-item or the run names (``digests``, ``run_files``) is present with the recorded size and sha256.
+agrees with its items, every item agrees with its record under ``records/`` (under
+``<model>/records/`` in a run that compares models), and every file an item or the run names
+(``digests``, ``run_files``) is present with the recorded size and sha256.
 Only hashes are compared, nothing is decoded, so checking a large run costs one read of its
 outputs. Every problem is named by file, so the fix (rerun the same config: it recomputes what
 does not match) is obvious.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from xai_core.errors import XaiError
@@ -21,7 +22,7 @@ from xai_core.runner.ledger import file_problem
 from xai_core.runner.lock import lock_holder
 from xai_core.runner.results import RUN_KEY
 
-__all__ = ["Verification", "verify_run", "strict_json"]
+__all__ = ["Verification", "verify_run", "strict_json", "records_folders"]
 
 
 def _reject_constant(name: str) -> Any:
@@ -46,15 +47,10 @@ class Verification:
     def ok(self) -> bool:
         return not self.problems
 
-
-def _check_file(
-    run_dir: Path, rel: str, expected: Any, seen: dict[str, str | None],
-    digests: dict[str, FileDigest | None],
-) -> str | None:
-    """A problem with one recorded file, or ``None``; each file is checked once."""
-    if rel not in seen:
-        seen[rel] = file_problem(run_dir, rel, expected, digests)
-    return seen[rel]
+    def add(self, problem: str | None) -> None:
+        """Note a problem (``None`` is none); each is reported once."""
+        if problem is not None and problem not in self.problems:
+            self.problems.append(problem)
 
 
 def verify_run(run_dir: str | Path) -> Verification:
@@ -64,65 +60,119 @@ def verify_run(run_dir: str | Path) -> Verification:
     if not results_file.is_file():
         raise XaiError(f"{str(run_dir)!r} holds no results.json; give the output folder of a run")
     report = Verification(run_dir)
+    results = _read_results(run_dir, report)
+    if results is None:
+        return report
+    items = results.get("items") if isinstance(results.get("items"), list) else []
+    report.items = len(items)
+    _check_summary(results, items, report)
+    files = _Files(run_dir)
+    for item in items:
+        if not item.get("error"):
+            _check_item_files(item, files, report)
+    _check_records(run_dir, results, items, report)
+    for rel, expected in (results.get("run_files") or {}).items():
+        report.add(files.problem(rel, expected))
+    _check_figures(run_dir, results, report)
+    report.files = len(files.seen)
+    return report
+
+
+class _Files:
+    """Each recorded file of a run checked once, however many items name it."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.seen: dict[str, str | None] = {}
+        self.on_disk: dict[str, FileDigest | None] = {}
+
+    def problem(self, rel: str, expected: Any) -> str | None:
+        if rel not in self.seen:
+            self.seen[rel] = file_problem(self.run_dir, rel, expected, self.on_disk)
+        return self.seen[rel]
+
+
+def _read_results(run_dir: Path, report: Verification) -> dict[str, Any] | None:
+    """``results.json`` of a run that no one is writing, or ``None`` (the problem reported)."""
     holder = lock_holder(run_dir)
     if holder is not None:
-        report.problems.append(f"a run is writing this folder now ({holder}); verify it after")
-        return report
+        report.add(f"a run is writing this folder now ({holder}); verify it after")
+        return None
     try:
-        results = strict_json(results_file.read_text())
+        results = strict_json((run_dir / "results.json").read_text())
     except (ValueError, UnicodeDecodeError) as exc:
-        report.problems.append(f"results.json: not strict JSON ({exc})")
-        return report
+        report.add(f"results.json: not strict JSON ({exc})")
+        return None
     if not isinstance(results, dict):
-        report.problems.append("results.json: not a JSON object")
-        return report
+        report.add("results.json: not a JSON object")
+        return None
     if results.get("complete") is not True:
-        report.problems.append(
+        report.add(
             "results.json: not marked complete (the run was interrupted or is running); rerun "
             "the same config to finish it"
         )
-    items = results.get("items") if isinstance(results.get("items"), list) else []
-    report.items = len(items)
+    return results
+
+
+def _check_summary(
+    results: dict[str, Any], items: list[dict[str, Any]], report: Verification
+) -> None:
     summary = results.get("summary", {})
     failed = sum(1 for item in items if item.get("error"))
     if summary.get("items") != len(items) or summary.get("failed") != failed:
-        report.problems.append(
+        report.add(
             f"results.json: summary says {summary.get('items')} item(s), {summary.get('failed')} "
             f"failed; the items list holds {len(items)}, {failed} failed"
         )
-    seen: dict[str, str | None] = {}
-    digests_on_disk: dict[str, FileDigest | None] = {}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+
+def _check_item_files(item: dict[str, Any], files: _Files, report: Verification) -> None:
+    """Every file a finished item names has a recorded digest, and matches it."""
+    named = set((item.get("files") or {}).values())
+    digests = item.get("digests") or {}
+    for rel in sorted(named - set(digests)):
+        report.add(f"{rel}: named by an item but no size and sha256 recorded")
+    for rel, expected in digests.items():
+        report.add(files.problem(rel, expected))
+
+
+def records_folders(results: dict[str, Any]) -> dict[str, str]:
+    """Each model's records folder relative to the run (``records``, or ``<model>/records`` in a
+    run that compares models), by the model's name and (winning over names) by its label."""
+    models = results.get("models") or []
+    folders: dict[str, str] = {}
+    for key in ("name", "label"):
+        for model in models:
+            if model.get(key) is not None:
+                folders[model[key]] = str(PurePosixPath(model.get("output_dir") or ".") / "records")
+    return folders
+
+
+def _check_records(
+    run_dir: Path, results: dict[str, Any], items: list[dict[str, Any]], report: Verification
+) -> None:
+    """Each (model, image, method)'s record holds exactly the items ``results.json`` lists."""
+    folders = records_folders(results)
+    groups: dict[str, list[dict[str, Any]]] = {}
     for item in items:
-        groups.setdefault((item.get("key") or RUN_KEY, item.get("label")), []).append(item)
-        if item.get("error"):
-            continue
-        files = set((item.get("files") or {}).values())
-        digests = item.get("digests") or {}
-        for rel in sorted(files - set(digests)):
-            report.problems.append(f"{rel}: named by an item but no size and sha256 recorded")
-        for rel, expected in digests.items():
-            problem = _check_file(run_dir, rel, expected, seen, digests_on_disk)
-            if problem is not None and problem not in report.problems:
-                report.problems.append(problem)
-    for (key, label), group in groups.items():
-        record_file = run_dir / "records" / key / f"{label}.json"
+        folder = folders.get(item.get("model"), "records")
+        rel = f"{folder}/{item.get('key') or RUN_KEY}/{item.get('label')}.json"
+        groups.setdefault(rel, []).append(item)
+    for rel, group in groups.items():
         try:
-            record = strict_json(record_file.read_text())
+            record = strict_json((run_dir / rel).read_text())
         except (OSError, ValueError, UnicodeDecodeError):
-            report.problems.append(f"records/{key}/{label}.json: missing or not strict JSON")
+            report.add(f"{rel}: missing or not strict JSON")
             continue
-        if record.get("items") != group:
-            report.problems.append(
-                f"records/{key}/{label}.json: disagrees with the items of results.json"
-            )
-    for rel, expected in (results.get("run_files") or {}).items():
-        problem = _check_file(run_dir, rel, expected, seen, digests_on_disk)
-        if problem is not None:
-            report.problems.append(problem)
+        if not isinstance(record, dict) or record.get("items") != group:
+            report.add(f"{rel}: disagrees with the items of results.json")
+
+
+def _check_figures(run_dir: Path, results: dict[str, Any], report: Verification) -> None:
     if results.get("grid") and "figures/grid.png" not in (results.get("run_files") or {}):
-        report.problems.append("figures/grid.png: named by results.json but not recorded")
+        report.add("figures/grid.png: named by results.json but not recorded")
+    for rel in results.get("comparisons") or []:
+        if not (run_dir / rel).is_file():
+            report.add(f"{rel}: named by results.json but missing (rerun the same config)")
     if not (run_dir / "report.html").is_file():
-        report.problems.append("report.html: missing (xai report RUN_DIR rebuilds it)")
-    report.files = len(seen)
-    return report
+        report.add("report.html: missing (xai report RUN_DIR rebuilds it)")
