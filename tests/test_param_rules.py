@@ -40,3 +40,74 @@ def test_a_cross_field_rule_names_its_field():
     with pytest.raises(ConfigError, match=r"'methods\[0\]\.params\.stride': 40 is larger than "
                                           r"window 32"):
         build_params(Window, {"stride": 40}, "methods[0].params")
+
+
+# --- every declared rule of every registered technique and metric -----------------------------
+
+
+def _registered():
+    from xai_core.contracts.metric import Metric
+    from xai_core.contracts.technique import Technique
+    from xai_core.plugins.factory import (
+        list_attributors,
+        list_metrics,
+        list_synthesizers,
+        technique_class,
+    )
+
+    kinds = [(n, Technique, "methods") for n in list_attributors() + list_synthesizers()]
+    kinds += [(n, Metric, "metrics") for n in list_metrics()]
+    return [(name, technique_class(name, kind), section) for name, kind, section in kinds]
+
+
+def _breaking(f) -> list:
+    """Values outside a field's declared choices and bounds (an exclusive bound is itself out)."""
+    meta, values = f.metadata, []
+    if "choices" in meta:
+        values.append("no-such-choice")
+    offsets = {"min": -1, "min_exclusive": 0, "max": 1, "max_exclusive": 0}
+    values += [meta[key] + offset for key, offset in offsets.items() if key in meta]
+    return values
+
+
+def _violations():
+    import dataclasses
+
+    cases = []
+    for name, cls, section in _registered():
+        for f in dataclasses.fields(cls.Params):
+            cases += [(name, section, {f.name: value}, f.name) for value in _breaking(f)]
+        for example in getattr(cls.Params, "violations", ()):
+            cases.append((name, section, dict(example), next(iter(example))))
+    return cases
+
+
+def _config(name: str, section: str, params: dict) -> dict:
+    entry = {"name": name, "params": params}
+    if section == "metrics":
+        return {"inputs": ["sample:cat"], "methods": ["saliency"], "metrics": [entry]}
+    return {"inputs": ["sample:cat"], "methods": [entry]}
+
+
+@pytest.mark.parametrize(
+    "name, section, params, key", _violations(),
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_every_declared_rule_of_every_plugin_refuses_the_config_with_its_path(
+    name, section, params, key
+):
+    from xai_core.runner.config import load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(_config(name, section, params))
+    assert f"'{section}[0].params.{key}'" in str(info.value), str(info.value)
+
+
+def test_the_rule_table_covers_the_plugins_cross_field_rules():
+    """Each technique whose params have a ``check()`` lists examples that break it, so the
+    registry-wide test above reaches every rule."""
+    for name, cls, _ in _registered():
+        if hasattr(cls.Params, "check"):
+            assert getattr(cls.Params, "violations", ()), f"{name}.Params.check has no violations"
+    names = {name for name, *_ in _violations()}
+    assert {"occlusion", "integrated_gradients", "noise_tunnel"} <= names

@@ -7,15 +7,18 @@ Sensitivity to Parameter Values", arXiv:1810.03307 (VarGrad).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, Attributor, GradientAttributor, get_attributor
-from xai_core.errors import ConfigError
+from xai_core.contracts.params import params_errors
+from xai_core.errors import XaiError
 from xai_core.nn.hooks import HookRecorder
+from xai_core.plugins.factory import resolve_technique
 
 __all__ = ["NOISE_TYPES", "NoiseTunnel"]
 
@@ -64,11 +67,27 @@ class NoiseTunnel(Attributor):
         #: Noisy copies per call of the base, over all items: bounds memory, not results.
         batch_size: int = field(default=16, metadata={"min": 1})
 
+        #: Values that break each rule of :meth:`check` (for the registry-wide rule test).
+        violations: ClassVar[tuple[dict[str, Any], ...]] = (
+            {"base": "noise_tunnel"}, {"base_params": {"nonsense": 1}},
+        )
+
+        def check(self) -> Iterator[tuple[str, str]]:
+            if self.base == "noise_tunnel":
+                yield "base", "noise_tunnel cannot be its own base; name another attributor"
+                return
+            try:
+                cls, preset = resolve_technique(self.base, Attributor)
+                _, errors = params_errors(cls.Params, {**preset, **self.base_params}, "")
+            except XaiError as exc:
+                yield "base", str(exc)
+                return
+            for error in errors:
+                yield "base_params", f"{error} (parameters of base {self.base!r})"
+
     def __init__(self, params: Any = None, **overrides: Any):
         super().__init__(params, **overrides)
         p = self.params
-        if p.base == self.name:
-            raise ConfigError("noise_tunnel cannot be its own base")
         self.base = get_attributor(p.base, **p.base_params)
 
     def _base_attributions(

@@ -11,14 +11,15 @@ numbers in a fraction of the time.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, PerturbationAttributor
-from xai_core.errors import ConfigError, InputError
+from xai_core.errors import InputError
 
 from .incremental import IncrementalOcclusion
 
@@ -53,13 +54,15 @@ class Occlusion(PerturbationAttributor):
         #: metadata's ``incremental_fallback`` says why).
         incremental: bool = True
 
-    def __init__(self, params: Any = None, **overrides: Any):
-        super().__init__(params, **overrides)
-        if self.params.stride > self.params.window:
-            raise ConfigError(
-                f"bad config value at 'occlusion.stride': {self.params.stride} is larger than the "
-                f"window ({self.params.window}), which would leave pixels that no window covers"
-            )
+        #: Values that break each rule of :meth:`check` (for the registry-wide rule test).
+        violations: ClassVar[tuple[dict[str, Any], ...]] = ({"stride": 40, "window": 32},)
+
+        def check(self) -> Iterator[tuple[str, str]]:
+            if self.stride > self.window:
+                yield "stride", (
+                    f"{self.stride} is larger than window {self.window}, which would leave "
+                    "pixels that no window covers; use a stride of at most the window"
+                )
 
     def check_input(self, inputs: Tensor) -> None:
         height, width = inputs.shape[2:]

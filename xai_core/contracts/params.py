@@ -229,9 +229,28 @@ def params_errors(
     except OmegaConfBaseException as exc:
         return None, [omegaconf_message(exc, where)]
     except Exception as exc:  # noqa: BLE001 - a Params.__post_init__ rejected the values
-        return None, [f"bad config value at {where!r}: {exc}"]
+        # A value outside its field's declared rules is the error to name (with its key path),
+        # not what a __post_init__ then made of it.
+        raw = _unchecked_instance(params_cls, OmegaConf.merge(schema, typed))
+        field_errors = field_value_errors(raw, where) if raw is not None else []
+        return None, field_errors or [f"bad config value at {where!r}: {exc}"]
     errors = _all_rule_errors(instance, where)
     return (None if errors else instance), errors
+
+
+def _unchecked_instance(params_cls: type, cfg: Any) -> Any:
+    """An instance of ``params_cls`` holding ``cfg``'s values without running its
+    ``__post_init__``; ``None`` when the values cannot be read back plainly."""
+    try:
+        instance = object.__new__(params_cls)
+        for f in dataclasses.fields(params_cls):
+            value = cfg[f.name]
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value)
+            object.__setattr__(instance, f.name, value)
+    except Exception:  # noqa: BLE001 - nested schemas: fall back to the __post_init__ message
+        return None
+    return instance
 
 
 def build_params(params_cls: type, values: Mapping[str, Any] | None, where: str = "params") -> Any:
