@@ -261,3 +261,37 @@ def test_torchrun_two_processes_match_one(tmp_path):
         )
     ranks = {i["rank"] for i in two.values()}
     assert ranks == {0, 1}
+
+
+def test_force_replaces_records_one_at_a_time_and_loses_none(tmp_path, monkeypatch):
+    """A --force run that dies midway (here: its third record write fails) leaves every finished
+    record of the old run on disk, old or new; the rerun completes. Records were deleted up front
+    before, so a kill twenty items into --force over a finished folder lost the other sixty."""
+    from xai_core.errors import WriteError
+    from xai_core.runner import ledger as ledger_module
+
+    _images(tmp_path / "in", 4)
+    base = {"inputs": [str(tmp_path / "in")], "methods": ["saliency"],
+            "output_dir": str(tmp_path / "out")}
+    first = run_experiment(load_config(base, TINY + ["workers=0", "batch_size=1"]))
+    records = sorted((first.output_dir / "records").rglob("*.json"))
+    assert len(records) == 4
+    before = {path: path.read_bytes() for path in records}
+    real_write, calls = ledger_module.Ledger.write, []
+
+    def dying_write(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError("No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(ledger_module.Ledger, "write", dying_write)
+    with pytest.raises(WriteError, match="No space left"):
+        run_experiment(load_config(base, TINY + ["workers=0", "batch_size=1"]), force=True)
+    monkeypatch.undo()
+    after = sorted((first.output_dir / "records").rglob("*.json"))
+    assert after == records
+    # Two rewritten (same settings, so the same bytes up to digests), the last two untouched.
+    assert sum(path.read_bytes() == before[path] for path in after) >= 2
+    again = run_experiment(load_config(base, TINY + ["workers=0", "batch_size=1"]))
+    assert not again.failures and len(again.items) == 4

@@ -196,14 +196,6 @@ class Ledger:
         """Drop a cached record (another rank may have rewritten it)."""
         self._records.pop((key, label), None)
 
-    def clear(self) -> None:
-        """Forget every record (``--force``); outputs are overwritten as items finish."""
-        self._records.clear()
-        self._on_disk.clear()
-        if self.records.is_dir():
-            for path in self.records.rglob("*.json"):
-                path.unlink()
-
 
 def file_problem(
     root: str | os.PathLike[str], rel: str, expected: Any, known: dict[str, FileDigest | None]

@@ -17,9 +17,10 @@ Output layout under ``output_dir``::
 Runs scale to whole datasets: images are read and preprocessed in DataLoader workers and
 explained batch by batch; every file is written atomically and every finished item recorded, so
 running the same config again skips what is done and redoes what is missing or corrupt
-(``force`` redoes everything). An item is redone when its input's content or path, its settings,
-the plugin (distribution and version) that provides its technique, or the checkpoint's content
-changed, or when one of its files no longer has the size and sha256 recorded for it.
+(``force`` redoes everything, replacing each record only as its new version lands). An item
+is redone when its input's content or path, its settings, the plugin (distribution and
+version) that provides its technique, or the checkpoint's content changed, or when one of its
+files no longer has the size and sha256 recorded for it.
 
 ``results.json`` is written with ``"complete": false`` first, then the grid figure and the
 report, then once more with ``"complete": true``: a run killed at any point never looks finished
@@ -215,8 +216,6 @@ def _run(
         ]
         run = _ModelRun(sub, state, Ledger(top.out, written, records=state.out / "records"),
                         methods)
-        if dist.is_main and force:
-            run.ledger.clear()
         if len(config.model_list) > 1:
             top.say(f"model {number}/{len(config.model_list)}: {state.model_label}")
         _run_model(run, sources, dist, force, written)
@@ -279,7 +278,13 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
         return known[memo]
 
     # Checked once here (hashes only, nothing decoded); batches only do what is missing.
-    todo, skipped = _still_to_do(ledger, mine, per_image, settings, state.scoring_masks)
+    # --force redoes every item but deletes no record: each is replaced as its new version
+    # lands, so a run killed midway leaves every finished item either old or new.
+    if force:
+        todo, skipped = [(index, source, {label for label, _ in per_image})
+                         for index, source in mine], 0
+    else:
+        todo, skipped = _still_to_do(ledger, mine, per_image, settings, state.scoring_masks)
     state.say(f"loading model {config.model.name}")
     seed_everything(config.seed)
     with state.phases("model_load"):
