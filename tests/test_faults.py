@@ -166,3 +166,48 @@ def test_empty_input_file_says_so(tmp_path):
     assert "empty file (0 bytes)" in errors["zero"]
     assert errors["ok"] is None
     assert os.path.getsize(empty) == 0
+
+
+def _explain_into(tmp_path, out) -> list[str]:
+    return ["explain", str(_photo(tmp_path / "a.png")), "-m", "saliency", "--out", str(out),
+            "--model", "timm/resnet10t", "--set", "model.pretrained=false"]
+
+
+def test_an_output_dir_that_is_a_file_is_a_config_error(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    assert main(_explain_into(tmp_path, out)) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and str(out) in err and "Traceback" not in err
+    assert out.read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_an_output_dir_that_cannot_be_written_is_a_config_error(tmp_path, capsys):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    parent.chmod(0o500)
+    try:
+        assert main(_explain_into(tmp_path, parent / "out")) == 2
+        err = capsys.readouterr().err
+        assert "cannot be written" in err and "Traceback" not in err
+    finally:
+        parent.chmod(0o700)
+
+
+def test_a_technique_refused_at_construction_leaves_finished_results_as_they_were(
+    tmp_path, monkeypatch
+):
+    """A rule only a technique's constructor knows fails before results.json is rewritten."""
+    out = tmp_path / "out"
+    config = _config([_photo(tmp_path / "a.png")], out)
+    run_experiment(config)
+    finished = (out / "results.json").read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("methods[0]: refused by its constructor")
+
+    monkeypatch.setattr(run_module, "build_entries", refuse)
+    with pytest.raises(ConfigError, match="refused by its constructor"):
+        run_experiment(config, force=True)
+    assert (out / "results.json").read_bytes() == finished

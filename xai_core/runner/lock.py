@@ -65,8 +65,7 @@ class OutputLock:
     def acquire(self) -> OutputLock:
         """Take the lock now or raise :class:`ConfigError` naming who holds it (no waiting:
         a run that queues silently behind another looks hung)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -85,6 +84,24 @@ class OutputLock:
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         self.fd = fd
         return self
+
+    def _open(self) -> int:
+        """The lock file's descriptor; an output folder that cannot be made or written is a
+        config error naming the path and why (not a traceback with exit status 1)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                f"output_dir {str(self.root)!r} is a file, not a folder; choose another "
+                "output_dir (or move the file away)"
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(
+                f"output_dir {str(self.root)!r} cannot be written ({reason}); choose a folder "
+                "you can write to, e.g. output_dir=outputs/run"
+            ) from None
 
     def release(self) -> None:
         if self.fd is not None:

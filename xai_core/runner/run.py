@@ -188,6 +188,13 @@ def _run(
     invoked: float,
 ) -> RunResult:
     config = top.config
+    # Every technique is built (its construction checks what only it can) before the folder is
+    # touched: a config error leaves a finished run's results.json as it was.
+    built = [
+        [(safe_label(label), technique)
+         for label, technique in build_entries(model_run_config(config, m).methods, "methods")]
+        for m in config.model_list
+    ]
     if dist.is_main:
         top.out.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(top.out, lock)
@@ -202,7 +209,7 @@ def _run(
         top.thumbnails = Thumbnails(top.out, FigureOptions.from_config(config.figure))
     dist.barrier()
     runs = []
-    for number, model in enumerate(config.model_list, 1):
+    for number, (model, methods) in enumerate(zip(config.model_list, built), 1):
         sub = model_run_config(config, model)
         state = RunState(
             sub, top.say, root=top.out, model_label=model.label or model.name,
@@ -210,10 +217,6 @@ def _run(
         )
         state.metrics, state.rank, state.thumbnails = top.metrics, top.rank, top.thumbnails
         state.shows_progress = top.shows_progress
-        methods = [
-            (safe_label(label), technique)
-            for label, technique in build_entries(sub.methods, "methods")
-        ]
         run = _ModelRun(sub, state, Ledger(top.out, written, records=state.out / "records"),
                         methods)
         if len(config.model_list) > 1:
