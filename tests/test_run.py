@@ -95,6 +95,28 @@ def test_grayscale_and_rgba_images_become_rgb(tmp_path):
     assert load_image(sample_path("camera")).mode == "RGB"
 
 
+def test_inputs_smaller_than_the_minimum_fail_their_item_with_a_message(tmp_path):
+    from PIL import Image
+
+    from xai_core.runner.inputs import MIN_IMAGE_SIDE
+
+    assert MIN_IMAGE_SIDE == 8
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(tmp_path / "dot.png")
+    Image.new("RGB", (40, 7), (10, 200, 10)).save(tmp_path / "strip.png")
+    Image.new("RGB", (8, 8), (10, 10, 200)).save(tmp_path / "small.png")
+    config = load_config({
+        "model": {"name": "timm/resnet10t", "pretrained": False, "input_size": 32},
+        "inputs": [str(tmp_path / n) for n in ("dot.png", "strip.png", "small.png")],
+        "methods": ["saliency"], "output_dir": str(tmp_path / "out"), "workers": 0,
+        "figures": False,
+    })
+    items = {item["key"]: item for item in run_experiment(config).items}
+    assert "image of 1x1 pixels is smaller than 8 pixels" in items["dot"]["error"]
+    assert "would upscale it 32x to 32x32" in items["dot"]["error"]
+    assert "image of 40x7 pixels is smaller than 8 pixels" in items["strip"]["error"]
+    assert items["small"]["error"] is None
+
+
 def _tiny_target_run(tmp_path, target, methods=("saliency",), out="out"):
     """Two random photos through a random-weight timm ResNet at 48 pixels."""
     from PIL import Image

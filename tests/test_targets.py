@@ -217,3 +217,66 @@ def test_assign_targets_predicted_top_k_lists_and_folder_labels():
     assert image_targets(images[1]) == [images[1].prediction["predicted"]]
     with pytest.raises(TargetError, match="did you mean 'tabby'"):
         assign_targets(images[:2], "tabyy", handle)
+
+
+def _ten_outputs() -> ModelHandle:
+    """A plain module with 10 outputs and no ``num_classes``: the number of classes is known
+    only from its output."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        torch.nn.Linear(4, 10),
+    )
+    return ModelHandle("ten", module)
+
+
+OUT_OF_RANGE = r"target class 99 is out of range for a model with 10 classes \(valid: 0\.\.9\)"
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("saliency", {}), ("integrated_gradients", {"steps": 4}),
+     ("occlusion", {"window": 8, "stride": 8})],
+)
+def test_a_class_index_past_the_models_output_is_a_target_error(method, params):
+    handle = _ten_outputs()
+    assert handle.num_classes is None
+    technique = xai_core.get_attributor(method, **params)
+    x = torch.rand(2, 3, 16, 16)
+    with pytest.raises(TargetError, match=OUT_OF_RANGE):
+        technique.attribute(handle, x, target=99)
+    with pytest.raises(TargetError, match=r"target class 10 .*\(valid: 0\.\.9\)"):
+        technique.attribute(handle, x, target=[3, 10])
+    with pytest.raises(TargetError, match=OUT_OF_RANGE):
+        technique.attribute(handle, x, target=[[1, 99], [2, 3]])
+    assert technique.attribute(handle, x, target=9).maps.shape == (2, 16, 16)
+
+
+def test_a_run_fails_each_item_naming_the_valid_classes(tmp_path):
+    import types
+
+    import numpy as np
+    from PIL import Image
+
+    from xai_core.runner.config import load_config
+    from xai_core.runner.run import run_experiment
+
+    module = types.ModuleType("tenzoo")
+
+    @xai_core.hookimpl
+    def register_models(register):
+        register("ten", lambda **options: _ten_outputs())
+
+    module.register_models = register_models
+    xai_core.register_plugin(module, name="tenzoo")
+    pixels = np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "img.png")
+    config = load_config({
+        "model": {"name": "ten", "input_size": 16}, "inputs": [str(tmp_path / "img.png")],
+        "methods": ["saliency"], "target": 99, "output_dir": str(tmp_path / "out"),
+        "workers": 0, "figures": False,
+    })
+    result = run_experiment(config)
+    [item] = result.items
+    assert item["error"] and "TargetError" in item["error"], item["error"]
+    assert "(valid: 0..9)" in item["error"] and "IndexError" not in item["error"]

@@ -467,4 +467,9 @@ def check_registered_names(config: ExperimentConfig) -> None:
 
 
 def to_yaml(config: ExperimentConfig) -> str:
-    return OmegaConf.to_yaml(OmegaConf.structured(config))
+    """``config`` as YAML, with only the model block that applies: ``models`` when the config
+    lists models (``model`` is then an unused default), else ``model``."""
+    data = OmegaConf.to_container(OmegaConf.structured(config))
+    assert isinstance(data, dict)
+    del data["model" if config.models else "models"]
+    return OmegaConf.to_yaml(data)

@@ -10,6 +10,15 @@
 
 This module finds and reads images (:class:`ImageDataset` does it in DataLoader workers);
 preprocessing belongs to the model handle.
+
+An image a run cannot explain fails its item with a message, as an unreadable file does: one
+too large to decode safely (a decompression bomb), one with an extreme aspect ratio (see
+:class:`~xai_core.contracts.model.Preprocessing`), and one with a side under
+:data:`MIN_IMAGE_SIDE` pixels. Such an image is refused rather than upscaled with a warning:
+a 1x1 image becomes 224x224 copies of one colour, so its map explains the model's answer to a
+flat colour, not the picture, and a warning beside a result invites reading that result. Small
+images above the minimum (a 32-pixel CIFAR image on a 224-pixel model) are resized as the
+model's preprocessing says, as for any other image.
 """
 
 from __future__ import annotations
@@ -42,7 +51,13 @@ __all__ = [
     "content_sha256",
     "IMAGE_SUFFIXES",
     "LIST_SUFFIXES",
+    "MIN_IMAGE_SIDE",
+    "check_image_size",
 ]
+
+#: The smallest side, in pixels, of an image a run explains (the smallest ``input_size`` a
+#: config accepts); smaller ones fail their item (see the module doc).
+MIN_IMAGE_SIDE = 8
 
 SAMPLE_PREFIX = "sample:"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
@@ -124,33 +139,20 @@ def _safe_key(text: str) -> str:
     return key[:80]
 
 
-def _expand(spec: str, found: list[tuple[str, Path, str, str | None]], depth: int) -> None:
+_Found = list[tuple[str, Path, str, str | None]]
+
+
+def _expand(spec: str, found: _Found, depth: int) -> None:
+    """Append the images ``spec`` names to ``found``: ``(source, path, key stem, label)``."""
     if spec.startswith(SAMPLE_PREFIX):
         name = spec[len(SAMPLE_PREFIX) :]
         found.append((spec, sample_path(name), name, None))
         return
     path = Path(spec).expanduser()
     if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        if not files:
-            raise InputError(f"folder {spec!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        for p in files:
-            relative = p.relative_to(path)
-            label = relative.parts[0] if len(relative.parts) > 1 else None
-            found.append((str(p), p, str(relative.with_suffix("")), label))
+        _expand_folder(spec, path, found)
     elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        if depth > 3:
-            raise InputError(f"list file {spec!r} nests list files too deeply")
-        for line in path.read_text().splitlines():
-            entry = line.strip()
-            if entry and not entry.startswith("#"):
-                is_sample = entry.startswith(SAMPLE_PREFIX)
-                target = (
-                    entry if is_sample or Path(entry).is_absolute() else str(path.parent / entry)
-                )
-                _expand(target, found, depth + 1)
+        _expand_list(spec, path, found, depth)
     elif path.is_file():
         found.append((spec, path, path.stem, None))
     elif glob.has_magic(spec):
@@ -165,6 +167,31 @@ def _expand(spec: str, found: list[tuple[str, Path, str, str | None]], depth: in
         )
 
 
+def _expand_folder(spec: str, path: Path, found: _Found) -> None:
+    """A folder's images, recursively; in a class folder, the class is the label."""
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        raise InputError(f"folder {spec!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    for p in files:
+        relative = p.relative_to(path)
+        label = relative.parts[0] if len(relative.parts) > 1 else None
+        found.append((str(p), p, str(relative.with_suffix("")), label))
+
+
+def _expand_list(spec: str, path: Path, found: _Found, depth: int) -> None:
+    """The inputs a list file names, one a line (relative to the list file)."""
+    if depth > 3:
+        raise InputError(f"list file {spec!r} nests list files too deeply")
+    for line in path.read_text().splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            is_sample = entry.startswith(SAMPLE_PREFIX)
+            target = entry if is_sample or Path(entry).is_absolute() else str(path.parent / entry)
+            _expand(target, found, depth + 1)
+
+
 def resolve_inputs(specs: list[str] | str) -> list[InputImage]:
     """Expand files, globs, folders (recursively), list files and ``sample:NAME`` into inputs.
 
@@ -173,7 +200,7 @@ def resolve_inputs(specs: list[str] | str) -> list[InputImage]:
     """
     if isinstance(specs, str):
         specs = [specs]
-    found: list[tuple[str, Path, str, str | None]] = []
+    found: _Found = []
     for spec in specs:
         _expand(spec, found, 0)
     images: list[InputImage] = []
@@ -259,6 +286,24 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def check_image_size(image: Image.Image, input_size: tuple[int, int] | None = None) -> None:
+    """Raise :class:`InputError` for an image with a side under :data:`MIN_IMAGE_SIDE`
+    pixels, saying how far the model's ``input_size`` would upscale it."""
+    width, height = image.size
+    if min(width, height) >= MIN_IMAGE_SIDE:
+        return
+    upscale = ""
+    if input_size is not None:
+        factor = max(input_size) / max(1, min(width, height))
+        upscale = (f"; the model's preprocessing would upscale it {factor:.0f}x to "
+                   f"{input_size[1]}x{input_size[0]}, so its map would explain a few flat "
+                   "colours, not a picture")
+    raise InputError(
+        f"image of {width}x{height} pixels is smaller than {MIN_IMAGE_SIDE} pixels on a side"
+        f"{upscale}. Give the image at its full resolution, or leave it out of the inputs."
+    )
+
+
 class ImageDataset:
     """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [3,H,W] in [0,1], inputs
     (the pixels normalized for the model), error, sha256)``, the last being the hash of the
@@ -278,6 +323,7 @@ class ImageDataset:
     def __getitem__(self, index: int) -> tuple[int, Any, Any, str | None, str | None]:
         try:
             image, sha256 = read_image(self.images[index].path)
+            check_image_size(image, tuple(self.preprocessing.input_size))
             pixels = self.preprocessing.to_pixels(image)
             # Normalized here too: tensor work in the main process competes with the model's
             # threads (on few cores each small operation then waits for a busy core).

@@ -16,7 +16,10 @@ Use::
             for label, technique in methods:
                 progress.start(label)          # optional: names the method at work
                 ...                            # the method's work on this batch
-                progress.advance(label, len(batch))
+                progress.advance(label, len(batch), failed=n_failed)
+
+Images whose items failed are counted too (``failed``): a method is ``done`` only when its
+images succeeded; ``done, 2 failed`` when some did not, ``all 4 failed`` when none succeeded.
 
 The rate is images per second of wall time since the method's first batch began, so a method's
 time left (``remaining / rate``) includes its share of the other methods' turns: it is the time
@@ -29,8 +32,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TextIO
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TextIO
 
 __all__ = ["Progress", "format_seconds"]
 
@@ -49,11 +52,12 @@ def format_seconds(seconds: float | None) -> str:
 
 
 class _Count:
-    __slots__ = ("total", "done", "started", "last_log")
+    __slots__ = ("total", "done", "failed", "started", "last_log")
 
     def __init__(self, total: int):
         self.total = total
         self.done = 0
+        self.failed = 0
         self.started: float | None = None
         self.last_log: float | None = None
 
@@ -119,13 +123,20 @@ class Progress:
         if self.is_tty:
             self._draw()
 
-    def advance(self, method: str, n: int = 1) -> None:
-        """``method`` finished ``n`` more images."""
+    @staticmethod
+    def failed_in(images: Iterable[Sequence[Mapping[str, Any]]]) -> int:
+        """How many images failed, given each image's result items: those with an item whose
+        ``error`` is set (the ``failed`` of :meth:`advance`)."""
+        return sum(1 for items in images if any(item.get("error") for item in items))
+
+    def advance(self, method: str, n: int = 1, failed: int = 0) -> None:
+        """``method`` finished ``n`` more images, ``failed`` of them with an error."""
         count = self._count(method)
         now = self.clock()
         if count.started is None:
             count.started = now
         count.done += n
+        count.failed += failed
         if self.running == method:
             self.running = None
         if self.is_tty:
@@ -154,12 +165,19 @@ class Progress:
         return (count.total - count.done) / rate if rate else None
 
     def line(self, method: str) -> str:
-        """``<method> <done>/<total> <rate> img/s eta <m:ss>``: one method's state in words."""
+        """``<method> <done>/<total> <rate> img/s eta <m:ss>``: one method's state in words
+        (``done`` at the end; ``, <n> failed`` or ``all <n> failed`` when images failed)."""
         count = self._count(method)
         rate = self.rate(method)
         speed = f"{rate:.3g} img/s" if rate is not None else "- img/s"
-        state = "done" if count.done >= count.total else f"eta {format_seconds(self.eta(method))}"
-        return f"{method} {count.done}/{count.total} {speed} {state}"
+        if count.done < count.total:
+            state = f"eta {format_seconds(self.eta(method))}"
+        elif count.failed and count.failed >= count.done:
+            return f"{method} {count.done}/{count.total} {speed} all {count.failed} failed"
+        else:
+            state = "done"
+        failed = f", {count.failed} failed" if count.failed else ""
+        return f"{method} {count.done}/{count.total} {speed} {state}{failed}"
 
     def _bar(self, method: str, width: int) -> str:
         count = self._count(method)

@@ -516,7 +516,7 @@ def _explain_batch(
         by_key: dict[str, list[dict[str, Any]]] = {}
         for item in run.items[before:]:
             by_key.setdefault(item["key"], []).append(item)
-        progress.advance(label, len(pending))
+        progress.advance(label, len(pending), failed=Progress.failed_in(by_key.values()))
         for im in pending:
             run.writer.submit(
                 ledger.write,
