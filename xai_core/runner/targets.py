@@ -133,10 +133,7 @@ def assign_targets(
         existing callers need no change.
     """
     del count
-    # A plain module's number of classes is the width of its output.
-    widths = [len(im.prediction["probabilities"]) for im in images if im.error is None]
-    num_classes = handle.num_classes or (widths[0] if widths else None)
-    check_target(target, handle.class_names, num_classes)
+    check_target(target, handle.class_names, handle.num_classes)
     specs = target_specs(target)
     for im in images:
         if im.error is not None:
