@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from numerics import assert_float32_close
 from torch import nn
 from xai_core_plugins.gradients.integrated_gradients import (
     AUTO_FIRST_STEPS,
@@ -346,7 +347,10 @@ def test_integrated_gradients_match_captum(arch):
     ours = xai_core.get_attributor("integrated_gradients", steps=12, batch_size=7)
     baselines = ig_baseline("black", x, handle.preprocessing)
     theirs = captum_ig(handle, x, targets, 12, "gausslegendre", baselines)
-    assert_close(ours.attribute(handle, x, targets).maps, theirs)
+    # Path points batched 7 at a time here and 12 at once in Captum: sums in another order, so
+    # the float32 bound of the deepest architecture of the set (EfficientNet-Lite0: ~50 layers,
+    # a 1280-wide head), not a fixed 1e-5 (1.2e-4 apart on one thread).
+    assert_float32_close(ours.attribute(handle, x, targets).maps, theirs, depth=50, fan_in=1280)
 
 
 @pytest.mark.parametrize(
