@@ -233,7 +233,7 @@ def params_errors(
         # not what a __post_init__ then made of it.
         raw = _unchecked_instance(params_cls, OmegaConf.merge(schema, typed))
         field_errors = field_value_errors(raw, where) if raw is not None else []
-        return None, field_errors or [f"bad config value at {where!r}: {exc}"]
+        return None, [*field_errors, f"bad config value at {where!r}: {exc}"]
     errors = _all_rule_errors(instance, where)
     return (None if errors else instance), errors
 
