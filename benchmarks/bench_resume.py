@@ -76,7 +76,7 @@ def main() -> None:
         first = run_experiment(config).results
 
         check = 0.0
-        still_to_do = run_module._still_to_do
+        still_to_do = run_module.plan_items
 
         def timed(*a, **k):
             nonlocal check
@@ -86,11 +86,11 @@ def main() -> None:
             finally:
                 check += time.perf_counter() - start
 
-        run_module._still_to_do = timed
+        run_module.plan_items = timed
         start = time.perf_counter()
         again = run_experiment(config).results
         resume = time.perf_counter() - start
-        run_module._still_to_do = still_to_do
+        run_module.plan_items = still_to_do
 
     assert again["summary"]["skipped"] == args.images, again["summary"]
     compute, wall = first["compute_seconds"], first["wall_seconds"]

@@ -9,8 +9,10 @@ import numpy as np
 from PIL import Image
 
 from xai_core.cli import main
+from xai_core.runner import plan as plan_module
 from xai_core.runner import run as run_module
 from xai_core.runner.config import load_config
+from xai_core.runner.inputs import content_sha256
 from xai_core.runner.run import run_experiment
 from xai_core.runner.verify import strict_json, verify_run
 
@@ -45,7 +47,7 @@ def test_same_name_in_another_folder_is_recomputed_and_reported(tmp_path):
     (reported,) = results["items"]
     assert reported["image"] == str(second)
     assert reported["image_sha256"] != one.items[0]["image_sha256"]
-    assert reported["image_sha256"] == run_module.content_sha256(second)
+    assert reported["image_sha256"] == content_sha256(second)
     assert verify_run(out).ok
 
 
@@ -68,9 +70,10 @@ def test_new_plugin_version_redoes_its_items(tmp_path, monkeypatch):
     photo, out = tmp_path / "in" / "x.png", tmp_path / "out"
     _photo(photo, 5)
     _run([photo], out)
-    provider = run_module._provider
+    provider = plan_module.provider
     monkeypatch.setattr(
-        run_module, "_provider", lambda technique: {**provider(technique), "version": "9.9"}
+        plan_module, "provider",
+        lambda name, registry: {**provider(name, registry), "version": "9.9"},
     )
     assert _run([photo], out).results["summary"]["skipped"] == 0
 
@@ -130,10 +133,95 @@ def test_new_checkpoint_content_under_the_same_path_redoes_items(tmp_path):
     assert _run([photo], out, f"model.checkpoint={weights}").results["summary"]["skipped"] == 0
 
 
-def test_new_figure_options_redraw_the_figures(tmp_path):
+def _files(out: Path, folder: str) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / folder).rglob("*.*"))}
+
+
+def _no_model(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing left to compute: the model must not be loaded")
+
+    monkeypatch.setattr(run_module, "load_model", refuse)
+
+
+def test_new_figure_options_redraw_the_figures_from_the_saved_maps(tmp_path, monkeypatch):
     photo, out = tmp_path / "in" / "f.png", tmp_path / "out"
     _photo(photo, 9)
-    assert _run([photo], out).results["summary"]["skipped"] == 0
-    assert _run([photo], out).results["summary"]["skipped"] == 1
-    # the figure drawn with other options is not the one on disk: redone, not skipped
-    assert _run([photo], out, "figure={sign: absolute}").results["summary"]["skipped"] == 0
+    assert _run([photo], out, "figures=true").results["summary"]["skipped"] == 0
+    maps, figures = _files(out, "maps"), _files(out, "figures")
+    _no_model(monkeypatch)
+    # the map stands: only the figure is drawn again, with the new options
+    again = _run([photo], out, "figures=true", "figure={sign: absolute}")
+    assert again.results["summary"]["skipped"] == 1
+    assert _files(out, "maps") == maps
+    redrawn = _files(out, "figures")
+    name = "figures/f/saliency.png"
+    assert redrawn[name] != figures[name]
+    assert main(["verify", str(out)]) == 0
+    assert _run([photo], out, "figures=true", "figure={sign: absolute}").results[
+        "summary"]["skipped"] == 1
+    assert _files(out, "figures")[name] == redrawn[name]
+
+
+def test_cosmetic_settings_recompute_nothing(tmp_path, monkeypatch):
+    photo, out = tmp_path / "in" / "c.png", tmp_path / "out"
+    _photo(photo, 10)
+    methods = [{"name": "saliency"},
+               {"name": "occlusion", "params": {"window": 8, "stride": 8}}]
+    config = {"inputs": [str(photo)], "methods": methods, "output_dir": str(out)}
+    first = run_experiment(load_config(config, TINY + ["figures=true"]))
+    assert first.results["summary"]["skipped"] == 0
+    maps, records = _files(out, "maps"), _files(out, "records")
+    _no_model(monkeypatch)
+    cosmetic = [{"name": "saliency", "params": {"channels_last": False}},
+                {"name": "occlusion", "params": {"window": 8, "stride": 8, "batch_size": 3,
+                                                 "progress": False, "channels_last": False}}]
+    again = run_experiment(load_config(
+        {**config, "methods": cosmetic}, TINY + ["batch_size=3", "channels_last=false"]
+    ))
+    assert again.results["summary"]["skipped"] == 2
+    assert _files(out, "maps") == maps
+    assert _files(out, "records") == records  # figures switched off: nothing to renew
+    # a parameter that changes the result recomputes that method's items only
+    monkeypatch.undo()
+    changed = [cosmetic[0], {"name": "occlusion", "params": {"window": 16, "stride": 8}}]
+    third = run_experiment(load_config({**config, "methods": changed}, TINY))
+    assert third.results["summary"]["skipped"] == 1
+    assert _files(out, "maps")["maps/c/saliency.npy"] == maps["maps/c/saliency.npy"]
+
+
+def test_an_added_metric_is_scored_from_the_saved_maps(tmp_path, monkeypatch):
+    photo, out, fresh = tmp_path / "in" / "m.png", tmp_path / "out", tmp_path / "fresh"
+    _photo(photo, 11)
+    _run([photo], out, "metrics=[sparseness]")
+    maps = _files(out, "maps")
+    calls = []
+    attribute = run_module.run_attributor
+    monkeypatch.setattr(run_module, "run_attributor",
+                        lambda *a, **k: calls.append(1) or attribute(*a, **k))
+    metrics = "metrics=[sparseness, {name: deletion, params: {steps: 4}}]"
+    again = _run([photo], out, metrics)
+    assert calls == [] and again.results["summary"]["skipped"] == 1
+    assert _files(out, "maps") == maps
+    (item,) = again.items
+    (reference,) = _run([photo], fresh, metrics).items
+    assert set(item["metrics"]) == {"sparseness", "deletion"}
+    assert item["metrics"] == reference["metrics"]
+    assert main(["verify", str(out)]) == 0
+    # a metric dropped from the config leaves the items; a changed one alone is scored again
+    _no_model(monkeypatch)
+    (item,) = _run([photo], out, "metrics=[sparseness]").items
+    assert set(item["metrics"]) == {"sparseness"}
+    record = json.loads((out / "records" / "m" / "saliency.json").read_text())
+    assert set(record["scores"]) == {"sparseness"}
+
+
+def test_a_finished_run_with_nothing_to_do_loads_no_model(tmp_path, monkeypatch):
+    photo, out = tmp_path / "in" / "n.png", tmp_path / "out"
+    _photo(photo, 12)
+    first = _run([photo], out)
+    _no_model(monkeypatch)
+    again = _run([photo], out)
+    assert again.results["summary"]["skipped"] == 1
+    assert again.results["model"] == first.results["model"]
+    assert again.results["models"] == first.results["models"]

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, LayerCam
+from xai_core.contracts.params import setting
 from xai_core.families.batches import distinct_inputs
 from xai_core.families.cam import CamParams
 from xai_core.nn.fusion import folded_when
@@ -42,7 +43,7 @@ class ScoreCam(LayerCam):
     @dataclass
     class Params(CamParams):
         #: Masked inputs per forward pass (bounds memory: ``batch_size x 3 x H x W`` floats).
-        batch_size: int = field(default=32, metadata={"min": 1})
+        batch_size: int = setting(32, min=1)
         #: Channel score: the target ``logit`` (pytorch-grad-cam) or its softmax ``probability``
         #: (the paper's official code); either way the weights are a softmax over channels.
         score: str = field(default="logit", metadata={"choices": ("logit", "probability")})
@@ -51,7 +52,7 @@ class ScoreCam(LayerCam):
         mask_align_corners: bool = True
         #: Run the masked images in NHWC memory layout (faster on CPU with oneDNN; the same
         #: scores up to float rounding).
-        channels_last: bool = True
+        channels_last: bool = setting(True)
         #: Fold each eval-mode batch norm into the convolution before it for the masked passes:
         #: faster, the same function up to float rounding (EfficientNet-Lite0, cat photo, 224 px:
         #: 1.1e-6 from pytorch-grad-cam's map, against 4e-7 unfolded), checked on the unmasked

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, GradientAttributor
+from xai_core.contracts.params import setting
 from xai_core.families.gradient import reduction_param
 from xai_core.nn.images import (
     REFERENCE_BASELINES,
@@ -175,7 +176,7 @@ class DeepLiftShap(GradientAttributor):
         eps: float = field(default=1e-10, metadata={"min": 0})
         #: Input-reference pairs per forward/backward pass (each pass runs twice as many rows):
         #: bounds memory, not results.
-        batch_size: int = field(default=16, metadata={"min": 1})
+        batch_size: int = setting(16, min=1)
 
         def __post_init__(self) -> None:
             check_baseline_list(self.baselines)

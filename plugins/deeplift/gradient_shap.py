@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, GradientAttributor
+from xai_core.contracts.params import setting
 from xai_core.families.gradient import reduction_param
 from xai_core.nn.gradients import input_gradients
 from xai_core.nn.images import REFERENCE_BASELINES, Baseline, baseline_set, pop_baseline_tensor
@@ -67,7 +68,7 @@ class GradientShap(GradientAttributor):
         #: Seed of the draws and of the first ``uniform`` image.
         seed: int = 0
         #: Draws per forward/backward pass, over all items: bounds memory, not results.
-        batch_size: int = field(default=16, metadata={"min": 1})
+        batch_size: int = setting(16, min=1)
 
         def __post_init__(self) -> None:
             check_baseline_list(self.baselines)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, GradientAttributor
+from xai_core.contracts.params import setting
 from xai_core.errors import ConfigError
 from xai_core.families.gradient import reduction_param
 from xai_core.nn.gradients import channels_last_layout, class_scores, input_gradients
@@ -280,7 +281,7 @@ class IntegratedGradients(GradientAttributor):
         #: Seed of the ``uniform`` baseline.
         seed: int = 0
         #: Path points per forward/backward pass: bounds memory, not results.
-        batch_size: int = field(default=16, metadata={"min": 1})
+        batch_size: int = setting(16, min=1)
 
         #: Values that break each rule of :meth:`check` (for the registry-wide rule test).
         violations: ClassVar[tuple[dict[str, Any], ...]] = (

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, Attributor, GradientAttributor, get_attributor
-from xai_core.contracts.params import params_errors
+from xai_core.contracts.params import params_errors, setting
 from xai_core.errors import XaiError
 from xai_core.nn.hooks import HookRecorder
 from xai_core.plugins.factory import resolve_technique
@@ -65,7 +65,7 @@ class NoiseTunnel(Attributor):
         #: Seed of the noise.
         seed: int = 0
         #: Noisy copies per call of the base, over all items: bounds memory, not results.
-        batch_size: int = field(default=16, metadata={"min": 1})
+        batch_size: int = setting(16, min=1)
 
         #: Values that break each rule of :meth:`check` (for the registry-wide rule test).
         violations: ClassVar[tuple[dict[str, Any], ...]] = (

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from xai_core import AttributionContext, Attributor, hookimpl
+from xai_core.contracts.params import setting
 from xai_core.contracts.technique import ForwardPass
 from xai_core.families.gradient import input_forward_pass, pass_input_gradients
 from xai_core.nn.gradients import REDUCTIONS, reduce_channels
@@ -38,7 +39,7 @@ class Saliency(Attributor):
         #: Reduction over colour channels: ``max`` keeps the largest-magnitude channel value.
         reduction: str = field(default="max", metadata={"choices": REDUCTIONS})
         #: Run the pass on NHWC inputs (faster convolutions on CPU; same values up to rounding).
-        channels_last: bool = True
+        channels_last: bool = setting(True)
 
     def forward_pass(
         self, model: nn.Module, inputs: Tensor, context: AttributionContext

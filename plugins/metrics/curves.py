@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.metric import Metric, MetricContext
+from xai_core.contracts.params import setting
 from xai_core.nn.gradients import class_scores
 from xai_core.nn.images import baseline_inputs, check_baseline
 from xai_core.nn.progress import progress_bar
@@ -120,7 +121,7 @@ class _PerturbationCurve(Metric):
         #: Track the target's softmax probability (the paper) or its logit.
         output: str = field(default="probability", metadata={"choices": OUTPUTS})
         #: Perturbed images per forward pass.
-        batch_size: int = field(default=128, metadata={"min": 1})
+        batch_size: int = setting(128, min=1)
 
     def images(self, inputs: Tensor, context: MetricContext) -> tuple[Tensor, Tensor]:
         """The start and end images of the curve, ``[N, 3, H, W]`` each."""

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.metric import Metric, MetricContext
+from xai_core.contracts.params import setting
 from xai_core.errors import InputError
 from xai_core.nn.images import baseline_inputs, check_baseline
 
@@ -105,7 +106,7 @@ class FaithfulnessCorrelation(Metric):
         #: The explained output: the target's ``logit`` (Quantus's default) or ``probability``.
         output: str = field(default="logit", metadata={"choices": OUTPUTS})
         #: Perturbed inputs per forward pass.
-        batch_size: int = field(default=128, metadata={"min": 1})
+        batch_size: int = setting(128, min=1)
 
         def __post_init__(self) -> None:
             check_baseline(self.baseline, "baseline")

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.metric import Metric, MetricContext
+from xai_core.contracts.params import setting
 from xai_core.nn.progress import progress_bar
 
 from .curves import OUTPUTS, model_outputs, pixel_ranks
@@ -216,7 +217,7 @@ class _Road(Metric):
         #: Track the target's softmax probability or its logit.
         output: str = field(default="probability", metadata={"choices": OUTPUTS})
         #: Imputed images per forward pass.
-        batch_size: int = field(default=64, metadata={"min": 1})
+        batch_size: int = setting(64, min=1)
 
         def __post_init__(self) -> None:
             if not self.percentages:

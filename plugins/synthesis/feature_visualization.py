@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xai_core import Synthesizer
+from xai_core.contracts.params import setting
 from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.errors import ConfigError, XaiError
 from xai_core.nn.gradients import channels_last_layout, class_scores
@@ -377,7 +378,7 @@ class FeatureVisualization(Synthesizer):
         #: Largest rotation in degrees.
         rotate_degrees: int = field(default=10, metadata={"min": 0})
         #: Lay the model input out channels-last (faster convolutions on CPU; same values).
-        channels_last: bool = True
+        channels_last: bool = setting(True)
         #: Keep the image every this many steps for a progress figure (0: don't).
         record_every: int = field(default=0, metadata={"min": 0})
         #: Seed of the initial spectrum and the transforms.

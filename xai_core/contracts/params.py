@@ -9,7 +9,12 @@ and checked before any model loads (config checks build every technique's ``Para
 - ``"min_exclusive"`` / ``"max_exclusive"``: strict bounds, e.g. ``{"min_exclusive": 0}`` for a
   positive step size;
 - ``"reason"``: why a bound is what it is, added to its error message where the number alone
-  would not tell the user (``{"min": 1 / 255, "reason": "one grey level: ..."}``).
+  would not tell the user (``{"min": 1 / 255, "reason": "one grey level: ..."}``);
+- ``"affects_result"``: ``False`` for a parameter that changes how the work is done but not
+  what it gives (``batch_size``, ``channels_last``, ``progress``): resuming a run ignores it
+  (:func:`result_params`), so changing it recomputes nothing. Every parameter changes the
+  result unless it says so; :func:`setting` declares one that does not
+  (``batch_size: int = setting(16, min=1)``).
 
 Bounds apply to numbers and are skipped for ``None`` (an optional budget that is not set).
 
@@ -189,6 +194,24 @@ def _all_rule_errors(instance: Any, where: str) -> list[str]:
     return [m for m in fields if m.split("': ", 1)[0] not in named] + own
 
 
+def setting(default: Any, **rules: Any) -> Any:
+    """A field that does not change the result (``"affects_result": False``), with its other
+    metadata rules as keywords: ``batch_size: int = setting(16, min=1)``."""
+    return dataclasses.field(default=default, metadata={**rules, "affects_result": False})
+
+
+def affects_result(f: dataclasses.Field) -> bool:
+    """Whether a field changes what its technique or metric computes (the default)."""
+    return bool(f.metadata.get("affects_result", True))
+
+
+def result_params(params: Any) -> dict[str, Any]:
+    """The fields of a params instance that change the result, as a dict: what a resumed
+    run's fingerprints hash (a field declared with :func:`setting` is left out)."""
+    values = dataclasses.asdict(params)
+    return {f.name: values[f.name] for f in dataclasses.fields(params) if affects_result(f)}
+
+
 def unknown_metadata(schema: type) -> list[str]:
     """Field metadata keys outside the vocabulary above, as ``field: 'key'`` (a typo such as
     ``"minimum"`` would otherwise check nothing); registration rejects a class that has any."""
@@ -196,7 +219,7 @@ def unknown_metadata(schema: type) -> list[str]:
         f"{f.name}: {key!r}"
         for f in dataclasses.fields(schema)
         for key in f.metadata
-        if key not in BOUNDS and key not in ("choices", "reason")
+        if key not in BOUNDS and key not in ("choices", "reason", "affects_result")
     ]
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from xai_core.contracts.attributor import Attributor
+from xai_core.contracts.params import setting
 from xai_core.contracts.technique import AttributionContext, ForwardPass
 from xai_core.nn.gradients import (
     REDUCTIONS,
@@ -67,7 +68,7 @@ class GradientAttributor(Attributor):
         #: Reduction over colour channels (``max`` keeps the largest-magnitude value, signed).
         reduction: str = reduction_param("sum")
         #: Run the passes on NHWC inputs (faster convolutions on CPU; same values up to rounding).
-        channels_last: bool = True
+        channels_last: bool = setting(True)
 
     @abc.abstractmethod
     def input_attributions(

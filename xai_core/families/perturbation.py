@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.attributor import Attributor
+from xai_core.contracts.params import setting
 from xai_core.contracts.technique import AttributionContext
 from xai_core.families.batches import distinct_inputs
 from xai_core.nn.fusion import folded_when
@@ -57,11 +58,11 @@ class PerturbationAttributor(Attributor):
         #: The score the method reads: the target's logit or its softmax probability.
         score: str = field(default="logit", metadata={"choices": SCORES})
         #: Perturbed images per forward pass (bounds memory; all inputs share batches).
-        batch_size: int = field(default=16, metadata={"min": 1})
+        batch_size: int = setting(16, min=1)
         #: Run forward passes in NHWC memory layout (faster on CPU with oneDNN).
-        channels_last: bool = True
+        channels_last: bool = setting(True)
         #: Show a progress bar on long runs (only on a terminal).
-        progress: bool = True
+        progress: bool = setting(True)
         #: Fold each eval-mode batch norm into the convolution before it for the call (the same
         #: function to float rounding, fewer operations; checked on the unperturbed images, not
         #: folded where that check fails; the model is restored after the call).

@@ -3,9 +3,11 @@
 Each finished (image, method) pair gets a small JSON record under
 ``records/<image>/<label>.json``, written atomically *after* every file its items name::
 
-    {"format": 2,
+    {"format": 3,
      "input": {"source": "/abs/path/cat.png", "sha256": "<hash of the bytes decoded>"},
-     "fingerprint": "<hash of every setting the result depends on>",
+     "fingerprint": "<hash of every setting the map depends on>",
+     "scores": {"<metric label>": "<hash of what its score depends on>", ...},
+     "figure": "<hash of the figure settings>" or null,
      "items": [{..., "files": {"map": "maps/cat/saliency.npy", ...},
                 "digests": {"maps/cat/saliency.npy": {"size": 4224, "sha256": "..."}, ...}}]}
 
@@ -19,6 +21,8 @@ A later run of the same config skips a pair only when its record exists, names t
 got the same key, is recomputed), was made with the same settings, reports no error, and every
 file it names still has the recorded size and sha256. Checking hashes needs no decoding, so
 resuming a finished run costs a read of each output, not a reload. Anything else is recomputed.
+What each fingerprint covers, and what a run does when only ``scores`` or ``figure`` differ
+(renews them from the saved map), is in :mod:`xai_core.runner.plan`.
 """
 
 from __future__ import annotations
@@ -45,8 +49,8 @@ __all__ = [
     "RECORD_FORMAT",
 ]
 
-#: Records of an older format (no input identity, no digests) are recomputed, never trusted.
-RECORD_FORMAT = 2
+#: Records of an older format are recomputed, never trusted (2 had no per-metric scores).
+RECORD_FORMAT = 3
 
 
 def fingerprint(*parts: Any) -> str:
@@ -112,8 +116,13 @@ class Ledger:
         items: list[dict[str, Any]],
         settings: str,
         identity: dict[str, str] | None = None,
+        scores: dict[str, str] | None = None,
+        figure: str | None = None,
     ) -> None:
         """Record the finished items of one (image, method); call after all files are written.
+
+        :param settings: the map's fingerprint; ``scores`` one per metric, ``figure`` that of
+            the figure settings (see :mod:`xai_core.runner.plan`).
 
         Each item gets ``digests`` (size and sha256 of every file it names) and, for a photo,
         ``image_sha256``; the items are changed in place, so ``results.json`` carries the same.
@@ -125,7 +134,7 @@ class Ledger:
             if identity is not None:
                 item["image_sha256"] = identity["sha256"]
         record = {"format": RECORD_FORMAT, "input": identity, "fingerprint": settings,
-                  "items": items}
+                  "scores": scores or {}, "figure": figure, "items": items}
         write_json(self.path(key, label), record, indent=None)
         self._records[(key, label)] = record
 

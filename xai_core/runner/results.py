@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
 from xai_core.io import FileDigest, digest_file, write_json
@@ -132,19 +131,21 @@ def compute_seconds(items: list[dict[str, Any]]) -> float:
 def write_results(
     run: RunState,
     items: list[dict[str, Any]],
-    handle: ModelHandle,
+    model: dict[str, Any],
     device: torch.device,
     started: float,
     skipped: int,
     invoked: float,
 ) -> dict[str, Any]:
     """``results.json`` with ``"complete": false`` (and the metrics table) for the merged
-    ``items``; returns its content for :func:`finish_results`."""
+    ``items``; returns its content for :func:`finish_results`.
+
+    :param model: the (first) model's entry: its ``info`` (name, weights, ...) is ``model``."""
     failed = sum(1 for item in items if item.get("error"))
     now = time.time()
     results = {
         "environment": environment(device),
-        "model": {"name": handle.name, **handle.info},
+        "model": model["info"],
         "config": dataclasses.asdict(run.config),
         "complete": False,
         "seconds": now - started,

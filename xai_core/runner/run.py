@@ -32,10 +32,10 @@ over ranks and rank 0 merges the results (:mod:`xai_core.runner.distributed`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,11 +50,10 @@ from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.targets import check_target
 from xai_core.contracts.technique import Technique
 from xai_core.errors import ConfigError, XaiError
-from xai_core.io import digest_file, recording_digests, write_json, write_npy, write_png, write_text
+from xai_core.io import recording_digests, write_json, write_npy, write_png, write_text
 from xai_core.models.loading import load_model
 from xai_core.nn.layers import check_layer
 from xai_core.plugins.factory import build_entries, build_metrics
-from xai_core.plugins.manager import get_registries
 from xai_core.report.figures import FigureOptions
 from xai_core.report.html import THUMB, Thumbnails, build_report
 from xai_core.runner.attribution import run_attributor
@@ -62,17 +61,12 @@ from xai_core.runner.compare import write_comparison
 from xai_core.runner.config import ExperimentConfig, model_run_config, to_yaml
 from xai_core.runner.distributed import DistContext
 from xai_core.runner.environment import resolve_device, seed_everything
-from xai_core.runner.inputs import (
-    ImageDataset,
-    InputImage,
-    collate_items,
-    content_sha256,
-    resolve_inputs,
-)
+from xai_core.runner.inputs import ImageDataset, InputImage, collate_items, resolve_inputs
 from xai_core.runner.ledger import Ledger, fingerprint, remove_stale_temporaries
 from xai_core.runner.lock import OutputLock
-from xai_core.runner.masks import MaskSet
+from xai_core.runner.plan import Plan, Settings, identity, plan_items
 from xai_core.runner.progress import Progress
+from xai_core.runner.renew import renew_items
 from xai_core.runner.results import (
     RUN_KEY,
     finish_results,
@@ -174,13 +168,49 @@ def run_experiment(
 
 @dataclass
 class _ModelRun:
-    """One model's part of a run: its single-model config, state, ledger and methods."""
+    """One model's part of a run: its single-model config, state, ledger and methods, and once
+    it ran, what ``results.json`` says of it."""
 
     config: ExperimentConfig
     state: RunState
     ledger: Ledger
     methods: list[tuple[str, Technique]]
-    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    skipped: int = 0
+    started: float = 0.0
+    device: torch.device | None = None
+    #: name, info and input size of the model (from the loaded model, or ``model.json`` when
+    #: nothing needed it loaded).
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    items: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: The line that says which model runs (runs of several models).
+    announce: str | None = None
+
+
+class _Folder:
+    """The output folder, claimed (``results.json`` marked unfinished, ``config.yaml`` and the
+    report's thumbnails set up) only when the first work that will change it is about to be
+    written: every check that can refuse the config runs before, and a run with nothing to do
+    rewrites nothing until it finishes."""
+
+    def __init__(self, top: RunState, dist: DistContext):
+        self.top, self.dist, self.claimed = top, dist, False
+
+    def claim(self) -> None:
+        if self.claimed:
+            return
+        self.claimed = True
+        top = self.top
+        if self.dist.is_main:
+            if (top.out / "results.json").exists():
+                # Until this run finishes, the folder is not the finished run the old file
+                # described.
+                write_json(top.out / "results.json", {
+                    "complete": False,
+                    "note": f"a run (PID {os.getpid()}) is rewriting this folder; results.json "
+                            "is written again when it finishes",
+                })
+            write_text(top.out / "config.yaml", to_yaml(top.config))
+            top.thumbnails = Thumbnails(top.out, FigureOptions.from_config(top.config.figure))
 
 
 def _run(
@@ -195,66 +225,79 @@ def _run(
          for label, technique in build_entries(model_run_config(config, m).methods, "methods")]
         for m in config.model_list
     ]
+    folder = _Folder(top, dist)
     if dist.is_main:
         top.out.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(top.out, lock)
-        if (top.out / "results.json").exists():
-            # Until this run finishes, the folder is not the finished run the old file described.
-            write_json(top.out / "results.json", {
-                "complete": False,
-                "note": f"a run (PID {os.getpid()}) is rewriting this folder; results.json is "
-                        "written again when it finishes",
-            })
-        write_text(top.out / "config.yaml", to_yaml(config))
-        top.thumbnails = Thumbnails(top.out, FigureOptions.from_config(config.figure))
+    if dist.enabled:
+        folder.claim()  # another rank may write before this one has anything to do
     dist.barrier()
-    runs = []
-    for number, (model, methods) in enumerate(zip(config.model_list, built), 1):
-        sub = model_run_config(config, model)
-        state = RunState(
-            sub, top.say, root=top.out, model_label=model.label or model.name,
-            phases=top.phases,
-        )
-        state.metrics, state.rank, state.thumbnails = top.metrics, top.rank, top.thumbnails
-        state.shows_progress = top.shows_progress
-        run = _ModelRun(sub, state, Ledger(top.out, written, records=state.out / "records"),
-                        methods)
-        if len(config.model_list) > 1:
-            top.say(f"model {number}/{len(config.model_list)}: {state.model_label}")
-        _run_model(run, sources, dist, force, written)
-        runs.append(run)
-    skipped = dist.sum(sum(run.info["skipped"] for run in runs))
+    runs = [
+        _model_run(top, model, methods, number, written)
+        for number, (model, methods) in enumerate(zip(config.model_list, built), 1)
+    ]
+    for run in runs:
+        _run_model(run, sources, dist, force, written, folder)
+    skipped = dist.sum(sum(run.skipped for run in runs))
     dist.barrier()
     if not dist.is_main:
         failed = sum(1 for run in runs for item in run.state.items if item.get("error"))
         return RunResult(top.out, {"items": [i for r in runs for i in r.state.items],
                                    "summary": {"failed": failed}})
+    folder.claim()
+    return _finish(top, runs, sources, dist, skipped, written, invoked)
+
+
+def _model_run(
+    top: RunState, model: Any, methods: list[tuple[str, Technique]], number: int, written: dict
+) -> _ModelRun:
+    config = top.config
+    sub = model_run_config(config, model)
+    state = RunState(
+        sub, top.say, root=top.out, model_label=model.label or model.name, phases=top.phases,
+    )
+    state.metrics, state.rank = top.metrics, top.rank
+    state.shows_progress = top.shows_progress
+    run = _ModelRun(sub, state, Ledger(top.out, written, records=state.out / "records"), methods)
+    if len(config.model_list) > 1:
+        run.announce = f"model {number}/{len(config.model_list)}: {state.model_label}"
+    return run
+
+
+def _finish(
+    top: RunState, runs: list[_ModelRun], sources, dist: DistContext, skipped: int,
+    written: dict, invoked: float,
+) -> RunResult:
+    """Merge every model's records into ``results.json``, draw the grid or the comparison,
+    build the report, and mark the run complete, last."""
+    config = top.config
     items: list[dict[str, Any]] = []
     for run in runs:
         if dist.enabled:
             for source in sources:  # other ranks wrote these records after this rank cached them
                 for label, _ in run.methods:
                     run.ledger.forget(source.key, label)
-        run.info["items"] = merge_items(run.ledger, sources, run.methods)
-        items.extend(run.info["items"])
+        run.items = merge_items(run.ledger, sources, run.methods)
+        items.extend(run.items)
     with top.phases("report"):
         results = write_results(
-            top, items, runs[0].info["handle"], runs[0].info["device"],
-            min(run.info["started"] for run in runs), skipped, invoked,
+            top, items, runs[0].model, runs[0].device,
+            min(run.started for run in runs), skipped, invoked,
         )
-    results["models"] = [run.info["model"] for run in runs]
+    results["models"] = [{k: v for k, v in run.model.items() if k != "info"} for run in runs]
     labels = [label for label, t in runs[0].methods if isinstance(t, Attributor)]
     if config.figures:
         with top.phases("figures"):
+            options = FigureOptions.from_config(config.figure)
             if config.compares_models:
                 untrained = {run.state.model_label for run in runs
-                             if run.info["model"].get("weights") == "random"}
+                             if run.model.get("weights") == "random"}
                 results["comparisons"] = write_comparison(
                     top.out, items, [run.state.model_label for run in runs], labels, untrained,
-                    FigureOptions.from_config(config.figure),
+                    options,
                 )
             else:
-                write_grid(top.out, items, labels, FigureOptions.from_config(config.figure))
+                write_grid(top.out, items, labels, options)
     with top.phases("report"):
         build_report(top.out)
     results["time_breakdown"] = top.phases.breakdown()
@@ -262,32 +305,61 @@ def _run(
     return RunResult(top.out, results)
 
 
-def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written: dict) -> None:
-    """Explain every input with one model: what is left to do, batch by batch, then the
+def _run_model(
+    run: _ModelRun, sources, dist: DistContext, force: bool, written: dict, folder: _Folder
+) -> None:
+    """Explain every input with one model: plan what is left, load the model only if anything
+    needs it, compute batch by batch, renew what only lacks scores or figures, then the
     synthesizers that run once per run. Records go to the model's ledger."""
     config, state, ledger = run.config, run.state, run.ledger
-    device = resolve_device(config.device, dist.local_rank)
+    if run.announce:
+        state.say(run.announce)
+    run.device = resolve_device(config.device, dist.local_rank)
     per_image = [(label, t) for label, t in run.methods if not per_run(t)]
     once = [(label, t) for label, t in run.methods if per_run(t)]
-    mine = dist.shard(list(enumerate(sources)))
-    weights = _checkpoint_sha256(config)
-    known: dict[tuple[str, str], str] = {}
-
-    def settings(label: str, technique: Technique, index: int) -> str:
-        # The same for every input with the same target: hashed once, not once per item.
-        memo = (label, repr(config.target))
-        if memo not in known:
-            known[memo] = _settings(config, label, technique, config.target, weights)
-        return known[memo]
-
+    settings = Settings(config, state.metrics, state.scoring_masks)
     # Checked once here (hashes only, nothing decoded); batches only do what is missing.
     # --force redoes every item but deletes no record: each is replaced as its new version
     # lands, so a run killed midway leaves every finished item either old or new.
-    if force:
-        todo, skipped = [(index, source, {label for label, _ in per_image})
-                         for index, source in mine], 0
+    plan = plan_items(ledger, dist.shard(list(enumerate(sources))), per_image, settings, force)
+    once = [
+        (label, t) for label, t in once
+        if dist.is_main and (force or ledger.done(RUN_KEY, label, settings.map(label, t)) is None)
+    ]
+    run.skipped = plan.skipped + (
+        sum(1 for _, t in run.methods if per_run(t)) - len(once) if dist.is_main else 0
+    )
+    known = _known_model(state, settings) if not (plan.needs_model or once) else None
+    handle = None if known is not None else _load(run, settings)
+    if plan.skipped:
+        state.say(f"skipped {plan.skipped} item(s) already done (use --force to redo them)")
+    if plan.todo or plan.renew or once:
+        folder.claim()
+        state.thumbnails = folder.top.thumbnails
+    if handle is not None:
+        _remember_model(state, settings, run.model)
     else:
-        todo, skipped = _still_to_do(ledger, mine, per_image, settings, state.scoring_masks)
+        run.model = known
+    run.started = time.time()
+    # Files and records are written in the writer's thread while the next batch computes.
+    with Writer(pending=WRITES_PENDING, threads=1, phases=state.phases) as writer:
+        state.writer = writer
+        if plan.todo:
+            _compute(run, plan, per_image, handle, settings, written)
+        if plan.renew:
+            state.say(f"renewing the scores or figures of {len(plan.renew)} item(s)")
+            renew_items(state, plan.renew, ledger, settings, handle)
+    state.writer = Writer(threads=0, phases=state.phases)
+    for label, technique in once:
+        before = len(state.items)
+        seed_everything(config.seed)
+        synthesize_per_run(state, label, technique, handle)
+        ledger.write(RUN_KEY, label, state.items[before:], settings.map(label, technique))
+
+
+def _load(run: _ModelRun, settings: Settings) -> ModelHandle:
+    """Load the model and check what only the loaded model can tell (layers, the target)."""
+    config, state = run.config, run.state
     state.say(f"loading model {config.model.name}")
     seed_everything(config.seed)
     with state.phases("model_load"):
@@ -295,7 +367,7 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
             config.model.name,
             pretrained=config.model.pretrained,
             checkpoint=config.model.checkpoint,
-            device=device,
+            device=run.device,
             **config.model.options,
         )
     if config.model.input_size is not None:
@@ -306,53 +378,80 @@ def _run_model(run: _ModelRun, sources, dist: DistContext, force: bool, written:
     check_target(config.target, handle.class_names, handle.num_classes)
     if config.channels_last:
         handle.module.to(memory_format=torch.channels_last)
-    if skipped:
-        state.say(f"skipped {skipped} item(s) already done (use --force to redo them)")
-    started = time.time()
-    totals = {label: sum(1 for _, _, missing in todo if label in missing)
+    run.model = {
+        "label": state.model_label, "name": handle.name, **handle.info,
+        "info": {"name": handle.name, **handle.info},
+        "input_size": list(handle.preprocessing.input_size),
+        "output_dir": state.rel(state.out) if state.out != state.root else ".",
+    }
+    return handle
+
+
+#: What a model's folder keeps of its model for runs that do not load it: ``results.json``'s
+#: model entry, valid while the model config and checkpoint are the same.
+MODEL_FILE = "model.json"
+
+
+def _model_fingerprint(state: RunState, settings: Settings) -> str:
+    return fingerprint(dataclasses.asdict(state.config.model), settings.weights,
+                       state.model_label, state.rel(state.out) if state.out != state.root else ".")
+
+
+def _remember_model(state: RunState, settings: Settings, model: dict[str, Any]) -> None:
+    content = {"fingerprint": _model_fingerprint(state, settings), "model": model}
+    path = state.out / MODEL_FILE
+    if _read_json(path) != content:
+        state.writer.submit(write_json, path, content)
+
+
+def _known_model(state: RunState, settings: Settings) -> dict[str, Any] | None:
+    """The model entry a previous run kept, if it describes this model config."""
+    content = _read_json(state.out / MODEL_FILE)
+    if isinstance(content, dict) and content.get("fingerprint") == _model_fingerprint(
+        state, settings
+    ) and isinstance(content.get("model"), dict):
+        return content["model"]
+    return None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _compute(
+    run: _ModelRun, plan: Plan, per_image, handle: ModelHandle, settings: Settings,
+    written: dict,
+) -> None:
+    """Every input of ``plan.todo`` through the methods it misses, batch by batch."""
+    config, state = run.config, run.state
+    dist_main = state.rank == 0
+    totals = {label: sum(1 for todo in plan.todo if label in todo.missing)
               for label, _ in per_image}
-    progress = Progress(list(totals), totals, enabled=dist.is_main and state.shows_progress)
-    batches = iter(_loader([source for _, source, _ in todo], handle, config))
-    # Files and records are written in the writer's thread while the next batch computes.
-    with Writer(pending=WRITES_PENDING, threads=1, phases=state.phases) as writer:
-        state.writer = writer
-        while True:
-            with state.phases("inputs"):
-                batch = next(batches, None)
-            if batch is None:
-                break
-            images = []
-            hashes: dict[str, str | None] = {}
-            for local, pixels, inputs, error, sha256 in batch:
-                index, source, missing = todo[local]
-                im = ImageItem(source, index=index, error=error, missing=missing)
-                hashes[source.key] = sha256
-                im.pixels, im.inputs = pixels, inputs
-                images.append(im)
-            _explain_batch(
-                state, config, per_image, images, handle, device, ledger, settings,
-                hashes, progress,
-            )
-            # Each batch's digests went into its records; keep memory flat on large datasets.
-            writer.submit(written.clear)
-    state.writer = Writer(threads=0, phases=state.phases)
+    progress = Progress(list(totals), totals, enabled=dist_main and state.shows_progress)
+    batches = iter(_loader([todo.source for todo in plan.todo], handle, config))
+    while True:
+        with state.phases("inputs"):
+            batch = next(batches, None)
+        if batch is None:
+            break
+        images = []
+        hashes: dict[str, str | None] = {}
+        for local, pixels, inputs, error, sha256 in batch:
+            todo = plan.todo[local]
+            im = ImageItem(todo.source, index=todo.index, error=error, missing=todo.missing)
+            hashes[todo.source.key] = sha256
+            im.pixels, im.inputs = pixels, inputs
+            images.append(im)
+        _explain_batch(
+            state, config, per_image, images, handle, run.device, run.ledger, settings,
+            hashes, progress,
+        )
+        # Each batch's digests went into its records; keep memory flat on large datasets.
+        state.writer.submit(written.clear)
     progress.close()
-    for label, technique in once:
-        if dist.is_main:
-            key_settings = _settings(config, label, technique, config.target, weights)
-            if force or ledger.done(RUN_KEY, label, key_settings) is None:
-                before = len(state.items)
-                seed_everything(config.seed)
-                synthesize_per_run(state, label, technique, handle)
-                ledger.write(RUN_KEY, label, state.items[before:], key_settings)
-            else:
-                skipped += 1
-    run.info.update(
-        skipped=skipped, started=started, device=device, handle=handle,
-        model={"label": state.model_label, "name": handle.name, **handle.info,
-               "input_size": list(handle.preprocessing.input_size),
-               "output_dir": state.rel(state.out) if state.out != state.root else "."},
-    )
 
 
 def _check_layers(methods: list[tuple[str, Technique]], handle: ModelHandle, name: str) -> None:
@@ -375,86 +474,39 @@ def _resized(preprocessing: Preprocessing, size: int) -> Preprocessing:
     )
 
 
-def _provider(technique: Technique) -> dict[str, Any]:
-    """The plugin behind ``technique``: its distribution and version change its results."""
-    registries = get_registries()
-    entry = registries.techniques.find(technique.name)
-    info = registries.plugins.get(entry.plugin) if entry is not None else None
-    if info is None:
-        return {"plugin": entry.plugin if entry is not None else None}
-    return {"plugin": info.name, "distribution": info.distribution, "version": info.version}
+def _write_inputs(run: RunState, ok: list[ImageItem]) -> None:
+    """Each image's normalized input and its photo (and the report's thumbnail of it)."""
+    for im in ok:
+        run.writer.submit(write_npy, run.input_path(im), im.inputs.numpy().astype(np.float32))
+        photo = run.input_path(im).with_suffix(".png")
+        run.writer.submit(write_png, photo, im.pixels)
+        if run.thumbnails is not None:
+            run.writer.submit(run.thumbnails.photo_from, run.rel(photo), to_image(im.pixels), THUMB)
 
 
-def _checkpoint_sha256(config: ExperimentConfig) -> str | None:
-    """The checkpoint's content hash, once per run: new weights under the same path redo all."""
-    checkpoint = config.model.checkpoint
-    if checkpoint and os.path.isfile(checkpoint):
-        return digest_file(checkpoint).sha256
+def _shared_pass(
+    run: RunState, config, per_image, images: list[ImageItem], ok, handle, device
+):
+    """The target chooser that lets the first method's own pass predict, or ``None`` after a
+    prediction pass (see :func:`_explain_batch`)."""
+    first = per_image[0] if per_image else None
+    if (
+        first is not None
+        and isinstance(first[1], Attributor)
+        and all(first[0] in im.missing for im in ok)
+        and one_class_per_image(config.target)
+    ):
+        def chooser(chunk: list[ImageItem], logits: torch.Tensor) -> list[int]:
+            return choose_targets(chunk, logits, config.target, handle)
+        return chooser
+    with run.phases("model"):
+        predict(images, handle, device)
+    assign_targets(images, config.target, handle)
     return None
 
 
-def _settings(
-    config: ExperimentConfig, label: str, technique: Technique, target: Any, weights: str | None
-) -> str:
-    return fingerprint(
-        dataclasses.asdict(config.model), weights, technique.name,
-        dataclasses.asdict(technique.params), _provider(technique),
-        label, target, config.seed, config.figures, config.figure,
-        [dataclasses.asdict(m) for m in config.metrics], dataclasses.asdict(config.masks),
-    )
-
-
-def _identity(source: InputImage, sha256: str, masks: MaskSet | None = None) -> dict[str, str]:
-    """What a record says about its input: where the bytes came from and what they were, and
-    its ground-truth mask's content when the run scores against masks (a changed mask redoes
-    the image's items)."""
-    identity = {"source": source.resolved, "sha256": sha256}
-    if masks is not None:
-        identity["mask_sha256"] = masks.digest(source) or ""
-    return identity
-
-
-def _still_to_do(
-    ledger: Ledger, mine: list[tuple[int, InputImage]], per_image, settings,
-    masks: MaskSet | None = None,
-) -> tuple[list[tuple[int, InputImage, set[str]]], int]:
-    """``(index, source, labels to compute)`` for each input with work left, and how many
-    items are done. An input is hashed only when one of its records is otherwise usable, so a
-    first run reads no input twice; hashing runs in threads (hashlib releases the GIL)."""
-    candidates = {
-        index for index, source in mine
-        if any(ledger.usable(source.key, label, settings(label, t, index)) is not None
-               for label, t in per_image)
-    }
-
-    def content(pair: tuple[int, InputImage]) -> str | None:
-        index, source = pair
-        if index not in candidates:
-            return None
-        try:
-            return content_sha256(source.path)
-        except OSError:
-            return None
-
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        hashes = list(pool.map(content, mine))
-    todo: list[tuple[int, InputImage, set[str]]] = []
-    skipped = 0
-    for (index, source), sha256 in zip(mine, hashes):
-        identity = _identity(source, sha256, masks) if sha256 is not None else None
-        missing = {
-            label for label, t in per_image
-            if identity is None
-            or ledger.done(source.key, label, settings(label, t, index), identity) is None
-        }
-        skipped += len(per_image) - len(missing)
-        if missing:
-            todo.append((index, source, missing))
-    return todo, skipped
-
-
 def _explain_batch(
-    run: RunState, config, per_image, images, handle, device, ledger, settings,
+    run: RunState, config, per_image, images, handle, device, ledger, settings: Settings,
     hashes: dict[str, str | None], progress: Progress,
 ) -> None:
     """Write the inputs, then apply every method still to do on these images.
@@ -466,34 +518,14 @@ def _explain_batch(
     a resumed batch where methods differ per image) a prediction pass runs first.
     """
     ok = [im for im in images if im.error is None]
-    # What each image's records say about it, once per image (a mask is hashed once).
-    masks = run.scoring_masks
+    # What each image's records say about it, once per image.
     identities = {
-        im.source.key: _identity(im.source, sha256, masks) if sha256 is not None else None
+        im.source.key: identity(im.source, sha256) if sha256 is not None else None
         for im in images
         for sha256 in [hashes.get(im.source.key)]
     }
-    for im in ok:
-        run.writer.submit(write_npy, run.input_path(im), im.inputs.numpy().astype(np.float32))
-        photo = run.input_path(im).with_suffix(".png")
-        run.writer.submit(write_png, photo, im.pixels)
-        if run.thumbnails is not None:
-            run.writer.submit(run.thumbnails.photo_from, run.rel(photo), to_image(im.pixels), THUMB)
-    first = per_image[0] if per_image else None
-    shares = (
-        first is not None
-        and isinstance(first[1], Attributor)
-        and all(first[0] in im.missing for im in ok)
-        and one_class_per_image(config.target)
-    )
-    chooser = None
-    if shares:
-        def chooser(chunk: list[ImageItem], logits: torch.Tensor) -> list[int]:
-            return choose_targets(chunk, logits, config.target, handle)
-    else:
-        with run.phases("model"):
-            predict(images, handle, device)
-        assign_targets(images, config.target, handle)
+    _write_inputs(run, ok)
+    chooser = _shared_pass(run, config, per_image, images, ok, handle, device)
     for label, technique in per_image:
         pending = [im for im in images if label in im.missing]
         if not pending:
@@ -508,11 +540,7 @@ def _explain_batch(
                 run_synthesizer(run, label, technique, pending, handle, device)
         if chooser is not None:
             chooser = None
-            # Images whose call failed got no prediction from it: the next methods need one.
-            unpredicted = [im for im in ok if not im.prediction and im.error is None]
-            with run.phases("model"):
-                predict(unpredicted, handle, device)
-            assign_targets(unpredicted, config.target, handle)
+            _predict_the_rest(run, ok, config, handle, device)
         by_key: dict[str, list[dict[str, Any]]] = {}
         for item in run.items[before:]:
             by_key.setdefault(item["key"], []).append(item)
@@ -521,5 +549,14 @@ def _explain_batch(
             run.writer.submit(
                 ledger.write,
                 im.source.key, label, by_key.get(im.source.key, []),
-                settings(label, technique, im.index), identities[im.source.key],
+                settings.map(label, technique), identities[im.source.key],
+                settings.scores(technique, im.source), settings.figure(technique),
             )
+
+
+def _predict_the_rest(run: RunState, ok: list[ImageItem], config, handle, device) -> None:
+    """Images whose first call failed got no prediction from it: the next methods need one."""
+    unpredicted = [im for im in ok if not im.prediction and im.error is None]
+    with run.phases("model"):
+        predict(unpredicted, handle, device)
+    assign_targets(unpredicted, config.target, handle)

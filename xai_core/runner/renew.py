@@ -1,0 +1,118 @@
+"""Renewing finished items whose map stands: metrics added or changed are computed from the
+saved map and input, metrics no longer in the config are dropped, and figures drawn with other
+settings are drawn again from the saved map (see :mod:`xai_core.runner.plan`).
+
+The map is never recomputed here, so a metric's score on a renewed item is the score it would
+have had in the first run. A redrawn figure shows the saved input photo (8-bit PNG) under the
+map, as the report does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from xai_core.contracts.model import ModelHandle
+from xai_core.errors import XaiError
+from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
+from xai_core.runner.ledger import Ledger
+from xai_core.runner.plan import Renewal, Settings
+from xai_core.runner.scoring import score_items
+from xai_core.runner.state import RunState, failure
+
+__all__ = ["renew_items", "SCORE_FIELDS"]
+
+#: The fields of an item that its metrics fill (label -> value, details, error).
+SCORE_FIELDS = ("metrics", "metric_details", "metric_errors")
+
+
+def renew_items(
+    run: RunState,
+    renewals: Sequence[Renewal],
+    ledger: Ledger,
+    settings: Settings,
+    handle: ModelHandle | None,
+) -> None:
+    """Renew each of ``renewals`` and rewrite its record (through ``run.writer``).
+
+    :param handle: the loaded model; needed only when a renewal has metrics to compute.
+    """
+    options = FigureOptions.from_config(run.config.figure)
+    for renewal in renewals:
+        record = ledger.read(renewal.source.key, renewal.label) or {}
+        items = [dict(item) for item in record.get("items", [])]
+        wanted = settings.scores(renewal.technique, renewal.source)
+        for item in items:
+            _drop_scores(item, keep=set(wanted))
+        if renewal.metrics:
+            if handle is None:
+                raise XaiError("renewing scores needs the model loaded")  # a planning bug
+            with run.phases("metrics"):
+                _score(run, renewal, items, handle)
+        if renewal.redraw:
+            with run.phases("figures"):
+                for item in items:
+                    _redraw(run, renewal, item, options)
+        run.writer.submit(
+            ledger.write, renewal.source.key, renewal.label, items,
+            settings.map(renewal.label, renewal.technique), record.get("input"),
+            wanted, settings.figure(renewal.technique),
+        )
+
+
+def _drop_scores(item: dict[str, Any], keep: set[str]) -> None:
+    for name in SCORE_FIELDS:
+        if name in item:
+            kept = {label: v for label, v in item[name].items() if label in keep}
+            if kept or name == "metrics":
+                item[name] = kept
+            else:
+                del item[name]
+
+
+def _score(run: RunState, renewal: Renewal, items: list[dict[str, Any]], handle: ModelHandle):
+    """The renewal's metrics on the items' saved maps, merged into the items."""
+    metrics = [(label, m) for label, m in run.metrics if label in renewal.metrics]
+    scored_items = [item for item in items if "map" in item.get("files", {})]
+    if not scored_items:
+        return
+    inputs = torch.from_numpy(np.load(run.root / scored_items[0]["files"]["input"]))
+    maps = [torch.from_numpy(np.load(run.root / item["files"]["map"])) for item in scored_items]
+    masks = None
+    if run.scoring_masks is not None and any("mask" in m.requires for _, m in metrics):
+        try:
+            mask = run.scoring_masks.for_image(renewal.source, handle.preprocessing)
+        except Exception as exc:  # noqa: BLE001 - the mask's error is the metric's error
+            for item in scored_items:
+                for label, _ in metrics:
+                    item.setdefault("metrics", {})[label] = None
+                    item.setdefault("metric_errors", {})[label] = failure(exc)
+            return
+        masks = [mask for _ in scored_items]
+    scores = score_items(
+        metrics, handle, [inputs for _ in scored_items], maps,
+        [item["target"] for item in scored_items],
+        attributor=renewal.technique, masks=masks, seed=run.config.seed,
+    )
+    for item, scored in zip(scored_items, scores):
+        for name in SCORE_FIELDS:
+            if name in scored:
+                item.setdefault(name, {}).update(scored[name])
+
+
+def _redraw(run: RunState, renewal: Renewal, item: dict[str, Any], options: FigureOptions):
+    files = item.get("files", {})
+    if "map" not in files:
+        return
+    saliency = np.load(run.root / files["map"])
+    photo_path = (run.root / files["input"]).with_suffix(".png")
+    with Image.open(photo_path) as photo:
+        pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
+    figure = run.out / "figures" / renewal.source.key / f"{Path(files['map']).stem}.png"
+    attribution_figure(figure, pixels, saliency, attribution_title(renewal.label, item), options)
+    files["figure"] = run.rel(figure)
