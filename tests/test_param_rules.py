@@ -111,3 +111,24 @@ def test_the_rule_table_covers_the_plugins_cross_field_rules():
             assert getattr(cls.Params, "violations", ()), f"{name}.Params.check has no violations"
     names = {name for name, *_ in _violations()}
     assert {"occlusion", "integrated_gradients", "noise_tunnel"} <= names
+
+
+#: Parameters that change how work is done, never what it gives: resuming ignores them.
+HOW_NOT_WHAT = {"batch_size", "channels_last", "progress", "workers"}
+
+
+def test_parameters_that_only_change_how_work_runs_say_so():
+    """Every registered technique and metric declares ``batch_size``, ``channels_last`` and
+    ``progress`` with ``setting()`` (``affects_result: False``), so changing one recomputes
+    nothing; every other parameter counts (the default)."""
+    import dataclasses
+
+    from xai_core.contracts.params import affects_result
+
+    wrong = [
+        f"{name}.{f.name}"
+        for name, cls, _ in _registered()
+        for f in dataclasses.fields(cls.Params)
+        if (f.name in HOW_NOT_WHAT) == affects_result(f)
+    ]
+    assert not wrong, f"declare these with setting(): {wrong}" if wrong else ""

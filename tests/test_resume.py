@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from xai_core.cli import main
@@ -225,3 +226,43 @@ def test_a_finished_run_with_nothing_to_do_loads_no_model(tmp_path, monkeypatch)
     assert again.results["summary"]["skipped"] == 1
     assert again.results["model"] == first.results["model"]
     assert again.results["models"] == first.results["models"]
+
+
+def test_xai_report_restyles_a_finished_run_without_recomputing(tmp_path, monkeypatch, capsys):
+    photo, out = tmp_path / "in" / "r.png", tmp_path / "out"
+    _photo(photo, 13)
+    _run([photo], out, "figures=true")
+    maps, figures = _files(out, "maps"), _files(out, "figures")
+    _no_model(monkeypatch)
+    assert main(["report", str(out), "figure.cmap=magma"]) == 0
+    assert _files(out, "maps") == maps
+    assert _files(out, "figures")["figures/r/saliency.png"] != figures["figures/r/saliency.png"]
+    assert "magma" in (out / "config.yaml").read_text()
+    results = json.loads((out / "results.json").read_text())
+    assert results["complete"] is True and results["summary"]["skipped"] == 1
+    assert main(["verify", str(out)]) == 0
+    capsys.readouterr()
+    # anything but figure settings is refused, naming what may change, and touches nothing
+    before = (out / "results.json").read_bytes()
+    assert main(["report", str(out), "seed=3"]) == 2
+    err = capsys.readouterr().err
+    assert "'seed=3' is not a figure setting" in err and "xai run" in err
+    # a run whose inputs changed would need computing: refused before anything is written
+    _photo(photo, 14)
+    assert main(["report", str(out), "figure.cmap=viridis"]) == 2
+    assert "would need computing" in capsys.readouterr().err
+    assert (out / "results.json").read_bytes() == before
+
+
+def test_a_bad_layer_leaves_a_finished_folder_as_it_was(tmp_path):
+    photo, out = tmp_path / "in" / "l.png", tmp_path / "out"
+    _photo(photo, 15)
+    _run([photo], out)
+    before = {name: (out / name).read_bytes() for name in ("results.json", "config.yaml")}
+    config = load_config(
+        {"inputs": [str(photo)], "output_dir": str(out),
+         "methods": [{"name": "grad_cam", "params": {"layer": "layer9"}}]}, TINY,
+    )
+    with pytest.raises(Exception, match="layer9"):
+        run_experiment(config)
+    assert {name: (out / name).read_bytes() for name in before} == before

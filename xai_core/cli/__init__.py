@@ -160,8 +160,14 @@ def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
         help="print the example config NAME as shipped (no NAME: list them)",
     )
 
-    p = add("report", help="(re)build report.html of a finished run")
+    p = add(
+        "report",
+        help="(re)build report.html of a finished run; with figure.KEY=VALUE (or figures=true) "
+             "overrides, redraw its figures from the saved maps first (nothing is recomputed)",
+    )
     p.add_argument("run_dir", help="a run's output directory (holds results.json)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="figure settings: figure.cmap=magma, figure={sign: absolute}, figures=true")
 
     p = add(
         "verify", help="check a finished run: every output present, with its recorded sha256"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from xai_core.errors import ConfigError, XaiError, close_matches
@@ -128,11 +129,47 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What ``xai report RUN key=value`` may change: how a finished run is drawn, nothing else.
+RESTYLE_KEYS = ("figure", "figures")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from xai_core.report.html import build_report
 
-    print(f"report: {build_report(args.run_dir)}")
-    return 0
+    if not args.overrides:
+        print(f"report: {build_report(args.run_dir)}")
+        return 0
+    return restyle(Path(args.run_dir), args.overrides)
+
+
+def restyle(run_dir: Path, overrides: Sequence[str]) -> int:
+    """Redraw a finished run's figures and report with other figure settings, from its saved
+    maps: the run's own ``config.yaml`` with ``overrides``, run with ``restyle=True``."""
+    from xai_core.runner.config import load_config
+
+    for override in overrides:
+        key = override.split("=", 1)[0].strip().split(".", 1)[0]
+        if "=" not in override or key not in RESTYLE_KEYS:
+            import dataclasses
+
+            from xai_core.report.figures import FigureOptions
+
+            figure_keys = [f.name for f in dataclasses.fields(FigureOptions)]
+            raise ConfigError(
+                f"xai report restyles a finished run: {override!r} is not a figure setting "
+                f"(give figure.KEY=VALUE or figures=true/false; figure keys: "
+                f"{', '.join(figure_keys)}). To change anything else, run the config again: "
+                f"xai run {run_dir / 'config.yaml'} {override}"
+            )
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"{run_dir} holds no config.yaml: is it a run's output folder?")
+    config = load_config(config_file, [*overrides, f"output_dir={run_dir}"])
+    from xai_core.runner.run import run_experiment
+    from xai_core.runner.state import print_progress
+
+    result = run_experiment(config, progress=print_progress, restyle=True)
+    return _summary(result)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

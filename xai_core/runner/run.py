@@ -132,6 +132,7 @@ def run_experiment(
     progress: Callable[[str], None] | None = None,
     *,
     force: bool = False,
+    restyle: bool = False,
 ) -> RunResult:
     """Run ``config`` (validated by :func:`xai_core.runner.config.load_config`).
 
@@ -141,6 +142,9 @@ def run_experiment(
     at the top put them side by side.
 
     :param force: recompute every item even if a previous run recorded it as done.
+    :param restyle: only redraw figures and the report of a finished run (``xai report RUN
+        key=value``): a :class:`ConfigError` if anything would need computing, before
+        anything is touched.
     :raises ConfigError: when another run is writing ``output_dir`` (see
         :mod:`xai_core.runner.lock`); nothing in the folder is touched then.
     """
@@ -160,7 +164,7 @@ def run_experiment(
         if dist.is_main:
             lock.acquire()
         with recording_digests() as written:
-            return _run(top, sources, dist, force, lock, written, invoked)
+            return _run(top, sources, dist, force, lock, written, invoked, restyle)
     finally:
         lock.release()
         dist.close()
@@ -184,6 +188,12 @@ class _ModelRun:
     items: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: The line that says which model runs (runs of several models).
     announce: str | None = None
+    #: Set by :func:`_plan_model`: the methods run per image, the fingerprints, the plan and
+    #: the per-run synthesizers still to do.
+    per_image: list[tuple[str, Technique]] = dataclasses.field(default_factory=list)
+    settings: Settings | None = None
+    plan: Plan | None = None
+    once: list[tuple[str, Technique]] = dataclasses.field(default_factory=list)
 
 
 class _Folder:
@@ -215,7 +225,7 @@ class _Folder:
 
 def _run(
     top: RunState, sources, dist: DistContext, force: bool, lock: OutputLock, written: dict,
-    invoked: float,
+    invoked: float, restyle: bool = False,
 ) -> RunResult:
     config = top.config
     # Every technique is built (its construction checks what only it can) before the folder is
@@ -237,7 +247,11 @@ def _run(
         for number, (model, methods) in enumerate(zip(config.model_list, built), 1)
     ]
     for run in runs:
-        _run_model(run, sources, dist, force, written, folder)
+        _plan_model(run, sources, dist, force)
+    if restyle:
+        _refuse_unless_restyle(runs, top.out)
+    for run in runs:
+        _run_model(run, written, folder)
     skipped = dist.sum(sum(run.skipped for run in runs))
     dist.barrier()
     if not dist.is_main:
@@ -305,35 +319,39 @@ def _finish(
     return RunResult(top.out, results)
 
 
-def _run_model(
-    run: _ModelRun, sources, dist: DistContext, force: bool, written: dict, folder: _Folder
-) -> None:
-    """Explain every input with one model: plan what is left, load the model only if anything
-    needs it, compute batch by batch, renew what only lacks scores or figures, then the
-    synthesizers that run once per run. Records go to the model's ledger."""
+def _plan_model(run: _ModelRun, sources, dist: DistContext, force: bool) -> None:
+    """What is left of one model's part (hashes only, nothing decoded): batches only do what
+    is missing. --force redoes every item but deletes no record: each is replaced as its new
+    version lands, so a run killed midway leaves every finished item either old or new."""
     config, state, ledger = run.config, run.state, run.ledger
-    if run.announce:
-        state.say(run.announce)
     run.device = resolve_device(config.device, dist.local_rank)
-    per_image = [(label, t) for label, t in run.methods if not per_run(t)]
+    run.per_image = [(label, t) for label, t in run.methods if not per_run(t)]
     once = [(label, t) for label, t in run.methods if per_run(t)]
-    settings = Settings(config, state.metrics, state.scoring_masks)
-    # Checked once here (hashes only, nothing decoded); batches only do what is missing.
-    # --force redoes every item but deletes no record: each is replaced as its new version
-    # lands, so a run killed midway leaves every finished item either old or new.
-    plan = plan_items(ledger, dist.shard(list(enumerate(sources))), per_image, settings, force)
-    once = [
+    run.settings = settings = Settings(config, state.metrics, state.scoring_masks)
+    run.plan = plan_items(
+        ledger, dist.shard(list(enumerate(sources))), run.per_image, settings, force
+    )
+    run.once = [
         (label, t) for label, t in once
         if dist.is_main and (force or ledger.done(RUN_KEY, label, settings.map(label, t)) is None)
     ]
-    run.skipped = plan.skipped + (
-        sum(1 for _, t in run.methods if per_run(t)) - len(once) if dist.is_main else 0
+    run.skipped = run.plan.skipped + (len(once) - len(run.once) if dist.is_main else 0)
+
+
+def _run_model(run: _ModelRun, written: dict, folder: _Folder) -> None:
+    """Explain every input with one model as planned: load the model only if anything needs
+    it, compute batch by batch, renew what only lacks scores or figures, then the synthesizers
+    that run once per run. Records go to the model's ledger."""
+    config, state, ledger, plan, settings = (
+        run.config, run.state, run.ledger, run.plan, run.settings
     )
-    known = _known_model(state, settings) if not (plan.needs_model or once) else None
-    handle = None if known is not None else _load(run, settings)
+    if run.announce:
+        state.say(run.announce)
+    known = _known_model(state, settings) if not (plan.needs_model or run.once) else None
+    handle = None if known is not None else _load(run)
     if plan.skipped:
         state.say(f"skipped {plan.skipped} item(s) already done (use --force to redo them)")
-    if plan.todo or plan.renew or once:
+    if plan.todo or plan.renew or run.once:
         folder.claim()
         state.thumbnails = folder.top.thumbnails
     if handle is not None:
@@ -345,19 +363,34 @@ def _run_model(
     with Writer(pending=WRITES_PENDING, threads=1, phases=state.phases) as writer:
         state.writer = writer
         if plan.todo:
-            _compute(run, plan, per_image, handle, settings, written)
+            _compute(run, handle, written)
         if plan.renew:
             state.say(f"renewing the scores or figures of {len(plan.renew)} item(s)")
             renew_items(state, plan.renew, ledger, settings, handle)
     state.writer = Writer(threads=0, phases=state.phases)
-    for label, technique in once:
+    for label, technique in run.once:
         before = len(state.items)
         seed_everything(config.seed)
         synthesize_per_run(state, label, technique, handle)
         ledger.write(RUN_KEY, label, state.items[before:], settings.map(label, technique))
 
 
-def _load(run: _ModelRun, settings: Settings) -> ModelHandle:
+def _refuse_unless_restyle(runs: list[_ModelRun], out: Path) -> None:
+    """``xai report RUN key=value`` restyles a finished run: nothing may need computing."""
+    computing = sum(
+        sum(len(todo.missing) for todo in run.plan.todo) + len(run.once)
+        + sum(1 for r in run.plan.renew if r.metrics)
+        for run in runs
+    )
+    if computing:
+        raise ConfigError(
+            f"{out}: {computing} item(s) would need computing (an input, a model or a setting "
+            "changed since the run, or a file is missing): restyling redraws figures only. "
+            f"Run the config again instead: xai run {out / 'config.yaml'}"
+        )
+
+
+def _load(run: _ModelRun) -> ModelHandle:
     """Load the model and check what only the loaded model can tell (layers, the target)."""
     config, state = run.config, run.state
     state.say(f"loading model {config.model.name}")
@@ -421,12 +454,9 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _compute(
-    run: _ModelRun, plan: Plan, per_image, handle: ModelHandle, settings: Settings,
-    written: dict,
-) -> None:
-    """Every input of ``plan.todo`` through the methods it misses, batch by batch."""
-    config, state = run.config, run.state
+def _compute(run: _ModelRun, handle: ModelHandle, written: dict) -> None:
+    """Every input of ``run.plan.todo`` through the methods it misses, batch by batch."""
+    config, state, plan, per_image = run.config, run.state, run.plan, run.per_image
     dist_main = state.rank == 0
     totals = {label: sum(1 for todo in plan.todo if label in todo.missing)
               for label, _ in per_image}
@@ -446,7 +476,7 @@ def _compute(
             im.pixels, im.inputs = pixels, inputs
             images.append(im)
         _explain_batch(
-            state, config, per_image, images, handle, run.device, run.ledger, settings,
+            state, config, per_image, images, handle, run.device, run.ledger, run.settings,
             hashes, progress,
         )
         # Each batch's digests went into its records; keep memory flat on large datasets.
