@@ -49,6 +49,8 @@ __all__ = [
     "top_k",
     "is_predicted",
     "check_target",
+    "check_output_classes",
+    "output_classes_hook",
     "list_classes",
 ]
 
@@ -233,6 +235,38 @@ def class_vocabulary(class_names: Sequence[str] | None) -> ClassVocabulary | Non
     return _vocabulary(tuple(class_names))
 
 
+def _check_in_range(index: int, num_classes: int) -> None:
+    if index >= num_classes:
+        raise TargetError(
+            f"target class {index} is out of range for a model with {num_classes} classes "
+            f"(valid: 0..{num_classes - 1})"
+        )
+
+
+def check_output_classes(targets: Tensor, logits: Tensor) -> None:
+    """Check class indices ``targets`` against the width of the model's ``logits``
+    ``[N, classes]``, for a model that knows its number of classes only from its output.
+
+    :raises TargetError: naming the valid range, for an index past the output.
+    """
+    if targets.numel() and logits.ndim == 2:
+        _check_in_range(int(targets.max()), logits.shape[1])
+
+
+def output_classes_hook(targets: Tensor) -> Callable[..., None]:
+    """A forward hook for the model itself that checks ``targets`` (see
+    :func:`check_output_classes`) against each output of the model that is ``[N, classes]``:
+    the check costs no forward pass of its own, it reads the logits the technique computes."""
+    highest = int(targets.max()) if targets.numel() else -1
+
+    def hook(module: Any, inputs: Any, output: Any) -> None:
+        del module, inputs
+        if isinstance(output, Tensor) and output.ndim == 2:
+            _check_in_range(highest, output.shape[1])
+
+    return hook
+
+
 def class_index(value: Any, class_names: Sequence[str] | None, num_classes: int | None) -> int:
     """One target value (index, numeric string, class name or WordNet id) as a class index."""
     if isinstance(value, Tensor):
@@ -244,11 +278,8 @@ def class_index(value: Any, class_names: Sequence[str] | None, num_classes: int 
     if isinstance(value, int):
         if value < 0:
             raise TargetError(f"target class {value} is negative; class indices start at 0")
-        if num_classes is not None and value >= num_classes:
-            raise TargetError(
-                f"target class {value} is out of range for a model with {num_classes} classes "
-                f"(valid: 0..{num_classes - 1})"
-            )
+        if num_classes is not None:
+            _check_in_range(value, num_classes)
         return value
     if isinstance(value, str):
         if top_k(value) is not None or is_predicted(value):
