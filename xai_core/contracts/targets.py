@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Union
 import torch
 from torch import Tensor
 
-from xai_core.errors import TargetError, close_matches
+from xai_core.errors import TargetError, did_you_mean
 
 if TYPE_CHECKING:
     from xai_core.contracts.model import ModelHandle
@@ -161,8 +161,7 @@ class ClassVocabulary:
                     f"({shown}). Give the class index, a longer name or the WordNet id."
                 )
         every = list(dict.fromkeys(s for c in self.classes for s in c.synonyms))
-        matches = close_matches(text, every)
-        hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else "."
+        hint = did_you_mean(text, every, otherwise=".")
         raise TargetError(
             f"unknown class name {name!r}{hint} Give a class index or a class name "
             "(`xai list classes MODEL PATTERN` searches them)."

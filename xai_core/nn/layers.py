@@ -31,7 +31,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from xai_core.errors import UnknownNameError, XaiError, close_matches
+from xai_core.errors import UnknownNameError, XaiError, did_you_mean
 from xai_core.nn.hooks import HookRecorder, get_module, model_state
 
 __all__ = [
@@ -369,10 +369,7 @@ class UnknownLayerError(UnknownNameError):
         paths = [path for path, _ in model.named_modules() if path]
         super().__init__("layer", layer, paths)
         owner = model_name or type(model).__name__
-        message = f"unknown layer {layer!r} of {owner}"
-        matches = close_matches(layer, paths)
-        if matches:
-            message += f"; did you mean {', '.join(repr(m) for m in matches)}?"
+        message = f"unknown layer {layer!r} of {owner}{did_you_mean(layer, paths)}"
         top = [name for name, _ in model.named_children()]
         message += (
             f" It has {len(paths)} layers (module paths such as "

@@ -57,7 +57,7 @@ from typing import Any
 
 import pluggy
 
-from xai_core.errors import PluginError, close_matches
+from xai_core.errors import PluginError, did_you_mean
 from xai_core.plugins import hookspecs
 from xai_core.plugins.cache import warn_broken
 from xai_core.plugins.entrypoints import (
@@ -171,8 +171,7 @@ def _register_with_pluggy(pm: pluggy.PluginManager, plugin: object, name: str | 
             continue
         if any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls()):
             pm.unregister(plugin)
-            matches = close_matches(caller.name, hookspecs.HOOK_NAMES, n=1)
-            hint = f"; did you mean {matches[0]!r}?" if matches else ""
+            hint = did_you_mean(caller.name, hookspecs.HOOK_NAMES, n=1)
             raise PluginError(
                 f"unknown hook {caller.name!r} in plugin {plugin_name!r}{hint} The hooks "
                 f"xai-core knows are: {', '.join(hookspecs.HOOK_NAMES)}"
