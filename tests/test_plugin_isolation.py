@@ -21,7 +21,7 @@ import xai_core
 from xai_core import plugins
 from xai_core.cli import _parser, main
 from xai_core.errors import PluginError, XaiError
-from xai_core.plugins import catalog, hookspecs, manager
+from xai_core.plugins import cache, hookspecs, manager
 from xai_core.runner.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def installed(site, monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "0")
     monkeypatch.setenv("XAI_CORE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(catalog, "printed_warnings", set())
+    monkeypatch.setattr(cache, "printed_warnings", set())
     plugins.reset()
     return site
 

@@ -217,3 +217,100 @@ def test_assign_targets_predicted_top_k_lists_and_folder_labels():
     assert image_targets(images[1]) == [images[1].prediction["predicted"]]
     with pytest.raises(TargetError, match="did you mean 'tabby'"):
         assign_targets(images[:2], "tabyy", handle)
+
+
+class _TenOutputs(torch.nn.Module):
+    """A plain module with 10 outputs that counts its forward passes; no ``num_classes``
+    unless ``known``: the number of classes is then known only from its output."""
+
+    def __init__(self, known: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(), torch.nn.Linear(4, 10),
+        )
+        if known:
+            self.num_classes = 10
+        self.passes = 0
+
+    def forward(self, x):
+        self.passes += 1
+        return self.net(x)
+
+
+OUT_OF_RANGE = r"target class 99 is out of range for a model with 10 classes \(valid: 0\.\.9\)"
+#: A technique with a shared forward pass, gradient ones without, CAM, perturbation ones.
+METHODS = [
+    ("saliency", {}),
+    ("integrated_gradients", {"steps": 4}),
+    ("grad_cam", {}),
+    ("occlusion", {"window": 8, "stride": 8}),
+    ("rise", {"n_masks": 8}),
+]
+
+
+@pytest.mark.parametrize(("method", "params"), METHODS)
+def test_a_class_index_past_the_models_output_is_a_target_error(method, params):
+    handle = ModelHandle("ten", _TenOutputs())
+    assert handle.num_classes is None
+    technique = xai_core.get_attributor(method, **params)
+    x = torch.rand(2, 3, 16, 16)
+    with pytest.raises(TargetError, match=OUT_OF_RANGE):
+        technique.attribute(handle, x, target=99)
+    with pytest.raises(TargetError, match=r"target class 10 .*\(valid: 0\.\.9\)"):
+        technique.attribute(handle, x, target=[3, 10])
+    with pytest.raises(TargetError, match=OUT_OF_RANGE):
+        technique.attribute(handle, x, target=[[1, 99], [2, 3]])
+    assert technique.attribute(handle, x, target=9).maps.shape == (2, 16, 16)
+
+
+@pytest.mark.parametrize(("method", "params"), METHODS)
+def test_the_range_check_costs_no_forward_pass(method, params):
+    """Checked against the logits the technique computes anyway: as many passes as for a
+    model that says how many classes it has."""
+    x = torch.rand(2, 3, 16, 16)
+    passes = []
+    for known in (True, False):
+        module = _TenOutputs(known)
+        maps = xai_core.get_attributor(method, **params).attribute(module, x, target=[9, 2]).maps
+        passes.append(module.passes)
+    assert passes[0] == passes[1] and maps.shape == (2, 16, 16)
+
+
+def test_a_synthesizer_names_the_valid_classes_too():
+    handle = ModelHandle("ten", _TenOutputs())
+    with pytest.raises(TargetError, match=OUT_OF_RANGE):
+        xai_core.get_synthesizer("fgsm").synthesize(handle, 99, torch.rand(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("known", [True, False])
+@pytest.mark.parametrize("methods", [["saliency"], ["rise", "saliency"]])
+def test_a_run_fails_naming_the_valid_classes(tmp_path, known, methods):
+    """As for a model that says how many classes it has: the run fails before any map, with
+    the valid range (the prediction pass gives the output's width)."""
+    import types
+
+    import numpy as np
+    from PIL import Image
+
+    from xai_core.runner.config import load_config
+    from xai_core.runner.run import run_experiment
+
+    module = types.ModuleType("tenzoo")
+
+    @xai_core.hookimpl
+    def register_models(register):
+        register("ten", lambda **options: ModelHandle("ten", _TenOutputs(known)))
+
+    module.register_models = register_models
+    xai_core.register_plugin(module, name="tenzoo")
+    pixels = np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "img.png")
+    config = load_config({
+        "model": {"name": "ten", "input_size": 16}, "inputs": [str(tmp_path / "img.png")],
+        "methods": methods, "target": 99, "output_dir": str(tmp_path / "out"),
+        "workers": 0, "figures": False,
+    })
+    with pytest.raises(TargetError, match=OUT_OF_RANGE):
+        run_experiment(config)

@@ -21,6 +21,7 @@ __all__ = [
     "MaskError",
     "WriteError",
     "close_matches",
+    "did_you_mean",
 ]
 
 
@@ -42,10 +43,7 @@ class UnknownNameError(XaiError, KeyError):
         self.name = name
         self.choices = sorted(choices)
         self.note = note
-        message = f"unknown {kind} {name!r}"
-        matches = close_matches(name, self.choices)
-        if matches:
-            message += f"; did you mean {', '.join(repr(m) for m in matches)}?"
+        message = f"unknown {kind} {name!r}{did_you_mean(name, self.choices)}"
         if len(self.choices) <= 30:
             message += f" Available: {', '.join(self.choices) or '(none)'}."
         else:
@@ -101,3 +99,21 @@ def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
         if choice not in result and name and name.lower() in choice.lower():
             result.append(choice)
     return result
+
+
+def did_you_mean(
+    name: str,
+    choices: Iterable[str],
+    n: int = 3,
+    *,
+    otherwise: str = "",
+    lead: str = "did you mean",
+) -> str:
+    """``"; did you mean 'a', 'b'?"``: up to ``n`` :func:`close_matches` of ``name``, to append
+    to the message that refuses it; ``otherwise`` when none looks like it (``"."`` before a
+    next sentence). ``lead`` says where the matches are when they are not what the user
+    typed (``"did you mean the masks.files key"``)."""
+    matches = close_matches(name, choices, n=n)
+    if not matches:
+        return otherwise
+    return f"; {lead} {', '.join(repr(m) for m in matches)}?"

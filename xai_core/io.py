@@ -234,33 +234,42 @@ def _finite(value: Any, notes: list[str]) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
         return value
     if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if math.isfinite(value):
-            return value
-        notes.append(_note(value))
-        return None
+        return _finite_float(float(value), notes)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.ndarray):
         return _finite(value.tolist(), notes)
     if isinstance(value, dict):
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            found: list[str] = []
-            out[key] = _finite(item, found)
-            if found:
-                notes.extend(found)
-                note_key = f"{key}_note"
-                if note_key not in value:
-                    kinds = sorted({n.split(":")[0] for n in found})
-                    out[note_key] = (
-                        found[0] if len(found) == 1
-                        else f"{len(found)} values not finite ({', '.join(kinds)}), written as null"
-                    )
-        return out
+        return _finite_dict(value, notes)
     if isinstance(value, (list, tuple)):
         return [_finite(item, notes) for item in value]
     return value
+
+
+def _finite_float(value: float, notes: list[str]) -> float | None:
+    if math.isfinite(value):
+        return value
+    notes.append(_note(value))
+    return None
+
+
+def _finite_dict(value: dict[Any, Any], notes: list[str]) -> dict[Any, Any]:
+    """``value`` made finite, a ``<key>_note`` beside each key whose value was not (unless
+    ``value`` has that key already)."""
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        found: list[str] = []
+        out[key] = _finite(item, found)
+        if found:
+            notes.extend(found)
+            note_key = f"{key}_note"
+            if note_key not in value:
+                kinds = sorted({n.split(":")[0] for n in found})
+                out[note_key] = (
+                    found[0] if len(found) == 1
+                    else f"{len(found)} values not finite ({', '.join(kinds)}), written as null"
+                )
+    return out
 
 
 def finite_json(data: Any) -> Any:

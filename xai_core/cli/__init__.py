@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xai_core.errors import XaiError
-from xai_core.plugins import catalog as plugin_catalog
+from xai_core.plugins import cache as plugin_cache
 from xai_core.plugins.catalog import catalog
 from xai_core.plugins.hookspecs import BUILTIN_COMMANDS
 from xai_core.version import __version__
@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before parsing, the parser itself needs the plugins' commands; a broken built-in plugin
     # fails there, and `--debug` must already count.
     debug = "--debug" in argv
-    plugin_catalog.debug_warnings = debug  # broken plugins' warnings in full
+    plugin_cache.debug_warnings = debug  # broken plugins' warnings in full
     try:
         args = _parser(_commands(argv)).parse_args(argv)
         debug = args.debug

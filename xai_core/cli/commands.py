@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xai_core.errors import ConfigError, XaiError, close_matches
+from xai_core.errors import ConfigError, XaiError, did_you_mean
 
 __all__ = [
     "cmd_run_args",
@@ -211,8 +211,7 @@ def _method_params(methods: list[str], params: Sequence[str]) -> dict[str, dict[
                 "--param grad_cam.layer=layer4"
             )
         if method not in methods:
-            matches = close_matches(method, methods)
-            hint = f"; did you mean {matches[0]!r}?" if matches else "."
+            hint = did_you_mean(method, methods, n=1, otherwise=".")
             raise ConfigError(
                 f"--param {text!r}: {method!r} is not one of the --method names{hint} "
                 f"Methods: {', '.join(methods)}"

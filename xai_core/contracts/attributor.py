@@ -18,7 +18,12 @@ from torch import Tensor, nn
 
 from xai_core.contracts.checks import HookGuard, check_tensor
 from xai_core.contracts.model import ModelHandle, as_model_handle
-from xai_core.contracts.targets import TargetSpec, resolve_targets
+from xai_core.contracts.targets import (
+    TargetSpec,
+    check_output_classes,
+    output_classes_hook,
+    resolve_targets,
+)
 from xai_core.contracts.technique import (
     AttributionContext,
     ForwardPass,
@@ -136,6 +141,7 @@ class Attributor(Technique):
                     forward.source, forward.rows = x, rows
                     context.forward = forward
                     logits()  # the pass ran anyway: its logits go into the result
+                _check_output_classes(targets, handle, logits, context)
                 maps = self.compute(module, rows, targets, context)
         guard.check(owner)
         expected = (rows.shape[0], rows.shape[2], rows.shape[3])
@@ -180,6 +186,21 @@ class Attributor(Technique):
         with ``context.hooks``. The maps must be finite and floating-point; the base class
         fails the call, naming the plugin, when they are not or when a hook is left behind.
         """
+
+
+def _check_output_classes(
+    targets: Tensor, handle: ModelHandle, logits: _Logits, context: AttributionContext
+) -> None:
+    """For a model that knows its number of classes only from its output, an index past it is
+    a :class:`~xai_core.errors.TargetError` naming the valid range, checked against logits
+    this call computes anyway (a forward pass more would change what techniques count): the
+    shared pass's when there is one, else each output of the model while ``compute`` runs."""
+    if handle.num_classes is not None:
+        return  # the indices were checked as the targets were resolved
+    if logits.taken is not None:
+        check_output_classes(targets, logits.taken)
+    else:
+        context.hooks.forward(handle.module, output_classes_hook(targets))
 
 
 class _Logits:

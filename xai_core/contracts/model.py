@@ -242,14 +242,25 @@ def class_names_for(num_classes: int) -> list[str] | None:
 def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
     """Load a local state dict into ``module`` with ``weights_only=True``; strict, clear errors."""
     file = Path(path).expanduser()
+    state = _state_dict_of(_read_checkpoint(file), file)
+    _load_strictly(module, state, file)
+
+
+def _read_checkpoint(file: Path) -> Any:
+    """What ``torch.load(file, weights_only=True)`` returns; a :class:`ModelLoadError` else."""
     if not file.is_file():
         raise ModelLoadError(f"checkpoint {str(file)!r} does not exist or is not a file")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
         # PyTorch's own messages suggest weights_only=False: never relayed (nor chained), since
         # xai never unpickles code; the file has to become plain tensors first.
         raise ModelLoadError(_unreadable_checkpoint_message(file, exc)) from None
+
+
+def _state_dict_of(state: Any, file: Path) -> dict[str, Tensor]:
+    """The state dict a checkpoint holds: itself, or its ``state_dict``, ``model`` or
+    ``model_state_dict`` entry, without a ``module.`` prefix (``DataParallel``) on every key."""
     if isinstance(state, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if key in state and isinstance(state[key], dict):
@@ -259,6 +270,11 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
         raise ModelLoadError(f"checkpoint {str(file)!r} does not hold a state dict of tensors")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _load_strictly(module: nn.Module, state: dict[str, Tensor], file: Path) -> None:
+    """``module.load_state_dict(state)``, every mismatch a :class:`ModelLoadError` naming a few."""
     try:
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:

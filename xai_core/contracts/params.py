@@ -47,7 +47,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from xai_core.errors import ConfigError, close_matches
+from xai_core.errors import ConfigError, did_you_mean
 
 
 def param_choices(params_cls: type, name: str) -> tuple[Any, ...] | None:
@@ -60,8 +60,7 @@ def param_choices(params_cls: type, name: str) -> tuple[Any, ...] | None:
 
 
 def unknown_key(where: str, key: str, valid: Sequence[str]) -> ConfigError:
-    matches = close_matches(key, valid)
-    hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else "."
+    hint = did_you_mean(key, valid, otherwise=".")
     path = f"{where}.{key}" if where else key
     listed = ", ".join(valid) or "(none)"
     return ConfigError(f"unknown config key {path!r}{hint} Valid keys: {listed}")

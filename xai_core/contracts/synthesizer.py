@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from xai_core.contracts.checks import HookGuard, check_tensor
 from xai_core.contracts.model import ModelHandle, as_model_handle
-from xai_core.contracts.targets import TargetSpec, resolve_targets
+from xai_core.contracts.targets import TargetSpec, output_classes_hook, resolve_targets
 from xai_core.contracts.technique import AttributionContext, Technique, check_inputs, grad_ready
 from xai_core.errors import InputError, PluginError
 from xai_core.nn.hooks import HookRecorder, model_state
@@ -215,6 +215,9 @@ class Synthesizer(Technique):
             targets = resolve_targets(target, n, handle, logits).to(device)
             context = SynthesisContext(handle=handle, hooks=HookRecorder())
             with context.hooks:
+                if handle.num_classes is None:
+                    # An index past the output: named as such by the generator's first pass.
+                    context.hooks.forward(module, output_classes_hook(targets))
                 out = self.generate(module, targets, x, context)
         guard.check(owner)
         result = self._checked(out, targets.cpu(), handle, context, owner)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Union
 import torch
 from torch import Tensor
 
-from xai_core.errors import TargetError, close_matches
+from xai_core.errors import TargetError, did_you_mean
 
 if TYPE_CHECKING:
     from xai_core.contracts.model import ModelHandle
@@ -49,6 +49,8 @@ __all__ = [
     "top_k",
     "is_predicted",
     "check_target",
+    "check_output_classes",
+    "output_classes_hook",
     "list_classes",
 ]
 
@@ -159,8 +161,7 @@ class ClassVocabulary:
                     f"({shown}). Give the class index, a longer name or the WordNet id."
                 )
         every = list(dict.fromkeys(s for c in self.classes for s in c.synonyms))
-        matches = close_matches(text, every)
-        hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else "."
+        hint = did_you_mean(text, every, otherwise=".")
         raise TargetError(
             f"unknown class name {name!r}{hint} Give a class index or a class name "
             "(`xai list classes MODEL PATTERN` searches them)."
@@ -233,6 +234,38 @@ def class_vocabulary(class_names: Sequence[str] | None) -> ClassVocabulary | Non
     return _vocabulary(tuple(class_names))
 
 
+def _check_in_range(index: int, num_classes: int) -> None:
+    if index >= num_classes:
+        raise TargetError(
+            f"target class {index} is out of range for a model with {num_classes} classes "
+            f"(valid: 0..{num_classes - 1})"
+        )
+
+
+def check_output_classes(targets: Tensor, logits: Tensor) -> None:
+    """Check class indices ``targets`` against the width of the model's ``logits``
+    ``[N, classes]``, for a model that knows its number of classes only from its output.
+
+    :raises TargetError: naming the valid range, for an index past the output.
+    """
+    if targets.numel() and logits.ndim == 2:
+        _check_in_range(int(targets.max()), logits.shape[1])
+
+
+def output_classes_hook(targets: Tensor) -> Callable[..., None]:
+    """A forward hook for the model itself that checks ``targets`` (see
+    :func:`check_output_classes`) against each output of the model that is ``[N, classes]``:
+    the check costs no forward pass of its own, it reads the logits the technique computes."""
+    highest = int(targets.max()) if targets.numel() else -1
+
+    def hook(module: Any, inputs: Any, output: Any) -> None:
+        del module, inputs
+        if isinstance(output, Tensor) and output.ndim == 2:
+            _check_in_range(highest, output.shape[1])
+
+    return hook
+
+
 def class_index(value: Any, class_names: Sequence[str] | None, num_classes: int | None) -> int:
     """One target value (index, numeric string, class name or WordNet id) as a class index."""
     if isinstance(value, Tensor):
@@ -244,11 +277,8 @@ def class_index(value: Any, class_names: Sequence[str] | None, num_classes: int 
     if isinstance(value, int):
         if value < 0:
             raise TargetError(f"target class {value} is negative; class indices start at 0")
-        if num_classes is not None and value >= num_classes:
-            raise TargetError(
-                f"target class {value} is out of range for a model with {num_classes} classes "
-                f"(valid: 0..{num_classes - 1})"
-            )
+        if num_classes is not None:
+            _check_in_range(value, num_classes)
         return value
     if isinstance(value, str):
         if top_k(value) is not None or is_predicted(value):
@@ -287,55 +317,71 @@ def resolve_targets(
     :param handle: gives class names and the number of classes.
     :param logits: called (under ``no_grad``) only when the predicted classes are needed.
     """
-    names = handle.class_names
-    num_classes = handle.num_classes
-
-    def scores() -> Tensor:
-        if logits is None:
-            raise TargetError(f"target '{PREDICTED}' or 'top-k' needs the model's output")
-        with torch.no_grad():
-            return logits()
-
+    scores = _Scores(logits)
     if callable(target) and not isinstance(target, Tensor):
         chosen = target(scores())
         if callable(chosen) and not isinstance(chosen, Tensor):
             raise TargetError("a target callable must return targets, not another callable")
         return resolve_targets(chosen, n, handle, logits)
+    chosen = _from_output(target, scores)
+    if chosen is not None:
+        return chosen
+    return _given(target, n, handle, scores)
+
+
+class _Scores:
+    """The model's logits on the batch, asked for only when a target needs them."""
+
+    def __init__(self, logits: Callable[[], Tensor] | None):
+        self.logits = logits
+
+    def __call__(self) -> Tensor:
+        if self.logits is None:
+            raise TargetError(f"target '{PREDICTED}' or 'top-k' needs the model's output")
+        with torch.no_grad():
+            return self.logits()
+
+
+def _from_output(target: Any, scores: _Scores) -> Tensor | None:
+    """The classes of ``"predicted"`` and ``"top-k"`` targets, else ``None``."""
     if is_predicted(target):
         return scores().argmax(dim=1).long().cpu()
     k = top_k(target)
-    if k is not None:
-        out = scores()
-        if k > out.shape[1]:
-            raise TargetError(
-                f"target {target!r} asks for {k} classes of a model with {out.shape[1]}"
-            )
-        return out.topk(k, dim=1).indices.long().cpu()
+    if k is None:
+        return None
+    out = scores()
+    if k > out.shape[1]:
+        raise TargetError(f"target {target!r} asks for {k} classes of a model with {out.shape[1]}")
+    return out.topk(k, dim=1).indices.long().cpu()
+
+
+def _given(target: Any, n: int, handle: ModelHandle, scores: _Scores) -> Tensor:
+    """The classes of a target that names them: one for all, one per item or several each."""
+    names, num_classes = handle.class_names, handle.num_classes
     if isinstance(target, Tensor):
         target = target.tolist() if target.ndim else target.item()
     if isinstance(target, (str, int)):
         return torch.full((n,), class_index(target, names, num_classes), dtype=torch.long)
-    if isinstance(target, Sequence):
-        if len(target) != n:
-            raise TargetError(
-                f"{len(target)} targets given for {n} inputs; give one target per input, or a "
-                "single target for all"
-            )
-        if all(isinstance(t, Sequence) and not isinstance(t, str) for t in target):
-            return _several_per_item(target, n, handle)
-        wants_prediction = [isinstance(t, str) and is_predicted(t) for t in target]
-        pred = scores().argmax(dim=1).long().cpu() if any(wants_prediction) else None
-        out = [
-            int(pred[i])
-            if pred is not None and wants_prediction[i]
-            else class_index(t, names, num_classes)
-            for i, t in enumerate(target)
-        ]
-        return torch.tensor(out, dtype=torch.long)
-    raise TargetError(
-        f"target {target!r} is not '{PREDICTED}', 'top-k', a class index, a class name or a "
-        "list of them"
-    )
+    if not isinstance(target, Sequence):
+        raise TargetError(
+            f"target {target!r} is not '{PREDICTED}', 'top-k', a class index, a class name or a "
+            "list of them"
+        )
+    if len(target) != n:
+        raise TargetError(
+            f"{len(target)} targets given for {n} inputs; give one target per input, or a "
+            "single target for all"
+        )
+    if all(isinstance(t, Sequence) and not isinstance(t, str) for t in target):
+        return _several_per_item(target, n, handle)
+    wants_prediction = [isinstance(t, str) and is_predicted(t) for t in target]
+    pred = scores().argmax(dim=1).long().cpu() if any(wants_prediction) else None
+    out = [
+        int(pred[i]) if pred is not None and wants_prediction[i]
+        else class_index(t, names, num_classes)
+        for i, t in enumerate(target)
+    ]
+    return torch.tensor(out, dtype=torch.long)
 
 
 def _several_per_item(target: Sequence[Any], n: int, handle: ModelHandle) -> Tensor:
@@ -380,39 +426,7 @@ def check_target(
     if isinstance(target, (list, tuple)):
         if not several:
             raise TargetError(f"target {list(target)!r}: give a single target here")
-        if not target:
-            raise TargetError("target is an empty list; give 'predicted', 'top-k' or classes")
-        ks = [t for t in target if top_k(t) is not None]
-        if len(ks) > 1:
-            raise TargetError(
-                f"target list {list(target)!r} has several top-k entries ({', '.join(ks)}); "
-                "keep the largest"
-            )
-        if ks and any(is_predicted(t) for t in target):
-            raise TargetError(
-                f"target list {list(target)!r} has both 'predicted' and {ks[0]!r}, whose first "
-                "class is the prediction; drop 'predicted'"
-            )
-        seen: dict[Any, Any] = {}
-        for entry in target:
-            if isinstance(entry, (list, tuple, dict)):
-                raise TargetError(
-                    f"target list entry {entry!r} is not a single target; a list in `target` "
-                    "means every image gets each of its entries"
-                )
-            check_target(entry, class_names, num_classes, several=False)
-            if is_predicted(entry) or top_k(entry) is not None or entry in _RUN_WORDS:
-                key: Any = str(entry).strip().lower()
-            elif class_names is not None or not isinstance(entry, str):
-                key = class_index(entry, class_names, num_classes)
-            else:
-                key = entry
-            if key in seen:
-                raise TargetError(
-                    f"target list {list(target)!r} names the same class twice ({seen[key]!r} "
-                    f"and {entry!r})"
-                )
-            seen[key] = entry
+        _check_target_list(list(target), class_names, num_classes)
         return
     if is_predicted(target) or (isinstance(target, str) and target.strip() in _RUN_WORDS):
         return
@@ -426,6 +440,49 @@ def check_target(
     if isinstance(target, str) and not target.strip().lstrip("-").isdigit() and not class_names:
         return  # a name for a model whose names are known only once it loads
     class_index(target, class_names, num_classes)
+
+
+def _check_target_list(
+    target: list[Any], class_names: Sequence[str] | None, num_classes: int | None
+) -> None:
+    """A list of targets every image gets (see :func:`check_target`)."""
+    if not target:
+        raise TargetError("target is an empty list; give 'predicted', 'top-k' or classes")
+    ks = [t for t in target if top_k(t) is not None]
+    if len(ks) > 1:
+        raise TargetError(
+            f"target list {target!r} has several top-k entries ({', '.join(ks)}); keep the "
+            "largest"
+        )
+    if ks and any(is_predicted(t) for t in target):
+        raise TargetError(
+            f"target list {target!r} has both 'predicted' and {ks[0]!r}, whose first class is "
+            "the prediction; drop 'predicted'"
+        )
+    seen: dict[Any, Any] = {}
+    for entry in target:
+        if isinstance(entry, (list, tuple, dict)):
+            raise TargetError(
+                f"target list entry {entry!r} is not a single target; a list in `target` "
+                "means every image gets each of its entries"
+            )
+        check_target(entry, class_names, num_classes, several=False)
+        key = _class_key(entry, class_names, num_classes)
+        if key in seen:
+            raise TargetError(
+                f"target list {target!r} names the same class twice ({seen[key]!r} and "
+                f"{entry!r})"
+            )
+        seen[key] = entry
+
+
+def _class_key(entry: Any, class_names: Sequence[str] | None, num_classes: int | None) -> Any:
+    """What makes two entries of a target list the same class (as far as is known)."""
+    if is_predicted(entry) or top_k(entry) is not None or entry in _RUN_WORDS:
+        return str(entry).strip().lower()
+    if class_names is not None or not isinstance(entry, str):
+        return class_index(entry, class_names, num_classes)
+    return entry
 
 
 def list_classes(class_names: Sequence[str] | None, pattern: str | None = None) -> list[ClassInfo]:

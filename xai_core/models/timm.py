@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
+
 from xai_core.contracts.model import (
     RANDOM_WEIGHTS,
     ModelHandle,
@@ -53,10 +55,19 @@ def handle_from_timm(
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
     source = "checkpoint" if checkpoint else ("pretrained" if pretrained else RANDOM_WEIGHTS)
+    return timm_handle(f"timm/{arch}", module, arch, source, checkpoint)
+
+
+def timm_handle(
+    name: str, module: nn.Module, architecture: str, weights: str, checkpoint: str | None
+) -> ModelHandle:
+    """The handle of a model ``timm.create_model(architecture)`` built, in eval mode: timm's
+    preprocessing for it, ImageNet's class names for 1000 classes, and ``weights`` (where
+    they came from) and ``checkpoint`` in its ``info``."""
     return ModelHandle(
-        name=f"timm/{arch}",
+        name=name,
         module=module.eval(),
         preprocessing=timm_preprocessing(module),
         class_names=class_names_for(module.num_classes),
-        info={"weights": source, "checkpoint": checkpoint, "architecture": arch},
+        info={"weights": weights, "checkpoint": checkpoint, "architecture": architecture},
     )

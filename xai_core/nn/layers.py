@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from xai_core.errors import UnknownNameError, XaiError, close_matches
+from xai_core.errors import UnknownNameError, XaiError, did_you_mean
 from xai_core.nn.hooks import HookRecorder, get_module, model_state
 
 __all__ = [
@@ -218,31 +218,12 @@ def auto_layer(model: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> str:
 def _trace_auto_layer(model: nn.Module, input_hw: tuple[int, int]) -> str:
     seen: list[tuple[str, Tensor, LayerLayout]] = []
     flat: list[tuple[Tensor, Any]] = []
-
-    def make_hook(path: str) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            first = inputs[0] if isinstance(inputs, tuple) and inputs else None
-            if output is first:
-                return
-            if isinstance(output, Tensor) and output.ndim == 2:
-                flat.append((output, first))
-            layout = infer_layout(output, input_hw, model)
-            if (
-                layout is not None
-                and output.shape[0] == 2
-                and output.requires_grad
-                and not _resamples(module, first, layout, input_hw, model)
-            ):
-                seen.append((path, output, layout))
-
-        return hook
-
     generator = torch.Generator().manual_seed(0)
     attention = _attention_modules(model)
     with model_state(model) as device, HookRecorder() as hooks:
         for path, sub in model.named_modules():
             if path and not _inside(path, attention):
-                hooks.forward(sub, make_hook(path))
+                hooks.forward(sub, _probe_hook(path, model, input_hw, seen, flat))
         probe = torch.randn(2, 3, *input_hw, generator=generator).to(device).requires_grad_(True)
         logits = model(probe)
         if not isinstance(logits, Tensor) or not seen:
@@ -261,6 +242,46 @@ def _trace_auto_layer(model: nn.Module, input_hw: tuple[int, int]) -> str:
         grads = torch.autograd.grad(
             (features.float() * direction).sum(), [out for _, out, _ in seen], allow_unused=True
         )
+    return _last_positional_layer(model, seen, grads, class_maps)
+
+
+def _probe_hook(
+    path: str,
+    model: nn.Module,
+    input_hw: tuple[int, int],
+    seen: list[tuple[str, Tensor, LayerLayout]],
+    flat: list[tuple[Tensor, Any]],
+) -> Callable[..., None]:
+    """A forward hook for the layer at ``path`` on the probe pass: records a spatial output
+    that needs grad and keeps the probe's resolution in ``seen``, a flat one (with its input)
+    in ``flat``."""
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        first = inputs[0] if isinstance(inputs, tuple) and inputs else None
+        if output is first:
+            return
+        if isinstance(output, Tensor) and output.ndim == 2:
+            flat.append((output, first))
+        layout = infer_layout(output, input_hw, model)
+        if (
+            layout is not None
+            and output.shape[0] == 2
+            and output.requires_grad
+            and not _resamples(module, first, layout, input_hw, model)
+        ):
+            seen.append((path, output, layout))
+
+    return hook
+
+
+def _last_positional_layer(
+    model: nn.Module,
+    seen: list[tuple[str, Tensor, LayerLayout]],
+    grads: Sequence[Tensor | None],
+    class_maps: set[str],
+) -> str:
+    """The deepest layer of ``seen`` (not a class-score map) whose gradient reaches at least
+    two positions of each probe image."""
     for (path, _, layout), grad in reversed(list(zip(seen, grads))):
         if grad is None or path in class_maps:
             continue
@@ -348,10 +369,7 @@ class UnknownLayerError(UnknownNameError):
         paths = [path for path, _ in model.named_modules() if path]
         super().__init__("layer", layer, paths)
         owner = model_name or type(model).__name__
-        message = f"unknown layer {layer!r} of {owner}"
-        matches = close_matches(layer, paths)
-        if matches:
-            message += f"; did you mean {', '.join(repr(m) for m in matches)}?"
+        message = f"unknown layer {layer!r} of {owner}{did_you_mean(layer, paths)}"
         top = [name for name, _ in model.named_children()]
         message += (
             f" It has {len(paths)} layers (module paths such as "

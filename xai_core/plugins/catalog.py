@@ -20,8 +20,8 @@ A missing or stale file is rebuilt by loading the plugins once (what every comma
 a cache folder that cannot be written costs only speed. When this process has loaded the plugins
 already (a test, a notebook, a plugin registered at run time), the live registries are summarised
 and nothing is written. The cache folder also remembers which broken plugins' warnings were
-shown (:func:`warn_broken`). Everything that needs a plugin's code (running, ``describe``, a
-plugin's own command) still loads the plugins.
+shown (:func:`xai_core.plugins.cache.warn_broken`). Everything that needs a plugin's code
+(running, ``describe``, a plugin's own command) still loads the plugins.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from xai_core.plugins.cache import ENV_CACHE_DIR, cache_dir, warn_broken, write_atomic
 from xai_core.plugins.entrypoints import (
     ENV_ALLOW,
     ENV_DISABLE_AUTOLOAD,
@@ -43,31 +44,13 @@ from xai_core.plugins.entrypoints import (
 from xai_core.version import __version__
 
 __all__ = [
-    "CATALOG_FORMAT", "ENV_CACHE_DIR", "catalog", "cache_dir", "summarise", "warn_broken",
+    "CATALOG_FORMAT", "ENV_CACHE_DIR", "catalog", "cache_dir", "summarise",
 ]
 
 #: Bump when the summary's layout changes.
 CATALOG_FORMAT = 3
-ENV_CACHE_DIR = "XAI_CORE_CACHE_DIR"
 #: Catalog files kept in the cache folder.
 KEEP = 8
-#: Broken plugins whose warning this process printed (from the catalog or as the plugin manager
-#: loaded them): a later load in the same process, or ``reset()``, prints nothing more.
-printed_warnings: set[str] = set()
-#: Set by ``xai --debug``: broken plugins' warnings are printed in full, on every command.
-debug_warnings = False
-#: The file in the cache folder that remembers which warnings were shown, and how many it keeps.
-SHOWN_FILE = "shown-warnings.json"
-KEEP_SHOWN = 64
-
-
-def cache_dir() -> Path:
-    """Where the catalog is cached (see the module doc)."""
-    explicit = os.environ.get(ENV_CACHE_DIR)
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "xai-core"
 
 
 def _tree_stamp(folder: str) -> tuple[str, int, int]:
@@ -161,42 +144,6 @@ def summarise(registries: Any) -> dict[str, Any]:
             "metrics": metrics, "models": models, "commands": commands, "plugins": plugins}
 
 
-def warn_broken(name: str, warning: str, details: str = "") -> None:
-    """Print broken plugin ``name``'s one-line ``warning`` on stderr, once per change.
-
-    Once per process, and not again in a later process while nothing changed: the cache
-    folder remembers each warning shown for the set of selected entry points (a new version,
-    another problem, an installed or removed plugin or another allow-list shows it again), so
-    a broken plugin is announced when it becomes broken, not on every command. ``xai list
-    plugins`` and the error for one of its names always say it; with ``xai --debug`` the full
-    ``details`` are printed on every command.
-    """
-    if name in printed_warnings:
-        return
-    printed_warnings.add(name)
-    if debug_warnings:
-        print(details or warning, file=sys.stderr)
-    elif not _shown_before(warning):
-        print(warning, file=sys.stderr)
-
-
-def _shown_before(warning: str) -> bool:
-    """Whether ``warning`` was shown for these entry points; remembers it was, from now on."""
-    eps = [(ep.name, ep.value, *distribution_of(ep)) for ep in selected_entry_points()]
-    key = hashlib.sha256(json.dumps([warning, eps], default=str).encode()).hexdigest()[:24]
-    path = cache_dir() / SHOWN_FILE
-    try:
-        shown = json.loads(path.read_text())
-    except (OSError, ValueError):
-        shown = []
-    if not isinstance(shown, list):
-        shown = []
-    if key in shown:
-        return True
-    _write_atomic(path, json.dumps([*shown, key][-KEEP_SHOWN:]))
-    return False
-
-
 def _live_registries() -> Any:
     manager = sys.modules.get("xai_core.plugins.manager")
     if manager is not None and manager.registries_loaded():
@@ -240,16 +187,4 @@ def _store(path: Path, summary: dict[str, Any]) -> None:
             old.unlink(missing_ok=True)
     except OSError:
         pass
-    _write_atomic(path, json.dumps(summary))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a cache file whole or not at all; a cache folder that cannot be written costs
-    only speed (the next command rebuilds the summary, or shows a warning again)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    except OSError:
-        pass
+    write_atomic(path, json.dumps(summary))

@@ -25,7 +25,7 @@ Broken plugins
       would have provided says that plugin provides it, why it was skipped and how to fix it,
       and any unknown name, while some plugin failed to load, names the failed plugins and
       why. One short line on stderr names the plugin, its distribution and version, what is
-      wrong and the fix, once for each change (see :func:`~xai_core.plugins.catalog.warn_broken`:
+      wrong and the fix, once for each change (see :func:`~xai_core.plugins.cache.warn_broken`:
       not on every command); ``xai list plugins`` shows it as broken with the reason and how to
       fix or disable it, and ``xai --debug`` prints the full warning every time.
     - A *built-in plugin* (distribution ``xai-core``) raises :class:`~xai_core.errors.PluginError`:
@@ -57,9 +57,9 @@ from typing import Any
 
 import pluggy
 
-from xai_core.errors import PluginError, close_matches
+from xai_core.errors import PluginError, did_you_mean
 from xai_core.plugins import hookspecs
-from xai_core.plugins.catalog import warn_broken
+from xai_core.plugins.cache import warn_broken
 from xai_core.plugins.entrypoints import (
     ENTRY_POINT_GROUP,
     ENV_ALLOW,
@@ -171,8 +171,7 @@ def _register_with_pluggy(pm: pluggy.PluginManager, plugin: object, name: str | 
             continue
         if any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls()):
             pm.unregister(plugin)
-            matches = close_matches(caller.name, hookspecs.HOOK_NAMES, n=1)
-            hint = f"; did you mean {matches[0]!r}?" if matches else ""
+            hint = did_you_mean(caller.name, hookspecs.HOOK_NAMES, n=1)
             raise PluginError(
                 f"unknown hook {caller.name!r} in plugin {plugin_name!r}{hint} The hooks "
                 f"xai-core knows are: {', '.join(hookspecs.HOOK_NAMES)}"

@@ -39,7 +39,7 @@ class PluginInfo:
     :param reason: for a broken plugin, what is wrong with it.
     :param warning: for a broken plugin, the short line printed on stderr about it (the plugin
         catalog prints it when it answers for the plugins; see
-        :func:`xai_core.plugins.catalog.warn_broken` for when).
+        :func:`xai_core.plugins.cache.warn_broken` for when).
     :param fix: for a broken plugin, how to fix or disable it (``xai list plugins`` shows it).
     :param details: for a broken plugin, the long form of ``warning`` (``xai --debug``).
     :param withheld: for a broken plugin, what it would have registered had it worked, by kind

@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from xai_core.errors import ConfigError, close_matches  # noqa: E402
+from xai_core.errors import ConfigError, did_you_mean  # noqa: E402
 from xai_core.io import save_figure  # noqa: E402
 
 __all__ = [
@@ -70,9 +70,8 @@ DEFAULT_CMAPS = {"signed": "RdBu_r", "positive": "Reds", "negative": "Blues", "a
 
 def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
-        hint = close_matches(str(value), choices)
-        did = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise ConfigError(f"figure.{name}: {value!r} is not one of {', '.join(choices)}{did}")
+        hint = did_you_mean(str(value), choices, n=1)
+        raise ConfigError(f"figure.{name}: {value!r} is not one of {', '.join(choices)}{hint}")
     return value
 
 
@@ -99,11 +98,10 @@ class FigureOptions:
         _choice("sign", self.sign, SIGNS)
         _choice("overlay", self.overlay, OVERLAYS)
         if self.cmap is not None and self.cmap not in matplotlib.colormaps:
-            hint = close_matches(str(self.cmap), list(matplotlib.colormaps))
-            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            hint = did_you_mean(str(self.cmap), list(matplotlib.colormaps), n=1, otherwise=".")
             raise ConfigError(
-                f"figure.cmap: {self.cmap!r} is not a matplotlib colour map{did}; "
-                "e.g. RdBu_r, coolwarm, viridis, Reds"
+                f"figure.cmap: {self.cmap!r} is not a matplotlib colour map{hint} "
+                "E.g. RdBu_r, coolwarm, viridis, Reds"
             )
         for name in ("overlay_alpha", "clip_percentile"):
             value = getattr(self, name)
@@ -133,10 +131,9 @@ class FigureOptions:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in value:
             if key not in names:
-                hint = close_matches(str(key), names)
-                did = f" (did you mean {hint[0]!r}?)" if hint else ""
+                hint = did_you_mean(str(key), names, n=1, otherwise=".")
                 raise ConfigError(
-                    f"figure: unknown option {key!r}{did}; options: {', '.join(names)}"
+                    f"figure: unknown option {key!r}{hint} Options: {', '.join(names)}"
                 )
         return cls(**dict(value))
 

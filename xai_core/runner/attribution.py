@@ -29,7 +29,7 @@ from xai_core.runner.state import (
     safe_label,
     to_image,
 )
-from xai_core.runner.targets import image_targets
+from xai_core.runner.targets import ChosenTargetError, image_targets
 
 #: Sets the prediction and targets of a chunk's images from the logits of a technique's pass
 #: on them, and returns one target per image (see :func:`run_attributor`).
@@ -238,6 +238,8 @@ def _attribute_chunk(
             (m, seconds, None, _item_metadata(attribution.metadata, i, count))
             for i, m in enumerate(attribution.maps)
         ]
+    except ChosenTargetError:
+        raise
     except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
         if len(chunk) == 1:
             error = failure_details(exc)

@@ -55,6 +55,22 @@ def write_comparison(
     """
     if not methods or not models:
         return []
+    by_image, maps = _inputs_and_maps(out, items, models, methods)
+    written = []
+    for key, per_model in by_image.items():
+        rows, cells = _grid(out, key, per_model, models, methods, maps, random_weights)
+        if rows:
+            rel = f"{COMPARE_DIR}/{key}.png"
+            grid_figure(out / rel, rows, methods, cells, options)
+            written.append(rel)
+    return written
+
+
+def _inputs_and_maps(
+    out: Path, items: list[dict[str, Any]], models: list[str], methods: list[str]
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[tuple[str, str, str], np.ndarray]]:
+    """Per image key, each model's first successful attributor item (for its input picture);
+    and the saved map of each (image key, model, method)."""
     by_image: dict[str, dict[str, dict[str, Any]]] = {}
     maps: dict[tuple[str, str, str], np.ndarray] = {}
     for item in items:
@@ -66,24 +82,32 @@ def write_comparison(
             by_image.setdefault(key, {}).setdefault(model, item)
         if "map" in files and item["label"] in methods:
             maps.setdefault((key, model, item["label"]), np.load(out / files["map"]))
-    written = []
-    for key, per_model in by_image.items():
-        rows, cells = [], {}
-        for model in models:
-            item = per_model.get(model)
-            if item is None:
-                continue
-            photo = out / Path(item["files"]["input"]).with_suffix(".png")
-            if not photo.is_file():
-                continue
-            r = len(rows)
-            rows.append((model_row_title(model, item, model in random_weights), _pixels(photo)))
-            for c, method in enumerate(methods):
-                found = maps.get((key, model, method))
-                if found is not None:
-                    cells[(r, c)] = found
-        if rows:
-            rel = f"{COMPARE_DIR}/{key}.png"
-            grid_figure(out / rel, rows, methods, cells, options)
-            written.append(rel)
-    return written
+    return by_image, maps
+
+
+def _grid(
+    out: Path,
+    key: str,
+    per_model: dict[str, dict[str, Any]],
+    models: list[str],
+    methods: list[str],
+    maps: dict[tuple[str, str, str], np.ndarray],
+    random_weights: set[str] | frozenset[str],
+) -> tuple[list[tuple[str, np.ndarray]], dict[tuple[int, int], np.ndarray]]:
+    """One image's figure: a (title, picture) row per model whose input picture exists, and
+    the maps by (row, column)."""
+    rows, cells = [], {}
+    for model in models:
+        item = per_model.get(model)
+        if item is None:
+            continue
+        photo = out / Path(item["files"]["input"]).with_suffix(".png")
+        if not photo.is_file():
+            continue
+        r = len(rows)
+        rows.append((model_row_title(model, item, model in random_weights), _pixels(photo)))
+        for c, method in enumerate(methods):
+            found = maps.get((key, model, method))
+            if found is not None:
+                cells[(r, c)] = found
+    return rows, cells

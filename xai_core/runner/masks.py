@@ -36,7 +36,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from xai_core.contracts.model import Preprocessing
-from xai_core.errors import ConfigError, MaskError, close_matches
+from xai_core.errors import ConfigError, MaskError, did_you_mean
 from xai_core.runner.examples import example_file
 from xai_core.runner.inputs import SAMPLE_PREFIX, InputImage
 
@@ -209,11 +209,11 @@ class MaskSet:
         looked = ", ".join(repr(str(p)) for p in paths)
         message = f"no ground-truth mask for input {source.source!r}"
         message += f": looked for {looked}" if paths else " (not a key of masks.files)"
-        matches = close_matches(source.source, self.files)
-        if matches:
-            message += f"; masks.files has {', '.join(repr(m) for m in matches)}"
+        message += did_you_mean(
+            source.source, self.files, otherwise=".", lead="did you mean the masks.files key"
+        )
         raise MaskError(
-            f"{message}. Put its mask there, map the input to its mask under `masks.files`, "
+            f"{message} Put its mask there, map the input to its mask under `masks.files`, "
             "or leave the image out of the inputs"
         )
 

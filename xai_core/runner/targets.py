@@ -29,6 +29,7 @@ from xai_core.runner.state import ImageItem
 __all__ = [
     "predict",
     "set_predictions",
+    "ChosenTargetError",
     "choose_targets",
     "one_class_per_image",
     "assign_targets",
@@ -115,6 +116,11 @@ class _FolderLabelError(TargetError):
     """A folder label that names no class: fails its image, not the run."""
 
 
+class ChosenTargetError(TargetError):
+    """A target wrong for the model found by :func:`choose_targets`, inside a technique's call:
+    it fails the run (as :func:`assign_targets` does before any map), not that call's items."""
+
+
 def assign_targets(
     images: list[ImageItem], target: Any, handle: ModelHandle, count: int | None = None
 ) -> None:
@@ -125,15 +131,19 @@ def assign_targets(
     two specs both give (``[predicted, tabby]`` for a photo predicted as tabby) is explained
     twice rather than leaving that image one item short.
 
-    A target that is wrong for the model (an unknown name, an index out of range) or ``label``
-    for an image outside a class folder fails the run before any map is computed; a folder
-    label that names no class fails its image only.
+    A target that is wrong for the model (an unknown name, an index out of range: for a model
+    that knows its number of classes only from its output, past the width of the predictions)
+    or ``label`` for an image outside a class folder fails the run before any map is computed;
+    a folder label that names no class fails its image only.
 
     :param count: unused (a list in ``target`` once meant one target per input); kept so
         existing callers need no change.
     """
     del count
-    check_target(target, handle.class_names, handle.num_classes)
+    # A plain module's number of classes is the width of its output.
+    widths = [len(im.prediction["probabilities"]) for im in images if im.error is None]
+    num_classes = handle.num_classes or (widths[0] if widths else None)
+    check_target(target, handle.class_names, num_classes)
     specs = target_specs(target)
     for im in images:
         if im.error is not None:
@@ -168,5 +178,8 @@ def choose_targets(
     :func:`predict` then :func:`assign_targets` would set them; returns the targets. For
     :func:`one_class_per_image` targets."""
     set_predictions(images, logits, handle)
-    assign_targets(images, target, handle)
+    try:
+        assign_targets(images, target, handle)
+    except TargetError as exc:
+        raise ChosenTargetError(str(exc)) from None
     return [int(im.target) for im in images]
