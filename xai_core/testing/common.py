@@ -178,6 +178,17 @@ def check_names(table: Sequence[Check[Any]]) -> tuple[str, ...]:
     return tuple(check.name for check in table)
 
 
+#: The rows every technique kit's table shares.
+HOOKS_CHECK: Check[Any] = Check(
+    "hooks", hooks_check, "no torch hook left on any module afterwards"
+)
+STATE_CHECK: Check[Any] = Check(
+    "state",
+    state_check,
+    "model mode, `requires_grad` flags and weights as before, logits bit-identical",
+)
+
+
 def resolve_technique(
     kind: type, technique: str | type | Any, params: Mapping[str, Any] | None
 ) -> Any:
@@ -227,6 +238,15 @@ def run_checks(
         problems.append(f"not run, as the call failed: {', '.join(not_run)}")
     if problems:
         raise ContractError(f"{label}: " + "; ".join(problems))
+
+
+def run_technique_checks(
+    run: Any, call: Callable[[], Any], what: str, table: Sequence[Check[Any]], names: Iterable[str]
+) -> None:
+    """A technique kit's last step: the first call (``what`` names it) into ``run.reference``,
+    then the checks ``names`` of ``table`` on ``run``, labelled with ``run.method``."""
+    run.reference = Reference.of(call, what)
+    run_checks(label_of(run.method), table, names, run, run.reference)
 
 
 def technique_and_model(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,15 +17,14 @@ from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import XaiError
 from xai_core.nn.gradients import input_gradients
 from xai_core.testing.common import (
+    HOOKS_CHECK,
+    STATE_CHECK,
     Check,
     ModelWatch,
     Reference,
     check_names,
     default_targets,
-    hooks_check,
-    label_of,
-    run_checks,
-    state_check,
+    run_technique_checks,
     technique_and_model,
 )
 
@@ -66,7 +65,7 @@ class _MetricRun:
     given: dict[str, Any]
     seed: int
     watch: ModelWatch
-    reference: Reference
+    reference: Reference = field(default_factory=Reference)
 
     @property
     def requires(self) -> tuple[str, ...]:
@@ -154,12 +153,8 @@ METRIC_TABLE: tuple[Check[_MetricRun], ...] = (
         _metric_requires,
         "what `requires` declares is refused when missing, nothing undeclared is needed",
     ),
-    Check("hooks", hooks_check, "no torch hook left on any module afterwards"),
-    Check(
-        "state",
-        state_check,
-        "model mode, `requires_grad` flags and weights as before, logits bit-identical",
-    ),
+    HOOKS_CHECK,
+    STATE_CHECK,
 )
 METRIC_CHECKS = check_names(METRIC_TABLE)
 
@@ -213,7 +208,5 @@ def check_metric(
         {"masks": masks, "attributor": attributor},
         seed,
         ModelWatch(handle.module, inputs),
-        Reference(),
     )
-    run.reference = Reference.of(run.call, "evaluate")
-    run_checks(label_of(method), METRIC_TABLE, checks, run, run.reference)
+    run_technique_checks(run, run.call, "evaluate", METRIC_TABLE, checks)

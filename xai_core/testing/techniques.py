@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -16,15 +16,14 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.testing.common import (
+    HOOKS_CHECK,
+    STATE_CHECK,
     Check,
     ModelWatch,
     Reference,
     check_names,
     default_targets,
-    hooks_check,
-    label_of,
-    run_checks,
-    state_check,
+    run_technique_checks,
     technique_and_model,
 )
 
@@ -42,7 +41,7 @@ class _AttributorRun:
     rtol: float
     seed: int
     watch: ModelWatch
-    reference: Reference
+    reference: Reference = field(default_factory=Reference)
 
     def call(self, x: Tensor, target: Any) -> Any:
         torch.manual_seed(self.seed)
@@ -171,12 +170,8 @@ def _same_maps(
 ATTRIBUTOR_TABLE: tuple[Check[_AttributorRun], ...] = (
     Check("shapes", _attributor_shapes, "maps `[N, H, W]` at input resolution, targets `[N]`"),
     Check("finite", _attributor_finite, "no NaN or infinity in the maps"),
-    Check("hooks", hooks_check, "no torch hook left on any module afterwards"),
-    Check(
-        "state",
-        state_check,
-        "model mode, `requires_grad` flags and weights as before, logits bit-identical",
-    ),
+    HOOKS_CHECK,
+    STATE_CHECK,
     Check("batch", _attributor_batch, "a batch gives the maps of its items one by one"),
     Check("determinism", _attributor_determinism, "two calls with one seed give the same maps"),
     Check(
@@ -223,12 +218,11 @@ def check_attributor(
     if inputs is None:
         inputs = torch.randn(3, 3, 48, 48, generator=torch.Generator().manual_seed(seed))
     targets = list(targets) if targets is not None else default_targets(handle, inputs.shape[0])
-    run = _AttributorRun(
-        method, handle, inputs, targets, atol, rtol, seed, ModelWatch(handle.module, inputs),
-        Reference(),
+    watch = ModelWatch(handle.module, inputs)
+    run = _AttributorRun(method, handle, inputs, targets, atol, rtol, seed, watch)
+    run_technique_checks(
+        run, lambda: run.call(inputs, targets), "attribute", ATTRIBUTOR_TABLE, checks
     )
-    run.reference = Reference.of(lambda: run.call(inputs, targets), "attribute")
-    run_checks(label_of(method), ATTRIBUTOR_TABLE, checks, run, run.reference)
 
 
 @dataclass
@@ -241,7 +235,7 @@ class _SynthesizerRun:
     targets: list[int]
     seed: int
     watch: ModelWatch
-    reference: Reference
+    reference: Reference = field(default_factory=Reference)
 
     def call(self) -> Any:
         torch.manual_seed(self.seed)
@@ -281,12 +275,8 @@ SYNTHESIZER_TABLE: tuple[Check[_SynthesizerRun], ...] = (
         "images `[N, 3, H, W]` in `[0, 1]`, one record per image",
     ),
     Check("finite", _synthesizer_finite, "no NaN or infinity in the images"),
-    Check("hooks", hooks_check, "no torch hook left on any module afterwards"),
-    Check(
-        "state",
-        state_check,
-        "model mode, `requires_grad` flags and weights as before, logits bit-identical",
-    ),
+    HOOKS_CHECK,
+    STATE_CHECK,
     Check("determinism", _synthesizer_determinism, "two calls with one seed, the same images"),
 )
 SYNTHESIZER_CHECKS = check_names(SYNTHESIZER_TABLE)
@@ -312,6 +302,5 @@ def check_synthesizer(
     if targets is None:
         targets = default_targets(handle, images.shape[0], shift=1)
     watch = ModelWatch(handle.module, handle.normalize(images))
-    run = _SynthesizerRun(method, handle, images, list(targets), seed, watch, Reference())
-    run.reference = Reference.of(run.call, "synthesize")
-    run_checks(label_of(method), SYNTHESIZER_TABLE, checks, run, run.reference)
+    run = _SynthesizerRun(method, handle, images, list(targets), seed, watch)
+    run_technique_checks(run, run.call, "synthesize", SYNTHESIZER_TABLE, checks)
