@@ -124,7 +124,11 @@ def test_every_broken_rule_is_listed_in_one_contract_error():
     assert "left 1 torch hook(s) on the model (forward hook on 'head')" in message
     assert "state: weight or buffer 'head.bias' changed" in message
     assert "state: the model's logits changed after the call" in message
-    assert "not run, as the call failed: shapes, finite, batch" in message
+    assert message.endswith(
+        "not run, as the call failed: shapes, finite, batch, determinism, targets, modes, "
+        "forward_pass"
+    )
+    assert message.count("left 1 torch hook") == 1  # said once, not again by every check
 
 
 def test_contract_catches_batch_dependence():

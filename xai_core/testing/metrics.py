@@ -116,7 +116,8 @@ def _metric_finite(run: _MetricRun) -> list[str]:
 
 
 def _metric_determinism(run: _MetricRun) -> list[str]:
-    same = _same_scores(run.call().scores, run.first.scores)
+    first = run.first.scores  # before the second call: not run when the first one failed
+    same = _same_scores(run.call().scores, first)
     return [] if same else ["same seed, different scores"]
 
 

@@ -82,8 +82,9 @@ def _attributor_batch(run: _AttributorRun) -> list[str]:
 
 
 def _attributor_determinism(run: _AttributorRun) -> list[str]:
+    first = run.first.maps  # before the second call: not run when the first one failed
     again = run.call(run.inputs, run.targets).maps
-    return [] if torch.equal(again, run.first.maps) else ["same seed, different maps"]
+    return [] if torch.equal(again, first) else ["same seed, different maps"]
 
 
 def _attributor_targets(run: _AttributorRun) -> list[str]:
@@ -263,7 +264,8 @@ def _synthesizer_finite(run: _SynthesizerRun) -> list[str]:
 
 
 def _synthesizer_determinism(run: _SynthesizerRun) -> list[str]:
-    same = torch.equal(run.call().images, run.first.images)
+    first = run.first.images  # before the second call: not run when the first one failed
+    same = torch.equal(run.call().images, first)
     return [] if same else ["same seed, different images"]
 
 
