@@ -90,14 +90,45 @@ def test_contract_catches_a_leaked_hook_and_a_changed_model():
             model.head.bias.data += 1.0
             return inputs.sum(dim=1)
 
-    # The base class catches a leaked hook on every call, before the contract suite looks.
-    with pytest.raises(PluginError, match="left 1 torch hook.*forward hook on 'head'"):
+    # The base class catches a leaked hook on every call; the kit lists it as a broken rule.
+    with pytest.raises(ContractError, match="left 1 torch hook.*forward hook on 'head'") as info:
         check_attributor(Leaky)
+    assert not isinstance(info.value, PluginError)
     with pytest.raises(ContractError) as info:
         check_attributor(Changing)
     message = str(info.value)
     assert "weight or buffer 'head.bias' changed" in message
     assert "logits changed" in message
+
+
+def test_every_broken_rule_is_listed_in_one_contract_error():
+    """A call the base class refuses (a leaked hook) does not hide the other broken rules."""
+    from dataclasses import dataclass
+
+    class LeakyAndChanging(xai_core.Attributor):
+        name = "leaky_and_changing"
+
+        @dataclass
+        class Params:
+            pass
+
+        def compute(self, model, inputs, targets, context):
+            model.head.register_forward_hook(lambda *a: None)  # bypasses context.hooks
+            model.head.bias.data += 1.0
+            return inputs.sum(dim=1)
+
+    with pytest.raises(ContractError) as info:
+        check_attributor(LeakyAndChanging)
+    message = str(info.value)
+    assert message.startswith("leaky_and_changing: call: attribute raised PluginError")
+    assert "left 1 torch hook(s) on the model (forward hook on 'head')" in message
+    assert "state: weight or buffer 'head.bias' changed" in message
+    assert "state: the model's logits changed after the call" in message
+    assert message.endswith(
+        "not run, as the call failed: shapes, finite, batch, determinism, targets, modes, "
+        "forward_pass"
+    )
+    assert message.count("left 1 torch hook") == 1  # said once, not again by every check
 
 
 def test_contract_catches_batch_dependence():

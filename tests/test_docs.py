@@ -194,3 +194,24 @@ def test_reference_can_cover_third_party_plugins():
     assert "outside_method" not in generate()["techniques.md"]
     techniques = generate(all_plugins=True)["techniques.md"]
     assert "## `outside_method`" in techniques and "A documented knob." in techniques
+
+
+@pytest.mark.parametrize(
+    ("kit", "table"),
+    [
+        ("check_attributor", "ATTRIBUTOR_TABLE"),
+        ("check_synthesizer", "SYNTHESIZER_TABLE"),
+        ("check_metric", "METRIC_TABLE"),
+        ("check_model", "MODEL_TABLE"),
+    ],
+)
+def test_plugins_md_lists_exactly_each_kits_checks(kit, table):
+    """The docs' table of a contract kit's checks is its table in xai_core.testing, in order."""
+    from xai_core import testing
+
+    text = (DOCS / "plugins.md").read_text()
+    heading = f"`{kit}` (`xai_core.testing.{table}`):\n\n| check | rule |\n| --- | --- |\n"
+    assert heading in text, f"docs/plugins.md has no table of {kit}'s checks"
+    rows = text.split(heading, 1)[1].split("\n\n", 1)[0]
+    documented = re.findall(r"^\| `(\w+)` \|", rows, flags=re.M)
+    assert documented == [check.name for check in getattr(testing, table)]

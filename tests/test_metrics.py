@@ -470,6 +470,7 @@ def test_plugins_register_metrics_and_bad_registrations_name_the_plugin():
     class Constant(Metric):
         name = "constant_one"
         summary = "always one"
+        higher_is_better = True
 
         def compute(self, model, inputs, maps, targets, context):
             return torch.ones(len(inputs))
@@ -494,6 +495,27 @@ def test_plugins_register_metrics_and_bad_registrations_name_the_plugin():
 
     xai_core.register_plugin(Bad(), name="bad")
     with pytest.raises(PluginError, match="bad.*Metric"):
+        list_metrics()
+
+
+def test_a_metric_must_say_which_direction_is_better():
+    class Undirected(Metric):
+        name = "undirected"
+
+        @dataclass
+        class Params:
+            pass
+
+        def compute(self, model, inputs, maps, targets, context):
+            return maps.mean(dim=(1, 2))
+
+    class Plugin:
+        @xai_core.hookimpl
+        def register_metrics(self, register):
+            register(Undirected)
+
+    xai_core.register_plugin(Plugin(), name="undirected")
+    with pytest.raises(PluginError, match=r"Undirected.*set higher_is_better = True or False"):
         list_metrics()
 
 

@@ -43,6 +43,7 @@ def test_builtin_model_contract(name):
 def _metric(body, requires: tuple[str, ...] = ()) -> type[xai_core.Metric]:
     class Custom(xai_core.Metric):
         name = "custom"
+        higher_is_better = True
 
         @dataclass
         class Params:
@@ -68,6 +69,13 @@ def _metric(body, requires: tuple[str, ...] = ()) -> type[xai_core.Metric]:
 def test_check_metric_catches(body, requires, problem):
     with pytest.raises(ContractError, match=problem):
         check_metric(_metric(body, requires))
+
+
+def test_check_metric_refuses_a_metric_without_a_direction():
+    undirected = _metric(lambda maps, context: maps.mean(dim=(1, 2)))
+    del undirected.higher_is_better
+    with pytest.raises(ContractError, match="declares: .*set higher_is_better = True or False"):
+        check_metric(undirected)
 
 
 def test_check_metric_gives_what_requires_declares():

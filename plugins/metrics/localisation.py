@@ -66,6 +66,7 @@ class PointingGame(_ObjectMetric):
     """
 
     name = "pointing_game"
+    higher_is_better = True
     summary = "1 if the map's maximum lies on the object, within a tolerance (higher: better)"
     paper = "Zhang et al. 2018, Top-down neural attention by excitation backprop, IJCV"
 
@@ -100,6 +101,7 @@ class RelevanceMass(_ObjectMetric):
     """
 
     name = "relevance_mass"
+    higher_is_better = True
     summary = "share of positive relevance inside the object mask (higher: better)"
     paper = "Arras, Osman, Samek 2022, arXiv:2003.07258"
 
@@ -125,6 +127,7 @@ class RelevanceRank(_ObjectMetric):
     """
 
     name = "relevance_rank"
+    higher_is_better = True
     summary = "share of the top-K pixels inside the mask, K = mask size (higher: better)"
     paper = "Arras, Osman, Samek 2022, arXiv:2003.07258"
 

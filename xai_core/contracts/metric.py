@@ -102,6 +102,18 @@ class MetricContext:
         return result.maps.to(inputs.device)
 
 
+def direction_problem(metric: type) -> str | None:
+    """What is wrong with ``metric.higher_is_better`` (unset or not a bool), or ``None``."""
+    value = getattr(metric, "higher_is_better", None)
+    if isinstance(value, bool):
+        return None
+    found = "does not set it" if value is None else f"sets it to {value!r}"
+    return (
+        f"{metric.__qualname__}.higher_is_better {found}; set higher_is_better = True or False "
+        "(the score's direction, for tables)"
+    )
+
+
 class Metric(Technique):
     """Scores attribution maps: ``evaluate(model, inputs, maps, targets)`` -> one score per map.
 
@@ -113,12 +125,16 @@ class Metric(Technique):
     """
 
     kind: ClassVar[str] = "metric"
-    higher_is_better: ClassVar[bool] = True
+    #: Required, no default: a score's direction is never a safe guess (tables mark the best).
+    higher_is_better: ClassVar[bool]
     requires: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def check_class(cls, technique: type, plugin: str) -> None:
         super().check_class(technique, plugin)
+        problem = direction_problem(technique)
+        if problem:
+            raise PluginError(f"plugin {plugin!r}: {problem}")
         unknown = set(getattr(technique, "requires", ())) - set(REQUIREMENTS)
         if unknown:
             raise PluginError(

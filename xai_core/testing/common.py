@@ -1,12 +1,18 @@
-"""What every contract check shares: the error, the small default model, hook counting and
-the before/after comparison of a model's state."""
+"""What every contract kit shares: the error, the table entry of a check (:class:`Check`) and
+the runner of a table (:func:`run_checks`), the small default model, the kit's first call
+(:class:`Reference`) and the watch on the model's hooks, state and logits (:class:`ModelWatch`).
+
+The checks themselves live with their kit (``techniques``, ``metrics``, ``models``), each kit's
+in one ordered table.
+"""
 
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -16,14 +22,6 @@ from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelHandle, as_model_handle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.plugins.factory import get_attributor, get_metric, get_synthesizer
-
-ATTRIBUTOR_CHECKS = (
-    "shapes", "finite", "hooks", "state", "batch", "determinism", "targets", "modes",
-    "forward_pass",
-)
-SYNTHESIZER_CHECKS = ("shapes", "finite", "hooks", "state", "determinism")
-METRIC_CHECKS = ("shapes", "finite", "determinism", "requires", "hooks", "state")
-MODEL_CHECKS = ("handle", "logits", "class_names", "preprocessing", "options")
 
 
 class ContractError(AssertionError):
@@ -87,14 +85,108 @@ def state_snapshot(module: nn.Module) -> dict[str, Any]:
 def compare_state(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     problems = []
     if before["training"] != after["training"]:
-        problems.append("state: the model's train/eval modes changed")
+        problems.append("the model's train/eval modes changed")
     if before["requires_grad"] != after["requires_grad"]:
-        problems.append("state: parameters' requires_grad flags changed")
+        problems.append("parameters' requires_grad flags changed")
     for key, value in before["state"].items():
         if not torch.equal(value, after["state"][key]):
-            problems.append(f"state: weight or buffer {key!r} changed")
+            problems.append(f"weight or buffer {key!r} changed")
             break
     return problems
+
+
+class ModelWatch:
+    """The model's hooks, state and logits before a kit's calls, to compare with after them."""
+
+    def __init__(self, module: nn.Module, inputs: Tensor):
+        """:param inputs: what ``module`` takes (normalized images) for the logits."""
+        self.module, self.inputs = module, inputs
+        self.logits = self._logits()
+        self.state = state_snapshot(module)
+        self.hooks = hook_count(module)
+
+    def _logits(self) -> Tensor:
+        with torch.no_grad():
+            return self.module(self.inputs)
+
+    def hooks_left(self) -> list[str]:
+        left = hook_count(self.module) - self.hooks
+        return [f"{left} torch hook(s) left on the model"] if left else []
+
+    def state_changes(self) -> list[str]:
+        problems = compare_state(self.state, state_snapshot(self.module))
+        if not torch.equal(self._logits(), self.logits):
+            problems.append("the model's logits changed after the call")
+        return problems
+
+
+class Watched(Protocol):
+    watch: ModelWatch
+
+
+def hooks_check(run: Watched) -> list[str]:
+    """The ``hooks`` check every technique kit shares."""
+    return run.watch.hooks_left()
+
+
+def state_check(run: Watched) -> list[str]:
+    """The ``state`` check every technique kit shares."""
+    return run.watch.state_changes()
+
+
+class ReferenceFailed(Exception):
+    """The kit's first call raised, so a check that compares with its result cannot run."""
+
+
+@dataclass
+class Reference:
+    """The result of a kit's first call, the one the checks compare with, or why it failed."""
+
+    value: Any = None
+    failure: str | None = None
+
+    @classmethod
+    def of(cls, call: Callable[[], Any], what: str) -> Reference:
+        """Call ``call`` (``what`` names it in the message) and keep its result or its error:
+        a crash is a broken rule too, listed with the rest."""
+        try:
+            return cls(value=call())
+        except Exception as exc:  # noqa: BLE001
+            return cls(failure=f"{what} raised {type(exc).__name__}: {exc}")
+
+    def result(self) -> Any:
+        if self.failure is not None:
+            raise ReferenceFailed(self.failure)
+        return self.value
+
+
+Subject = TypeVar("Subject")
+
+
+@dataclass(frozen=True)
+class Check(Generic[Subject]):
+    """One row of a kit's table: the check's name (what ``checks=`` selects, what a problem is
+    listed under), the function returning its problems (none: the rule is kept) and the rule in
+    one line (for the docs)."""
+
+    name: str
+    run: Callable[[Subject], list[str]] = dataclasses.field(repr=False)
+    rule: str
+
+
+def check_names(table: Sequence[Check[Any]]) -> tuple[str, ...]:
+    return tuple(check.name for check in table)
+
+
+#: The rows every technique kit's table shares.
+HOOKS_CHECK: Check[Any] = Check(
+    "hooks", hooks_check, "no torch hook left on any module afterwards"
+)
+STATE_CHECK: Check[Any] = Check(
+    "state",
+    state_check,
+    "model mode, `requires_grad` flags and weights as before, logits bit-identical",
+)
 
 
 def resolve_technique(
@@ -109,16 +201,73 @@ def resolve_technique(
     return technique
 
 
-def run_checks(checks: Iterable[str], valid: tuple[str, ...], body: Callable[[str], list[str]]):
-    problems: list[str] = []
-    for check in checks:
-        if check not in valid:
-            raise ValueError(f"unknown check {check!r}; valid checks: {', '.join(valid)}")
+def selected_checks(table: Sequence[Check[Any]], names: Iterable[str]) -> list[Check[Any]]:
+    """The rows of ``table`` called ``names``, in that order; a ValueError for an unknown one."""
+    rows = {check.name: check for check in table}
+    unknown = [name for name in names if name not in rows]
+    if unknown:
+        raise ValueError(
+            f"unknown check {unknown[0]!r}; valid checks: {', '.join(check_names(table))}"
+        )
+    return [rows[name] for name in names]
+
+
+def run_checks(
+    label: str,
+    table: Sequence[Check[Subject]],
+    names: Iterable[str],
+    subject: Subject,
+    reference: Reference | None = None,
+) -> None:
+    """Run the checks ``names`` of ``table`` on ``subject``; raise one :class:`ContractError`
+    listing every problem, each under its check's name (``label`` names the plugin).
+
+    :param reference: the kit's first call; when it failed, that is the first problem and the
+        checks that need its result are listed as not run.
+    """
+    problems = [f"call: {reference.failure}"] if reference and reference.failure else []
+    not_run: list[str] = []
+    for check in selected_checks(table, list(names)):
         try:
-            problems.extend(body(check))
-        except Exception as exc:  # a crash is a broken contract too; report it with the rest
-            problems.append(f"{check}: raised {type(exc).__name__}: {exc}")
-    return problems
+            problems.extend(f"{check.name}: {problem}" for problem in check.run(subject))
+        except ReferenceFailed:
+            not_run.append(check.name)
+        except Exception as exc:  # noqa: BLE001 - a crash is a broken rule too, listed
+            problems.append(f"{check.name}: raised {type(exc).__name__}: {exc}")
+    if not_run:
+        problems.append(f"not run, as the call failed: {', '.join(not_run)}")
+    if problems:
+        raise ContractError(f"{label}: " + "; ".join(problems))
+
+
+def run_technique_checks(
+    run: Any, call: Callable[[], Any], what: str, table: Sequence[Check[Any]], names: Iterable[str]
+) -> None:
+    """A technique kit's last step: the first call (``what`` names it) into ``run.reference``,
+    then the checks ``names`` of ``table`` on ``run``, labelled with ``run.method``."""
+    run.reference = Reference.of(call, what)
+    run_checks(label_of(run.method), table, names, run, run.reference)
+
+
+def technique_and_model(
+    kind: type,
+    technique: str | type | Any,
+    params: Mapping[str, Any] | None,
+    model: ModelHandle | nn.Module | None,
+) -> tuple[Any, ModelHandle]:
+    """The technique to check (see :func:`resolve_technique`) and the model to check it on
+    (``model``, else :class:`TinyNet`)."""
+    handle = as_model_handle(model) if model is not None else default_model()
+    return resolve_technique(kind, technique, params), handle
+
+
+def default_targets(handle: ModelHandle, n: int, shift: int = 0) -> list[int]:
+    """One class per input, ``shift, shift + 1, ...`` modulo the model's classes."""
+    return [(i + shift) % (handle.num_classes or 2) for i in range(n)]
+
+
+def label_of(technique: Any) -> str:
+    return technique.name or type(technique).__name__
 
 
 def default_params(technique_cls: type) -> dict[str, Any]:

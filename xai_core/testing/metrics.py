@@ -1,28 +1,31 @@
-"""Contract checks of metrics."""
+"""Contract checks of metrics: one function per check, in one ordered table
+(:data:`METRIC_TABLE`) that :func:`check_metric` runs, the docs list and the tests read."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.attributor import Attributor
-from xai_core.contracts.metric import REQUIREMENTS, Metric, MetricResult
-from xai_core.contracts.model import ModelHandle, as_model_handle
+from xai_core.contracts.metric import REQUIREMENTS, Metric, MetricResult, direction_problem
+from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.technique import AttributionContext
 from xai_core.errors import XaiError
 from xai_core.nn.gradients import input_gradients
 from xai_core.testing.common import (
-    METRIC_CHECKS,
-    ContractError,
-    compare_state,
-    default_model,
-    hook_count,
-    resolve_technique,
-    run_checks,
-    state_snapshot,
+    HOOKS_CHECK,
+    STATE_CHECK,
+    Check,
+    ModelWatch,
+    Reference,
+    check_names,
+    default_targets,
+    run_technique_checks,
+    technique_and_model,
 )
 
 
@@ -48,6 +51,113 @@ def _default_masks(n: int, height: int, width: int) -> Tensor:
 def _same_scores(a: Tensor, b: Tensor) -> bool:
     """Equal, with ``nan`` (an undefined score) equal to ``nan``."""
     return a.shape == b.shape and bool(((a == b) | (a.isnan() & b.isnan())).all())
+
+
+@dataclass
+class _MetricRun:
+    """What the metric checks look at; :attr:`first` is the first call's result."""
+
+    method: Metric
+    handle: ModelHandle
+    inputs: Tensor
+    maps: Tensor
+    targets: list[int]
+    given: dict[str, Any]
+    seed: int
+    watch: ModelWatch
+    reference: Reference = field(default_factory=Reference)
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return tuple(getattr(self.method, "requires", ()))
+
+    def call(self, **overrides: Any) -> MetricResult:
+        kwargs = {**self.given, **overrides}
+        return self.method.evaluate(
+            self.handle, self.inputs, self.maps, self.targets, seed=self.seed, **kwargs
+        )
+
+    @property
+    def first(self) -> MetricResult:
+        return self.reference.result()
+
+
+def _metric_declares(run: _MetricRun) -> list[str]:
+    problem = direction_problem(type(run.method))
+    unknown = sorted(set(run.requires) - set(REQUIREMENTS))
+    out = [problem] if problem else []
+    if unknown:
+        out.append(f"requires has {unknown}, not among {', '.join(REQUIREMENTS)}")
+    return out
+
+
+def _metric_shapes(run: _MetricRun) -> list[str]:
+    first, n = run.first, run.inputs.shape[0]
+    if not isinstance(first, MetricResult):
+        return [f"evaluate returned {type(first).__name__}, not a MetricResult"]
+    out = []
+    if tuple(first.scores.shape) != (n,):
+        out.append(f"scores are {tuple(first.scores.shape)}, expected ({n},)")
+    if not first.scores.is_floating_point():
+        out.append(f"scores are {first.scores.dtype}, expected a floating-point type")
+    if len(first.details) != n:
+        out.append(f"{len(first.details)} details for {n} maps")
+    return out
+
+
+def _metric_finite(run: _MetricRun) -> list[str]:
+    scores = run.first.scores
+    out = []
+    if torch.isinf(scores).any():
+        out.append("scores contain infinity (use nan for an undefined score)")
+    if scores.isnan().all():
+        out.append("every score is nan (undefined) on the check's inputs")
+    return out
+
+
+def _metric_determinism(run: _MetricRun) -> list[str]:
+    first = run.first.scores  # before the second call: not run when the first one failed
+    same = _same_scores(run.call().scores, first)
+    return [] if same else ["same seed, different scores"]
+
+
+def _metric_requires(run: _MetricRun) -> list[str]:
+    out = []
+    for need, keyword in (("mask", "masks"), ("attributor", "attributor")):
+        if need not in run.requires:
+            if run.given[keyword] is not None:
+                # Undeclared needs must not be needed: the run gives only what is declared.
+                run.call(**{keyword: None})
+            continue
+        try:
+            run.call(**{keyword: None})
+        except XaiError:
+            continue
+        out.append(f"declares {need!r} but evaluate ran without it")
+    return out
+
+
+#: The metric contract, in the order :func:`check_metric` runs it by default.
+METRIC_TABLE: tuple[Check[_MetricRun], ...] = (
+    Check(
+        "declares",
+        _metric_declares,
+        "`higher_is_better` set to `True` or `False`, `requires` a subset of "
+        "`(\"mask\", \"attributor\")`",
+    ),
+    Check("shapes", _metric_shapes, "a `MetricResult` with floating-point scores `[N]`, one "
+          "details dict per map"),
+    Check("finite", _metric_finite, "no infinity; `nan` only where a score is undefined"),
+    Check("determinism", _metric_determinism, "two calls with one seed give the same scores"),
+    Check(
+        "requires",
+        _metric_requires,
+        "what `requires` declares is refused when missing, nothing undeclared is needed",
+    ),
+    HOOKS_CHECK,
+    STATE_CHECK,
+)
+METRIC_CHECKS = check_names(METRIC_TABLE)
 
 
 def check_metric(
@@ -78,85 +188,26 @@ def check_metric(
         ``"attributor"``.
     :param checks: a subset of :data:`METRIC_CHECKS`.
     """
-
-    method = resolve_technique(Metric, metric, params)
-    label = method.name or type(method).__name__
-    handle = as_model_handle(model) if model is not None else default_model()
+    method, handle = technique_and_model(Metric, metric, params, model)
     generator = torch.Generator().manual_seed(seed)
     if inputs is None:
         inputs = torch.randn(3, 3, 48, 48, generator=generator)
     n, height, width = inputs.shape[0], inputs.shape[2], inputs.shape[3]
     if maps is None:
         maps = torch.rand(n, height, width, generator=generator)
-    targets = (
-        list(targets) if targets is not None else [i % (handle.num_classes or 2) for i in range(n)]
-    )
     requires = tuple(getattr(method, "requires", ()))
     if masks is None and "mask" in requires:
         masks = _default_masks(n, height, width)
     if attributor is None and "attributor" in requires:
         attributor = _ReferenceSaliency()
-    given = {"masks": masks, "attributor": attributor}
-    module = handle.module
-
-    def call(**overrides: Any) -> MetricResult:
-        kwargs = {**given, **overrides}
-        return method.evaluate(handle, inputs, maps, targets, seed=seed, **kwargs)
-
-    with torch.no_grad():
-        logits_before = module(inputs)
-    before = state_snapshot(module)
-    hooks_before = hook_count(module)
-    try:
-        first = call()
-    except Exception as exc:
-        raise ContractError(f"{label}: evaluate raised {type(exc).__name__}: {exc}") from exc
-
-    def check(name: str) -> list[str]:
-        scores = first.scores
-        out: list[str] = []
-        if name == "shapes":
-            if not isinstance(first, MetricResult):
-                return [f"shapes: evaluate returned {type(first).__name__}, not a MetricResult"]
-            if tuple(scores.shape) != (n,):
-                out.append(f"shapes: scores are {tuple(scores.shape)}, expected ({n},)")
-            if not scores.is_floating_point():
-                out.append(f"shapes: scores are {scores.dtype}, expected a floating-point type")
-            if len(first.details) != n:
-                out.append(f"shapes: {len(first.details)} details for {n} maps")
-        elif name == "finite":
-            if torch.isinf(scores).any():
-                out.append("finite: scores contain infinity (use nan for an undefined score)")
-            if scores.isnan().all():
-                out.append("finite: every score is nan (undefined) on the check's inputs")
-        elif name == "determinism":
-            if not _same_scores(call().scores, scores):
-                out.append("determinism: same seed, different scores")
-        elif name == "requires":
-            unknown = sorted(set(requires) - set(REQUIREMENTS))
-            if unknown:
-                out.append(f"requires: {unknown} are not among {', '.join(REQUIREMENTS)}")
-            for need, keyword in (("mask", "masks"), ("attributor", "attributor")):
-                if need in requires:
-                    try:
-                        call(**{keyword: None})
-                    except XaiError:
-                        continue
-                    out.append(f"requires: declares {need!r} but evaluate ran without it")
-                elif given[keyword] is not None:
-                    # Undeclared needs must not be needed: the run gives only what is declared.
-                    call(**{keyword: None})
-        elif name == "hooks":
-            left = hook_count(module) - hooks_before
-            if left:
-                out.append(f"hooks: {left} torch hook(s) left on the model")
-        elif name == "state":
-            out.extend(compare_state(before, state_snapshot(module)))
-            with torch.no_grad():
-                if not torch.equal(module(inputs), logits_before):
-                    out.append("state: the model's logits changed after the call")
-        return out
-
-    problems = run_checks(checks, METRIC_CHECKS, check)
-    if problems:
-        raise ContractError(f"{label}: " + "; ".join(problems))
+    run = _MetricRun(
+        method,
+        handle,
+        inputs,
+        maps,
+        list(targets) if targets is not None else default_targets(handle, n),
+        {"masks": masks, "attributor": attributor},
+        seed,
+        ModelWatch(handle.module, inputs),
+    )
+    run_technique_checks(run, run.call, "evaluate", METRIC_TABLE, checks)
