@@ -106,3 +106,35 @@ def test_a_config_without_methods_is_refused(methods):
 def test_misspelt_names_are_reported_before_missing_methods():
     with pytest.raises(UnknownNameError, match="pointing_game"):
         load_config({"metrics": ["pointing_gam"]})
+
+
+def test_every_error_across_sections_is_reported_at_once():
+    """A bad rule in a method, an unknown metric, a bad device and a bad figure option: one
+    ConfigError names all four, each with the path the user wrote."""
+    with pytest.raises(ConfigError) as info:
+        load_config({
+            "inputs": ["sample:cat"],
+            "methods": [{"name": "occlusion", "params": {"window": 8, "stride": 40}}],
+            "metrics": ["deletoin"],
+            "device": "gpu",
+            "figure": {"cmap": "no-such-map"},
+        })
+    message = str(info.value)
+    assert message.startswith("4 problems in the config")
+    for part in ("methods[0].params.stride", "deletoin", "'device'", "cmap"):
+        assert part in message, (part, message)
+
+
+def test_xai_config_check(tmp_path, capsys):
+    from xai_core.cli import main
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("inputs: [sample:cat]\nmethods: [saliency]\n")
+    bad.write_text("inputs: [sample:cat]\nmethods: [{name: occlusion, params: {window: 8, "
+                   "stride: 40}}]\nseed: -1\n")
+    assert main(["config", "--check", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok: ") and "1 method(s)" in out
+    assert main(["config", "--check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "methods[0].params.stride" in err and "seed" in err

@@ -159,6 +159,11 @@ def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
         "--example", metavar="NAME", nargs="?", const="", default=None,
         help="print the example config NAME as shipped (no NAME: list them)",
     )
+    p.add_argument(
+        "--check", action="store_true",
+        help="only check the config (every error at once, each with its key path; nothing is "
+             "loaded or written): exit 0 and one line when it is valid, 2 otherwise",
+    )
 
     p = add(
         "report",

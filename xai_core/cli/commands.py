@@ -125,7 +125,13 @@ def cmd_config(args: argparse.Namespace) -> int:
         )
     from xai_core.runner.config import load_config, to_yaml
 
-    print(to_yaml(load_config(args.config, args.overrides)), end="")
+    config = load_config(args.config, args.overrides)
+    if args.check:
+        models = ", ".join(m.run_label for m in config.model_list)
+        print(f"ok: {args.config}: {len(config.methods)} method(s), {len(config.metrics)} "
+              f"metric(s), model(s) {models}")
+        return 0
+    print(to_yaml(config), end="")
     return 0
 
 

@@ -7,9 +7,10 @@ wrong types, unknown model/method names and every method's parameters against th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,16 +259,20 @@ def _normalise_shorthand(cfg: DictConfig) -> None:
 
     Done before overrides so that ``methods.0.params.abs=false`` works on the shorthand too.
     """
-    for name in ("methods", "metrics"):
+    if isinstance(cfg.get("models"), str):
+        cfg.models = [cfg.models]
+    for name in ("methods", "metrics", "models"):
         entries = cfg.get(name)
         if isinstance(entries, ListConfig) and any(isinstance(m, str) for m in entries):
             cfg[name] = [{"name": m} if isinstance(m, str) else m for m in entries]
-    metrics = cfg.get("metrics")
-    if isinstance(metrics, ListConfig):
-        cfg.metrics = [{"name": m} if isinstance(m, str) else m for m in metrics]
-    inputs = cfg.get("inputs")
-    if isinstance(inputs, str):
-        cfg.inputs = [inputs]
+    if isinstance(cfg.get("inputs"), str):
+        cfg.inputs = [cfg.inputs]
+    if isinstance(cfg.get("model"), str):
+        cfg.model = {"name": cfg.model}
+    _normalise_masks(cfg)
+
+
+def _normalise_masks(cfg: DictConfig) -> None:
     masks = cfg.get("masks")
     if isinstance(masks, str):
         cfg.masks = {"folder": masks}
@@ -275,14 +280,64 @@ def _normalise_shorthand(cfg: DictConfig) -> None:
         cfg.masks = {}
     elif isinstance(masks, DictConfig) and isinstance(masks.get("labels"), int):
         masks.labels = [masks.labels]
-    if isinstance(cfg.get("model"), str):
-        cfg.model = {"name": cfg.model}
-    models = cfg.get("models")
-    if isinstance(models, str):
-        cfg.models = [models]
-        models = cfg.models
-    if isinstance(models, ListConfig) and any(isinstance(m, str) for m in models):
-        cfg.models = [{"name": m} if isinstance(m, str) else m for m in models]
+
+
+class _Problems:
+    """Every error a config check finds, reported together: one error is raised as it is
+    (its own type), several as one :class:`ConfigError` with a line each."""
+
+    def __init__(self) -> None:
+        self.found: list[XaiError] = []
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[None]:
+        try:
+            yield
+        except XaiError as exc:
+            self.found.append(exc)
+
+    def raise_any(self) -> None:
+        # Two checks may trip on one mistake (an unknown model name): say it once.
+        found = list({str(exc): exc for exc in self.found}.values())
+        if len(found) == 1:
+            raise found[0]
+        if found:
+            lines = "\n".join(f"- {exc}" for exc in found)
+            raise ConfigError(f"{len(found)} problems in the config:\n{lines}")
+
+
+def _read(source: str | Path | Mapping[str, Any] | None) -> DictConfig:
+    """The config as written: a YAML file, ``example:NAME``, a mapping, or nothing."""
+    if source is None:
+        return OmegaConf.create({})
+    if isinstance(source, Mapping):
+        return OmegaConf.create(dict(source))
+    path = Path(source)
+    if str(source).startswith(EXAMPLE_PREFIX):
+        path = example_path(str(source))
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    return cfg
+
+
+def _with_overrides(cfg: DictConfig, overrides: Sequence[str]) -> dict[str, Any]:
+    _normalise_shorthand(cfg)
+    try:
+        for text in overrides:
+            key, value = parse_override(text)
+            _apply_override(cfg, key, value)
+            _normalise_shorthand(cfg)  # `methods=[saliency]` on the command line too
+        raw = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(omegaconf_message(exc, "")) from None
+    assert isinstance(raw, dict)
+    return raw
 
 
 def load_config(
@@ -294,34 +349,10 @@ def load_config(
     """Read a YAML file (or a mapping), apply ``key=value`` overrides, validate, resolve.
 
     With ``check_names`` (the default), model and method names and every method's params are
-    checked against the plugin registries too. Nothing is loaded.
+    checked against the plugin registries too. Nothing is loaded. Every error is reported at
+    once (one line each, with its key path) once the config's shape fits the schema.
     """
-    if source is None:
-        cfg = OmegaConf.create({})
-    elif isinstance(source, Mapping):
-        cfg = OmegaConf.create(dict(source))
-    else:
-        path = Path(source)
-        if str(source).startswith(EXAMPLE_PREFIX):
-            path = example_path(str(source))
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            cfg = OmegaConf.load(path)
-        except Exception as exc:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
-        if not isinstance(cfg, DictConfig):
-            raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
-    _normalise_shorthand(cfg)
-    try:
-        for text in overrides:
-            key, value = parse_override(text)
-            _apply_override(cfg, key, value)
-            _normalise_shorthand(cfg)  # `methods=[saliency]` on the command line too
-        raw = OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(omegaconf_message(exc, "")) from None
-    assert isinstance(raw, dict)
+    raw = _with_overrides(_read(source), overrides)
     check_keys(ExperimentConfig, raw, "")
     if raw.get("model") is not None and raw.get("models"):
         raise ConfigError(
@@ -334,38 +365,45 @@ def load_config(
     except OmegaConfBaseException as exc:
         raise ConfigError(omegaconf_message(exc, "")) from None
     assert isinstance(config, ExperimentConfig)
-    _check_values(config)
+    problems = _Problems()
+    _check_values(config, problems)
     if check_names:
-        check_registered_names(config)
-    # Last, so that a misspelt name or a bad value elsewhere is reported first.
-    if not config.methods:
-        raise ConfigError(
+        check_registered_names(config, problems)
+    # Only when all else is right: a misspelt name or a bad value is the error to fix first.
+    if not config.methods and not problems.found:
+        problems.found.append(ConfigError(
             "the config lists no methods, so a run would produce nothing; set `methods` to the "
             "techniques to apply (`xai list attributors`, `xai list synthesizers`), "
             "e.g. methods=[saliency]"
-        )
+        ))
+    problems.raise_any()
     return config
 
 
-def _check_values(config: ExperimentConfig) -> None:
+def _check_values(config: ExperimentConfig, problems: _Problems) -> None:
     device = config.device
     if device not in DEVICES and not device.startswith("cuda:"):
-        raise ConfigError(
+        problems.found.append(ConfigError(
             f"bad config value at 'device': {device!r}; use one of {', '.join(DEVICES)} or cuda:N"
-        )
-    check_field_values(config)
+        ))
+    with problems.collect():
+        check_field_values(config)
     for key in ("methods", "metrics"):
         labels = [m.label or m.name for m in getattr(config, key)]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
-            raise ConfigError(
+            problems.found.append(ConfigError(
                 f"{key} {', '.join(duplicates)} appear more than once; give each a distinct `label`"
-            )
-    _check_file_names(config.methods)
-    _check_models(config)
-    check_mask_config(config.masks)
-    FigureOptions.from_config(config.figure)
-    bench = config.benchmark
+            ))
+    for check, value in ((_check_file_names, config.methods), (_check_models, config),
+                         (check_mask_config, config.masks),
+                         (FigureOptions.from_config, config.figure),
+                         (_check_controls, config.benchmark)):
+        with problems.collect():
+            check(value)
+
+
+def _check_controls(bench: BenchmarkConfig) -> None:
     for i, control in enumerate(bench.controls):
         if control not in BENCHMARK_CONTROLS:
             matches = close_matches(control, BENCHMARK_CONTROLS)
@@ -450,20 +488,28 @@ def _check_target(config: ExperimentConfig) -> None:
             ) from None
 
 
-def check_registered_names(config: ExperimentConfig) -> None:
+def check_registered_names(config: ExperimentConfig, problems: _Problems | None = None) -> None:
     """Check model and method names and method params against the plugin registries, and the
-    target against the models' classes where they are known before loading."""
+    target against the models' classes where they are known before loading; every error at
+    once (into ``problems`` when given, else raised)."""
+    found = problems if problems is not None else _Problems()
     for model in config.model_list:
-        check_model_name(model.name)
-    _check_target(config)
+        with found.collect():
+            check_model_name(model.name)
+    with found.collect():
+        _check_target(config)
     for model in config.model_list:
         for i, method in enumerate(model_run_config(config, model).methods):
             where = f"methods[{i}]"
             if model.method_params.get(method.label or method.name):
                 where += f" (with method_params of model {model.run_label!r})"
-            resolve_entry(method, where)
+            with found.collect():
+                resolve_entry(method, where)
     for i, metric in enumerate(config.metrics):
-        resolve_entry(metric, f"metrics[{i}]", Metric)
+        with found.collect():
+            resolve_entry(metric, f"metrics[{i}]", Metric)
+    if problems is None:
+        found.raise_any()
 
 
 def to_yaml(config: ExperimentConfig) -> str:
