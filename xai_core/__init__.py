@@ -1,11 +1,13 @@
 """xai-core: plugin-based explainability for PyTorch image classifiers.
 
-Public API::
+Public API (``__all__``, listed in ``docs/reference/api.md``):
 
-    import xai_core
-    model = xai_core.load_model("efficientnet_lite0")
-    saliency = xai_core.get_attributor("saliency")
-    result = saliency.attribute(model, inputs, target="predicted")   # result.maps: [N, H, W]
+>>> import torch, xai_core
+>>> model = xai_core.load_model("timm/resnet10t", pretrained=False)  # or "efficientnet_lite0"
+>>> inputs = torch.randn(2, 3, 64, 64)                               # a normalized batch
+>>> result = xai_core.get_attributor("saliency").attribute(model, inputs, target="predicted")
+>>> result.maps.shape
+torch.Size([2, 64, 64])
 
 Techniques, models and metrics come from plugins (entry-point group ``xai_core``); see
 ``xai_core.plugins.hookspecs`` for the contract and ``docs/plugins.md`` for a walk-through. A new
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from xai_core.contracts.attributor import Attribution, Attributor
     from xai_core.contracts.metric import Metric, MetricContext, MetricResult
     from xai_core.contracts.model import ModelHandle, Preprocessing
+    from xai_core.contracts.params import setting
     from xai_core.contracts.synthesizer import (
         Synthesis,
         SynthesisContext,
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     )
     from xai_core.plugins.manager import hookimpl, register_plugin
 
+#: Each public name and the module it lives in: the one list of the public API.
 _EXPORTS: dict[str, str] = {
     "Attribution": "xai_core.contracts.attributor",
     "Attributor": "xai_core.contracts.attributor",
@@ -58,6 +62,7 @@ _EXPORTS: dict[str, str] = {
     "MetricResult": "xai_core.contracts.metric",
     "ModelHandle": "xai_core.contracts.model",
     "Preprocessing": "xai_core.contracts.model",
+    "setting": "xai_core.contracts.params",
     "Synthesis": "xai_core.contracts.synthesizer",
     "SynthesisContext": "xai_core.contracts.synthesizer",
     "SynthesisRecord": "xai_core.contracts.synthesizer",
@@ -109,36 +114,6 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-__all__ = [
-    "__version__",
-    "Attribution",
-    "AttributionContext",
-    "Attributor",
-    "ForwardPass",
-    "GradientAttributor",
-    "GradientCam",
-    "LayerCam",
-    "Metric",
-    "MetricContext",
-    "MetricResult",
-    "ModelHandle",
-    "PerturbationAttributor",
-    "Preprocessing",
-    "Synthesis",
-    "SynthesisContext",
-    "SynthesisRecord",
-    "Synthesizer",
-    "Technique",
-    "XaiError",
-    "get_attributor",
-    "get_metric",
-    "get_synthesizer",
-    "hookimpl",
-    "list_attributors",
-    "list_metrics",
-    "list_presets",
-    "list_models",
-    "list_synthesizers",
-    "load_model",
-    "register_plugin",
-]
+#: The public API: every name above, one list (the ``TYPE_CHECKING`` imports mirror it for type
+#: checkers; a test keeps them equal, and ``docs/reference/api.md`` lists exactly it).
+__all__ = ["__version__", *_EXPORTS]

@@ -349,6 +349,28 @@ def _helpers() -> str:
     return "".join(parts)
 
 
+def _api() -> str:
+    """``xai_core.__all__``, each name with its signature and first docstring line."""
+    import xai_core
+
+    parts = [
+        HEADER,
+        "# The public API\n\n",
+        "Every name `import xai_core` offers (`xai_core.__all__`), in its order; each lives in "
+        "the module named beside it. What a plugin builds on beyond these is in `helpers.md`.\n",
+    ]
+    for name in xai_core.__all__:
+        if name == "__version__":
+            parts.append("\n- `__version__`: the installed version\n")
+            continue
+        obj = getattr(xai_core, name)
+        where = xai_core._EXPORTS[name]
+        kind = "class " if inspect.isclass(obj) else ""
+        summary = inspect.cleandoc(obj.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        parts.append(f"\n- `{kind}{name}` (`{where}`): {summary}\n")
+    return "".join(parts)
+
+
 def generate(all_plugins: bool = False) -> dict[str, str]:
     """File name (under ``docs/reference/``) -> generated markdown.
 
@@ -363,6 +385,7 @@ def generate(all_plugins: bool = False) -> dict[str, str]:
         "models.md": _models(all_plugins),
         "commands.md": _commands(all_plugins),
         "helpers.md": _helpers(),
+        "api.md": _api(),
         "config.md": _config(),
     }
 

@@ -5,14 +5,19 @@
 subclass implements :meth:`GradientAttributor.input_attributions`; the base turns it into a map
 with the shared ``abs`` and ``reduction`` parameters (:meth:`GradientAttributor.finish`). Keeping
 the two steps apart is what lets ``noise_tunnel`` average per-channel attributions over noisy
-copies and reduce once, as Captum's ``NoiseTunnel`` does. A new method::
+copies and reduce once, as Captum's ``NoiseTunnel`` does. A new method:
 
-    class GradientSquared(GradientAttributor):
-        name = "gradient_squared"
-
-        @abc.abstractmethod
-    def input_attributions(self, model, inputs, targets, context):
-            return input_gradients(model, inputs, targets) ** 2
+>>> import torch
+>>> from xai_core import GradientAttributor, load_model
+>>> from xai_core.nn.gradients import input_gradients
+>>> class GradientSquared(GradientAttributor):
+...     name = "gradient_squared"
+...
+...     def input_attributions(self, model, inputs, targets, context):
+...         return input_gradients(model, inputs, targets) ** 2
+>>> model = load_model("timm/resnet10t", pretrained=False)
+>>> GradientSquared().attribute(model, torch.randn(1, 3, 32, 32), target=3).maps.shape
+torch.Size([1, 32, 32])
 
 What does not live here: the gradient building blocks (:mod:`xai_core.nn.gradients`: class
 scores, input gradients, channel reductions; :mod:`xai_core.nn.relu_rules`: guided backprop and
