@@ -750,3 +750,25 @@ def test_demo_config_lists_every_gradient_method():
     config = load_config(Path(__file__).parents[1] / "configs" / "demo.yaml")
     names = {m.name for m in config.methods}
     assert {"guided_backprop", "deconvnet", "integrated_gradients", "noise_tunnel"} <= names
+
+
+def test_riemann_trapezoid_is_the_trapezoid_rule_where_captums_falls_short():
+    """On a linear model every path rule is exact: the map adds up to F(x) - F(b). Ours does
+    with ``riemann_trapezoid``; Captum's rule of that name gives (steps-1)/steps of it (its
+    weights are 1/steps, halved at the ends), which is why the comparison above rescales it."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    steps, target = 5, 2
+    with torch.no_grad():
+        gap = (model(x) - model(torch.zeros_like(x)))[0, target].item()
+    ours = xai_core.get_attributor(
+        "integrated_gradients", steps=steps, method="riemann_trapezoid", baseline="zeros",
+    ).attribute(model, x, target=target).maps
+    # float32 sums of 192 products of unit size: 1e-4 of the gap is far above their rounding
+    assert ours.sum().item() == pytest.approx(gap, rel=1e-4)
+    captum = captum_attr.IntegratedGradients(model).attribute(
+        x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
+        method="riemann_trapezoid",
+    )
+    assert captum.sum().item() == pytest.approx(gap * (steps - 1) / steps, rel=1e-4)
