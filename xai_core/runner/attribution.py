@@ -125,7 +125,7 @@ def run_attributor(
             else:
                 name = map_name(label, rank, target, handle, len(image_targets(im)))
                 saliency = result.numpy().astype(np.float32)
-                map_path = run.out / "maps" / im.source.key / f"{name}.npy"
+                map_path = run.layout.map(im.source.key, name)
                 run.writer.submit(write_npy, map_path, saliency)
                 photo = to_image(im.pixels)
                 if run.thumbnails is not None:
@@ -133,7 +133,7 @@ def run_attributor(
                 item["files"]["map"] = run.rel(map_path)
                 item["files"]["input"] = run.rel(run.input_path(im))
                 if run.config.figures:
-                    fig_path = run.out / "figures" / im.source.key / f"{name}.png"
+                    fig_path = run.layout.figure(im.source.key, name)
                     run.writer.submit(
                         attribution_figure, fig_path, photo, saliency,
                         attribution_title(label, item), options,

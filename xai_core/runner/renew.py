@@ -113,6 +113,6 @@ def _redraw(run: RunState, renewal: Renewal, item: dict[str, Any], options: Figu
     photo_path = (run.root / files["input"]).with_suffix(".png")
     with Image.open(photo_path) as photo:
         pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
-    figure = run.out / "figures" / renewal.source.key / f"{Path(files['map']).stem}.png"
+    figure = run.layout.figure(renewal.source.key, Path(files["map"]).stem)
     attribution_figure(figure, pixels, saliency, attribution_title(renewal.label, item), options)
     files["figure"] = run.rel(figure)

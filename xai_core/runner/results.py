@@ -40,6 +40,7 @@ from xai_core.report.figures import FigureOptions, grid_figure, image_title
 from xai_core.report.tables import write_metrics_table
 from xai_core.runner.environment import environment
 from xai_core.runner.inputs import InputImage
+from xai_core.runner.layout import RunLayout
 from xai_core.runner.ledger import Ledger
 from xai_core.runner.state import RunState
 
@@ -94,6 +95,7 @@ def write_grid(
     """
     if not labels:
         return
+    layout = RunLayout(out, out)
     keys: list[str] = []
     first: dict[str, dict[str, Any]] = {}
     cells: dict[tuple[int, int], np.ndarray] = {}
@@ -102,7 +104,7 @@ def write_grid(
         if key is None or item.get("kind") != "attributor":
             continue
         if key not in first:
-            if len(keys) >= GRID_ROWS or not (out / "inputs" / f"{key}.png").is_file():
+            if len(keys) >= GRID_ROWS or not layout.photo(key).is_file():
                 continue
             keys.append(key)
             first[key] = item
@@ -117,10 +119,10 @@ def write_grid(
 
     rows = []
     for key in keys:
-        with Image.open(out / "inputs" / f"{key}.png") as photo:
+        with Image.open(layout.photo(key)) as photo:
             pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
         rows.append((f"{key}\n{image_title(first[key])}", pixels))
-    grid_figure(out / "figures" / "grid.png", rows, labels, cells, options)
+    grid_figure(layout.grid, rows, labels, cells, options)
 
 
 def compute_seconds(items: list[dict[str, Any]]) -> float:
@@ -160,7 +162,7 @@ def write_results(
     if run.metrics:
         results["metrics"] = write_metrics_table(run.out, items, run.metrics)
         results["metrics_table"] = "metrics.md"
-    write_json(run.out / "results.json", results, indent=None)
+    write_json(run.layout.results, results, indent=None)
     return results
 
 

@@ -1,18 +1,6 @@
 """Running an experiment: load the model and inputs, apply every method, write every output.
 
-Output layout under ``output_dir``::
-
-    config.yaml                  the resolved config
-    results.json                 environment, summary, and one item per (image, method)
-    report.html                  the run as a static web page (``xai report`` rebuilds it)
-    inputs/<image>.npy           the exact normalized input tensor each map was computed on
-    inputs/<image>.png           the same input in pixel space (resized and cropped)
-    maps/<image>/<method>.npy    attribution maps, float32 [H, W] at input resolution
-    images/<image>/<method>.png  synthesized images (and .npy, float32 [3, H, W] in [0, 1])
-    figures/<image>/<method>.png image | map | overlay
-    figures/grid.png             methods side by side for the first images
-    records/<image>/<method>.json  what finished (the resume ledger, see xai_core.runner.ledger)
-    .lock                        held while a run writes the folder (xai_core.runner.lock)
+Every path of the output folder is in :mod:`xai_core.runner.layout`.
 
 Runs scale to whole datasets: images are read and preprocessed in DataLoader workers and
 explained batch by batch; every file is written atomically and every finished item recorded, so
@@ -211,15 +199,15 @@ class _Folder:
         self.claimed = True
         top = self.top
         if self.dist.is_main:
-            if (top.out / "results.json").exists():
+            if top.layout.results.exists():
                 # Until this run finishes, the folder is not the finished run the old file
                 # described.
-                write_json(top.out / "results.json", {
+                write_json(top.layout.results, {
                     "complete": False,
                     "note": f"a run (PID {os.getpid()}) is rewriting this folder; results.json "
                             "is written again when it finishes",
                 })
-            write_text(top.out / "config.yaml", to_yaml(top.config))
+            write_text(top.layout.config, to_yaml(top.config))
             top.thumbnails = Thumbnails(top.out, FigureOptions.from_config(top.config.figure))
 
 
@@ -272,7 +260,7 @@ def _model_run(
     )
     state.metrics, state.rank = top.metrics, top.rank
     state.shows_progress = top.shows_progress
-    run = _ModelRun(sub, state, Ledger(top.out, written, records=state.out / "records"), methods)
+    run = _ModelRun(sub, state, Ledger(top.out, written, records=state.layout.records), methods)
     if len(config.model_list) > 1:
         run.announce = f"model {number}/{len(config.model_list)}: {state.model_label}"
     return run
@@ -420,26 +408,23 @@ def _load(run: _ModelRun) -> ModelHandle:
     return handle
 
 
-#: What a model's folder keeps of its model for runs that do not load it: ``results.json``'s
-#: model entry, valid while the model config and checkpoint are the same.
-MODEL_FILE = "model.json"
-
-
 def _model_fingerprint(state: RunState, settings: Settings) -> str:
     return fingerprint(dataclasses.asdict(state.config.model), settings.weights,
                        state.model_label, state.rel(state.out) if state.out != state.root else ".")
 
 
 def _remember_model(state: RunState, settings: Settings, model: dict[str, Any]) -> None:
+    """Keep ``results.json``'s model entry beside the records (``model.json``), valid while
+    the model config and checkpoint are the same, for runs that need not load the model."""
     content = {"fingerprint": _model_fingerprint(state, settings), "model": model}
-    path = state.out / MODEL_FILE
+    path = state.layout.model_file
     if _read_json(path) != content:
         state.writer.submit(write_json, path, content)
 
 
 def _known_model(state: RunState, settings: Settings) -> dict[str, Any] | None:
     """The model entry a previous run kept, if it describes this model config."""
-    content = _read_json(state.out / MODEL_FILE)
+    content = _read_json(state.layout.model_file)
     if isinstance(content, dict) and content.get("fingerprint") == _model_fingerprint(
         state, settings
     ) and isinstance(content.get("model"), dict):

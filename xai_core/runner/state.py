@@ -23,6 +23,7 @@ from xai_core.contracts.technique import Technique
 from xai_core.report.html import Thumbnails
 from xai_core.runner.config import ExperimentConfig, safe_label
 from xai_core.runner.inputs import InputImage
+from xai_core.runner.layout import RunLayout
 from xai_core.runner.masks import MaskSet
 from xai_core.runner.timing import Phases
 from xai_core.runner.writer import Writer
@@ -126,12 +127,17 @@ class RunState:
             return None
         return self.masks
 
+    @property
+    def layout(self) -> RunLayout:
+        """Every path of this (model's part of the) run."""
+        return RunLayout(self.root, self.out)
+
     def rel(self, path: Path) -> str:
         """``path`` relative to the run's output folder, as items name their files."""
-        return str(path.relative_to(self.root))
+        return self.layout.rel(path)
 
     def input_path(self, im: ImageItem) -> Path:
-        return self.out / "inputs" / f"{im.source.key}.npy"
+        return self.layout.input(im.source.key)
 
     def base_item(
         self, im: ImageItem, label: str, technique: Technique, handle: ModelHandle

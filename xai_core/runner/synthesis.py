@@ -94,9 +94,9 @@ def _photo_item(
     item.update(target=target, target_label=handle.label(target), record=record.as_dict())
     item["target_probability"] = float(im.prediction["probabilities"][target])
     item["seconds"] = _seconds(result)
-    _write_synthesized(run, item, run.out / "images" / im.source.key / f"{name}.png", pixels)
+    _write_synthesized(run, item, run.layout.image(im.source.key, name), pixels)
     if run.config.figures:
-        figure = run.out / "figures" / im.source.key / f"{name}.png"
+        figure = run.layout.figure(im.source.key, name)
         _difference_figure(figure, im.pixels, pixels, handle, device, record, label)
         item["files"]["figure"] = run.rel(figure)
     return item
@@ -164,7 +164,7 @@ def synthesize_per_run(
             item = {**base, "files": {}, "target": record.target, "target_label": name,
                     "record": record.as_dict(), "seconds": _seconds(result)}
             slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
-            png = run.out / "images" / label / f"{record.target}_{slug}.png"
+            png = run.layout.run_image(label, f"{record.target}_{slug}")
             _write_synthesized(run, item, png, pixels)
             shown.append((f"{name} ({record.target_probability:.2f})", to_image(pixels)))
             items.append(item)
@@ -173,7 +173,7 @@ def synthesize_per_run(
             if technique.snapshots and result.snapshots is not None:
                 kept = result.snapshots.images.permute(0, 1, 3, 4, 2).clamp(0, 1).numpy()
                 frames = (result.snapshots.steps, kept)
-            figure = run.out / "figures" / f"{label}.png"
+            figure = run.layout.run_figure(label)
             class_visualization_figure(figure, shown, frames)
             for item in items:
                 item["files"]["figure"] = run.rel(figure)

@@ -1,0 +1,87 @@
+"""Where everything of a run lives: one home for every path of its output folder.
+
+Output layout under ``output_dir``::
+
+    config.yaml                  the resolved config
+    results.json                 environment, summary, and one item per (image, method)
+    report.html                  the run as a static web page (``xai report`` rebuilds it)
+    inputs/<image>.npy           the exact normalized input tensor each map was computed on
+    inputs/<image>.png           the same input in pixel space (resized and cropped)
+    maps/<image>/<method>.npy    attribution maps, float32 [H, W] at input resolution
+    images/<image>/<method>.png  synthesized images (and .npy, float32 [3, H, W] in [0, 1])
+    figures/<image>/<method>.png image | map | overlay
+    figures/grid.png             methods side by side for the first images
+    records/<image>/<method>.json  what finished (the resume ledger, see xai_core.runner.ledger)
+    model.json                   the model's entry in results.json, for runs that do not load it
+    .lock                        held while a run writes the folder (xai_core.runner.lock)
+
+A run of several models keeps ``config.yaml``, ``results.json``, the report and
+``figures/compare/`` at the top and everything else per model under ``<model label>/``; items
+name their files relative to the top (:meth:`RunLayout.rel`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RunLayout"]
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The paths of one model's part of a run: ``root`` is the run's folder, ``out`` the
+    model's (the same folder when the run has one model)."""
+
+    root: Path
+    out: Path
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the run's folder, as items name their files."""
+        return str(path.relative_to(self.root))
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def records(self) -> Path:
+        return self.out / "records"
+
+    @property
+    def model_file(self) -> Path:
+        return self.out / "model.json"
+
+    def input(self, key: str) -> Path:
+        """The normalized input tensor of image ``key`` (``.npy``)."""
+        return self.out / "inputs" / f"{key}.npy"
+
+    def photo(self, key: str) -> Path:
+        """The input of image ``key`` in pixel space (``.png``)."""
+        return self.out / "inputs" / f"{key}.png"
+
+    def map(self, key: str, name: str) -> Path:
+        return self.out / "maps" / key / f"{name}.npy"
+
+    def figure(self, key: str, name: str) -> Path:
+        return self.out / "figures" / key / f"{name}.png"
+
+    def image(self, key: str, name: str) -> Path:
+        """A synthesized image of image ``key`` (``.png``; its ``.npy`` beside it)."""
+        return self.out / "images" / key / f"{name}.png"
+
+    def run_image(self, label: str, name: str) -> Path:
+        """An image of a synthesizer that runs once per run."""
+        return self.out / "images" / label / f"{name}.png"
+
+    def run_figure(self, label: str) -> Path:
+        """The figure of a synthesizer that runs once per run."""
+        return self.out / "figures" / f"{label}.png"
+
+    @property
+    def grid(self) -> Path:
+        return self.out / "figures" / "grid.png"
