@@ -5,40 +5,29 @@ Shrikumar, Greenside, Kundaje 2017, "Learning Important Features Through Propaga
 Differences", ICML, arXiv:1704.02685; Lundberg, Lee 2017, "A Unified Approach to Interpreting
 Model Predictions", NeurIPS, arXiv:1705.07874 (DeepLIFT-SHAP). The rule itself lives in
 :mod:`.rescale`; baselines come from the shared vocabulary (:class:`xai_core.nn.images.Baseline`),
-the one integrated gradients uses.
+the one integrated gradients uses; the baseline parameters and their resolution come from
+:class:`xai_core.families.gradient.ReferenceAttributor` and :class:`~xai_core.families.gradient.
+ReferenceSetAttributor`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from xai_core import AttributionContext, GradientAttributor
+from xai_core import AttributionContext
 from xai_core.contracts.params import setting
-from xai_core.families.gradient import reduction_param
-from xai_core.nn.images import (
-    REFERENCE_BASELINES,
-    Baseline,
-    baseline_set,
-    check_baseline_value,
-    pop_baseline_tensor,
+from xai_core.families.gradient import (
+    ReferenceAttributor,
+    ReferenceSetAttributor,
+    reduction_param,
 )
 
 from .rescale import RULE_SETS, deeplift_gradients, rescale_rule
 
-__all__ = ["DeepLift", "DeepLiftShap", "check_baseline_list", "record_summation"]
-
-
-def check_baseline_list(values: list[str], key: str = "baselines") -> None:
-    """``ValueError`` for an empty set or an entry that is neither a name of
-    :data:`~xai_core.nn.images.REFERENCE_BASELINES` nor an existing ``.npy``/``.pt`` file."""
-    if not values:
-        raise ValueError(f"{key}: the set is empty; give at least one baseline")
-    for i, value in enumerate(values):
-        check_baseline_value(value, REFERENCE_BASELINES, f"{key}[{i}]")
+__all__ = ["DeepLift", "DeepLiftShap", "record_summation"]
 
 
 def record_summation(context: AttributionContext, attributions: Tensor, difference: Tensor) -> None:
@@ -53,7 +42,7 @@ def record_summation(context: AttributionContext, attributions: Tensor, differen
     )
 
 
-class DeepLift(GradientAttributor):
+class DeepLift(ReferenceAttributor):
     """DeepLIFT, rescale rule: ``(x - x_ref) * m`` per channel, where ``m`` back-propagates
     ``(f(x) - f(x_ref)) / (x - x_ref)`` through every nonlinearity ``f`` (its gradient where
     ``|x - x_ref| < eps``) and the gradient through linear layers.
@@ -84,43 +73,16 @@ class DeepLift(GradientAttributor):
     paper = "Shrikumar, Greenside, Kundaje 2017, arXiv:1704.02685"
 
     @dataclass
-    class Params(GradientAttributor.Params):
+    class Params(ReferenceAttributor.Params):
         #: Absolute values before the reduction; ``false`` (default) keeps the sign.
         abs: bool = False
         #: Reduction over colour channels: ``sum`` (default) keeps summation-to-delta.
         reduction: str = reduction_param("sum")
-        #: ``black``, ``zeros``, ``blur``, ``uniform``, or a .npy/.pt file (see the class doc).
-        baseline: str = "black"
-        #: Standard deviation in pixels of the ``blur`` baseline.
-        blur_sigma: float = field(default=10.0, metadata={"min_exclusive": 0})
-        #: Seed of the ``uniform`` baseline.
-        seed: int = 0
         #: Which nonlinearities follow the rescale rule: ``all`` elementwise activations and max
         #: pooling, or ``captum``: Captum's modules and rules exactly (see the class doc).
         rules: str = field(default="all", metadata={"choices": RULE_SETS})
         #: Below this ``|x - x_ref|`` a nonlinearity passes its gradient (Captum's default).
         eps: float = field(default=1e-10, metadata={"min": 0})
-
-        def __post_init__(self) -> None:
-            check_baseline_value(self.baseline, REFERENCE_BASELINES)
-
-    def __init__(self, params: Any = None, **overrides: Any):
-        params, overrides, tensor = pop_baseline_tensor(params, overrides)
-        super().__init__(params, **overrides)
-        self.baseline = Baseline.parse(
-            self.params.baseline, REFERENCE_BASELINES, tensor=tensor, key=f"{self.name}.baseline"
-        )
-
-    def baselines(self, inputs: Tensor, context: AttributionContext) -> Tensor:
-        """The baseline of each row of ``inputs``, ``[N, 3, H, W]``."""
-        p = self.params
-        return self.baseline.per_input(
-            inputs,
-            context.handle,
-            input_index=context.input_index,
-            blur_sigma=p.blur_sigma,
-            seed=p.seed,
-        )
 
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
@@ -136,7 +98,7 @@ class DeepLift(GradientAttributor):
         return attributions
 
 
-class DeepLiftShap(GradientAttributor):
+class DeepLiftShap(ReferenceSetAttributor):
     """DeepLIFT-SHAP: the mean of :class:`DeepLift` attributions over a set of references
     (Captum's ``DeepLiftShap``), approximating SHAP values with the references as background.
 
@@ -156,20 +118,11 @@ class DeepLiftShap(GradientAttributor):
     paper = "Lundberg, Lee 2017, arXiv:1705.07874; Shrikumar et al. 2017, arXiv:1704.02685"
 
     @dataclass
-    class Params(GradientAttributor.Params):
+    class Params(ReferenceSetAttributor.Params):
         #: Absolute values before the reduction; ``false`` (default) keeps the sign.
         abs: bool = False
         #: Reduction over colour channels: ``sum`` (default) keeps summation-to-delta.
         reduction: str = reduction_param("sum")
-        #: The reference set: names (``black``, ``zeros``, ``blur``, ``uniform``) and .npy/.pt
-        #: files holding ``[B, 3, H, W]`` or ``[3, H, W]`` (see the class doc).
-        baselines: list[str] = field(default_factory=lambda: ["black", "uniform"])
-        #: Noise images the name ``uniform`` stands for in the set.
-        uniform_count: int = field(default=4, metadata={"min": 1})
-        #: Standard deviation in pixels of the ``blur`` baseline.
-        blur_sigma: float = field(default=10.0, metadata={"min_exclusive": 0})
-        #: Seed of the first ``uniform`` image.
-        seed: int = 0
         #: Which nonlinearities follow the rescale rule (see ``deeplift``).
         rules: str = field(default="all", metadata={"choices": RULE_SETS})
         #: Below this ``|x - x_ref|`` a nonlinearity passes its gradient (Captum's default).
@@ -177,31 +130,6 @@ class DeepLiftShap(GradientAttributor):
         #: Input-reference pairs per forward/backward pass (each pass runs twice as many rows):
         #: bounds memory, not results.
         batch_size: int = setting(16, min=1)
-
-        def __post_init__(self) -> None:
-            check_baseline_list(self.baselines)
-
-    def __init__(self, params: Any = None, **overrides: Any):
-        params, overrides, tensor = pop_baseline_tensor(
-            params, overrides, "baselines", as_list=True
-        )
-        super().__init__(params, **overrides)
-        self.references = [
-            Baseline.parse(value, REFERENCE_BASELINES, tensor=tensor, key=f"{self.name}.baselines")
-            for value in self.params.baselines
-        ]
-
-    def reference_set(self, inputs: Tensor, context: AttributionContext) -> Tensor:
-        """The references of each row of ``inputs``, ``[N or 1, B, 3, H, W]``."""
-        p = self.params
-        return baseline_set(
-            self.references,
-            inputs,
-            context.handle,
-            blur_sigma=p.blur_sigma,
-            seed=p.seed,
-            uniform_count=p.uniform_count,
-        )
 
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext

@@ -5,29 +5,26 @@ Lundberg, Lee 2017, "A Unified Approach to Interpreting Model Predictions", Neur
 arXiv:1705.07874 (SHAP's ``GradientExplainer``); Erion, Janizek, Sturmfels, Lundberg, Lee 2021,
 "Improving performance of deep learning models with axiomatic attribution priors and expected
 gradients", Nature Machine Intelligence, arXiv:1906.10670. Captum's ``GradientShap`` computes
-the same estimator; the baseline set is DeepLIFT-SHAP's (:func:`xai_core.nn.images.baseline_set`).
+the same estimator; the baseline set is DeepLIFT-SHAP's
+(:class:`xai_core.families.gradient.ReferenceSetAttributor`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from xai_core import AttributionContext, GradientAttributor
+from xai_core import AttributionContext
 from xai_core.contracts.params import setting
-from xai_core.families.gradient import reduction_param
+from xai_core.families.gradient import ReferenceSetAttributor, reduction_param
 from xai_core.nn.gradients import input_gradients
-from xai_core.nn.images import REFERENCE_BASELINES, Baseline, baseline_set, pop_baseline_tensor
-
-from .deeplift import check_baseline_list
 
 __all__ = ["GradientShap"]
 
 
-class GradientShap(GradientAttributor):
+class GradientShap(ReferenceSetAttributor):
     """Gradient SHAP: ``mean_s (x + e_s - b_s) * grad F(b_s + a_s (x + e_s - b_s))`` over
     ``samples`` draws of a reference ``b_s`` (uniformly from the set), a point ``a_s`` (uniform
     in [0, 1]) on the path to the input and Gaussian noise ``e_s`` of standard deviation
@@ -47,19 +44,12 @@ class GradientShap(GradientAttributor):
     paper = "Lundberg, Lee 2017, arXiv:1705.07874; Erion et al. 2021, arXiv:1906.10670"
 
     @dataclass
-    class Params(GradientAttributor.Params):
+    class Params(ReferenceSetAttributor.Params):
         #: Absolute values before the reduction; ``false`` (default) keeps the sign.
         abs: bool = False
         #: Reduction over colour channels: ``sum`` (default), the sum approaching the score
         #: difference.
         reduction: str = reduction_param("sum")
-        #: The reference set: names (``black``, ``zeros``, ``blur``, ``uniform``) and .npy/.pt
-        #: files holding ``[B, 3, H, W]`` or ``[3, H, W]`` (see ``deeplift_shap``).
-        baselines: list[str] = field(default_factory=lambda: ["black", "uniform"])
-        #: Noise images the name ``uniform`` stands for in the set.
-        uniform_count: int = field(default=4, metadata={"min": 1})
-        #: Standard deviation in pixels of the ``blur`` baseline.
-        blur_sigma: float = field(default=10.0, metadata={"min_exclusive": 0})
         #: Draws (reference, point on the path, noise) per input.
         samples: int = field(default=20, metadata={"min": 1})
         #: Standard deviation of the Gaussian noise added to the input, in normalized input space
@@ -69,19 +59,6 @@ class GradientShap(GradientAttributor):
         seed: int = 0
         #: Draws per forward/backward pass, over all items: bounds memory, not results.
         batch_size: int = setting(16, min=1)
-
-        def __post_init__(self) -> None:
-            check_baseline_list(self.baselines)
-
-    def __init__(self, params: Any = None, **overrides: Any):
-        params, overrides, tensor = pop_baseline_tensor(
-            params, overrides, "baselines", as_list=True
-        )
-        super().__init__(params, **overrides)
-        self.references = [
-            Baseline.parse(value, REFERENCE_BASELINES, tensor=tensor, key=f"{self.name}.baselines")
-            for value in self.params.baselines
-        ]
 
     def draws(self, count: int, shape: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
         """The random draws of one call, from ``seed`` on the CPU: reference indices ``[S]`` into
@@ -98,14 +75,7 @@ class GradientShap(GradientAttributor):
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         p = self.params
-        references = baseline_set(
-            self.references,
-            inputs,
-            context.handle,
-            blur_sigma=p.blur_sigma,
-            seed=p.seed,
-            uniform_count=p.uniform_count,
-        )
+        references = self.reference_set(inputs, context)
         indices, alphas, noise = self.draws(references.shape[1], tuple(inputs.shape[1:]))
         indices, alphas = indices.to(inputs.device), alphas.to(inputs)
         noise = noise.to(inputs) * p.stdev

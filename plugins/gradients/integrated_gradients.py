@@ -21,17 +21,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from xai_core import AttributionContext, GradientAttributor
+from xai_core import AttributionContext
 from xai_core.contracts.params import setting
 from xai_core.errors import ConfigError
-from xai_core.families.gradient import reduction_param
+from xai_core.families.gradient import ReferenceAttributor, reduction_param
 from xai_core.nn.gradients import channels_last_layout, class_scores, input_gradients
-from xai_core.nn.images import (
-    REFERENCE_BASELINES,
-    Baseline,
-    check_baseline_value,
-    pop_baseline_tensor,
-)
+from xai_core.nn.images import REFERENCE_BASELINES
 
 __all__ = [
     "AUTO_FIRST_STEPS",
@@ -234,7 +229,7 @@ def _target_scores(
         )
 
 
-class IntegratedGradients(GradientAttributor):
+class IntegratedGradients(ReferenceAttributor):
     """Integrated gradients: ``(x - b) * integral_0^1 grad F(b + a (x - b)) da`` per channel.
 
     The map is the sum over channels by default, so it adds up to ``F(x) - F(b)`` up to the
@@ -258,7 +253,7 @@ class IntegratedGradients(GradientAttributor):
     paper = "Sundararajan, Taly, Yan 2017, arXiv:1703.01365"
 
     @dataclass
-    class Params(GradientAttributor.Params):
+    class Params(ReferenceAttributor.Params):
         #: Absolute values before the reduction; ``false`` (default) keeps the sign.
         abs: bool = False
         #: Reduction over colour channels: ``sum`` (default) keeps completeness, the map adding
@@ -277,12 +272,6 @@ class IntegratedGradients(GradientAttributor):
         tolerance: float = field(default=0.01, metadata={"min_exclusive": 0})
         #: ``steps: auto`` uses at most this many points per image (powers of two: 16, 32, ...).
         max_steps: int = field(default=1024, metadata={"min": 1})
-        #: ``black``, ``zeros``, ``blur``, ``uniform``, or a .npy/.pt file (see the class doc).
-        baseline: str = "black"
-        #: Standard deviation in pixels of the ``blur`` baseline.
-        blur_sigma: float = field(default=10.0, metadata={"min_exclusive": 0})
-        #: Seed of the ``uniform`` baseline.
-        seed: int = 0
         #: Path points per forward/backward pass: bounds memory, not results.
         batch_size: int = setting(16, min=1)
 
@@ -290,9 +279,6 @@ class IntegratedGradients(GradientAttributor):
         violations: ClassVar[tuple[dict[str, Any], ...]] = (
             {"steps": 1}, {"steps": 1, "method": "riemann_trapezoid"}, {"steps": "many"},
         )
-
-        def __post_init__(self) -> None:
-            check_baseline_value(self.baseline, IG_BASELINES)
 
         def check(self) -> Iterator[tuple[str, str]]:
             if self.steps == "auto":
@@ -305,22 +291,6 @@ class IntegratedGradients(GradientAttributor):
                     f"{self.method} needs steps >= 2, not {self.steps}: one point cannot follow "
                     "the path from the baseline (its map misses the score difference by far)"
                 )
-
-    def __init__(self, params: Any = None, **overrides: Any):
-        params, overrides, tensor = pop_baseline_tensor(params, overrides)
-        super().__init__(params, **overrides)
-        p = self.params
-        self.baseline = Baseline.parse(
-            p.baseline, IG_BASELINES, tensor=tensor, key="integrated_gradients.baseline"
-        )
-
-    def baselines(self, inputs: Tensor, context: AttributionContext) -> Tensor:
-        """The baseline of each row of ``inputs``, ``[N, 3, H, W]``."""
-        p = self.params
-        return self.baseline.per_input(
-            inputs, context.handle, input_index=context.input_index, blur_sigma=p.blur_sigma,
-            seed=p.seed,
-        )
 
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext

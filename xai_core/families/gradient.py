@@ -19,6 +19,14 @@ copies and reduce once, as Captum's ``NoiseTunnel`` does. A new method:
 >>> GradientSquared().attribute(model, torch.randn(1, 3, 32, 32), target=3).maps.shape
 torch.Size([1, 32, 32])
 
+Reference-based methods explain an input against a baseline (:mod:`xai_core.nn.images`):
+:class:`ReferenceAttributor` (integrated gradients, DeepLIFT) declares the ``baseline``,
+``blur_sigma`` and ``seed`` parameters once and gives one baseline per input
+(:meth:`ReferenceAttributor.baselines`); :class:`ReferenceSetAttributor` (DeepLIFT-SHAP, gradient
+SHAP) declares ``baselines``, ``uniform_count``, ``blur_sigma`` and ``seed`` and gives a set of
+references per input (:meth:`ReferenceSetAttributor.reference_set`). Both take a tensor from Python
+in place of the name (``DeepLift(baseline=tensor)``).
+
 What does not live here: the gradient building blocks (:mod:`xai_core.nn.gradients`: class
 scores, input gradients, channel reductions; :mod:`xai_core.nn.relu_rules`: guided backprop and
 deconvnet rules) and the built-in methods (the ``gradients`` and ``saliency`` plugins).
@@ -43,8 +51,23 @@ from xai_core.nn.gradients import (
     model_input,
     reduce_channels,
 )
+from xai_core.nn.images import (
+    REFERENCE_BASELINES,
+    Baseline,
+    baseline_set,
+    check_baseline_list,
+    check_baseline_value,
+    pop_baseline_tensor,
+)
 
-__all__ = ["GradientAttributor", "input_forward_pass", "pass_input_gradients", "reduction_param"]
+__all__ = [
+    "GradientAttributor",
+    "ReferenceAttributor",
+    "ReferenceSetAttributor",
+    "input_forward_pass",
+    "pass_input_gradients",
+    "reduction_param",
+]
 
 
 def reduction_param(default: str) -> Any:
@@ -92,6 +115,86 @@ class GradientAttributor(Attributor):
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
         return self.finish(self.input_attributions(model, inputs, targets, context))
+
+
+class ReferenceAttributor(GradientAttributor):
+    """A gradient attributor that explains each input against one baseline (integrated gradients,
+    DeepLIFT): the ``baseline`` parameter resolved once (:class:`~xai_core.nn.images.Baseline`),
+    a tensor given from Python included, and :meth:`baselines` per call."""
+
+    @dataclass
+    class Params(GradientAttributor.Params):
+        #: ``black``, ``zeros``, ``blur``, ``uniform``, or a .npy/.pt file (see the class doc).
+        baseline: str = "black"
+        #: Standard deviation in pixels of the ``blur`` baseline.
+        blur_sigma: float = field(default=10.0, metadata={"min_exclusive": 0})
+        #: Seed of the ``uniform`` baseline.
+        seed: int = 0
+
+        def __post_init__(self) -> None:
+            check_baseline_value(self.baseline, REFERENCE_BASELINES)
+
+    def __init__(self, params: Any = None, **overrides: Any):
+        params, overrides, tensor = pop_baseline_tensor(params, overrides)
+        super().__init__(params, **overrides)
+        self.baseline = Baseline.parse(
+            self.params.baseline, REFERENCE_BASELINES, tensor=tensor, key=f"{self.name}.baseline"
+        )
+
+    def baselines(self, inputs: Tensor, context: AttributionContext) -> Tensor:
+        """The baseline of each row of ``inputs``, ``[N, 3, H, W]``."""
+        p = self.params
+        return self.baseline.per_input(
+            inputs,
+            context.handle,
+            input_index=context.input_index,
+            blur_sigma=p.blur_sigma,
+            seed=p.seed,
+        )
+
+
+class ReferenceSetAttributor(GradientAttributor):
+    """A gradient attributor that explains each input against a set of references (DeepLIFT-SHAP,
+    gradient SHAP): the ``baselines`` parameter resolved once, a tensor ``[B, 3, H, W]`` given
+    from Python as the whole set included, and :meth:`reference_set` per call."""
+
+    @dataclass
+    class Params(GradientAttributor.Params):
+        #: The reference set: names (``black``, ``zeros``, ``blur``, ``uniform``) and .npy/.pt
+        #: files holding ``[B, 3, H, W]`` or ``[3, H, W]`` (see ``deeplift_shap``).
+        baselines: list[str] = field(default_factory=lambda: ["black", "uniform"])
+        #: Noise images the name ``uniform`` stands for in the set.
+        uniform_count: int = field(default=4, metadata={"min": 1})
+        #: Standard deviation in pixels of the ``blur`` baseline.
+        blur_sigma: float = field(default=10.0, metadata={"min_exclusive": 0})
+        #: Seed of the first ``uniform`` image.
+        seed: int = 0
+
+        def __post_init__(self) -> None:
+            check_baseline_list(self.baselines)
+
+    def __init__(self, params: Any = None, **overrides: Any):
+        params, overrides, tensor = pop_baseline_tensor(
+            params, overrides, "baselines", as_list=True
+        )
+        super().__init__(params, **overrides)
+        self.references = [
+            Baseline.parse(value, REFERENCE_BASELINES, tensor=tensor, key=f"{self.name}.baselines")
+            for value in self.params.baselines
+        ]
+
+    def reference_set(self, inputs: Tensor, context: AttributionContext) -> Tensor:
+        """The references of each row of ``inputs``, ``[N or 1, B, 3, H, W]``
+        (:func:`~xai_core.nn.images.baseline_set`)."""
+        p = self.params
+        return baseline_set(
+            self.references,
+            inputs,
+            context.handle,
+            blur_sigma=p.blur_sigma,
+            seed=p.seed,
+            uniform_count=p.uniform_count,
+        )
 
 
 def input_forward_pass(

@@ -11,7 +11,8 @@ baseline the user made: a ``.npy``/``.pt`` file or, from Python, a tensor. :clas
 that parameter resolved, whatever form it came in: :meth:`Baseline.parse` checks and loads it,
 :meth:`Baseline.per_input` gives one baseline per input (a path's start) and
 :func:`baseline_set` a set of them per input (the references SHAP-style methods average over).
-:func:`check_baseline_value` is the cheap check for a ``Params.__post_init__`` and
+:func:`check_baseline_value` (:func:`check_baseline_list` for a set) is the cheap check for a
+``Params.__post_init__`` and
 :func:`pop_baseline_tensor` takes a tensor out of a technique's constructor arguments, so that the
 ``Params`` field stays a string.
 
@@ -45,6 +46,7 @@ __all__ = [
     "baseline_inputs",
     "baseline_set",
     "check_baseline",
+    "check_baseline_list",
     "check_baseline_value",
     "gaussian_blur",
     "load_baseline_file",
@@ -173,6 +175,17 @@ def check_baseline_value(
         f"{message} Use one of {', '.join(choices)}, or a .npy/.pt file holding a normalized "
         "tensor [3, H, W] or [B, 3, H, W]"
     )
+
+
+def check_baseline_list(
+    values: Sequence[str], choices: Sequence[str] = REFERENCE_BASELINES, key: str = "baselines"
+) -> None:
+    """Raise ``ValueError`` for an empty baseline set or an entry that
+    :func:`check_baseline_value` refuses (named ``key[i]``); for a ``Params.__post_init__``."""
+    if not values:
+        raise ValueError(f"{key}: the set is empty; give at least one baseline")
+    for i, value in enumerate(values):
+        check_baseline_value(value, choices, f"{key}[{i}]")
 
 
 def load_baseline_file(path: str | Path) -> Tensor:
