@@ -52,14 +52,8 @@ class _MapOnly(Metric):
     class Params:
         pass
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: MetricContext,
-    ) -> Tensor:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: MetricContext) -> Tensor:
         return self.score(maps)
 
     def score(self, maps: Tensor) -> Tensor:

@@ -135,14 +135,8 @@ class _PerturbationCurve(Metric):
         )
         return fill.expand_as(inputs)
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: MetricContext,
-    ) -> tuple[Tensor, list[dict[str, Any]]]:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: MetricContext) -> tuple[Tensor, list[dict[str, Any]]]:
         start, end = self.images(inputs, context)
         curves = perturbation_curves(
             model,

@@ -111,14 +111,8 @@ class FaithfulnessCorrelation(Metric):
         def __post_init__(self) -> None:
             check_baseline(self.baseline, "baseline")
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: MetricContext,
-    ) -> tuple[Tensor, list[dict[str, Any]]]:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: MetricContext) -> tuple[Tensor, list[dict[str, Any]]]:
         p = self.params
         n, _, height, width = inputs.shape
         pixels = height * width

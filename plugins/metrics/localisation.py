@@ -37,14 +37,8 @@ class _ObjectMetric(Metric):
 
     requires = ("mask",)
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: MetricContext,
-    ) -> Tensor:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: MetricContext) -> Tensor:
         assert context.masks is not None  # the base class checks ``requires``
         return self.score(maps, context.masks, context)
 

@@ -132,14 +132,8 @@ class CascadingRandomization(Metric):
         #: into at most ``k`` steps (for deep models, to bound the cost).
         max_steps: int = field(default=0, metadata={"min": 0})
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: MetricContext,
-    ) -> tuple[Tensor, list[dict[str, Any]]]:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: MetricContext) -> tuple[Tensor, list[dict[str, Any]]]:
         layers = list(reversed(parameter_layers(model, inputs[:1])))
         steps = [[name] for name in layers]
         if self.params.max_steps and len(steps) > self.params.max_steps:

@@ -229,14 +229,8 @@ class _Road(Metric):
                     f"removed), got {bad}"
                 )
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: MetricContext,
-    ) -> tuple[Tensor, list[dict[str, Any]]]:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: MetricContext) -> tuple[Tensor, list[dict[str, Any]]]:
         p = self.params
         n = len(inputs)
         original = model_outputs(model, inputs, targets, p.output)

@@ -94,14 +94,8 @@ class Infidelity(Metric):
         #: Perturbed inputs per forward pass.
         max_examples_per_batch: int = field(default=128, metadata={"min": 1})
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: MetricContext,
-    ) -> Tensor:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: MetricContext) -> Tensor:
         p = self.params
         noise = perturbations(inputs, p.n_perturb_samples, context, "normal") * p.noise_std
         return infidelity_from_noise(
@@ -176,14 +170,8 @@ class MaxSensitivity(Metric):
         #: Perturbed inputs per explanation call.
         max_examples_per_batch: int = field(default=64, metadata={"min": 1})
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: MetricContext,
-    ) -> Tensor:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: MetricContext) -> Tensor:
         p = self.params
         noise = perturbations(inputs, p.n_perturb_samples, context, "uniform") * p.perturb_radius
         return max_sensitivity_from_noise(

@@ -25,7 +25,7 @@ from xai_core.contracts.params import (
     check_keys,
     omegaconf_message,
 )
-from xai_core.errors import ConfigError, XaiError, close_matches
+from xai_core.errors import ConfigError, XaiError, did_you_mean
 from xai_core.models.loading import check_model_name, model_entry
 from xai_core.plugins.factory import resolve_entry
 from xai_core.report.figures import FigureOptions
@@ -406,8 +406,7 @@ def _check_values(config: ExperimentConfig, problems: _Problems) -> None:
 def _check_controls(bench: BenchmarkConfig) -> None:
     for i, control in enumerate(bench.controls):
         if control not in BENCHMARK_CONTROLS:
-            matches = close_matches(control, BENCHMARK_CONTROLS)
-            hint = f"; did you mean {matches[0]!r}?" if matches else "."
+            hint = did_you_mean(control, BENCHMARK_CONTROLS, 1, otherwise=".")
             raise ConfigError(
                 f"bad config value at 'benchmark.controls[{i}]': {control!r} is not a control"
                 f"{hint} Controls: {', '.join(BENCHMARK_CONTROLS)}"
@@ -444,8 +443,7 @@ def _check_models(config: ExperimentConfig) -> None:
         where = f"models[{i}]" if config.models else "model"
         for label in model.method_params:
             if label not in methods:
-                matches = close_matches(label, methods)
-                hint = f"; did you mean {matches[0]!r}?" if matches else "."
+                hint = did_you_mean(label, methods, 1, otherwise=".")
                 raise ConfigError(
                     f"bad config key '{where}.method_params.{label}': the run has no method "
                     f"labelled {label!r}{hint} Methods: {', '.join(methods) or '(none)'}"
