@@ -145,6 +145,12 @@ class Renewal:
     technique: Technique
     metrics: list[str] = field(default_factory=list)
     redraw: bool = False
+    #: The record holds scores of metrics the run no longer has (they are dropped).
+    drops: bool = False
+
+    @property
+    def needed(self) -> bool:
+        return bool(self.metrics or self.redraw or self.drops)
 
 
 @dataclass
@@ -202,7 +208,7 @@ def plan_items(
                 missing.add(label)
                 continue
             plan.skipped += 1
-            if renewal.metrics or renewal.redraw or _drops(ledger, renewal, settings):
+            if renewal.needed:
                 plan.renew.append(renewal)
         if missing:
             plan.todo.append(Todo(index, source, missing))
@@ -227,11 +233,6 @@ def _renewal(
         index, source, label, technique,
         metrics=[m for m, fp in wanted.items() if recorded.get(m) != fp],
         redraw=figure is not None and record.get("figure") != figure,
+        drops=bool(set(recorded) - set(wanted)),
     )
 
-
-def _drops(ledger: Ledger, renewal: Renewal, settings: Settings) -> bool:
-    """Whether the record holds scores of metrics the run no longer has (they are dropped)."""
-    record = ledger.read(renewal.source.key, renewal.label) or {}
-    wanted = settings.scores(renewal.technique, renewal.source)
-    return bool(set(record.get("scores") or {}) - set(wanted))
