@@ -21,6 +21,7 @@ __all__ = [
     "MaskError",
     "WriteError",
     "close_matches",
+    "did_you_mean",
 ]
 
 
@@ -43,9 +44,7 @@ class UnknownNameError(XaiError, KeyError):
         self.choices = sorted(choices)
         self.note = note
         message = f"unknown {kind} {name!r}"
-        matches = close_matches(name, self.choices)
-        if matches:
-            message += f"; did you mean {', '.join(repr(m) for m in matches)}?"
+        message += did_you_mean(name, self.choices)
         if len(self.choices) <= 30:
             message += f" Available: {', '.join(self.choices) or '(none)'}."
         else:
@@ -101,3 +100,10 @@ def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
         if choice not in result and name and name.lower() in choice.lower():
             result.append(choice)
     return result
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'a', 'b'?"`` for the :func:`close_matches` of ``name``, or ``""`` when
+    none look like it: the clause of every unknown-name message."""
+    matches = close_matches(name, choices)
+    return f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else ""

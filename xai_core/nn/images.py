@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from xai_core.errors import ConfigError, close_matches
+from xai_core.errors import ConfigError, did_you_mean
 
 __all__ = [
     "BASELINES",
@@ -170,13 +170,10 @@ def check_baseline_value(
         if not Path(value).is_file():
             raise ValueError(f"{key}: baseline file {value!r} does not exist")
         return
-    message = f"{key}: unknown baseline {value!r}"
-    matches = close_matches(value, choices)
-    if matches:
-        message += f"; did you mean {', '.join(repr(m) for m in matches)}?"
     raise ValueError(
-        f"{message} Use one of {', '.join(choices)}, or a .npy/.pt file holding a normalized "
-        "tensor [3, H, W] or [B, 3, H, W]"
+        f"{key}: unknown baseline {value!r}{did_you_mean(value, choices)} Use one of "
+        f"{', '.join(choices)}, or a .npy/.pt file holding a normalized tensor [3, H, W] or "
+        "[B, 3, H, W]"
     )
 
 
