@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from xai_core import AttributionContext, Attributor
 from xai_core.families.batches import distinct_inputs
-from xai_core.families.cam import NORMALIZATIONS, UPSAMPLE_MODES, minmax, upsample
+from xai_core.families.cam import NORMALIZATIONS, UPSAMPLE_MODES, upsample_normalized
 
 from .vit import READOUTS, capture_attention, check_captured, vit_anatomy
 
@@ -127,12 +127,7 @@ class AttentionAttributor(Attributor):
 
     def finish(self, maps: Tensor, size: tuple[int, int]) -> Tensor:
         """Normalisation and upsampling of patch-grid maps ``[N, h, w]`` to ``size``."""
-        if self.params.normalize == "minmax":
-            maps = minmax(maps)
-        maps = upsample(maps, size, self.params.upsample)
-        if self.params.normalize == "minmax":
-            maps = minmax(maps)
-        return maps
+        return upsample_normalized(maps, size, self.params.normalize, self.params.upsample)
 
 
 def _describe_rows(rows: tuple[int, ...] | None) -> str:

@@ -126,13 +126,4 @@ class ResidualSums(TorchFunctionMode):
 def residual_sum_hooks(model: nn.Module, hooks: Any, stabilizer: float) -> None:
     """Activate :class:`ResidualSums` for every forward pass of ``model`` while ``hooks`` (a
     :class:`~xai_core.nn.hooks.HookRecorder`) is open."""
-    mode = ResidualSums(stabilizer)
-
-    def enter(*_: Any) -> None:
-        mode.__enter__()
-
-    def leave(*_: Any) -> None:
-        mode.__exit__(None, None, None)
-
-    hooks.forward_pre(model, enter)
-    hooks.forward(model, leave, always_call=True)
+    hooks.during_forward(model, ResidualSums(stabilizer))

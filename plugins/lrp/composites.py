@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from xai_core.errors import ConfigError, close_matches
+from xai_core.errors import ConfigError, did_you_mean
 
 from .canonize import batch_norm_pairs
 from .rules import AFFINE_RULES
@@ -104,8 +104,7 @@ def check_layer_paths(model: nn.Module, layer_rules: dict[str, str]) -> None:
     names = [name for name, _ in model.named_modules() if name]
     for path in layer_rules:
         if path not in names:
-            matches = close_matches(path, names)
-            hint = f"; did you mean {', '.join(repr(m) for m in matches)}?" if matches else "."
+            hint = did_you_mean(path, names) or "."
             raise ConfigError(
                 f"lrp layer_rules: the model has no module {path!r}{hint} Keys are module paths "
                 f"as in model.named_modules() (e.g. {', '.join(repr(n) for n in names[:3])})"
@@ -120,6 +119,75 @@ def _unsupported(name: str, module: nn.Module, why: str) -> ConfigError:
         f"layer_rules: {{{name or 'name'!r}: pass}}; otherwise use a method without layer rules "
         "(e.g. integrated_gradients or gradient_x_input) for this model"
     )
+
+
+def _check_own_forward(name: str, module: nn.Module, override: str | None) -> None:
+    """A convolution, linear layer or batch norm whose class computes something else than its
+    base is refused, unless ``layer_rules`` passes relevance through it."""
+    if override == "pass":
+        return
+    for bases in (AFFINE_TYPES, BATCH_NORMS):
+        if isinstance(module, bases) and _own_forward(module, bases):
+            raise _unsupported(
+                name, module,
+                f"it is a {type(module).__name__} whose forward differs from "
+                f"{module.__class__.__mro__[1].__name__}'s, so the rules would describe another "
+                "computation",
+            )
+
+
+def _affine_rule(
+    name: str, module: nn.Module, override: str | None, chosen: Composite, first: str | None
+) -> str:
+    """The rule of a convolution or linear layer: the override, else the composite's."""
+    if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
+        raise _unsupported(name, module, f"padding_mode {module.padding_mode!r}")
+    default = chosen.conv if isinstance(module, nn.Conv2d) else chosen.dense
+    rule = override or (chosen.first if name == first else default)
+    takes_pixels = isinstance(module, nn.Conv2d) and module.in_channels == 3
+    if rule == "zbox" and not takes_pixels:
+        raise ConfigError(
+            f"lrp: the zbox rule bounds a layer's inputs by the model's pixel range, so "
+            f"it fits a convolution that takes the image (3 channels); {name!r} does not"
+        )
+    return rule
+
+
+def _merge_target(
+    name: str, module: nn.Module, pairs: dict[str, str], rules: dict[str, str]
+) -> str:
+    """The affine layer a batch norm is merged into (its rule already planned)."""
+    if name not in pairs:
+        raise _unsupported(
+            name, module,
+            "a batch norm is merged into the convolution or linear layer right before "
+            "it, and this one has none (zennit would pass relevance through it, which "
+            "is not what the network computes)",
+        )
+    if rules.get(pairs[name]) not in AFFINE_RULES:
+        raise _unsupported(
+            name, module,
+            f"it would be merged into {pairs[name]!r}, whose layer_rules entry "
+            f"{rules.get(pairs[name])!r} is not a rule for an affine layer",
+        )
+    return pairs[name]
+
+
+def _layer_rule(name: str, module: nn.Module) -> str | None:
+    """The rule of a layer that is neither affine nor a batch norm and has no override:
+    ``pass``, ``norm``, or ``None`` (its gradient); refused where LRP has no rule."""
+    if isinstance(module, ACTIVATIONS):
+        return "pass"
+    if isinstance(module, AVERAGE_POOLS):
+        return "norm"
+    leaf = next(module.children(), None) is None
+    if leaf and not isinstance(module, GRADIENT_LAYERS):
+        raise _unsupported(name, module, "LRP has no rule for this layer type")
+    if not leaf and any(True for _ in module.parameters(recurse=False)):
+        raise _unsupported(
+            name, module, "it has parameters of its own, used in a computation LRP cannot see"
+        )
+    return None
 
 
 def plan_layers(model: nn.Module, composite: str, layer_rules: dict[str, str]) -> LayerPlan:
@@ -137,59 +205,20 @@ def plan_layers(model: nn.Module, composite: str, layer_rules: dict[str, str]) -
     merged: dict[str, str] = {}
     for name, module in model.named_modules():
         override = layer_rules.get(name)
-        leaf = next(module.children(), None) is None
-        if override != "pass" and (
-            (isinstance(module, AFFINE_TYPES) and _own_forward(module, AFFINE_TYPES))
-            or (isinstance(module, BATCH_NORMS) and _own_forward(module, BATCH_NORMS))
-        ):
-            raise _unsupported(
-                name, module,
-                f"it is a {type(module).__name__} whose forward differs from "
-                f"{module.__class__.__mro__[1].__name__}'s, so the rules would describe another "
-                "computation",
-            )
+        _check_own_forward(name, module, override)
         if isinstance(module, AFFINE_TYPES):
-            if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
-                raise _unsupported(name, module, f"padding_mode {module.padding_mode!r}")
-            default = chosen.conv if isinstance(module, nn.Conv2d) else chosen.dense
-            rules[name] = override or (chosen.first if name == first else default)
-            takes_pixels = isinstance(module, nn.Conv2d) and module.in_channels == 3
-            if rules[name] == "zbox" and not takes_pixels:
-                raise ConfigError(
-                    f"lrp: the zbox rule bounds a layer's inputs by the model's pixel range, so "
-                    f"it fits a convolution that takes the image (3 channels); {name!r} does not"
-                )
-            continue
-        if override is not None and override in AFFINE_RULES:
+            rules[name] = _affine_rule(name, module, override, chosen, first)
+        elif override is not None and override in AFFINE_RULES:
             raise ConfigError(
                 f"lrp layer_rules: rule {override!r} is for convolutions and linear layers, but "
                 f"{name!r} is a {type(module).__name__}; use 'pass' or remove the entry"
             )
-        if override == "pass":
+        elif override == "pass":
             rules[name] = "pass"
         elif isinstance(module, BATCH_NORMS):
-            if name not in pairs:
-                raise _unsupported(
-                    name, module,
-                    "a batch norm is merged into the convolution or linear layer right before "
-                    "it, and this one has none (zennit would pass relevance through it, which "
-                    "is not what the network computes)",
-                )
-            if rules.get(pairs[name]) not in AFFINE_RULES:
-                raise _unsupported(
-                    name, module,
-                    f"it would be merged into {pairs[name]!r}, whose layer_rules entry "
-                    f"{rules.get(pairs[name])!r} is not a rule for an affine layer",
-                )
-            merged[name] = pairs[name]
-        elif isinstance(module, ACTIVATIONS):
-            rules[name] = "pass"
-        elif isinstance(module, AVERAGE_POOLS):
-            rules[name] = "norm"
-        elif leaf and not isinstance(module, GRADIENT_LAYERS):
-            raise _unsupported(name, module, "LRP has no rule for this layer type")
-        elif not leaf and any(True for _ in module.parameters(recurse=False)):
-            raise _unsupported(
-                name, module, "it has parameters of its own, used in a computation LRP cannot see"
-            )
+            merged[name] = _merge_target(name, module, pairs, rules)
+        else:
+            rule = _layer_rule(name, module)
+            if rule is not None:
+                rules[name] = rule
     return LayerPlan(rules=rules, merged=merged)

@@ -97,42 +97,12 @@ def local_layers(
         2, channels, block, block, generator=generator
     )
     probe = channels_last_layout(probe.to(model_device(model)))  # the layout: only faster
-
-    seen: dict[str, int] = {}  # calls per layer
-    # (layer, stride, changed cells, tensor key, tensor version)
-    events: list[tuple[str, int, Tensor, Any, int]] = []
-
-    def record(name: str) -> Any:
-        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
-            seen[name] = seen.get(name, 0) + 1
-            if not isinstance(output, Tensor) or output.ndim != 4 or len(output) != len(probe):
-                return
-            h, w = output.shape[2:]
-            s = height // h
-            if h * s != height or w * s != width or s not in strides:
-                return
-            key, version = (output.data_ptr(), output.shape), output._version
-            if events and events[-1][3] == key:
-                # The same tensor again (an in-place activation, a container's last child): one
-                # candidate, the outer module, keeping what either measurement saw.
-                _, _, changed, _, before = events.pop()
-                if version != before:  # written in place since: measure again
-                    changed = changed | _changed_cells(output)
-            else:
-                changed = _changed_cells(output)
-            if changed[0].any() or changed[-1].any() or changed[:, 0].any() or changed[:, -1].any():
-                # A reach the probe cannot bound (global pooling, say): neither this layer nor
-                # any after it qualifies, so the rest of the pass is not needed.
-                raise _ProbeDone
-            events.append((name, s, changed, key, version))
-
-        return hook
-
+    recorder = _ReachRecorder(len(probe), (height, width), strides)
     modules = dict(model.named_modules())
     with HookRecorder() as hooks:
         for name, module in modules.items():
             if name:
-                hooks.forward(module, record(name))
+                hooks.forward(module, recorder.hook(name))
         try:
             # No gradients; not inference mode, whose tensors have no version counter.
             with torch.no_grad():
@@ -147,8 +117,7 @@ def local_layers(
     # never the reach of the layers before it, which a layer after them inherits.
     widest = [0.0] * 4
     layers = []
-    for name, s, changed, *_ in events:
-        h, w = changed.shape
+    for name, s, changed, *_ in recorder.events:
         rows = changed.any(dim=1).nonzero().flatten().tolist()
         cols = changed.any(dim=0).nonzero().flatten().tolist()
         if not rows:
@@ -157,17 +126,71 @@ def local_layers(
         r0, r1, c0, c1 = top // s, (top + block) // s - 1, left // s, (left + block) // s - 1
         measured = (r0 - rows[0], rows[-1] - r1, c0 - cols[0], cols[-1] - c1)
         widest = [max(px, cells * s) for px, cells in zip(widest, measured)]
-        if seen[name] != 1 or math.inf in widest:
+        if recorder.seen[name] != 1 or math.inf in widest:
             continue
-        reach = tuple(math.ceil(px / s) for px in widest)
-        crop = (
-            min(h, (window - 1) // s + 2 + 2 * (reach[0] + reach[1])),
-            min(w, (window - 1) // s + 2 + 2 * (reach[2] + reach[3])),
-        )
-        layer = LocalLayer(name, modules[name], s, (h, w), reach, crop)
+        layer = _local_layer(name, modules[name], s, tuple(changed.shape), widest, window)
         if layer.share <= max_share:
             layers.append(layer)
     return layers[::-1]  # deepest first
+
+
+def _local_layer(
+    name: str,
+    module: nn.Module,
+    s: int,
+    cells: tuple[int, ...],
+    widest: list[float],
+    window: int,
+) -> LocalLayer:
+    """The layer at stride ``s`` with map ``cells`` and reach ``widest`` (pixels each way), its
+    crop sized for windows of ``window`` pixels."""
+    h, w = cells
+    reach = tuple(math.ceil(px / s) for px in widest)
+    crop = (
+        min(h, (window - 1) // s + 2 + 2 * (reach[0] + reach[1])),
+        min(w, (window - 1) // s + 2 + 2 * (reach[2] + reach[3])),
+    )
+    return LocalLayer(name, module, s, (h, w), reach, crop)
+
+
+class _ReachRecorder:
+    """The forward hooks of the probe pass of :func:`local_layers`: per layer, its calls
+    (``seen``) and, in completion order, the cells of its map that the noise block changed
+    (``events``: layer, stride, changed cells, tensor key, tensor version)."""
+
+    def __init__(self, batch: int, size: tuple[int, int], strides: list[int]):
+        self.batch, self.size, self.strides = batch, size, strides
+        self.seen: dict[str, int] = {}
+        self.events: list[tuple[str, int, Tensor, Any, int]] = []
+
+    def hook(self, name: str) -> Any:
+        def hook(_module: nn.Module, _args: Any, output: Any) -> None:
+            self.record(name, output)
+
+        return hook
+
+    def record(self, name: str, output: Any) -> None:
+        self.seen[name] = self.seen.get(name, 0) + 1
+        if not isinstance(output, Tensor) or output.ndim != 4 or len(output) != self.batch:
+            return
+        (height, width), (h, w) = self.size, output.shape[2:]
+        s = height // h
+        if h * s != height or w * s != width or s not in self.strides:
+            return
+        key, version = (output.data_ptr(), output.shape), output._version
+        if self.events and self.events[-1][3] == key:
+            # The same tensor again (an in-place activation, a container's last child): one
+            # candidate, the outer module, keeping what either measurement saw.
+            _, _, changed, _, before = self.events.pop()
+            if version != before:  # written in place since: measure again
+                changed = changed | _changed_cells(output)
+        else:
+            changed = _changed_cells(output)
+        if changed[0].any() or changed[-1].any() or changed[:, 0].any() or changed[:, -1].any():
+            # A reach the probe cannot bound (global pooling, say): neither this layer nor
+            # any after it qualifies, so the rest of the pass is not needed.
+            raise _ProbeDone
+        self.events.append((name, s, changed, key, version))
 
 
 def may_reuse(shape: tuple[int, ...], window: int, share: float) -> bool:

@@ -55,6 +55,7 @@ __all__ = [
     "minmax",
     "read_layer_pass",
     "upsample",
+    "upsample_normalized",
 ]
 
 #: Interpolation modes for bringing a map from layer to input resolution.
@@ -231,6 +232,18 @@ def upsample(maps: Tensor, size: tuple[int, int], mode: str) -> Tensor:
     return F.interpolate(maps[:, None], size=size, mode=mode, align_corners=corners)[:, 0]
 
 
+def upsample_normalized(maps: Tensor, size: tuple[int, int], normalize: str, mode: str) -> Tensor:
+    """Maps ``[N, h, w]`` upsampled to ``size`` with interpolation ``mode``; with ``normalize``
+    ``minmax``, scaled to ``[0, 1]`` before and after (pytorch-grad-cam's order). The
+    post-processing of every map computed on a coarse grid: CAMs and the attention methods."""
+    if normalize == "minmax":
+        maps = minmax(maps)
+    maps = upsample(maps, size, mode)
+    if normalize == "minmax":
+        maps = minmax(maps)
+    return maps
+
+
 class LayerCam(Attributor):
     """Base of the CAM methods: resolves the target layer and post-processes the layer map.
 
@@ -311,12 +324,7 @@ class LayerCam(Attributor):
         maps = maps.float()
         if self.params.relu:
             maps = maps.clamp_min(0)
-        if self.params.normalize == "minmax":
-            maps = minmax(maps)
-        maps = upsample(maps, size, self.params.upsample)
-        if self.params.normalize == "minmax":
-            maps = minmax(maps)
-        return maps
+        return upsample_normalized(maps, size, self.params.normalize, self.params.upsample)
 
 
 class GradientCam(LayerCam):

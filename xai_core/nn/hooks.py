@@ -46,6 +46,23 @@ class HookRecorder:
     ) -> RemovableHandle:
         return self.add(module.register_full_backward_hook(fn, **kwargs))
 
+    def during_forward(
+        self, module: nn.Module, manager: contextlib.AbstractContextManager[Any]
+    ) -> None:
+        """Enter ``manager`` before every forward pass of ``module`` and exit it afterwards, also
+        when the pass raises (``always_call``); the two hooks go away with this recorder. For a
+        torch function mode that must be active exactly while the model runs (the ReLU rules of
+        :mod:`xai_core.nn.relu_rules`, LRP's residual sums)."""
+
+        def enter(*_: Any) -> None:
+            manager.__enter__()
+
+        def leave(*_: Any) -> None:
+            manager.__exit__(None, None, None)
+
+        self.forward_pre(module, enter)
+        self.forward(module, leave, always_call=True)
+
     def tensor(self, tensor: torch.Tensor, fn: Callable[..., Any]) -> RemovableHandle:
         return self.add(tensor.register_hook(fn))
 

@@ -170,10 +170,10 @@ def check_baseline_value(
         if not Path(value).is_file():
             raise ValueError(f"{key}: baseline file {value!r} does not exist")
         return
-    message = f"{key}: unknown baseline {value!r}{did_you_mean(value, choices)}"
     raise ValueError(
-        f"{message} Use one of {', '.join(choices)}, or a .npy/.pt file holding a normalized "
-        "tensor [3, H, W] or [B, 3, H, W]"
+        f"{key}: unknown baseline {value!r}{did_you_mean(value, choices)} Use one of "
+        f"{', '.join(choices)}, or a .npy/.pt file holding a normalized tensor [3, H, W] or "
+        "[B, 3, H, W]"
     )
 
 

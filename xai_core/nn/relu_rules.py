@@ -140,17 +140,7 @@ def guided_relu_hooks(
         guided_relu_hooks(model, context.hooks)
         grads = input_gradients(model, inputs, targets)   # guided backprop gradients
     """
-    mode = guided_relu(rule, relu6)
-
-    def enter(*_: Any) -> None:
-        mode.__enter__()
-
-    def leave(*_: Any) -> None:
-        mode.__exit__(None, None, None)
-
-    hooks.forward_pre(model, enter)
-    # always_call: the mode is popped even when the forward pass raises.
-    hooks.forward(model, leave, always_call=True)
+    hooks.during_forward(model, guided_relu(rule, relu6))
 
 
 def relu_rule_gradients(
