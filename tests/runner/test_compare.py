@@ -18,7 +18,7 @@ from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
 from xai_core.runner.verify import verify_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SQUEEZE_LAYER = "features.12"
 

@@ -15,7 +15,7 @@ import xai_core
 from xai_core import plugins
 from xai_core.errors import PluginError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _plugin_with(name: str, technique_name: str) -> types.ModuleType:

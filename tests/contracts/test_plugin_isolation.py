@@ -24,7 +24,7 @@ from xai_core.errors import PluginError, XaiError
 from xai_core.plugins import cache, hookspecs, manager
 from xai_core.runner.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = '''
 from dataclasses import dataclass

@@ -18,7 +18,7 @@ from xai_core.runner.config import load_config
 from xai_core.runner.ledger import readable
 from xai_core.runner.run import run_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # A small random-weight model keeps these runs quick; the runner is what is under test.
 TINY = ["model.name=timm/resnet10t", "model.pretrained=false"]
