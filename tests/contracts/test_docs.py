@@ -38,6 +38,7 @@ def _isolated_env(site: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_plugin_tutorial_runs_as_written(tmp_path):
     text = (DOCS / "tutorial-plugin.md").read_text()
     env = _isolated_env(tmp_path / "site")

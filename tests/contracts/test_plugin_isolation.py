@@ -392,6 +392,7 @@ def test_new_plugin_refuses_a_taken_name(tmp_path, capsys):
 # A subprocess: the real thing -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_works_beside_broken_plugins_and_warns_once_per_change(site, tmp_path):
     cache = tmp_path / "cache"
     first = _xai(site, "list", cache=cache)

@@ -106,6 +106,7 @@ def _xai(*args, env=None, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_finishes_every_item_exactly_once(tmp_path):
     _images(tmp_path / "in", 24)
     out = tmp_path / "out"
@@ -212,6 +213,7 @@ def test_outputs_stay_inside_the_output_dir(tmp_path):
     assert not (tmp_path / "escape.npy").exists()
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path):
     _images(tmp_path / "in", 6)
     common = [

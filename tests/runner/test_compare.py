@@ -133,6 +133,7 @@ def test_verify_finds_each_models_records_and_a_missing_map(tmp_path):
     assert not [p for p in found.problems if "records/" in p], found.problems
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_over_two_models_match_one(tmp_path):
     folder = _images(tmp_path / "in", 3)
     config = {
