@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-one-thread lint browser clean-venv
+.PHONY: demo test test-quick test-one-thread lint browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,12 +29,19 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
+# Everything but the tests marked slow (each over about 5 s): under 2 minutes on 2 cores.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 # The equivalence tests (ours against Captum, pytorch-grad-cam, zennit, Quantus; batched against
 # per-image) again on one thread: float32 sums run in another order, and their tolerances must
 # hold for it (tests/numerics.py). CI runs this after `make test` (two threads).
-EQUIVALENCE := tests/test_numerics.py tests/test_saliency.py tests/test_gradients.py tests/test_cam.py \
-	tests/test_deeplift.py tests/test_lrp.py tests/test_attention.py tests/test_perturbation.py \
-	tests/test_surrogate.py tests/test_quantus.py tests/test_forward_pass.py tests/test_fusion.py
+EQUIVALENCE := tests/contracts/test_numerics.py tests/plugins/gradients/test_saliency.py \
+	tests/plugins/gradients/test_gradients.py tests/plugins/cam/test_cam.py \
+	tests/plugins/deeplift/test_deeplift.py tests/plugins/lrp/test_lrp.py \
+	tests/plugins/attention/test_attention.py tests/plugins/perturbation/test_perturbation.py \
+	tests/plugins/surrogate/test_surrogate.py tests/plugins/metrics/test_quantus.py \
+	tests/families/test_forward_pass.py tests/families/test_fusion.py
 test-one-thread: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" $(EQUIVALENCE)
 

@@ -14,7 +14,7 @@ canonizers) is registered and removed on every call, as ``lrp`` sets up its hook
 Ours and zennit alternate within each repeat (after one warm-up of each); the best time of each
 is kept and the ratio ``zennit / ours`` printed (above 1: ours is faster). The maps are checked
 to agree first (to 1e-4 of the largest value: zennit's merged batch norms still divide by
-``sqrt(1 + eps)``, see tests/test_lrp.py). The load average is printed beside them.
+``sqrt(1 + eps)``, see tests/plugins/lrp/test_lrp.py). The load average is printed beside them.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ One concept per module, all on :class:`xai_core.GradientAttributor`:
 * :mod:`.canonize`: batch norms merged into the layer before them, residual sums;
 * :mod:`.propagation`: the hooks that put the rules into one backward pass.
 
-The reference is zennit (``zennit.composites``, ``zennit.canonizers``); tests/test_lrp.py
-checks the attributions against it. Nothing here is imported by another plugin.
+The reference is zennit (``zennit.composites``, ``zennit.canonizers``);
+tests/plugins/lrp/test_lrp.py checks the attributions against it. Nothing here is imported by
+another plugin.
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ class LRP(GradientAttributor):
     epsilon give bias terms their share, which is lost to the input (flat and z-box do not; the
     merged batch norms' shifts are biases too). With zero biases every composite conserves to
     within ``1e-4`` of the logit (measured: 1e-5 to 2e-5 on ResNet-18, about 5e-5 on VGG-11, at
-    32 px; tests/test_lrp.py checks 1e-4); with biases the gap is their share, often several
-    percent to tens of percent of the logit for random weights.
+    32 px; tests/plugins/lrp/test_lrp.py checks 1e-4); with biases the gap is their share, often
+    several percent to tens of percent of the logit for random weights.
     The attribution's metadata reports the largest relative gap of the batch as
     ``relevance_gap``. Outputs whose denominator is zero (dead units) lose their relevance.
 

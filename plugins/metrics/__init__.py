@@ -16,8 +16,8 @@ randomisation sanity check.
 
 Each metric's documentation cites its paper and says how it differs, where it does, from the
 reference implementations it is tested against (Quantus 0.6, Captum, pytorch-grad-cam;
-``tests/test_quantus.py``, ``tests/test_metrics.py``). The baselines and the blur come from
-:mod:`xai_core.nn.images`, the progress bar from :mod:`xai_core.nn.progress`.
+``tests/plugins/metrics/test_quantus.py``, ``tests/plugins/metrics/test_metrics.py``). The baselines
+and the blur come from :mod:`xai_core.nn.images`, the progress bar from :mod:`xai_core.nn.progress`.
 """
 
 from __future__ import annotations

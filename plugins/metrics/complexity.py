@@ -7,7 +7,7 @@ Explanations", IJCAI 2020).
 Neither looks at the model: they say whether a map is concise, not whether it is right, and are
 meant to be read beside a faithfulness or localisation metric. Both agree with Quantus 0.6's
 ``Sparseness`` and ``Complexity`` (its defaults ``abs=True, normalise=True``) to 1e-5
-(``tests/test_quantus.py``).
+(``tests/plugins/metrics/test_quantus.py``).
 """
 
 from __future__ import annotations

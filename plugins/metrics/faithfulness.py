@@ -78,14 +78,14 @@ class FaithfulnessCorrelation(Metric):
     the drop of the target's output. 1 means the map adds up like the model, 0 that it says
     nothing about it; ``nan`` for a constant map.
 
-    Against Quantus's ``FaithfulnessCorrelation`` (checked in ``tests/test_quantus.py`` on the same
-    subsets, ``normalise=False``): Quantus draws ``subset_size`` input *elements* (a channel of a
-    pixel each) and sums the map broadcast over the channels; we draw whole pixels, the unit a
-    pixel map attributes, so our ``subset_size`` pixels are Quantus's ``3 * subset_size`` elements
-    of those pixels, and its subset sums are 3x ours (Pearson's correlation does not see the
-    factor). Quantus's default baseline ``black`` is each image's minimum value; ``zeros`` here is
-    its ``perturb_baseline=0.0``. Like Quantus's default (``softmax=False``), the output is the
-    logit.
+    Against Quantus's ``FaithfulnessCorrelation`` (checked in
+    ``tests/plugins/metrics/test_quantus.py`` on the same subsets, ``normalise=False``): Quantus
+    draws ``subset_size`` input *elements* (a channel of a pixel each) and sums the map broadcast
+    over the channels; we draw whole pixels, the unit a pixel map attributes, so our ``subset_size``
+    pixels are Quantus's ``3 * subset_size`` elements of those pixels, and its subset sums are 3x
+    ours (Pearson's correlation does not see the factor). Quantus's default baseline ``black`` is
+    each image's minimum value; ``zeros`` here is its ``perturb_baseline=0.0``. Like Quantus's
+    default (``softmax=False``), the output is the logit.
     """
 
     name = "faithfulness_correlation"

@@ -50,11 +50,11 @@ class _ObjectMetric(Metric):
 class PointingGame(_ObjectMetric):
     """A hit when the map's maximum falls on the object (within the tolerance).
 
-    Against Quantus 0.6's ``PointingGame`` (``tests/test_quantus.py``): with ``tolerance: 0`` and
-    a single maximum the two agree exactly. They differ on purpose in three places. Quantus has
-    no tolerance (Zhang et al. allow 15 pixels at 224x224, our default). With tied maxima
-    Quantus scores a hit if any of them is on the object, so a constant map always hits; we
-    score the share of maxima on the object, so a constant map scores chance. An empty mask is
+    Against Quantus 0.6's ``PointingGame`` (``tests/plugins/metrics/test_quantus.py``): with
+    ``tolerance: 0`` and a single maximum the two agree exactly. They differ on purpose in three
+    places. Quantus has no tolerance (Zhang et al. allow 15 pixels at 224x224, our default). With
+    tied maxima Quantus scores a hit if any of them is on the object, so a constant map always hits;
+    we score the share of maxima on the object, so a constant map scores chance. An empty mask is
     ``nan`` here; Quantus 0.6 assigns ``nan`` into a boolean array, which stores ``True``, so it
     reports a hit.
     """
@@ -87,10 +87,10 @@ class PointingGame(_ObjectMetric):
 class RelevanceMass(_ObjectMetric):
     """Share of the map's positive relevance that lies on the object.
 
-    Against Quantus 0.6's ``RelevanceMassAccuracy`` (``tests/test_quantus.py``, agreement to
-    1e-5): equal on non-negative maps, and ``absolute: true`` is its ``abs=True``. On signed maps
-    Quantus sums the signed values inside and overall, so its score can leave ``[0, 1]`` (or
-    divide by a total near zero); we take the positive part as Arras et al. do, which is
+    Against Quantus 0.6's ``RelevanceMassAccuracy`` (``tests/plugins/metrics/test_quantus.py``,
+    agreement to 1e-5): equal on non-negative maps, and ``absolute: true`` is its ``abs=True``. On
+    signed maps Quantus sums the signed values inside and overall, so its score can leave ``[0, 1]``
+    (or divide by a total near zero); we take the positive part as Arras et al. do, which is
     Quantus's score of the map clamped at zero.
     """
 
@@ -116,8 +116,9 @@ class RelevanceRank(_ObjectMetric):
     """Share of the ``K`` highest-ranked pixels on the object, ``K`` being the object's size.
 
     Agrees with Quantus 0.6's ``RelevanceRankAccuracy`` to 1e-5 (``absolute`` is its ``abs``;
-    ``tests/test_quantus.py``) on maps without ties. Tied values are ranked in raster order here
-    (a stable sort); Quantus's ``argsort`` breaks ties in an order numpy does not define.
+    ``tests/plugins/metrics/test_quantus.py``) on maps without ties. Tied values are ranked in
+    raster order here (a stable sort); Quantus's ``argsort`` breaks ties in an order numpy does not
+    define.
     """
 
     name = "relevance_rank"

@@ -103,13 +103,13 @@ class CascadingRandomization(Metric):
     The score is the mean over the cascade's steps of the Spearman correlation between the
     absolute original map and the absolute map of the model randomised down to that step.
 
-    Against Quantus 0.6's ``MPRT`` (``abs=True``, top-down; ``tests/test_quantus.py``): on the
-    same re-drawn weights the per-layer correlations agree to 1e-5. The differences are
-    deliberate. (1) The score: Quantus's ``return_average_correlation`` means to leave out the
-    unrandomised model's correlation (it skips a key ``"orig"``) but stores it as
-    ``"original"``, so its average includes that 1.0: with ``L`` layers it is
-    ``(1 + L * ours) / (L + 1)``. (2) The layers: Quantus randomises every module with a
-    ``reset_parameters`` method, in definition order; we randomise every module that owns
+    Against Quantus 0.6's ``MPRT`` (``abs=True``, top-down;
+    ``tests/plugins/metrics/test_quantus.py``): on the same re-drawn weights the per-layer
+    correlations agree to 1e-5. The differences are deliberate. (1) The score: Quantus's
+    ``return_average_correlation`` means to leave out the unrandomised model's correlation (it skips
+    a key ``"orig"``) but stores it as ``"original"``, so its average includes that 1.0: with ``L``
+    layers it is ``(1 + L * ours) / (L + 1)``. (2) The layers: Quantus randomises every module with
+    a ``reset_parameters`` method, in definition order; we randomise every module that owns
     parameters, in the order they run (a module without ``reset_parameters``, such as a
     position embedding or layer scale, gets a truncated normal instead of being skipped), and
     ``max_steps`` can group them. (3) The draw: Quantus seeds torch's global generator with

@@ -262,7 +262,7 @@ class RoadMostRelevantFirst(_Road):
     needs. Details give the per-percentage curve and the unperturbed ``original`` output.
 
     Against pytorch-grad-cam (``ROADMostRelevantFirstAverage``), checked in
-    ``tests/test_quantus.py``: its score is the *change* of the output, ours minus
+    ``tests/plugins/metrics/test_quantus.py``: its score is the *change* of the output, ours minus
     ``original``; its ``percentile`` is the share kept (100 minus ours); it removes every pixel
     at or above the percentile's value (so tied pixels go together) where we remove exactly
     ``round(P * percentage / 100)`` by rank. On maps without ties and with the same noise seed the

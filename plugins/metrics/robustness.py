@@ -147,10 +147,10 @@ class MaxSensitivity(Metric):
     The score is ``max_s ||e(x + d_s) - e(x)|| / ||e(x)||`` over ``n_perturb_samples`` uniform
     perturbations ``d_s`` in ``[-perturb_radius, perturb_radius]``. On the same perturbations it
     agrees with Captum's ``sensitivity_max`` and with Quantus 0.6's ``MaxSensitivity``
-    (``normalise=False, abs=False``; to 1e-5, ``tests/test_quantus.py``). Defaults differ:
-    Quantus draws 200 samples in ``[-0.2, 0.2]`` (its ``lower_bound``), ten times our radius, which
-    is Captum's; a map that is zero everywhere is compared in absolute terms here (as Captum),
-    where Quantus divides by its zero norm.
+    (``normalise=False, abs=False``; to 1e-5, ``tests/plugins/metrics/test_quantus.py``). Defaults
+    differ: Quantus draws 200 samples in ``[-0.2, 0.2]`` (its ``lower_bound``), ten times our
+    radius, which is Captum's; a map that is zero everywhere is compared in absolute terms here (as
+    Captum), where Quantus divides by its zero norm.
     """
 
     name = "max_sensitivity"

@@ -15,9 +15,9 @@ one failing test shows all of them at once. A kit runs its table of checks, one 
 name, function, the rule in one line); ``checks=`` takes a subset of the names
 (:data:`ATTRIBUTOR_CHECKS` and the like), and ``docs/plugins.md`` lists every table.
 
-xai-core runs the same checks over every built-in plugin (``tests/test_contract.py`` and
-``tests/test_testing.py``), so a third-party plugin is held to exactly the rules the built-ins
-keep.
+xai-core runs the same checks over every built-in plugin (``tests/contracts/test_contract.py`` and
+``tests/contracts/test_testing.py``), so a third-party plugin is held to exactly the rules the
+built-ins keep.
 """
 
 from xai_core.testing.common import Check, ContractError, TinyNet, default_params, hook_count

@@ -18,7 +18,7 @@ from xai_core.runner.config import load_config
 from xai_core.runner.ledger import readable
 from xai_core.runner.run import run_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # A small random-weight model keeps these runs quick; the runner is what is under test.
 TINY = ["model.name=timm/resnet10t", "model.pretrained=false"]
@@ -106,6 +106,7 @@ def _xai(*args, env=None, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_finishes_every_item_exactly_once(tmp_path):
     _images(tmp_path / "in", 24)
     out = tmp_path / "out"
@@ -212,6 +213,7 @@ def test_outputs_stay_inside_the_output_dir(tmp_path):
     assert not (tmp_path / "escape.npy").exists()
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path):
     _images(tmp_path / "in", 6)
     common = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kill_resume.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kill_resume.py"
 
 
 @pytest.mark.slow

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
 #: What the example provides, by `xai list` section.
 PROVIDES = {
@@ -40,6 +42,7 @@ def test_weights_ship_in_the_package_and_stay_small(installed_example):
     assert weights.stat().st_size < 50 * 1024
 
 
+@pytest.mark.slow
 def test_xai_list_shows_all_four_things(installed_example, tmp_path):
     site, _ = installed_example
     listed = subprocess.run(
@@ -58,6 +61,7 @@ def test_xai_list_shows_all_four_things(installed_example, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_the_examples_own_contract_tests_pass(installed_example, tmp_path):
     site, source = installed_example
     # cwd is not the source tree, so the tests import the installed copy.

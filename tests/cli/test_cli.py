@@ -221,6 +221,7 @@ def test_param_names_a_method_of_the_command(capsys):
     assert code == 2 and "METHOD.KEY=VALUE" in err
 
 
+@pytest.mark.slow
 def test_help_and_listings_come_from_the_catalog_without_torch(tmp_path):
     """`xai list` in a fresh process: the first call builds the plugin catalog (loading the
     plugins), the next ones read it and never import torch; another plugin selection is

@@ -747,7 +747,7 @@ def test_several_targets_in_one_call(tiny_resnet, name, params):
 def test_demo_config_lists_every_gradient_method():
     from xai_core.runner.config import load_config
 
-    config = load_config(Path(__file__).parents[1] / "configs" / "demo.yaml")
+    config = load_config(Path(__file__).parents[3] / "configs" / "demo.yaml")
     names = {m.name for m in config.methods}
     assert {"guided_backprop", "deconvnet", "integrated_gradients", "noise_tunnel"} <= names
 

@@ -18,7 +18,7 @@ from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
 from xai_core.runner.verify import verify_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SQUEEZE_LAYER = "features.12"
 
@@ -133,6 +133,7 @@ def test_verify_finds_each_models_records_and_a_missing_map(tmp_path):
     assert not [p for p in found.problems if "records/" in p], found.problems
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_over_two_models_match_one(tmp_path):
     folder = _images(tmp_path / "in", 3)
     config = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import xai_core
 from xai_core.plugins import hookspecs
 
-ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
 
 def _text() -> str:

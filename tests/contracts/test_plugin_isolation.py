@@ -24,7 +24,7 @@ from xai_core.errors import PluginError, XaiError
 from xai_core.plugins import cache, hookspecs, manager
 from xai_core.runner.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = '''
 from dataclasses import dataclass
@@ -392,6 +392,7 @@ def test_new_plugin_refuses_a_taken_name(tmp_path, capsys):
 # A subprocess: the real thing -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_works_beside_broken_plugins_and_warns_once_per_change(site, tmp_path):
     cache = tmp_path / "cache"
     first = _xai(site, "list", cache=cache)

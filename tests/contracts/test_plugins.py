@@ -15,7 +15,7 @@ import xai_core
 from xai_core import plugins
 from xai_core.errors import PluginError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _plugin_with(name: str, technique_name: str) -> types.ModuleType:
@@ -108,6 +108,7 @@ def _xai(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None)
     )
 
 
+@pytest.mark.slow
 def test_allow_list_and_listing_environment_variables():
     result = _xai(
         "list", "plugins", env={"XAI_CORE_PLUGINS": "saliency,models", "XAI_CORE_LIST_PLUGINS": "1"}
@@ -118,6 +119,7 @@ def test_allow_list_and_listing_environment_variables():
     assert "xai-core: loaded plugin saliency from xai-core" in result.stderr
 
 
+@pytest.mark.slow
 def test_third_party_plugin_installed_with_pip_works_from_the_cli(installed_example, tmp_path):
     site, _source = installed_example
     env = {"PYTHONPATH": str(site), "XAI_CORE_DISABLE_PLUGIN_AUTOLOAD": "0"}

@@ -119,7 +119,7 @@ def test_gallery_script_draws_one_figure_per_family(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    script = Path(__file__).parents[1] / "scripts" / "figure_gallery.py"
+    script = Path(__file__).parents[2] / "scripts" / "figure_gallery.py"
     spec = importlib.util.spec_from_file_location("figure_gallery", script)
     gallery = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gallery)

@@ -20,7 +20,7 @@ from xai_core.runner.inputs import resolve_inputs
 from xai_core.runner.masks import MaskSet, read_mask
 from xai_core.runner.run import run_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _square_photo(folder: Path, name: str, size=(90, 60), box=(52, 14, 75, 41)) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("benchmark", "compare-backbones", "dataset", "demo", "localisation")
 
 
@@ -57,6 +57,7 @@ def _xai(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_examples_ship_in_the_wheel_and_run_outside_the_checkout(installed, tmp_path):
     where = _xai(installed, tmp_path, "list", "examples")
     assert where.returncode == 0, where.stderr
@@ -81,6 +82,7 @@ def test_examples_ship_in_the_wheel_and_run_outside_the_checkout(installed, tmp_
     assert results["complete"] and results["items"][0]["error"] is None
 
 
+@pytest.mark.slow
 def test_example_masks_are_found_from_the_wheel(installed, tmp_path):
     """``example:masks`` in example:localisation names the masks installed with the wheel."""
     ran = _xai(
