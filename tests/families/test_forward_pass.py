@@ -139,7 +139,7 @@ def test_a_dataset_run_makes_one_forward_pass_per_batch(tmp_path, monkeypatch):
     results = json.loads((result.output_dir / "results.json").read_text())
     breakdown = results["time_breakdown"]
     assert breakdown["model"] > 0 and breakdown["wall"] >= breakdown["model"]
-    # The report's thumbnails were made while the run went: the report found them fresh.
+    # The report made a thumbnail of each map from the run's files.
     assert len(list((result.output_dir / "report" / "maps").rglob("*.map.jpg"))) == 5
 
 

@@ -244,30 +244,37 @@ def test_reports_in_headless_chromium_at_desktop_and_phone_widths(
             shutil.copy(shot, Path(artifacts) / shot.name)
 
 
-def test_thumbnails_made_during_a_run_equal_those_the_report_makes(tmp_path):
-    # A run makes thumbnails from the arrays in hand; a report rebuilt later (or after a resume)
-    # makes them from the files: both must give the same bytes.
+def test_thumbnails_made_on_threads_equal_those_made_one_by_one(tmp_path):
+    # The report makes every thumbnail from the run's files, a photo's row per task on a thread
+    # pool; the bytes must not depend on the threads, and a second make redoes nothing.
     from xai_core.io import write_npy, write_png
     from xai_core.report.figures import FigureOptions
     from xai_core.report.html import THUMB, Thumbnails
 
     rng = np.random.default_rng(0)
-    pixels = rng.random((64, 64, 3)).astype(np.float32)
-    saliency = rng.standard_normal((64, 64)).astype(np.float32)
-    write_png(tmp_path / "inputs/a.png", pixels.transpose(2, 0, 1))
-    write_npy(tmp_path / "maps/a/s.npy", saliency)
+    rows = []
+    for key in "abc":
+        write_png(tmp_path / f"inputs/{key}.png", rng.random((3, 64, 64)).astype(np.float32))
+        maps = [f"maps/{key}/{m}.npy" for m in ("s", "g")]
+        for rel in maps:
+            write_npy(tmp_path / rel, rng.standard_normal((64, 64)).astype(np.float32))
+        rows.append((f"inputs/{key}.png", maps))
 
-    def made(during_run: bool) -> dict[str, bytes]:
+    def made(threads: int | None) -> dict[str, bytes]:
         shutil.rmtree(tmp_path / "report", ignore_errors=True)
         thumbs = Thumbnails(tmp_path, FigureOptions())
-        if during_run:
-            thumbs.photo_from("inputs/a.png", pixels, THUMB)
-            thumbs.map_from("maps/a/s.npy", saliency, pixels)
+        if threads is None:
+            for photo, maps in rows:
+                thumbs.picture(photo, THUMB)
+                for rel in maps:
+                    thumbs.map(rel, photo)
         else:
-            thumbs.picture("inputs/a.png", THUMB)
-            thumbs.map("maps/a/s.npy", "inputs/a.png")
+            thumbs.make(rows, threads=threads)
         files = (tmp_path / "report").rglob("*.*")
         return {str(p.relative_to(tmp_path)): p.read_bytes() for p in files if p.is_file()}
 
-    during, after = made(True), made(False)
-    assert len(during) == 5 and during == after
+    one_by_one, pooled = made(None), made(2)
+    assert len(one_by_one) == 1 + 3 + 3 * 2 * 3 and pooled == one_by_one
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "report").rglob("*.jpg")}
+    Thumbnails(tmp_path, FigureOptions()).make(rows, threads=2)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

@@ -101,7 +101,13 @@ def test_a_method_whose_images_failed_says_so_not_done():
         "[xai] rise 4/4 4 img/s done, 1 failed",
         "[xai] occlusion 4/4 4 img/s done",
     ]
-    assert Progress.failed_in([[{"error": None}], [{"error": None}, {"error": "x"}], []]) == 1
+    from xai_core.runner.item import ResultItem
+
+    def item(error):
+        return ResultItem(image="a.png", key="a", model="m", method="saliency",
+                          kind="attributor", label="saliency", error=error)
+
+    assert Progress.failed_in([[item(None)], [item(None), item("x")], []]) == 1
 
 
 def test_a_run_whose_images_all_fail_does_not_say_done(tmp_path, capsys):

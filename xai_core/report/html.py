@@ -18,7 +18,8 @@ maps/overlays switch):
   **Timings**, the resolved **Config** and the **Environment** (the last two folded).
 
 Thumbnails are JPEGs at display size under ``report/`` (about 1/20 of the PNG figures they link
-to), so the page stays light: the full-resolution PNGs are one click away.
+to), so the page stays light: the full-resolution PNGs are one click away. The report makes them
+from the run's files (:class:`Thumbnails`); the runner knows nothing of them.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ import dataclasses
 import hashlib
 import html
 import json
+import os
 import shutil
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,16 +117,17 @@ class Thumbnails:
     """JPEG thumbnails under ``report/``, made once and kept while the figure options stay the
     same (a stamp file holds their digest; other options start the folder afresh).
 
-    A run makes them as it goes, from the arrays in hand (:meth:`photo_from`,
-    :meth:`map_from`, in its writer thread), so the report at the end finds them made; the
-    report makes whatever is missing or older than its source.
+    They are made from the run's files only (its input photos and saved maps), whatever is
+    missing or older than its source: by :meth:`make` for a whole report, one thread per core
+    and one photo's row per task, then looked up by :meth:`picture` and :meth:`map` as the
+    pages are written.
     """
 
     def __init__(self, run_dir: Path, options: FigureOptions):
         self.run_dir = run_dir
         self.root = run_dir / "report"
         self.options = options
-        self._photo: tuple[str, np.ndarray] | None = None
+        self._last = threading.local()  # each thread's last decoded photo (see photo)
         stamp = hashlib.sha256(
             json.dumps(dataclasses.asdict(options), sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -149,11 +154,36 @@ class Thumbnails:
 
     def photo(self, rel: str) -> np.ndarray:
         """An image file of the run (an input photo) as float RGB ``[H, W, 3]`` in ``[0, 1]``,
-        decoded once for its thumbnail and all the overlays of its row (the last one is kept)."""
-        if self._photo is None or self._photo[0] != rel:
+        decoded once for its thumbnail and all the overlays of its row (each thread keeps the
+        last one it decoded)."""
+        last = getattr(self._last, "photo", None)
+        if last is None or last[0] != rel:
             with Image.open(self.run_dir / rel) as photo:
-                self._photo = (rel, np.asarray(photo.convert("RGB"), np.float32) / 255)
-        return self._photo[1]
+                last = (rel, np.asarray(photo.convert("RGB"), np.float32) / 255)
+            self._last.photo = last
+        return last[1]
+
+    def make(self, rows: Iterable[tuple[str, Iterable[str]]], threads: int | None = None) -> None:
+        """Make the missing thumbnails of ``rows``: each an input photo and the maps shown over
+        it (paths in the run), a row per task on ``threads`` threads (default: one per core;
+        decoding, resizing and JPEG encoding release the GIL)."""
+        def row(photo: str, maps: Iterable[str]) -> None:
+            has_photo = (self.run_dir / photo).is_file()
+            if has_photo:
+                self.picture(photo, THUMB)
+            for map_rel in maps:
+                if (self.run_dir / map_rel).is_file():
+                    self.map(map_rel, photo if has_photo else None)
+
+        rows = list(rows)
+        workers = max(1, min(threads or os.cpu_count() or 1, len(rows)))
+        if workers == 1:
+            for photo, maps in rows:
+                row(photo, maps)
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            for done in [pool.submit(row, photo, maps) for photo, maps in rows]:
+                done.result()
 
     def picture(self, rel: str, width: int) -> str:
         """Thumbnail of an image file (input photo, figure) of the run: its path in the run."""
@@ -193,16 +223,6 @@ class Thumbnails:
             base.parent / f"{base.name}.bar.json",
         )
 
-    def map_from(self, map_rel: str, saliency: np.ndarray, photo: np.ndarray | None) -> None:
-        """The thumbnails and colour bar of the map just written at ``map_rel``, from its array
-        and its photo (``[H, W, 3]`` in ``[0, 1]``, or ``None``)."""
-        stored = _as_stored(photo) if photo is not None else None
-        self._make_map(saliency, stored, *self._map_files(map_rel))
-
-    def photo_from(self, rel: str, photo: np.ndarray, width: int) -> None:
-        """The thumbnail of the image just written at ``rel``, from its pixels."""
-        self._save(self.root / Path(rel).with_suffix(".jpg"), _as_stored(photo), width)
-
     def _make_map(
         self, saliency: np.ndarray, photo: np.ndarray | None, out_map: Path, out_overlay: Path,
         out_bar: Path,
@@ -221,12 +241,6 @@ class Thumbnails:
         bar = _colour_bar(rendered)
         write_json(out_bar, {"html": bar})
         return bar
-
-
-def _as_stored(pixels: np.ndarray) -> np.ndarray:
-    """Pixels as the run's 8-bit PNG of them reads back (:func:`xai_core.io.write_png`), so a
-    thumbnail made from the array in hand equals one the report makes from the file."""
-    return (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8).astype(np.float32) / 255
 
 
 def _colour_bar(rendered: RenderedMap) -> str:
@@ -370,6 +384,7 @@ def build_report(run_dir: str | Path, options: FigureOptions | None = None) -> P
             columns.append(column)
 
     thumbs = Thumbnails(run_dir, options)
+    thumbs.make(_thumbnail_rows(i for row in photos.values() for i in row))
     directions = ((results.get("metrics") or {}).get("higher_is_better")) or {}
     keys = list(photos)
     pages = [keys[i : i + IMAGES_PER_PAGE] for i in range(0, len(keys), IMAGES_PER_PAGE)] or [[]]
@@ -413,6 +428,18 @@ def build_report(run_dir: str | Path, options: FigureOptions | None = None) -> P
         body = grid + "".join(text for _, _, text in common)
         write_text(run_dir / _page_name(index), _page(results, models, sections, body))
     return run_dir / "report.html"
+
+
+def _thumbnail_rows(items: Iterable[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
+    """The input photos of the grid's items, each with the map files drawn over it: what
+    :meth:`Thumbnails.make` makes before the pages are written, which then find them made."""
+    rows: OrderedDict[str, list[str]] = OrderedDict()
+    for item in items:
+        maps = rows.setdefault(_photo_of(item), [])
+        map_rel = (item.get("files") or {}).get("map")
+        if map_rel and not item.get("error"):
+            maps.append(map_rel)
+    return list(rows.items())
 
 
 def _photo_of(item: Mapping[str, Any]) -> str:

@@ -20,6 +20,7 @@ from xai_core.contracts.model import ModelHandle
 from xai_core.errors import XaiError
 from xai_core.io import write_npy
 from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
+from xai_core.runner.item import ResultItem
 from xai_core.runner.scoring import score_items
 from xai_core.runner.state import (
     ImageItem,
@@ -116,30 +117,28 @@ def run_attributor(
         ):
             item = run.base_item(im, label, technique, handle)
             if target is not None:
-                item.update(target_fields(im, rank, target, handle))
-            item["seconds"] = seconds
+                set_target(item, im, rank, target, handle)
+            item.seconds = seconds
             if error is None and metadata:
-                item["metadata"] = metadata  # before the figure: its title may carry a note
+                item.metadata = metadata  # before the figure: its title may carry a note
             if error is not None:
-                item.update(error)
+                item.fail(error)
             else:
                 name = map_name(label, rank, target, handle, len(image_targets(im)))
                 saliency = result.numpy().astype(np.float32)
                 map_path = run.layout.map(im.source.key, name)
                 run.writer.submit(write_npy, map_path, saliency)
                 photo = to_image(im.pixels)
-                if run.thumbnails is not None:
-                    run.writer.submit(run.thumbnails.map_from, run.rel(map_path), saliency, photo)
-                item["files"]["map"] = run.rel(map_path)
-                item["files"]["input"] = run.rel(run.input_path(im))
+                item.files["map"] = run.rel(map_path)
+                item.files["input"] = run.rel(run.input_path(im))
                 if run.config.figures:
                     fig_path = run.layout.figure(im.source.key, name)
                     run.writer.submit(
                         attribution_figure, fig_path, photo, saliency,
-                        attribution_title(label, item), options,
+                        attribution_title(label, item.as_record()), options,
                     )
-                    item["files"]["figure"] = run.rel(fig_path)
-            item.update(scored)
+                    item.files["figure"] = run.rel(fig_path)
+            item.set_scores(scored)
             run.items.append(item)
     for im in images:
         if im.error is not None:
@@ -177,18 +176,16 @@ def chunk_masks(
     return out, masks
 
 
-def target_fields(im: ImageItem, rank: int, target: int, handle: ModelHandle) -> dict[str, Any]:
+def set_target(
+    item: ResultItem, im: ImageItem, rank: int, target: int, handle: ModelHandle
+) -> None:
     """The target fields of one item of ``im``: class, label, probability and its rank among
     the image's targets (1-based, in the config's order)."""
     probabilities = im.prediction.get("probabilities")
-    return {
-        "target": target,
-        "target_label": handle.label(target),
-        "target_probability": (
-            float(probabilities[target]) if probabilities is not None else None
-        ),
-        "target_rank": rank,
-    }
+    item.target = target
+    item.target_label = handle.label(target)
+    item.target_probability = float(probabilities[target]) if probabilities is not None else None
+    item.target_rank = rank
 
 
 def map_name(label: str, rank: int, target: int, handle: ModelHandle, count: int) -> str:

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from xai_core.io import FileDigest, digest_file, write_json
+from xai_core.runner.item import ResultItem
 from xai_core.runner.lock import OutputLock
 
 __all__ = [
@@ -113,7 +114,7 @@ class Ledger:
         self,
         key: str,
         label: str,
-        items: list[dict[str, Any]],
+        items: list[ResultItem],
         settings: str,
         identity: dict[str, str] | None = None,
         scores: dict[str, str] | None = None,
@@ -128,13 +129,14 @@ class Ledger:
         ``image_sha256``; the items are changed in place, so ``results.json`` carries the same.
         """
         for item in items:
-            digests = {rel: self.digest(rel) for rel in sorted(set(item["files"].values()))}
+            digests = {rel: self.digest(rel) for rel in sorted(set(item.files.values()))}
             self._on_disk.update(digests)
-            item["digests"] = {rel: digest.as_dict() for rel, digest in digests.items()}
+            item.digests = {rel: digest.as_dict() for rel, digest in digests.items()}
             if identity is not None:
-                item["image_sha256"] = identity["sha256"]
+                item.image_sha256 = identity["sha256"]
         record = {"format": RECORD_FORMAT, "input": identity, "fingerprint": settings,
-                  "scores": scores or {}, "figure": figure, "items": items}
+                  "scores": scores or {}, "figure": figure,
+                  "items": [item.as_record() for item in items]}
         write_json(self.path(key, label), record, indent=None)
         self._records[(key, label)] = record
 
@@ -147,7 +149,7 @@ class Ledger:
                 record = json.loads(handle.read())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             record = None
-        if not (isinstance(record, dict) and isinstance(record.get("items"), list)):
+        if not (isinstance(record, dict) and _items_readable(record.get("items"))):
             record = None
         self._records[(key, label)] = record
         return record
@@ -204,6 +206,18 @@ class Ledger:
     def forget(self, key: str, label: str) -> None:
         """Drop a cached record (another rank may have rewritten it)."""
         self._records.pop((key, label), None)
+
+
+def _items_readable(items: Any) -> bool:
+    """Whether a record's ``items`` is a list of result items (:class:`ResultItem` objects)."""
+    if not isinstance(items, list):
+        return False
+    try:
+        for item in items:
+            ResultItem.from_record(item)
+    except ValueError:
+        return False
+    return True
 
 
 def file_problem(

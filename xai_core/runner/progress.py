@@ -33,7 +33,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TextIO
+
+from xai_core.runner.item import ResultItem
 
 __all__ = ["Progress", "format_seconds"]
 
@@ -124,10 +126,10 @@ class Progress:
             self._draw()
 
     @staticmethod
-    def failed_in(images: Iterable[Sequence[Mapping[str, Any]]]) -> int:
+    def failed_in(images: Iterable[Sequence[ResultItem]]) -> int:
         """How many images failed, given each image's result items: those with an item whose
         ``error`` is set (the ``failed`` of :meth:`advance`)."""
-        return sum(1 for items in images if any(item.get("error") for item in items))
+        return sum(1 for items in images if any(item.error for item in items))
 
     def advance(self, method: str, n: int = 1, failed: int = 0) -> None:
         """``method`` finished ``n`` more images, ``failed`` of them with an error."""

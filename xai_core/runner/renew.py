@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,16 +19,13 @@ from PIL import Image
 from xai_core.contracts.model import ModelHandle
 from xai_core.errors import XaiError
 from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
+from xai_core.runner.item import SCORE_FIELDS, ResultItem
 from xai_core.runner.ledger import Ledger
 from xai_core.runner.plan import Renewal, Settings
 from xai_core.runner.scoring import score_items
 from xai_core.runner.state import RunState, failure
 
-__all__ = ["renew_items", "SCORE_FIELDS"]
-
-#: The fields of an item that its metrics fill (label -> value, details, error).
-SCORE_FIELDS = ("metrics", "metric_details", "metric_errors")
-
+__all__ = ["renew_items"]
 
 def renew_items(
     run: RunState,
@@ -45,7 +41,7 @@ def renew_items(
     options = FigureOptions.from_config(run.config.figure)
     for renewal in renewals:
         record = ledger.read(renewal.source.key, renewal.label) or {}
-        items = [dict(item) for item in record.get("items", [])]
+        items = [ResultItem.from_record(item) for item in record.get("items", [])]
         wanted = settings.scores(renewal.technique, renewal.source)
         for item in items:
             _drop_scores(item, keep=set(wanted))
@@ -65,48 +61,43 @@ def renew_items(
         )
 
 
-def _drop_scores(item: dict[str, Any], keep: set[str]) -> None:
+def _drop_scores(item: ResultItem, keep: set[str]) -> None:
     for name in SCORE_FIELDS:
-        if name in item:
-            kept = {label: v for label, v in item[name].items() if label in keep}
-            if kept or name == "metrics":
-                item[name] = kept
-            else:
-                del item[name]
+        scores = getattr(item, name)
+        if scores is not None:
+            kept = {label: v for label, v in scores.items() if label in keep}
+            setattr(item, name, kept if kept or name == "metrics" else None)
 
 
-def _score(run: RunState, renewal: Renewal, items: list[dict[str, Any]], handle: ModelHandle):
+def _score(run: RunState, renewal: Renewal, items: list[ResultItem], handle: ModelHandle):
     """The renewal's metrics on the items' saved maps, merged into the items."""
     metrics = [(label, m) for label, m in run.metrics if label in renewal.metrics]
-    scored_items = [item for item in items if "map" in item.get("files", {})]
+    scored_items = [item for item in items if "map" in item.files]
     if not scored_items:
         return
-    inputs = torch.from_numpy(np.load(run.root / scored_items[0]["files"]["input"]))
-    maps = [torch.from_numpy(np.load(run.root / item["files"]["map"])) for item in scored_items]
+    inputs = torch.from_numpy(np.load(run.root / scored_items[0].files["input"]))
+    maps = [torch.from_numpy(np.load(run.root / item.files["map"])) for item in scored_items]
     masks = None
     if run.scoring_masks is not None and any("mask" in m.requires for _, m in metrics):
         try:
             mask = run.scoring_masks.for_image(renewal.source, handle.preprocessing)
         except Exception as exc:  # noqa: BLE001 - the mask's error is the metric's error
             for item in scored_items:
-                for label, _ in metrics:
-                    item.setdefault("metrics", {})[label] = None
-                    item.setdefault("metric_errors", {})[label] = failure(exc)
+                item.set_scores({"metrics": {label: None for label, _ in metrics},
+                                 "metric_errors": {label: failure(exc) for label, _ in metrics}})
             return
         masks = [mask for _ in scored_items]
     scores = score_items(
         metrics, handle, [inputs for _ in scored_items], maps,
-        [item["target"] for item in scored_items],
+        [item.target for item in scored_items],
         attributor=renewal.technique, masks=masks, seed=run.config.seed,
     )
     for item, scored in zip(scored_items, scores):
-        for name in SCORE_FIELDS:
-            if name in scored:
-                item.setdefault(name, {}).update(scored[name])
+        item.set_scores(scored)
 
 
-def _redraw(run: RunState, renewal: Renewal, item: dict[str, Any], options: FigureOptions):
-    files = item.get("files", {})
+def _redraw(run: RunState, renewal: Renewal, item: ResultItem, options: FigureOptions):
+    files = item.files
     if "map" not in files:
         return
     saliency = np.load(run.root / files["map"])
@@ -114,5 +105,6 @@ def _redraw(run: RunState, renewal: Renewal, item: dict[str, Any], options: Figu
     with Image.open(photo_path) as photo:
         pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
     figure = run.layout.figure(renewal.source.key, Path(files["map"]).stem)
-    attribution_figure(figure, pixels, saliency, attribution_title(renewal.label, item), options)
+    title = attribution_title(renewal.label, item.as_record())
+    attribution_figure(figure, pixels, saliency, title, options)
     files["figure"] = run.rel(figure)

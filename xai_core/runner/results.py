@@ -125,6 +125,10 @@ def write_grid(
     grid_figure(layout.grid, rows, labels, cells, options)
 
 
+#: The fields of a ``models`` entry that the run adds to what the model says of itself.
+RUN_MODEL_FIELDS = ("label", "input_size", "output_dir")
+
+
 def compute_seconds(items: list[dict[str, Any]]) -> float:
     """The run's compute: the recorded ``seconds`` of every item, whichever invocation ran it."""
     return float(sum(item["seconds"] for item in items if item.get("seconds") is not None))
@@ -142,12 +146,13 @@ def write_results(
     """``results.json`` with ``"complete": false`` (and the metrics table) for the merged
     ``items``; returns its content for :func:`finish_results`.
 
-    :param model: the (first) model's entry: its ``info`` (name, weights, ...) is ``model``."""
+    :param model: the (first) model's entry of ``models``; ``model`` is what the model says
+        of itself (name, weights, ...), without the run's label, input size and folder."""
     failed = sum(1 for item in items if item.get("error"))
     now = time.time()
     results = {
         "environment": environment(device),
-        "model": model["info"],
+        "model": {k: v for k, v in model.items() if k not in RUN_MODEL_FIELDS},
         "config": dataclasses.asdict(run.config),
         "complete": False,
         "seconds": now - started,

@@ -43,13 +43,14 @@ from xai_core.models.loading import load_model
 from xai_core.nn.layers import check_layer
 from xai_core.plugins.factory import build_entries, build_metrics
 from xai_core.report.figures import FigureOptions
-from xai_core.report.html import THUMB, Thumbnails, build_report
+from xai_core.report.html import build_report
 from xai_core.runner.attribution import run_attributor
 from xai_core.runner.compare import write_comparison
 from xai_core.runner.config import ExperimentConfig, model_run_config, to_yaml
 from xai_core.runner.distributed import DistContext
 from xai_core.runner.environment import resolve_device, seed_everything
 from xai_core.runner.inputs import ImageDataset, InputImage, collate_items, resolve_inputs
+from xai_core.runner.item import ResultItem
 from xai_core.runner.ledger import Ledger, fingerprint, remove_stale_temporaries
 from xai_core.runner.lock import OutputLock
 from xai_core.runner.plan import Plan, Settings, identity, plan_items
@@ -63,7 +64,7 @@ from xai_core.runner.results import (
     write_grid,
     write_results,
 )
-from xai_core.runner.state import ImageItem, RunState, safe_label, to_image
+from xai_core.runner.state import ImageItem, RunState, safe_label
 from xai_core.runner.synthesis import run_synthesizer, synthesize_per_run
 from xai_core.runner.targets import (
     assign_targets,
@@ -185,8 +186,8 @@ class _ModelRun:
 
 
 class _Folder:
-    """The output folder, claimed (``results.json`` marked unfinished, ``config.yaml`` and the
-    report's thumbnails set up) only when the first work that will change it is about to be
+    """The output folder, claimed (``results.json`` marked unfinished and ``config.yaml``
+    written) only when the first work that will change it is about to be
     written: every check that can refuse the config runs before, and a run with nothing to do
     rewrites nothing until it finishes."""
 
@@ -208,7 +209,6 @@ class _Folder:
                             "is written again when it finishes",
                 })
             write_text(top.layout.config, to_yaml(top.config))
-            top.thumbnails = Thumbnails(top.out, FigureOptions.from_config(top.config.figure))
 
 
 def _run(
@@ -243,8 +243,8 @@ def _run(
     skipped = dist.sum(sum(run.skipped for run in runs))
     dist.barrier()
     if not dist.is_main:
-        failed = sum(1 for run in runs for item in run.state.items if item.get("error"))
-        return RunResult(top.out, {"items": [i for r in runs for i in r.state.items],
+        failed = sum(1 for run in runs for item in run.state.items if item.error)
+        return RunResult(top.out, {"items": [i.as_record() for r in runs for i in r.state.items],
                                    "summary": {"failed": failed}})
     folder.claim()
     return _finish(top, runs, sources, dist, skipped, written, invoked)
@@ -286,7 +286,7 @@ def _finish(
             top, items, runs[0].model, runs[0].device,
             min(run.started for run in runs), skipped, invoked,
         )
-    results["models"] = [{k: v for k, v in run.model.items() if k != "info"} for run in runs]
+    results["models"] = [run.model for run in runs]
     labels = [label for label, t in runs[0].methods if isinstance(t, Attributor)]
     if config.figures:
         with top.phases("figures"):
@@ -341,7 +341,6 @@ def _run_model(run: _ModelRun, written: dict, folder: _Folder) -> None:
         state.say(f"skipped {plan.skipped} item(s) already done (use --force to redo them)")
     if plan.todo or plan.renew or run.once:
         folder.claim()
-        state.thumbnails = folder.top.thumbnails
     if handle is not None:
         _remember_model(state, settings, run.model)
     else:
@@ -401,7 +400,6 @@ def _load(run: _ModelRun) -> ModelHandle:
         handle.module.to(memory_format=torch.channels_last)
     run.model = {
         "label": state.model_label, "name": handle.name, **handle.info,
-        "info": {"name": handle.name, **handle.info},
         "input_size": list(handle.preprocessing.input_size),
         "output_dir": state.rel(state.out) if state.out != state.root else ".",
     }
@@ -490,13 +488,10 @@ def _resized(preprocessing: Preprocessing, size: int) -> Preprocessing:
 
 
 def _write_inputs(run: RunState, ok: list[ImageItem]) -> None:
-    """Each image's normalized input and its photo (and the report's thumbnail of it)."""
+    """Each image's normalized input and its photo."""
     for im in ok:
         run.writer.submit(write_npy, run.input_path(im), im.inputs.numpy().astype(np.float32))
-        photo = run.input_path(im).with_suffix(".png")
-        run.writer.submit(write_png, photo, im.pixels)
-        if run.thumbnails is not None:
-            run.writer.submit(run.thumbnails.photo_from, run.rel(photo), to_image(im.pixels), THUMB)
+        run.writer.submit(write_png, run.input_path(im).with_suffix(".png"), im.pixels)
 
 
 def _shared_pass(
@@ -556,9 +551,9 @@ def _explain_batch(
         if chooser is not None:
             chooser = None
             _predict_the_rest(run, ok, config, handle, device)
-        by_key: dict[str, list[dict[str, Any]]] = {}
+        by_key: dict[str, list[ResultItem]] = {}
         for item in run.items[before:]:
-            by_key.setdefault(item["key"], []).append(item)
+            by_key.setdefault(item.key, []).append(item)
         progress.advance(label, len(pending), failed=Progress.failed_in(by_key.values()))
         for im in pending:
             run.writer.submit(

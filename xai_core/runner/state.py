@@ -20,9 +20,9 @@ import torch
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.technique import Technique
-from xai_core.report.html import Thumbnails
 from xai_core.runner.config import ExperimentConfig, safe_label
 from xai_core.runner.inputs import InputImage
+from xai_core.runner.item import ResultItem
 from xai_core.runner.layout import RunLayout
 from xai_core.runner.masks import MaskSet
 from xai_core.runner.timing import Phases
@@ -104,7 +104,7 @@ class RunState:
         self.root = root if root is not None else self.out
         self.model_label = model_label or config.model.label or config.model.name
         self.say = progress or (lambda _msg: None)
-        self.items: list[dict[str, Any]] = []
+        self.items: list[ResultItem] = []
         self.metrics: list[tuple[str, Metric]] = []
         #: The inputs' ground-truth masks (``masks:`` in the config), ``None`` without.
         self.masks = MaskSet.from_config(config.masks)
@@ -116,8 +116,6 @@ class RunState:
         #: Writes files and records off the main thread (see xai_core.runner.writer); the
         #: default writes at once, in the caller's thread.
         self.writer = Writer(threads=0, phases=self.phases)
-        #: The report's thumbnails, made as maps are written (rank 0 only; else ``None``).
-        self.thumbnails: Thumbnails | None = None
 
     @property
     def scoring_masks(self) -> MaskSet | None:
@@ -141,26 +139,28 @@ class RunState:
 
     def base_item(
         self, im: ImageItem, label: str, technique: Technique, handle: ModelHandle
-    ) -> dict[str, Any]:
+    ) -> ResultItem:
         """The fields every result item of ``im`` has, before the method's own."""
-        item: dict[str, Any] = {
-            "image": im.source.source,
-            "key": im.source.key,
-            "index": im.index,
-            "model": self.model_label,
-            "method": technique.name,
-            "kind": technique.kind,
-            "label": label,
-            "target": im.target,
-            "target_label": handle.label(im.target) if im.target is not None else None,
-        }
+        item = ResultItem(
+            image=im.source.source,
+            key=im.source.key,
+            index=im.index,
+            model=self.model_label,
+            method=technique.name,
+            kind=technique.kind,
+            label=label,
+            target=im.target,
+            target_label=handle.label(im.target) if im.target is not None else None,
+            error=im.error,
+            rank=self.rank,
+        )
         if im.prediction:
-            probs = im.prediction["probabilities"]
-            item.update(
-                {k: v for k, v in im.prediction.items() if k != "probabilities"},
-                target_probability=float(probs[im.target]) if im.target is not None else None,
-            )
+            item.predicted = im.prediction["predicted"]
+            item.predicted_label = im.prediction["predicted_label"]
+            item.predicted_probability = im.prediction["predicted_probability"]
+            item.top5 = im.prediction["top5"]
+            if im.target is not None:
+                item.target_probability = float(im.prediction["probabilities"][im.target])
         if not handle.trained:
-            item["random_weights"] = True  # said in figure titles and the report
-        item.update(seconds=None, files={}, error=im.error, rank=self.rank)
+            item.random_weights = True  # said in figure titles and the report
         return item

@@ -25,6 +25,7 @@ from xai_core.report.figures import (
     difference_panels,
     fooling_figure,
 )
+from xai_core.runner.item import ResultItem
 from xai_core.runner.state import ImageItem, RunState, failure_details, to_image
 
 __all__ = ["run_synthesizer", "synthesize_per_run", "synthesis_classes"]
@@ -63,7 +64,8 @@ def run_synthesizer(
             ]
         except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
             item = run.base_item(im, label, technique, handle)
-            item.update(failure_details(exc), seconds=time.perf_counter() - start)
+            item.fail(failure_details(exc))
+            item.seconds = time.perf_counter() - start
             run.items.append(item)
             continue
         run.items.extend(items)
@@ -86,30 +88,31 @@ def _photo_item(
     result: Synthesis,
     i: int,
     per_class: bool,
-) -> dict[str, Any]:
+) -> ResultItem:
     pixels, record = result.images[i], result.records[i]
     target = record.target
     name = f"{label}-{target}" if per_class else label
     item = run.base_item(im, label, technique, handle)
-    item.update(target=target, target_label=handle.label(target), record=record.as_dict())
-    item["target_probability"] = float(im.prediction["probabilities"][target])
-    item["seconds"] = _seconds(result)
+    item.target, item.target_label = target, handle.label(target)
+    item.record = record.as_dict()
+    item.target_probability = float(im.prediction["probabilities"][target])
+    item.seconds = _seconds(result)
     _write_synthesized(run, item, run.layout.image(im.source.key, name), pixels)
     if run.config.figures:
         figure = run.layout.figure(im.source.key, name)
         _difference_figure(figure, im.pixels, pixels, handle, device, record, label)
-        item["files"]["figure"] = run.rel(figure)
+        item.files["figure"] = run.rel(figure)
     return item
 
 
 def _write_synthesized(
-    run: RunState, item: dict[str, Any], png: Path, pixels: torch.Tensor
+    run: RunState, item: ResultItem, png: Path, pixels: torch.Tensor
 ) -> None:
     """The image as an 8-bit PNG and as float32 ``.npy``; both paths go into ``item``."""
     write_png(png, pixels)
     npy = png.with_suffix(".npy")
     write_npy(npy, pixels.numpy().astype(np.float32))
-    item["files"].update(image=run.rel(png), array=run.rel(npy))
+    item.files.update(image=run.rel(png), array=run.rel(npy))
 
 
 def _difference_figure(
@@ -145,14 +148,17 @@ def synthesize_per_run(
     run's single target) in ``images/<label>/``, all of them in ``figures/<label>.png``."""
     classes = synthesis_classes(technique)
     target = run.config.target
-    base = {"image": None, "key": None, "model": run.model_label, "method": technique.name,
-            "kind": technique.kind, "label": label, "seconds": None, "files": {}, "error": None}
+
+    def once(**fields: Any) -> ResultItem:
+        return ResultItem(image=None, key=None, model=run.model_label, method=technique.name,
+                          kind=technique.kind, label=label, **fields)
+
     if not classes:
         if isinstance(target, list) or str(target).strip().lower() == "predicted":
-            run.items.append({**base, "target": None, "error": (
+            run.items.append(once(error=(
                 f"{technique.name} starts from noise, so it needs classes: set "
                 f"params.classes (e.g. [tabby, goldfish]) or a single config target"
-            )})
+            )))
             return
         classes = [str(target)]
     start = time.perf_counter()
@@ -161,8 +167,8 @@ def synthesize_per_run(
         items, shown = [], []
         for pixels, record in zip(result.images, result.records):
             name = handle.label(record.target)
-            item = {**base, "files": {}, "target": record.target, "target_label": name,
-                    "record": record.as_dict(), "seconds": _seconds(result)}
+            item = once(target=record.target, target_label=name, record=record.as_dict(),
+                        seconds=_seconds(result))
             slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
             png = run.layout.run_image(label, f"{record.target}_{slug}")
             _write_synthesized(run, item, png, pixels)
@@ -176,9 +182,10 @@ def synthesize_per_run(
             figure = run.layout.run_figure(label)
             class_visualization_figure(figure, shown, frames)
             for item in items:
-                item["files"]["figure"] = run.rel(figure)
+                item.files["figure"] = run.rel(figure)
     except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
-        run.items.append({**base, "target": classes, "seconds": time.perf_counter() - start,
-                          **failure_details(exc)})
+        item = once(target=classes, seconds=time.perf_counter() - start)
+        item.fail(failure_details(exc))
+        run.items.append(item)
         return
     run.items.extend(items)

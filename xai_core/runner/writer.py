@@ -1,6 +1,6 @@
 """Writing a run's files off the critical path: one background thread, in submission order.
 
-Encoding and writing maps, inputs, thumbnails and records would otherwise stop the model between
+Encoding and writing maps, inputs, figures and records would otherwise stop the model between
 batches. :class:`Writer` runs submitted writes in one thread, in the order they were submitted,
 so the resume guarantee holds unchanged: a record (:meth:`xai_core.runner.ledger.Ledger.write`)
 submitted after its files is written after them, and only if every write before it succeeded.
