@@ -50,15 +50,6 @@ from omegaconf.errors import OmegaConfBaseException
 from xai_core.errors import ConfigError, did_you_mean
 
 
-def param_choices(params_cls: type, name: str) -> tuple[Any, ...] | None:
-    """The allowed values of a parameter declared with ``field(metadata={"choices": ...})``."""
-    for f in dataclasses.fields(params_cls):
-        if f.name == name:
-            choices = f.metadata.get("choices")
-            return tuple(choices) if choices is not None else None
-    return None
-
-
 def unknown_key(where: str, key: str, valid: Sequence[str]) -> ConfigError:
     hint = did_you_mean(key, valid, otherwise=".")
     path = f"{where}.{key}" if where else key

@@ -49,7 +49,6 @@ class ImageItem:
     prediction: dict[str, Any] = field(default_factory=dict)
     target: int | None = None  # the first of ``targets``
     targets: list[int] = field(default_factory=list)  # every class this image is explained for
-    method_metadata: dict[str, Any] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)  # labels of the methods still to do
     #: The ground-truth mask at input size, or the error of loading it: read once per batch,
     #: when a metric needs it (:func:`xai_core.runner.attribution.chunk_masks`).
