@@ -23,16 +23,16 @@ checked to agree (``normalize: none``) before timing. The load average is printe
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 os.environ.setdefault("XAI_CORE_OFFLINE", "1")
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from _common import interleaved_best, parser_with  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 MODELS = ("vit_tiny_patch16_224", "deit_tiny_distilled_patch16_224")
@@ -50,26 +50,33 @@ def _readout(relevance: Tensor, prefix: int) -> Tensor:
     return relevance[:prefix].mean(dim=0) if prefix == 2 else relevance[0]
 
 
-def reference_rollout(model: nn.Module, x: Tensor) -> Tensor:
-    attentions: list[Tensor] = []
+@contextmanager
+def attention_hooks(model: nn.Module, hook: Callable[[int], Callable]) -> Iterator[None]:
+    """Fused attention off and the forward hook ``hook(index)`` on each block's ``attn_drop``
+    (whose output is the block's attention), as the references read it; all undone after."""
     handles = []
     flags = []
-    for block in model.blocks:
+    for index, block in enumerate(model.blocks):
         flags.append(block.attn.fused_attn)
         block.attn.fused_attn = False
-        handles.append(
-            block.attn.attn_drop.register_forward_hook(
-                lambda _m, _i, out: attentions.append(out.cpu())
-            )
-        )
+        handles.append(block.attn.attn_drop.register_forward_hook(hook(index)))
     try:
-        with torch.no_grad():
-            model(x)
+        yield
     finally:
         for handle in handles:
             handle.remove()
         for block, flag in zip(model.blocks, flags):
             block.attn.fused_attn = flag
+
+
+def reference_rollout(model: nn.Module, x: Tensor) -> Tensor:
+    attentions: list[Tensor] = []
+
+    def save(_index: int) -> Callable:
+        return lambda _m, _i, out: attentions.append(out.cpu())
+
+    with attention_hooks(model, save), torch.no_grad():
+        model(x)
     prefix = model.num_prefix_tokens
     rows = []
     for i in range(len(x)):
@@ -86,8 +93,6 @@ def reference_rollout(model: nn.Module, x: Tensor) -> Tensor:
 def reference_chefer(model: nn.Module, x: Tensor, targets: list[int]) -> Tensor:
     attentions: list[Tensor] = []
     gradients: dict[int, Tensor] = {}
-    handles = []
-    flags = []
 
     def save(index: int) -> Callable:
         def hook(_module: nn.Module, _inputs: object, out: Tensor) -> None:
@@ -96,22 +101,12 @@ def reference_chefer(model: nn.Module, x: Tensor, targets: list[int]) -> Tensor:
 
         return hook
 
-    for index, block in enumerate(model.blocks):
-        flags.append(block.attn.fused_attn)
-        block.attn.fused_attn = False
-        handles.append(block.attn.attn_drop.register_forward_hook(save(index)))
-    try:
-        with torch.enable_grad():
-            logits = model(x)
-            one_hot = torch.zeros_like(logits)
-            one_hot[torch.arange(len(x)), targets] = 1
-            model.zero_grad()
-            (one_hot * logits).sum().backward()
-    finally:
-        for handle in handles:
-            handle.remove()
-        for block, flag in zip(model.blocks, flags):
-            block.attn.fused_attn = flag
+    with attention_hooks(model, save), torch.enable_grad():
+        logits = model(x)
+        one_hot = torch.zeros_like(logits)
+        one_hot[torch.arange(len(x)), targets] = 1
+        model.zero_grad()
+        (one_hot * logits).sum().backward()
     model.zero_grad(set_to_none=True)
     prefix = model.num_prefix_tokens
     rows = []
@@ -123,18 +118,6 @@ def reference_chefer(model: nn.Module, x: Tensor, targets: list[int]) -> Tensor:
             result = result + cam @ result
         rows.append(_readout(result, prefix))
     return _upsampled(torch.stack(rows), prefix, x.shape[-1])
-
-
-def interleaved_best(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
 
 
 def bench_model(
@@ -171,10 +154,7 @@ def bench_model(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=8)
+    parser = parser_with(__doc__, threads=2, repeats=5, batch=8)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -23,7 +23,6 @@ default, so no spinning threads count) is the steadier measure there.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import warnings
@@ -32,6 +31,7 @@ from collections.abc import Callable
 os.environ.setdefault("XAI_CORE_OFFLINE", "1")
 
 import torch  # noqa: E402
+from _common import parser_with  # noqa: E402
 
 
 def _best(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
@@ -50,15 +50,10 @@ def _best(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, tup
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--references", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=20)
-    args = parser.parse_args()
+    args = parser_with(
+        __doc__, threads=1, repeats=5, batch=2, size=224, model="efficientnet_lite0",
+        references=5, samples=20,
+    ).parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
 

@@ -38,7 +38,6 @@ parent's peak).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import subprocess
@@ -51,7 +50,7 @@ os.environ.setdefault("XAI_CORE_OFFLINE", "1")
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
+from _common import parser_with, relu6_as_relu  # noqa: E402
 
 SAMPLES = ("cat", "coffee", "rocket", "astronaut")
 TARGETS = [281, 967, 812, 834, 285, 504, 403, 817, 281, 967, 812, 834, 285, 504, 403, 817]
@@ -68,20 +67,6 @@ def load(batch: int):
     photos = [handle.preprocessing(load_image(sample_path(name))) for name in SAMPLES]
     inputs = torch.stack([photos[i % len(photos)] for i in range(batch)])
     return handle, inputs, TARGETS[:batch]
-
-
-class _CaptumReLU6(nn.ReLU):
-    def forward(self, x):
-        return nn.functional.relu6(x)
-
-
-def relu6_as_relu(module: nn.Module) -> nn.Module:
-    module = copy.deepcopy(module)
-    for child in list(module.modules()):
-        for name, grandchild in list(child.named_children()):
-            if isinstance(grandchild, nn.ReLU6):
-                setattr(child, name, _CaptumReLU6())
-    return module
 
 
 def _resident(field: str) -> int:
@@ -123,11 +108,7 @@ def memory(steps: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--ig-steps", type=int, default=32)
-    parser.add_argument("--samples", type=int, default=10)
-    parser.add_argument("--memory-steps", type=int, default=200)
+    parser = parser_with(__doc__, repeats=5, ig_steps=32, samples=10, memory_steps=200)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

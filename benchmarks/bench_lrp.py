@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
 
 os.environ.setdefault("XAI_CORE_OFFLINE", "1")
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 import torch  # noqa: E402
+from _common import interleaved_best, parser_with  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 COMPOSITES = ("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1", "epsilon_plus")
@@ -72,18 +71,6 @@ def zennit_maps(model: nn.Module, arch: str, composite: str, x: Tensor, targets:
     return relevance.sum(1)
 
 
-def interleaved_best(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
-
-
 def bench_model(
     arch: str, x: Tensor, targets: Tensor, repeats: int, channels_last: bool
 ) -> list[tuple[str, float, float]]:
@@ -110,11 +97,7 @@ def bench_model(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, default=64)
+    parser = parser_with(__doc__, threads=2, repeats=5, batch=8, size=64)
     parser.add_argument("--models", nargs="+", default=["vgg16_bn", "resnet18"])
     parser.add_argument(
         "--channels-last", action=argparse.BooleanOptionalAction, default=True,

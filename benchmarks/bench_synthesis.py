@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from _common import PixelModel
 
 import xai_core
 from xai_core.contracts.model import ModelHandle
@@ -59,18 +59,6 @@ CLASSES = (1, 9, 130, 292, 323, 409, 417, 430, 963, 980)
 RANDOM_CLASSES = tuple(random.Random(0).sample(range(1000), 10))
 CLASS_SETS = {"A": CLASSES, "B": RANDOM_CLASSES}
 PHOTOS = ("cat", "coffee", "rocket", "astronaut")
-
-
-class PixelModel(nn.Module):
-    """A handle's module taking ``[0, 1]`` pixels (what torchattacks and Lucent expect)."""
-
-    def __init__(self, handle: ModelHandle):
-        super().__init__()
-        self.handle = handle
-        self.classifier_model = handle.module
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.classifier_model(self.handle.normalize(pixels))
 
 
 def timed(fn, repeats: int = 1):

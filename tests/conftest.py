@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -37,6 +38,26 @@ def _fresh_plugin_state():
     plugins.reset()
     yield
     plugins.reset()
+
+
+@pytest.fixture
+def register_attributors():
+    """``register_attributors(name, *classes)``: registers a plugin ``name`` (a module of that
+    name) whose ``register_attributors`` hook registers ``classes``, in order, as a plugin
+    author's module does; :func:`_fresh_plugin_state` removes it after the test."""
+
+    def add_plugin(name: str, *classes: object) -> None:
+        module = types.ModuleType(name)
+
+        @xai_core.hookimpl
+        def register_attributors(register):
+            for cls in classes:
+                register(cls)
+
+        module.register_attributors = register_attributors
+        xai_core.register_plugin(module, name=name)
+
+    return add_plugin
 
 
 @pytest.fixture(scope="session")

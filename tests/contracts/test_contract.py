@@ -68,16 +68,10 @@ def test_builtin_synthesizer_contract(name):
 
 
 def test_contract_catches_a_leaked_hook_and_a_changed_model():
-    from dataclasses import dataclass
-
     from xai_core.errors import PluginError
 
     class Leaky(xai_core.Attributor):
         name = "leaky"
-
-        @dataclass
-        class Params:
-            pass
 
         def compute(self, model, inputs, targets, context):
             model.head.register_forward_hook(lambda *a: None)  # bypasses context.hooks
@@ -103,14 +97,9 @@ def test_contract_catches_a_leaked_hook_and_a_changed_model():
 
 def test_every_broken_rule_is_listed_in_one_contract_error():
     """A call the base class refuses (a leaked hook) does not hide the other broken rules."""
-    from dataclasses import dataclass
 
     class LeakyAndChanging(xai_core.Attributor):
         name = "leaky_and_changing"
-
-        @dataclass
-        class Params:
-            pass
 
         def compute(self, model, inputs, targets, context):
             model.head.register_forward_hook(lambda *a: None)  # bypasses context.hooks
@@ -132,14 +121,8 @@ def test_every_broken_rule_is_listed_in_one_contract_error():
 
 
 def test_contract_catches_batch_dependence():
-    from dataclasses import dataclass
-
     class BatchDependent(xai_core.Attributor):
         name = "batch_dependent"
-
-        @dataclass
-        class Params:
-            pass
 
         def compute(self, model, inputs, targets, context):
             maps = inputs.sum(dim=1)

@@ -165,9 +165,8 @@ def test_generated_reference_is_up_to_date():
         )
 
 
-def test_reference_can_cover_third_party_plugins():
+def test_reference_can_cover_third_party_plugins(register_attributors):
     """``--all-plugins`` documents a plugin that is not xai-core's; the default leaves it out."""
-    import types
     from dataclasses import dataclass
 
     from xai_core.dev.docgen import generate
@@ -184,14 +183,7 @@ def test_reference_can_cover_third_party_plugins():
         def compute(self, model, inputs, targets, context):
             return inputs.sum(dim=1)
 
-    plugin = types.ModuleType("outside")
-
-    @xai_core.hookimpl
-    def register_attributors(register):
-        register(Outside)
-
-    plugin.register_attributors = register_attributors
-    xai_core.register_plugin(plugin, name="outside")
+    register_attributors("outside", Outside)
     assert "outside_method" not in generate()["techniques.md"]
     techniques = generate(all_plugins=True)["techniques.md"]
     assert "## `outside_method`" in techniques and "A documented knob." in techniques

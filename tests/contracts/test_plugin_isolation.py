@@ -316,9 +316,7 @@ def test_describe_a_builtin_technique(capsys):
     assert "  reduction: str = 'max' (one of 'max', 'sum', 'mean', 'l2')" in out
 
 
-def test_describe_a_plugin_technique_and_a_model(capsys):
-    module = types.ModuleType("mine")
-
+def test_describe_a_plugin_technique_and_a_model(capsys, register_attributors):
     class Blur(xai_core.Attributor):
         """Blurs the input and sums it over colour channels."""
 
@@ -335,12 +333,7 @@ def test_describe_a_plugin_technique_and_a_model(capsys):
         def compute(self, model, inputs, targets, context):
             return inputs.sum(dim=1)
 
-    @xai_core.hookimpl
-    def register_attributors(register):
-        register(Blur)
-
-    module.register_attributors = register_attributors
-    xai_core.register_plugin(module, name="mine")
+    register_attributors("mine", Blur)
     assert main(["describe", "mine:blurry"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
@@ -363,27 +356,17 @@ def test_describe_an_unknown_name_suggests_close_ones(capsys):
     assert "did you mean 'saliency'" in capsys.readouterr().err
 
 
-def test_new_plugin_refuses_a_taken_name(tmp_path, capsys):
+def test_new_plugin_refuses_a_taken_name(tmp_path, capsys, register_attributors):
     assert main(["new-plugin", "saliency", "--dir", str(tmp_path / "a")]) == 2
     assert "the entry point saliency = " in capsys.readouterr().err
-    module = types.ModuleType("mine")
 
     class Mine(xai_core.Attributor):
         name = "my_thing"
 
-        @dataclass
-        class Params:
-            pass
-
         def compute(self, model, inputs, targets, context):
             return inputs.sum(dim=1)
 
-    @xai_core.hookimpl
-    def register_attributors(register):
-        register(Mine)
-
-    module.register_attributors = register_attributors
-    xai_core.register_plugin(module, name="mine")
+    register_attributors("mine", Mine)
     assert main(["new-plugin", "my-thing", "--dir", str(tmp_path / "b")]) == 2
     assert "technique name 'my_thing' is taken by plugin 'mine'" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -18,25 +18,15 @@ from xai_core.errors import PluginError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _plugin_with(name: str, technique_name: str) -> types.ModuleType:
-    module = types.ModuleType(name)
+def _channel_sum(technique_name: str) -> type[xai_core.Attributor]:
+    """A technique named ``technique_name``: the input summed over colour channels."""
 
     class Technique(xai_core.Attributor):
-        @dataclass
-        class Params:
-            pass
-
         def compute(self, model, inputs, targets, context):
             return inputs.sum(dim=1)
 
     Technique.name = technique_name
-
-    @xai_core.hookimpl
-    def register_attributors(register):
-        register(Technique)
-
-    module.register_attributors = register_attributors
-    return module
+    return Technique
 
 
 def test_builtin_plugins_come_from_the_entry_point_group():
@@ -46,16 +36,16 @@ def test_builtin_plugins_come_from_the_entry_point_group():
     assert "efficientnet_lite0" in infos["models"].provides["models"]
 
 
-def test_runtime_plugin_is_usable(tiny_resnet, images64):
-    xai_core.register_plugin(_plugin_with("mine", "channel_sum"), name="mine")
+def test_runtime_plugin_is_usable(tiny_resnet, images64, register_attributors):
+    register_attributors("mine", _channel_sum("channel_sum"))
     assert "channel_sum" in xai_core.list_attributors()
     result = xai_core.get_attributor("channel_sum").attribute(tiny_resnet, images64, 0)
     assert result.maps.shape == (2, 64, 64)
 
 
-def test_duplicate_names_name_both_plugins():
-    xai_core.register_plugin(_plugin_with("first", "dupe"), name="first")
-    xai_core.register_plugin(_plugin_with("second", "dupe"), name="second")
+def test_duplicate_names_name_both_plugins(register_attributors):
+    register_attributors("first", _channel_sum("dupe"))
+    register_attributors("second", _channel_sum("dupe"))
     with pytest.raises(
         PluginError,
         match="'dupe' is registered twice: by plugin '(first|second)' "
@@ -64,15 +54,8 @@ def test_duplicate_names_name_both_plugins():
         plugins.get_registries()
 
 
-def test_registering_something_that_is_not_a_technique():
-    module = types.ModuleType("bad")
-
-    @xai_core.hookimpl
-    def register_attributors(register):
-        register(object)
-
-    module.register_attributors = register_attributors
-    xai_core.register_plugin(module, name="bad")
+def test_registering_something_that_is_not_a_technique(register_attributors):
+    register_attributors("bad", object)
     with pytest.raises(PluginError, match="plugin 'bad' passed .* subclass of xai_core.Attributor"):
         plugins.get_registries()
 

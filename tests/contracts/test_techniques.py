@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 from torch import nn
@@ -15,10 +13,6 @@ from xai_core.testing import hook_count
 
 class _Failing(xai_core.Attributor):
     name = "failing"
-
-    @dataclass
-    class Params:
-        pass
 
     def compute(self, model, inputs, targets, context):
         for sub in model.modules():

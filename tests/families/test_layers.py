@@ -137,32 +137,30 @@ def test_to_grid_puts_patch_tokens_in_raster_order():
     assert LayerLayout("tokens", (4, 5), 1).describe() == "tokens 4x5 (+1 prefix)"
 
 
-#: (torchvision architecture, constructor options, input side, the layer `auto` should pick).
+#: (torchvision architecture, input side, the layer `auto` should pick); built with defaults.
 #: SqueezeNet's `classifier.1` (1x1 convolution to 1000 class-score maps) and VGG's / AlexNet's
 #: `avgpool` (an adaptive pooling that stretches a 4x4 map to 7x7 at 128 pixels) were picked
 #: before; the last feature map of the backbone is `features` for all three. The others are as
 #: before (timm's ConvNeXt, EfficientNet, MobileNetV3, RegNet, ViT and MobileViT are in
 #: FAMILIES above; torchvision's ConvNeXt and EfficientNet also give `features`).
 TORCHVISION = [
-    ("squeezenet1_1", {}, 128, "features"),
-    ("vgg11_bn", {}, 128, "features"),
-    ("alexnet", {}, 128, "features"),
-    ("resnet18", {}, 64, "layer4"),
-    ("densenet121", {}, 64, "features"),
-    ("mobilenet_v3_small", {}, 64, "features"),
-    ("regnet_y_400mf", {}, 64, "trunk_output"),
-    ("shufflenet_v2_x0_5", {}, 64, "conv5"),
+    ("squeezenet1_1", 128, "features"),
+    ("vgg11_bn", 128, "features"),
+    ("alexnet", 128, "features"),
+    ("resnet18", 64, "layer4"),
+    ("densenet121", 64, "features"),
+    ("mobilenet_v3_small", 64, "features"),
+    ("regnet_y_400mf", 64, "trunk_output"),
+    ("shufflenet_v2_x0_5", 64, "conv5"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("arch", "options", "side", "expected"), TORCHVISION, ids=[t[0] for t in TORCHVISION]
-)
-def test_auto_layer_on_torchvision_is_the_backbones_last_feature_map(arch, options, side, expected):
+@pytest.mark.parametrize(("arch", "side", "expected"), TORCHVISION, ids=[t[0] for t in TORCHVISION])
+def test_auto_layer_on_torchvision_is_the_backbones_last_feature_map(arch, side, expected):
     import torchvision.models as tvm
 
     torch.manual_seed(0)
-    model = tvm.get_model(arch, weights=None, **options).eval()
+    model = tvm.get_model(arch, weights=None).eval()
     assert auto_layer(model, (side, side)) == expected
 
 

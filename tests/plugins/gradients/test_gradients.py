@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from numerics import assert_float32_close
+from reference_adapters import relu6_as_relu
 from torch import nn
 from xai_core_plugins.gradients.integrated_gradients import (
     AUTO_FIRST_STEPS,
@@ -89,23 +90,6 @@ def frozen(module: nn.Module) -> nn.Module:
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
-    return module
-
-
-class _CaptumReLU6(nn.ReLU):
-    """A ReLU6 that Captum's ReLU hooks see (they look for ``nn.ReLU`` instances)."""
-
-    def forward(self, x):
-        return F.relu6(x)
-
-
-def relu6_as_relu(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose ``nn.ReLU6`` layers are :class:`_CaptumReLU6`."""
-    module = copy.deepcopy(module)
-    for child in list(module.modules()):
-        for attr, grandchild in list(child.named_children()):
-            if isinstance(grandchild, nn.ReLU6):
-                setattr(child, attr, _CaptumReLU6())
     return module
 
 

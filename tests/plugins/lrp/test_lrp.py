@@ -81,7 +81,7 @@ class SmallVGG(nn.Module):
     """torchvision's VGG-11-BN feature stack (``make_layers``: convolutions, batch norms, ReLUs,
     max pools) with a small classifier of VGG's form (Linear, ReLU, Dropout, ...): most checks
     run on it, since the full head's 120 M weights only cost time here
-    (test_equals_zennit_on_vgg16 has the real one)."""
+    (test_equals_zennit[vgg16-*] has the real one)."""
 
     def __init__(self):
         super().__init__()
@@ -149,28 +149,23 @@ def relative_error(a, b) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
-@pytest.mark.parametrize("composite", COMPOSITE_NAMES)
-def test_equals_zennit_on_vgg11_bn(vgg11_bn, batch, composite):
-    x, t = batch
-    reference = zennit_relevance(vgg11_bn, x, t, zennit_composite(composite, ExactMergeBatchNorm()))
-    maps = ours(vgg11_bn, x, t, composite=composite).maps
-    assert relative_error(maps, reference) < 1e-5
+#: (model fixture, zennit's canonizer for it, images of the batch): the full VGG-16 on one image.
+ZENNIT_CASES = [
+    ("vgg11_bn", ExactMergeBatchNorm, 2),
+    ("vgg16", ExactMergeBatchNorm, 1),
+    ("resnet18", resnet_canonizer, 2),
+]
 
 
 @pytest.mark.parametrize("composite", COMPOSITE_NAMES)
-def test_equals_zennit_on_vgg16(vgg16, batch, composite):
-    x, t = batch
-    composite_ = zennit_composite(composite, ExactMergeBatchNorm())
-    reference = zennit_relevance(vgg16, x[:1], t[:1], composite_)
-    maps = ours(vgg16, x[:1], t[:1], composite=composite).maps
-    assert relative_error(maps, reference) < 1e-5
-
-
-@pytest.mark.parametrize("composite", COMPOSITE_NAMES)
-def test_equals_zennit_on_resnet18(resnet18, batch, composite):
-    x, t = batch
-    reference = zennit_relevance(resnet18, x, t, zennit_composite(composite, resnet_canonizer()))
-    maps = ours(resnet18, x, t, composite=composite).maps
+@pytest.mark.parametrize(
+    ("arch", "canonizer", "images"), ZENNIT_CASES, ids=[c[0] for c in ZENNIT_CASES]
+)
+def test_equals_zennit(request, batch, arch, canonizer, images, composite):
+    model = request.getfixturevalue(arch)
+    x, t = batch[0][:images], batch[1][:images]
+    reference = zennit_relevance(model, x, t, zennit_composite(composite, canonizer()))
+    maps = ours(model, x, t, composite=composite).maps
     assert relative_error(maps, reference) < 1e-5
 
 

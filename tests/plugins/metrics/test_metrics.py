@@ -174,13 +174,19 @@ def reference_curve(model, image, saliency, target, fill, steps):
     return values, (values.sum() - (values[0] + values[-1]) / 2) / steps
 
 
+def random_case(seed: int, targets: list[int]) -> tuple[nn.Module, Tensor, Tensor, Tensor]:
+    """``(model, inputs, maps, targets)``: after ``torch.manual_seed(seed)``, a random
+    GroundTruthCNN, then one random input and one random map per target, drawn in that order."""
+    torch.manual_seed(seed)
+    model = GroundTruthCNN().eval()
+    inputs = torch.randn(len(targets), 3, SIZE, SIZE)
+    maps = torch.randn(len(targets), SIZE, SIZE)
+    return model, inputs, maps, torch.tensor(targets)
+
+
 @pytest.mark.parametrize("name", ["deletion", "insertion"])
 def test_deletion_and_insertion_match_a_plain_reference(name):
-    torch.manual_seed(1)
-    model = GroundTruthCNN().eval()
-    inputs = torch.randn(3, 3, SIZE, SIZE)
-    maps = torch.randn(3, SIZE, SIZE)
-    targets = torch.tensor([0, 2, 3])
+    model, inputs, maps, targets = random_case(1, [0, 2, 3])
     # A small batch size makes each batch hold steps of several images.
     metric = get_metric(name, steps=10, batch_size=7)
     result = metric.evaluate(model, inputs, maps, targets)
@@ -216,11 +222,7 @@ def test_infidelity_is_zero_for_the_exact_linear_attribution_and_positive_otherw
 def test_infidelity_matches_captum_on_the_same_perturbations(normalize):
     from captum.metrics import infidelity
 
-    torch.manual_seed(3)
-    model = GroundTruthCNN().eval()
-    inputs = torch.randn(3, 3, SIZE, SIZE)
-    maps = torch.randn(3, SIZE, SIZE)
-    targets = torch.tensor([1, 0, 3])
+    model, inputs, maps, targets = random_case(3, [1, 0, 3])
     samples = 5
     noise = 0.1 * torch.randn(3, samples, 3, SIZE, SIZE)
 
@@ -400,10 +402,6 @@ class InputOnly(Attributor):
     """A 'method' that ignores the model: the Sobel-free brightness of the input."""
 
     name = "input_only"
-
-    @dataclass
-    class Params:
-        pass
 
     def compute(self, model, inputs, targets, context):
         return inputs.mean(dim=1)

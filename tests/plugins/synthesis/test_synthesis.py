@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference_adapters import PixelModel
 from torch import nn
 from xai_core_plugins.synthesis.common import quantize
 
@@ -60,18 +61,6 @@ def png_round_trip(pixels: torch.Tensor) -> torch.Tensor:
     buffer.seek(0)
     back = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
     return torch.from_numpy(back).permute(2, 0, 1)
-
-
-class PixelModel(nn.Module):
-    """Lite0 as torchattacks expects it: [0, 1] pixels in, the model's own normalization inside."""
-
-    def __init__(self, handle: ModelHandle):
-        super().__init__()
-        self.handle = handle
-        self.module = handle.module
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.module(self.handle.normalize(pixels))
 
 
 # --- torchattacks cross-checks on the real model -----------------------------------------------
