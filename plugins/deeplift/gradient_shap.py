@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from xai_core import AttributionContext
 from xai_core.contracts.params import setting
-from xai_core.families.gradient import ReferenceSetAttributor, reduction_param
+from xai_core.families.gradient import ReferenceSetAttributor
 from xai_core.nn.gradients import input_gradients
 
 __all__ = ["GradientShap"]
@@ -45,11 +45,6 @@ class GradientShap(ReferenceSetAttributor):
 
     @dataclass
     class Params(ReferenceSetAttributor.Params):
-        #: Absolute values before the reduction; ``false`` (default) keeps the sign.
-        abs: bool = False
-        #: Reduction over colour channels: ``sum`` (default), the sum approaching the score
-        #: difference.
-        reduction: str = reduction_param("sum")
         #: Draws (reference, point on the path, noise) per input.
         samples: int = field(default=20, metadata={"min": 1})
         #: Standard deviation of the Gaussian noise added to the input, in normalized input space
