@@ -19,11 +19,7 @@ from torch import Tensor, nn
 
 from xai_core import AttributionContext
 from xai_core.contracts.params import setting
-from xai_core.families.gradient import (
-    ReferenceAttributor,
-    ReferenceSetAttributor,
-    reduction_param,
-)
+from xai_core.families.gradient import ReferenceAttributor, ReferenceSetAttributor
 
 from .rescale import RULE_SETS, deeplift_gradients, rescale_rule
 
@@ -40,6 +36,18 @@ def record_summation(context: AttributionContext, attributions: Tensor, differen
         summation_gap=gap.tolist(),
         summation_gap_relative=(gap.abs() / difference.abs()).tolist(),
     )
+
+
+@dataclass
+class RescaleParams:
+    """The rescale rule's parameters, shared by ``deeplift`` and ``deeplift_shap``; a ``Params``
+    lists it before its family's base, so that these fields follow the baseline ones."""
+
+    #: Which nonlinearities follow the rescale rule: ``all`` elementwise activations and max
+    #: pooling, or ``captum``: Captum's modules and rules exactly (see ``deeplift``).
+    rules: str = field(default="all", metadata={"choices": RULE_SETS})
+    #: Below this ``|x - x_ref|`` a nonlinearity passes its gradient (Captum's default).
+    eps: float = field(default=1e-10, metadata={"min": 0})
 
 
 class DeepLift(ReferenceAttributor):
@@ -73,16 +81,9 @@ class DeepLift(ReferenceAttributor):
     paper = "Shrikumar, Greenside, Kundaje 2017, arXiv:1704.02685"
 
     @dataclass
-    class Params(ReferenceAttributor.Params):
-        #: Absolute values before the reduction; ``false`` (default) keeps the sign.
-        abs: bool = False
-        #: Reduction over colour channels: ``sum`` (default) keeps summation-to-delta.
-        reduction: str = reduction_param("sum")
-        #: Which nonlinearities follow the rescale rule: ``all`` elementwise activations and max
-        #: pooling, or ``captum``: Captum's modules and rules exactly (see the class doc).
-        rules: str = field(default="all", metadata={"choices": RULE_SETS})
-        #: Below this ``|x - x_ref|`` a nonlinearity passes its gradient (Captum's default).
-        eps: float = field(default=1e-10, metadata={"min": 0})
+    class Params(RescaleParams, ReferenceAttributor.Params):
+        """The baseline (:class:`~xai_core.families.gradient.ReferenceAttributor`) and the rule
+        (:class:`RescaleParams`)."""
 
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
@@ -118,15 +119,7 @@ class DeepLiftShap(ReferenceSetAttributor):
     paper = "Lundberg, Lee 2017, arXiv:1705.07874; Shrikumar et al. 2017, arXiv:1704.02685"
 
     @dataclass
-    class Params(ReferenceSetAttributor.Params):
-        #: Absolute values before the reduction; ``false`` (default) keeps the sign.
-        abs: bool = False
-        #: Reduction over colour channels: ``sum`` (default) keeps summation-to-delta.
-        reduction: str = reduction_param("sum")
-        #: Which nonlinearities follow the rescale rule (see ``deeplift``).
-        rules: str = field(default="all", metadata={"choices": RULE_SETS})
-        #: Below this ``|x - x_ref|`` a nonlinearity passes its gradient (Captum's default).
-        eps: float = field(default=1e-10, metadata={"min": 0})
+    class Params(RescaleParams, ReferenceSetAttributor.Params):
         #: Input-reference pairs per forward/backward pass (each pass runs twice as many rows):
         #: bounds memory, not results.
         batch_size: int = setting(16, min=1)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from xai_core import AttributionContext
 from xai_core.contracts.params import setting
-from xai_core.families.gradient import ReferenceSetAttributor, reduction_param
+from xai_core.families.gradient import ReferenceSetAttributor
 from xai_core.nn.gradients import input_gradients
 
 __all__ = ["GradientShap"]
@@ -45,18 +45,14 @@ class GradientShap(ReferenceSetAttributor):
 
     @dataclass
     class Params(ReferenceSetAttributor.Params):
-        #: Absolute values before the reduction; ``false`` (default) keeps the sign.
-        abs: bool = False
-        #: Reduction over colour channels: ``sum`` (default), the sum approaching the score
-        #: difference.
-        reduction: str = reduction_param("sum")
+        # The base's seed, declared again for what it seeds here (it keeps its place).
+        #: Seed of the draws and of the first ``uniform`` image.
+        seed: int = 0
         #: Draws (reference, point on the path, noise) per input.
         samples: int = field(default=20, metadata={"min": 1})
         #: Standard deviation of the Gaussian noise added to the input, in normalized input space
         #: (Captum's ``stdevs``); 0 (default) adds none.
         stdev: float = field(default=0.0, metadata={"min": 0})
-        #: Seed of the draws and of the first ``uniform`` image.
-        seed: int = 0
         #: Draws per forward/backward pass, over all items: bounds memory, not results.
         batch_size: int = setting(16, min=1)
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from xai_core import AttributionContext, GradientAttributor
 from xai_core.contracts.technique import ForwardPass
-from xai_core.families.gradient import input_forward_pass, pass_input_gradients, reduction_param
+from xai_core.families.gradient import InputGradientPass, input_forward_pass, reduction_param
 from xai_core.nn.gradients import gradients_at
 from xai_core.nn.relu_rules import guided_relu, relu_rule_gradients
 
@@ -74,20 +74,14 @@ class Deconvnet(_ReluRuleAttributor):
     rule = "deconvnet"
 
 
-class GradientXInput(GradientAttributor):
+class GradientXInput(InputGradientPass, GradientAttributor):
     """Gradient x input: the input gradient times the input, summed over channels by default."""
 
     name = "gradient_x_input"
     summary = "input gradient times the input (signed, sum over channels)"
     paper = "Shrikumar, Greenside, Shcherbina, Kundaje 2016, arXiv:1605.01713"
 
-    def forward_pass(
-        self, model: nn.Module, inputs: Tensor, context: AttributionContext
-    ) -> ForwardPass:
-        return input_forward_pass(model, inputs, self.params.channels_last)
-
     def input_attributions(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        grads = pass_input_gradients(model, inputs, targets, context, self.params.channels_last)
-        return grads * inputs
+        return self.pass_gradients(model, inputs, targets, context) * inputs

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from xai_core import AttributionContext
 from xai_core.contracts.params import setting
 from xai_core.errors import ConfigError
-from xai_core.families.gradient import ReferenceAttributor, reduction_param
+from xai_core.families.gradient import ReferenceAttributor
 from xai_core.nn.gradients import channels_last_layout, class_scores, input_gradients
 from xai_core.nn.images import REFERENCE_BASELINES
 
@@ -254,11 +254,6 @@ class IntegratedGradients(ReferenceAttributor):
 
     @dataclass
     class Params(ReferenceAttributor.Params):
-        #: Absolute values before the reduction; ``false`` (default) keeps the sign.
-        abs: bool = False
-        #: Reduction over colour channels: ``sum`` (default) keeps completeness, the map adding
-        #: up to the score difference.
-        reduction: str = reduction_param("sum")
         #: Number of points on the path from the baseline to the input (at least 2), or
         #: ``auto``: per image, as many as reach ``tolerance`` (see the class doc).
         steps: int | str = 50

@@ -18,12 +18,11 @@ from torch import Tensor, nn
 
 from xai_core import AttributionContext, Attributor, hookimpl
 from xai_core.contracts.params import setting
-from xai_core.contracts.technique import ForwardPass
-from xai_core.families.gradient import input_forward_pass, pass_input_gradients
+from xai_core.families.gradient import InputGradientPass
 from xai_core.nn.gradients import REDUCTIONS, reduce_channels
 
 
-class Saliency(Attributor):
+class Saliency(InputGradientPass, Attributor):
     """Vanilla gradient saliency map."""
 
     name = "saliency"
@@ -41,15 +40,10 @@ class Saliency(Attributor):
         #: Run the pass on NHWC inputs (faster convolutions on CPU; same values up to rounding).
         channels_last: bool = setting(True)
 
-    def forward_pass(
-        self, model: nn.Module, inputs: Tensor, context: AttributionContext
-    ) -> ForwardPass:
-        return input_forward_pass(model, inputs, self.params.channels_last)
-
     def compute(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        grad = pass_input_gradients(model, inputs, targets, context, self.params.channels_last)
+        grad = self.pass_gradients(model, inputs, targets, context)
         if self.params.times_input:
             grad = grad * inputs
         if self.params.abs:

@@ -8,6 +8,7 @@ scores them exactly like the methods, but they are not registered: nobody should
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,21 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.technique import AttributionContext
 
 
-class RandomMap(Attributor):
+class Control(Attributor):
+    """A control: its map comes from the inputs alone (and the model's preprocessing, for
+    ``context.handle``), never from the model or the targets, which :meth:`compute` leaves out."""
+
+    @abc.abstractmethod
+    def control_map(self, inputs: Tensor, context: AttributionContext) -> Tensor:
+        """The map ``[N, H, W]`` of ``inputs`` ``[N, 3, H, W]``."""
+
+    def compute(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        return self.control_map(inputs, context)
+
+
+class RandomMap(Control):
     """Control: uniform noise, the same for the same batch (so it ignores the model entirely)."""
 
     name = "control: random"
@@ -26,15 +41,13 @@ class RandomMap(Attributor):
     class Params:
         seed: int = 0
 
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
+    def control_map(self, inputs: Tensor, context: AttributionContext) -> Tensor:
         generator = torch.Generator().manual_seed(self.params.seed)
         shape = (inputs.shape[0], inputs.shape[2], inputs.shape[3])
         return torch.rand(shape, generator=generator).to(inputs.device)
 
 
-class CentreGaussian(Attributor):
+class CentreGaussian(Control):
     """Control: a Gaussian centred on the image, standard deviation a quarter of its side."""
 
     name = "control: centre gaussian"
@@ -43,9 +56,7 @@ class CentreGaussian(Attributor):
     class Params:
         sigma: float = 0.25
 
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
+    def control_map(self, inputs: Tensor, context: AttributionContext) -> Tensor:
         height, width = inputs.shape[2:]
         ys = torch.arange(height, device=inputs.device) - (height - 1) / 2
         xs = torch.arange(width, device=inputs.device) - (width - 1) / 2
@@ -54,7 +65,7 @@ class CentreGaussian(Attributor):
         return bump.expand(inputs.shape[0], height, width).clone()
 
 
-class EdgeDetector(Attributor):
+class EdgeDetector(Control):
     """Control: Sobel gradient magnitude of the grey image; it never looks at the model."""
 
     name = "control: edges"
@@ -63,9 +74,7 @@ class EdgeDetector(Attributor):
     class Params:
         pass
 
-    def compute(
-        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
-    ) -> Tensor:
+    def control_map(self, inputs: Tensor, context: AttributionContext) -> Tensor:
         grey = context.handle.denormalize(inputs).mean(dim=1, keepdim=True)
         kernel = torch.tensor(
             [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=inputs.device

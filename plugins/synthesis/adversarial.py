@@ -148,6 +148,25 @@ class Fooling(Synthesizer):
 # --- FGSM and PGD ------------------------------------------------------------------------------
 
 
+@dataclass
+class AttackParams:
+    """The parameters ``pgd`` and ``fgsm`` share: the budget, its geometry, the direction and the
+    random start. ``pgd`` adds its ``step_size`` and ``steps``; ``fgsm`` takes one step of
+    ``eps``."""
+
+    #: Budget: the largest change allowed, in pixel space, in the ``norm`` sense (``fgsm``: also
+    #: its step size).
+    eps: float = field(default=8 / 255, metadata={"min_exclusive": 0})
+    #: Budget and step geometry.
+    norm: str = field(default="linf", metadata={"choices": NORMS})
+    #: ``true``: make the model predict ``target``; ``false``: move away from ``target``.
+    targeted: bool = False
+    #: Start from a uniformly random point of the budget ball (seeded by ``seed``).
+    random_start: bool = False
+    #: Seed of the random start.
+    seed: int = 0
+
+
 class PGD(Synthesizer):
     """Projected gradient descent on the cross-entropy (Madry et al. 2018), L-infinity or L2.
 
@@ -165,21 +184,11 @@ class PGD(Synthesizer):
     paper = "Madry et al. 2018, arXiv:1706.06083"
 
     @dataclass
-    class Params:
-        #: Budget: the largest change allowed, in pixel space, in the ``norm`` sense.
-        eps: float = field(default=8 / 255, metadata={"min_exclusive": 0})
+    class Params(AttackParams):
         #: Size of one step in pixel space.
         step_size: float = field(default=2 / 255, metadata={"min_exclusive": 0})
         #: Number of steps.
         steps: int = field(default=10, metadata={"min": 1})
-        #: Budget and step geometry.
-        norm: str = field(default="linf", metadata={"choices": NORMS})
-        #: ``true``: make the model predict ``target``; ``false``: move away from ``target``.
-        targeted: bool = False
-        #: Start from a uniformly random point of the budget ball (seeded by ``seed``).
-        random_start: bool = False
-        #: Seed of the random start.
-        seed: int = 0
 
     def _random_start(self, start: Tensor) -> Tensor:
         p = self.params
@@ -244,18 +253,7 @@ class FGSM(PGD):
     paper = "Goodfellow, Shlens, Szegedy 2015, arXiv:1412.6572"
 
     @dataclass
-    class Params:
-        #: Budget and step size, in pixel space, in the ``norm`` sense.
-        eps: float = field(default=8 / 255, metadata={"min_exclusive": 0})
-        #: Step geometry.
-        norm: str = field(default="linf", metadata={"choices": NORMS})
-        #: ``true``: make the model predict ``target``; ``false``: move away from ``target``.
-        targeted: bool = False
-        #: Start from a uniformly random point of the budget ball (seeded by ``seed``).
-        random_start: bool = False
-        #: Seed of the random start.
-        seed: int = 0
-
+    class Params(AttackParams):
         @property
         def steps(self) -> int:
             return 1

@@ -10,11 +10,11 @@ import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord, Synthesizer
+from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.nn.gradients import class_scores
 from xai_core.nn.images import gaussian_blur
 
-from .common import image_records, per_image, progress
+from .common import FromNoise, image_records, per_image, progress
 
 
 def image_size(handle: ModelHandle, size: int) -> tuple[int, int]:
@@ -22,7 +22,7 @@ def image_size(handle: ModelHandle, size: int) -> tuple[int, int]:
     return (size, size) if size else tuple(handle.preprocessing.input_size)
 
 
-class ClassVisualization(Synthesizer):
+class ClassVisualization(FromNoise):
     """An image the model finds maximally ``target``: gradient ascent from noise.
 
     The seed's recipe (Simonyan et al. 2014, with the regularizers of Yosinski et al. 2015): start
@@ -36,14 +36,9 @@ class ClassVisualization(Synthesizer):
     name = "class_visualization"
     summary = "image maximizing a class logit from noise (jitter, L2 decay, blur, clamp)"
     paper = "Simonyan et al. 2014, arXiv:1312.6034; Yosinski et al. 2015, arXiv:1506.06579"
-    starts_from_images = False
-    per_class = True
-    snapshots = True
 
     @dataclass
-    class Params:
-        #: Classes to visualize (names or indices); empty: the run's target.
-        classes: list[str] = field(default_factory=list)
+    class Params(FromNoise.Params):
         #: Gradient-ascent steps.
         steps: int = field(default=150, metadata={"min": 1})
         #: Mean absolute change of a pixel per step (the gradient is normalized to this).

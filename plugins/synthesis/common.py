@@ -1,16 +1,18 @@
 """What the built-in synthesizers share: logits of pixel images, 8-bit quantization, the records
-the runner reads (:class:`~xai_core.contracts.synthesizer.SynthesisRecord`) and a progress bar."""
+the runner reads (:class:`~xai_core.contracts.synthesizer.SynthesisRecord`), a progress bar and
+the base of the methods that draw a class from noise (:class:`FromNoise`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from xai_core.contracts.model import ModelHandle
-from xai_core.contracts.synthesizer import SynthesisRecord
+from xai_core.contracts.synthesizer import SynthesisRecord, Synthesizer
 from xai_core.errors import InputError
 
 #: Below this many steps a progress bar is more noise than help.
@@ -110,3 +112,18 @@ def needs_images(images: Tensor | None, name: str) -> Tensor:
             f"values in [{float(images.min()):.3g}, {float(images.max()):.3g}]"
         )
     return images
+
+
+class FromNoise(Synthesizer):
+    """A synthesizer that draws each class from noise (``class_visualization``,
+    ``feature_visualization``): no photo needed, one image per class in ``classes``, snapshots
+    every ``record_every`` steps. A subclass's ``Params`` derives from ``FromNoise.Params``."""
+
+    starts_from_images = False
+    per_class = True
+    snapshots = True
+
+    @dataclass
+    class Params:
+        #: Classes to visualize (names or indices), one image each; empty: the run's target.
+        classes: list[str] = field(default_factory=list)

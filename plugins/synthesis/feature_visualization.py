@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xai_core import Synthesizer
 from xai_core.contracts.params import setting
 from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.errors import ConfigError, XaiError
@@ -42,7 +41,7 @@ from xai_core.nn.gradients import channels_last_layout, class_scores
 from xai_core.nn.hooks import get_module
 
 from .class_visualization import image_size
-from .common import image_records, progress
+from .common import FromNoise, image_records, progress
 
 __all__ = [
     "FeatureVisualization",
@@ -321,7 +320,7 @@ def robustness_transform(
                          align_corners=False) + 0.5
 
 
-class FeatureVisualization(Synthesizer):
+class FeatureVisualization(FromNoise):
     """Lucid-style feature visualization: Fourier parameters, decorrelated colour, robustness.
 
     Adam ascends ``objective`` (default: each image's target logit) on a :class:`FourierImage`;
@@ -336,14 +335,9 @@ class FeatureVisualization(Synthesizer):
     name = "feature_visualization"
     summary = "Lucid-style: Fourier image, decorrelated colour, transformation robustness"
     paper = "Olah, Mordvintsev, Schubert 2017, Distill, doi:10.23915/distill.00007"
-    starts_from_images = False
-    per_class = True
-    snapshots = True
 
     @dataclass
-    class Params:
-        #: Classes (names or indices); one image each. Empty: the run's target.
-        classes: list[str] = field(default_factory=list)
+    class Params(FromNoise.Params):
         #: What to maximize: ``class`` (the logit), ``logprob`` (its log-softmax), ``centered``
         #: (logit minus the mean logit), ``channel:LAYER:C``, ``neuron:LAYER:C[:X:Y]``, or a
         #: sum such as ``2*class + channel:blocks.5:3``.

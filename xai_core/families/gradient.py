@@ -62,6 +62,7 @@ from xai_core.nn.images import (
 
 __all__ = [
     "GradientAttributor",
+    "InputGradientPass",
     "ReferenceAttributor",
     "ReferenceSetAttributor",
     "input_forward_pass",
@@ -91,9 +92,11 @@ class GradientAttributor(Attributor):
 
     @dataclass
     class Params:
-        #: Absolute values before the reduction; ``false`` keeps the sign.
+        #: Absolute values before the reduction; ``false`` (default) keeps the sign.
         abs: bool = False
-        #: Reduction over colour channels (``max`` keeps the largest-magnitude value, signed).
+        #: Reduction over colour channels: ``sum`` (default) keeps what the attributions add up
+        #: to (IG's completeness, DeepLIFT's summation-to-delta, LRP's conservation); ``max``
+        #: keeps the largest-magnitude value, signed.
         reduction: str = reduction_param("sum")
         #: Run the passes on NHWC inputs (faster convolutions on CPU; same values up to rounding).
         channels_last: bool = setting(True)
@@ -227,3 +230,24 @@ def pass_input_gradients(
     if forward is None or forward.inputs is None:
         return input_gradients(model, inputs, targets, channels_last)
     return gradients_at(forward.logits, forward.inputs, targets)
+
+
+class InputGradientPass:
+    """For an attributor built on the plain input gradient (saliency, gradient x input): its
+    :meth:`~xai_core.Attributor.forward_pass` is :func:`input_forward_pass` and
+    :meth:`pass_gradients` reads the gradients from it (:func:`pass_input_gradients`), both in the
+    layout of its ``channels_last`` parameter. Listed before the attributor base:
+    ``class Saliency(InputGradientPass, Attributor)``."""
+
+    params: Any
+
+    def forward_pass(
+        self, model: nn.Module, inputs: Tensor, context: AttributionContext
+    ) -> ForwardPass:
+        return input_forward_pass(model, inputs, self.params.channels_last)
+
+    def pass_gradients(
+        self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
+    ) -> Tensor:
+        """Gradients ``[N, 3, H, W]`` of each row's target score at ``inputs``."""
+        return pass_input_gradients(model, inputs, targets, context, self.params.channels_last)

@@ -329,16 +329,12 @@ class Baseline:
         return b.expand_as(inputs)
 
     def references(
-        self,
-        inputs: Tensor,
-        normalizer: Normalizer,
-        *,
-        blur_sigma: float = 10.0,
-        seed: int = 0,
-        uniform_count: int = 1,
+        self, inputs: Tensor, normalizer: Normalizer, *, blur_sigma: float, seed: int,
+        uniform_count: int,
     ) -> Tensor:
         """This baseline's share of a reference set, ``[N or 1, B, 3, H, W]``: dimension 0 is
-        ``N`` when the references depend on the input (``blur``), else 1.
+        ``N`` when the references depend on the input (``blur``), else 1. The options have their
+        defaults in :func:`baseline_set`, which calls this for each baseline of a set.
 
         A tensor ``[B, 3, H, W]`` gives its ``B`` images to every input, ``[3, H, W]`` one;
         ``uniform`` gives ``uniform_count`` noise images, drawn from seeds ``seed``,
