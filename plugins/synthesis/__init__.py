@@ -9,7 +9,7 @@
 
 - ``feature_visualization``: Lucid-style feature visualization (:mod:`.feature_visualization`).
 
-Modules: :mod:`.common` (records, quantization, progress), :mod:`.adversarial` (fooling,
+Modules: :mod:`.common` (records, quantization, the from-noise base), :mod:`.adversarial` (fooling,
 FGSM, PGD), :mod:`.class_visualization`, :mod:`.feature_visualization`.
 
 Every budget and step size is in pixel space ``[0, 1]``; the model's own mean and std are applied

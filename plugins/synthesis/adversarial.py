@@ -16,13 +16,13 @@ from torch import Tensor, nn
 from xai_core import Synthesizer
 from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.nn.gradients import class_scores
+from xai_core.nn.progress import progress_steps
 
 from .common import (
     image_records,
     model_logits,
     needs_images,
     per_image,
-    progress,
     quantize,
 )
 
@@ -111,7 +111,7 @@ class Fooling(Synthesizer):
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         iterations = [p.max_iterations] * len(x)
         seconds = [0.0] * len(x)
-        for it in progress(range(p.max_iterations + 1), p.max_iterations + 1, self.name):
+        for it in progress_steps(range(p.max_iterations + 1), p.max_iterations + 1, self.name):
             active = (~done).nonzero().squeeze(1)
             if len(active) == 0:
                 break
@@ -224,7 +224,7 @@ class PGD(Synthesizer):
         x = self._random_start(start) if p.random_start else start.clone()
         # Descending the target's cross-entropy is ascending its negative.
         sign = -1.0 if p.targeted else 1.0
-        for _ in progress(range(p.steps), p.steps, self.name):
+        for _ in progress_steps(range(p.steps), p.steps, self.name):
             x.requires_grad_(True)
             loss = sign * F.cross_entropy(model_logits(model, handle, x), targets)
             (grad,) = torch.autograd.grad(loss, x)

@@ -13,8 +13,9 @@ from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.nn.gradients import class_scores
 from xai_core.nn.images import gaussian_blur
+from xai_core.nn.progress import progress_steps
 
-from .common import FromNoise, image_records, per_image, progress
+from .common import FromNoise, image_records, per_image
 
 
 def image_size(handle: ModelHandle, size: int) -> tuple[int, int]:
@@ -81,7 +82,7 @@ class ClassVisualization(FromNoise):
         ).clamp(0, 1)
         began = time.perf_counter()
         x = start.clone()
-        for step in progress(range(1, p.steps + 1), p.steps, self.name):
+        for step in progress_steps(range(1, p.steps + 1), p.steps, self.name):
             dy, dx = (
                 torch.randint(-p.jitter, p.jitter + 1, (2,), generator=gen, device=device).tolist()
                 if p.jitter else (0, 0)

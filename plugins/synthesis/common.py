@@ -1,10 +1,10 @@
 """What the built-in synthesizers share: logits of pixel images, 8-bit quantization, the records
-the runner reads (:class:`~xai_core.contracts.synthesizer.SynthesisRecord`), a progress bar and
-the base of the methods that draw a class from noise (:class:`FromNoise`)."""
+the runner reads (:class:`~xai_core.contracts.synthesizer.SynthesisRecord`) and the
+base of the methods that draw a class from noise (:class:`FromNoise`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,19 +14,6 @@ from torch import Tensor, nn
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import SynthesisRecord, Synthesizer
 from xai_core.errors import InputError
-
-#: Below this many steps a progress bar is more noise than help.
-PROGRESS_MIN_STEPS = 20
-
-
-def progress(iterable: Iterable[int], total: int, desc: str) -> Iterator[int]:
-    """``tqdm`` over the steps of a long run; silent for short runs and when not on a terminal."""
-    from tqdm.auto import tqdm
-
-    return iter(
-        tqdm(iterable, total=total, desc=desc, leave=False,
-             disable=None if total >= PROGRESS_MIN_STEPS else True)
-    )
 
 
 def model_logits(model: nn.Module, handle: ModelHandle, pixels: Tensor) -> Tensor:

@@ -39,9 +39,10 @@ from xai_core.contracts.synthesizer import SynthesisContext, SynthesisRecord
 from xai_core.errors import ConfigError, XaiError
 from xai_core.nn.gradients import channels_last_layout, class_scores
 from xai_core.nn.hooks import get_module
+from xai_core.nn.progress import progress_steps
 
 from .class_visualization import image_size
-from .common import FromNoise, image_records, progress
+from .common import FromNoise, image_records
 
 __all__ = [
     "FeatureVisualization",
@@ -414,7 +415,7 @@ class FeatureVisualization(FromNoise):
         began = time.perf_counter()
         view = (p.view_size, p.view_size) if p.view_size else size
         views = p.views if p.transforms else 1
-        for step in progress(range(1, p.steps + 1), p.steps, self.name):
+        for step in progress_steps(range(1, p.steps + 1), p.steps, self.name):
             optimizer.zero_grad(set_to_none=True)
             x = image()
             if p.transforms:

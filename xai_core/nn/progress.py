@@ -1,4 +1,4 @@
-"""The progress bar techniques and metrics show over long loops of forward passes.
+"""The progress bar techniques, synthesizers and metrics show over long loops of model passes.
 
 One helper, so that every long loop behaves the same: silent in tests, logs and pipes, and on a
 terminal only once a loop has run for a second.
@@ -6,7 +6,8 @@ terminal only once a loop has run for a second.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -17,3 +18,16 @@ def progress_bar(total: int, desc: str, enabled: bool = True, unit: str = "img")
     # ``disable=None`` lets tqdm switch itself off when stderr is not a terminal.
     disable = None if enabled else True
     return tqdm(total=total, desc=desc, unit=unit, leave=False, delay=1.0, disable=disable)
+
+
+T = TypeVar("T")
+
+
+def progress_steps(
+    steps: Iterable[T], total: int, desc: str, enabled: bool = True, unit: str = "step"
+) -> Iterator[T]:
+    """``steps`` under the same bar as :func:`progress_bar` (for a loop that counts its own
+    steps, such as a synthesizer's optimisation)."""
+    disable = None if enabled else True
+    return iter(tqdm(steps, total=total, desc=desc, unit=unit, leave=False, delay=1.0,
+                     disable=disable))
