@@ -50,7 +50,7 @@ os.environ.setdefault("XAI_CORE_OFFLINE", "1")
 os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 import torch  # noqa: E402
-from _common import parser_with, relu6_as_relu  # noqa: E402
+from _common import interleaved_best_times, parser_with, relu6_as_relu  # noqa: E402
 
 SAMPLES = ("cat", "coffee", "rocket", "astronaut")
 TARGETS = [281, 967, 812, 834, 285, 504, 403, 817, 281, 967, 812, 834, 285, 504, 403, 817]
@@ -179,21 +179,16 @@ def main() -> None:
     for label, _, mine, reference in rows:
         runners[label] = mine
         runners[label + " / captum"] = reference
-    # Best wall-clock and best CPU seconds (all threads) per row: on a shared machine the CPU
-    # time is the less disturbed of the two.
-    wall = {name: float("inf") for name in runners}
-    cpu = dict(wall)
-    for round_ in range(args.repeats + 1):
-        for name, run in runners.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            run()
-            if round_:  # round 0 warms up
-                wall[name] = min(wall[name], time.perf_counter() - start)
-                cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+    wall, cpu = interleaved_best_times(runners, args.repeats)
+    _print_table(rows, wall, cpu, args.repeats)
+    if not args.skip_memory:
+        _print_memory(args.memory_steps)
 
+
+def _print_table(rows: list, wall: dict[str, float], cpu: dict[str, float], repeats: int) -> None:
     print(
         f"efficientnet_lite0, batch 8, 224x224, CPU ({torch.get_num_threads()} threads), "
-        f"torch {torch.__version__}; best of {args.repeats}; load average "
+        f"torch {torch.__version__}; best of {repeats}; load average "
         f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"
     )
     print(
@@ -215,23 +210,25 @@ def main() -> None:
             f"{cpu[label] / (passes * cpu['bare']):.3f} | "
             f"{wall[label] / wall[ref]:.3f} / {cpu[label] / cpu[ref]:.3f} |"
         )
-    if not args.skip_memory:
-        out = subprocess.run(
-            [sys.executable, __file__, "--memory-only", "--memory-steps", str(args.memory_steps)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        m = json.loads(out.stdout.strip().splitlines()[-1])
-        gib = 1024**3
-        print(
-            f"\nintegrated_gradients, {m['steps']} steps, batch {m['batch']}, batch_size "
-            f"{m['batch_size']}: peak RSS {m['rss_peak'] / gib:.2f} GiB (before the call "
-            f"{m['rss_before'] / gib:.2f} GiB, so +{(m['rss_peak'] - m['rss_before']) / gib:.2f} "
-            f"GiB) in {m['seconds']:.0f} s; largest completeness gap "
-            f"{100 * m['max_relative_gap']:.2f}% (VmHWM)"
-        )
 
+
+def _print_memory(memory_steps: int) -> None:
+    """Integrated gradients' peak memory, measured in a fresh process (VmHWM is per process)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-only", "--memory-steps", str(memory_steps)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    gib = 1024**3
+    print(
+        f"\nintegrated_gradients, {m['steps']} steps, batch {m['batch']}, batch_size "
+        f"{m['batch_size']}: peak RSS {m['rss_peak'] / gib:.2f} GiB (before the call "
+        f"{m['rss_before'] / gib:.2f} GiB, so +{(m['rss_peak'] - m['rss_before']) / gib:.2f} "
+        f"GiB) in {m['seconds']:.0f} s; largest completeness gap "
+        f"{100 * m['max_relative_gap']:.2f}% (VmHWM)"
+    )
 
 if __name__ == "__main__":
     main()
