@@ -59,6 +59,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from xai_core.runner.ledger import decode
+
 #: JSON keys whose values legitimately differ between two runs of the same config, and why.
 VOLATILE_KEYS: dict[str, str] = {
     "seconds": "wall-clock timing of an item or of the run",
@@ -563,16 +565,8 @@ def check_run(out: Path, expected_items: int | None) -> list[str]:
             problems.append(f"{rel}: temporary/hidden file left behind")
             continue
         try:
-            if path.stat().st_size == 0:
-                raise ValueError("empty file")
-            if path.suffix == ".npy":
-                np.load(path, allow_pickle=False)
-            elif path.suffix == ".png":
-                with Image.open(path) as image:
-                    image.load()
-            elif path.suffix == ".json":
-                json.loads(path.read_text(), parse_constant=_reject_constant)
-            elif path.suffix == ".html" and not path.read_text().rstrip().endswith("</html>"):
+            decode(path, strict=True)
+            if path.suffix == ".html" and not path.read_text().rstrip().endswith("</html>"):
                 raise ValueError("truncated HTML")
         except Exception as exc:  # noqa: BLE001 - every broken file is reported
             problems.append(f"{rel}: half-written or unreadable ({type(exc).__name__}: {exc})")
@@ -599,10 +593,6 @@ def check_run(out: Path, expected_items: int | None) -> list[str]:
                 problems.append(f"results.json: {item.get('key')}/{item.get('label')} names "
                                 f"missing {name} file {rel}")
     return problems
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
 
 
 # --------------------------------------------------------------------------------------------

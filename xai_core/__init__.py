@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from xai_core.lazy import lazy_getattr
 from xai_core.version import __version__
 
 # The public names are imported on first use (PEP 562): `import xai_core` alone stays light, so
@@ -91,9 +92,12 @@ _EXPORTS: dict[str, str] = {
 
 #: Subpackages reachable as attributes (``xai_core.contracts.model``) after ``import xai_core``.
 _SUBMODULES = frozenset((
-    "cli", "contracts", "dev", "errors", "families", "io", "models", "nn", "plugins", "report",
-    "runner", "testing", "version",
+    "cli", "contracts", "dev", "errors", "families", "io", "lazy", "models", "nn", "plugins",
+    "report", "runner", "testing", "version",
 ))
+
+
+_exported = lazy_getattr(globals(), _EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
@@ -102,12 +106,7 @@ def __getattr__(name: str) -> Any:
         for module_name in set(_EXPORTS.values()):
             importlib.import_module(module_name)
         return importlib.import_module(f"xai_core.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'xai_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _exported(name)
 
 
 def __dir__() -> list[str]:

@@ -46,7 +46,8 @@ def share_entropy(maps: Tensor) -> Tensor:
 
 
 class _MapOnly(Metric):
-    """A metric of the map alone; the model, inputs and targets are not used."""
+    """A metric of the map alone, :meth:`score` (a function of the maps, set by each subclass);
+    the model, inputs and targets are not used."""
 
     @dataclass
     class Params:
@@ -75,8 +76,7 @@ class Sparseness(_MapOnly):
     paper = "Chalasani et al. 2020, Concise explanations, arXiv:1810.06583"
     higher_is_better = True
 
-    def score(self, maps: Tensor) -> Tensor:
-        return gini_index(maps)
+    score = staticmethod(gini_index)
 
 
 class Complexity(_MapOnly):
@@ -93,5 +93,4 @@ class Complexity(_MapOnly):
     paper = "Bhatt, Weller, Moura 2020, arXiv:2005.00631"
     higher_is_better = False
 
-    def score(self, maps: Tensor) -> Tensor:
-        return share_entropy(maps)
+    score = staticmethod(share_entropy)

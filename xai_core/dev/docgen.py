@@ -27,6 +27,7 @@ import re
 import sys
 import textwrap
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -219,78 +220,80 @@ def _technique_section(entry: Any) -> str:
     return "".join(lines)
 
 
-def _title(all_plugins: bool) -> str:
-    return "Installed" if all_plugins else "Built-in"
+def _page(all_plugins: bool, what: str, intro: str, sections: Iterable[str]) -> str:
+    """A registry's reference page: the header, the title (``Built-in`` or, with every plugin,
+    ``Installed`` ``what``), the page's first paragraph and its sections."""
+    title = "Installed" if all_plugins else "Built-in"
+    return "".join([HEADER, f"# {title} {what}\n\n", intro, *sections])
 
 
 def _techniques(all_plugins: bool) -> str:
     entries = _shown(get_registries().techniques, all_plugins)
-    parts = [HEADER, f"# {_title(all_plugins)} techniques\n\n"]
-    parts.append(
-        "Select them by name in `methods:` of a config or with `xai explain --method NAME`; "
-        "parameters go under `params:`.\n"
-    )
     attributors = [e for e in entries if issubclass(e.obj, Attributor)]
     synthesizers = [e for e in entries if not issubclass(e.obj, Attributor)]
+    sections = []
     for title, group in (("Attributors", attributors), ("Synthesizers", synthesizers)):
-        parts.append(f"\n# {title}\n")
-        parts.extend(_technique_section(e) for e in group)
-    return "".join(parts)
+        sections.append(f"\n# {title}\n")
+        sections.extend(_technique_section(e) for e in group)
+    return _page(
+        all_plugins,
+        "techniques",
+        "Select them by name in `methods:` of a config or with `xai explain --method NAME`; "
+        "parameters go under `params:`.\n",
+        sections,
+    )
 
 
 def _metrics(all_plugins: bool) -> str:
-    parts = [
-        HEADER,
-        f"# {_title(all_plugins)} metrics\n\n",
-        "Select them by name in `metrics:` of a config.\n",
-    ]
-    parts.extend(_technique_section(e) for e in _shown(get_registries().metrics, all_plugins))
+    entries = _shown(get_registries().metrics, all_plugins)
+    intro = "Select them by name in `metrics:` of a config.\n"
+    return _page(all_plugins, "metrics", intro, map(_technique_section, entries))
+
+
+def _model_section(entry: Any) -> str:
+    model = entry.obj
+    kind = "model family" if model.is_family else "model"
+    loader = (
+        getattr(model.loader, "__module__", "?") + "." + getattr(model.loader, "__qualname__", "?")
+    )
+    parts = [f"\n## `{entry.name}`\n\n*{kind}* from {_origin(entry)} ({loader})\n"]
+    if model.description:
+        parts.append(f"\n{model.description}\n")
+    doc = inspect.cleandoc(getattr(model.loader, "__doc__", None) or "")
+    if doc:
+        parts.append(f"\n{doc}\n")
     return "".join(parts)
 
 
 def _models(all_plugins: bool) -> str:
-    parts = [
-        HEADER,
-        f"# {_title(all_plugins)} models\n\n",
+    return _page(
+        all_plugins,
+        "models",
         "Select one with `model: {name: NAME}` in a config or `xai explain --model NAME`; every "
         "loader also takes `pretrained` and `checkpoint` (`model.pretrained`, "
         "`model.checkpoint`). A name ending in `/*` is a family: `family/ARCH` loads one of "
         "its architectures (`xai list models 'family/*'` lists them).\n",
-    ]
-    for entry in _shown(get_registries().models, all_plugins):
-        model = entry.obj
-        kind = "model family" if model.is_family else "model"
-        loader = (
-            getattr(model.loader, "__module__", "?")
-            + "."
-            + getattr(model.loader, "__qualname__", "?")
-        )
-        parts.append(f"\n## `{entry.name}`\n\n*{kind}* from {_origin(entry)} ({loader})\n")
-        if model.description:
-            parts.append(f"\n{model.description}\n")
-        doc = inspect.cleandoc(getattr(model.loader, "__doc__", None) or "")
-        if doc:
-            parts.append(f"\n{doc}\n")
-    return "".join(parts)
+        map(_model_section, _shown(get_registries().models, all_plugins)),
+    )
+
+
+def _command_section(entry: Any) -> str:
+    command = entry.obj
+    parser = argparse.ArgumentParser(prog=f"xai {entry.name}", description=command.help)
+    if command.configure is not None:
+        command.configure(parser)
+    usage = parser.format_help().replace("options:", "Options:").strip()
+    return f"\n## `xai {entry.name}`\n\nfrom {_origin(entry)}\n\n```text\n{usage}\n```\n"
 
 
 def _commands(all_plugins: bool) -> str:
-    parts = [
-        HEADER,
-        f"# {_title(all_plugins)} plugin commands\n\n",
+    return _page(
+        all_plugins,
+        "plugin commands",
         "`xai` subcommands that plugins add with the `register_commands` hook (xai-core's own "
         "commands are in `docs/architecture.md` and `xai --help`).\n",
-    ]
-    registry = get_registries().commands
-    for entry in _shown(registry, all_plugins):
-        command = entry.obj
-        parser = argparse.ArgumentParser(prog=f"xai {entry.name}", description=command.help)
-        if command.configure is not None:
-            command.configure(parser)
-        usage = parser.format_help().replace("options:", "Options:").strip()
-        parts.append(f"\n## `xai {entry.name}`\n\nfrom {_origin(entry)}\n\n")
-        parts.append(f"```text\n{usage}\n```\n")
-    return "".join(parts)
+        map(_command_section, _shown(get_registries().commands, all_plugins)),
+    )
 
 
 def _config() -> str:

@@ -7,8 +7,9 @@ runner and the CLI (what uses plugins).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from xai_core.lazy import lazy_getattr
 
 # Imported on first use, as in `xai_core/__init__.py`: the plugin catalog
 # (:mod:`xai_core.plugins.catalog`) answers `xai --help` and `xai list` without torch.
@@ -37,13 +38,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'xai_core.plugins' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS)
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -28,6 +28,12 @@ from pathlib import Path
 __all__ = ["RunLayout"]
 
 
+def _fixed(folder: str, *parts: str) -> property:
+    """A path of the layout that takes no key: ``parts`` under its ``folder`` (``root``, the
+    run's folder, or ``out``, the model's)."""
+    return property(lambda layout: Path(getattr(layout, folder), *parts))
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """The paths of one model's part of a run: ``root`` is the run's folder, ``out`` the
@@ -40,21 +46,10 @@ class RunLayout:
         """``path`` relative to the run's folder, as items name their files."""
         return str(path.relative_to(self.root))
 
-    @property
-    def results(self) -> Path:
-        return self.root / "results.json"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def records(self) -> Path:
-        return self.out / "records"
-
-    @property
-    def model_file(self) -> Path:
-        return self.out / "model.json"
+    results = _fixed("root", "results.json")
+    config = _fixed("root", "config.yaml")
+    records = _fixed("out", "records")
+    model_file = _fixed("out", "model.json")
 
     def input(self, key: str) -> Path:
         """The normalized input tensor of image ``key`` (``.npy``)."""
@@ -82,6 +77,4 @@ class RunLayout:
         """The figure of a synthesizer that runs once per run."""
         return self.out / "figures" / f"{label}.png"
 
-    @property
-    def grid(self) -> Path:
-        return self.out / "figures" / "grid.png"
+    grid = _fixed("out", "figures", "grid.png")

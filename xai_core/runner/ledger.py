@@ -43,6 +43,7 @@ from xai_core.runner.lock import OutputLock
 
 __all__ = [
     "Ledger",
+    "decode",
     "fingerprint",
     "file_problem",
     "readable",
@@ -60,20 +61,37 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def decode(path: Path, *, strict: bool = False) -> None:
+    """Raise unless the output file ``path`` decodes: it is not empty, an ``.npy`` array loads,
+    a PNG image verifies, JSON parses. ``strict`` decodes every pixel of an image too and refuses
+    the constants ``NaN`` and ``Infinity``, which the strict JSON of :mod:`xai_core.io` never
+    writes (what ``scripts/kill_resume.py`` checks a killed run's files with)."""
+    if path.stat().st_size == 0:
+        raise ValueError("empty file")
+    if path.suffix == ".npy":
+        np.load(path, allow_pickle=False)
+    elif path.suffix == ".png":
+        with Image.open(path) as image:
+            if strict:
+                image.load()
+            else:
+                image.verify()
+    elif path.suffix == ".json":
+        json.loads(path.read_text(), parse_constant=_refuse_constant if strict else None)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
 def readable(path: Path) -> bool:
-    """Whether an output file decodes (``.npy`` arrays and PNG images are fully checked).
+    """Whether an output file decodes (see :func:`decode`).
 
     Resuming compares hashes instead; this is for files no record describes."""
     try:
-        if not path.is_file() or path.stat().st_size == 0:
+        if not path.is_file():
             return False
-        if path.suffix == ".npy":
-            np.load(path, allow_pickle=False)
-        elif path.suffix == ".png":
-            with Image.open(path) as image:
-                image.verify()
-        elif path.suffix == ".json":
-            json.loads(path.read_text())
+        decode(path)
         return True
     except Exception:
         return False

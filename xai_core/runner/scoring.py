@@ -18,12 +18,10 @@ def score_maps(
     inputs: Tensor,
     maps: Tensor,
     targets: Tensor | Sequence[int],
-    *,
-    masks: Tensor | None = None,
-    attributor: Attributor | None = None,
-    seed: int = 0,
+    **given: Any,
 ) -> dict[str, MetricResult | str]:
-    """Score one batch of maps with every ``(label, metric)``.
+    """Score one batch of maps with every ``(label, metric)``: :meth:`Metric.evaluate` of each,
+    ``given`` its keywords (``masks``, ``attributor``, ``seed``) for all of them.
 
     A metric that fails, or lacks what it requires, gives its error message instead of a
     result, so one metric never loses the others' scores.
@@ -31,9 +29,7 @@ def score_maps(
     scored: dict[str, MetricResult | str] = {}
     for label, metric in metrics:
         try:
-            scored[label] = metric.evaluate(
-                handle, inputs, maps, targets, masks=masks, attributor=attributor, seed=seed
-            )
+            scored[label] = metric.evaluate(handle, inputs, maps, targets, **given)
         except Exception as exc:  # noqa: BLE001 - reported per item, like technique failures
             scored[label] = f"{type(exc).__name__}: {exc}"
     return scored

@@ -37,14 +37,8 @@ class EdgeSimilarity(xai_core.Metric):
         #: Compare absolute map values (the sign of an attribution says nothing about edges).
         absolute: bool = True
 
-    def compute(
-        self,
-        model: nn.Module,
-        inputs: Tensor,
-        maps: Tensor,
-        targets: Tensor,
-        context: xai_core.MetricContext,
-    ) -> Tensor:
+    def compute(self, model: nn.Module, inputs: Tensor, maps: Tensor, targets: Tensor,
+                context: xai_core.MetricContext) -> Tensor:
         edges = sobel_magnitude(context.handle.denormalize(inputs))
         values = maps.abs() if self.params.absolute else maps
         return _pearson(values.flatten(1), edges.flatten(1))
