@@ -24,28 +24,18 @@ default, so no spinning threads count) is the steadier measure there.
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from collections.abc import Callable
 
 os.environ.setdefault("XAI_CORE_OFFLINE", "1")
 
 import torch  # noqa: E402
-from _common import parser_with  # noqa: E402
+from _common import interleaved_best_times, parser_with  # noqa: E402
 
 
 def _best(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
     """Best wall-clock and best process CPU time of each call, alternating the calls."""
-    for call in calls.values():
-        call()
-    wall = {name: float("inf") for name in calls}
-    cpu = dict(wall)
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            call()
-            wall[name] = min(wall[name], time.perf_counter() - start)
-            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+    wall, cpu = interleaved_best_times(calls, repeats)
     return {name: (wall[name], cpu[name]) for name in calls}
 
 
