@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,12 @@ from torch import Tensor
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric, MetricResult
 from xai_core.contracts.model import ModelHandle
+
+#: The keyword-only parameters of :meth:`Metric.evaluate` (``masks``, ``attributor``, ``seed``).
+_EVALUATE_KEYWORDS = frozenset(
+    p.name for p in inspect.signature(Metric.evaluate).parameters.values()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 def score_maps(
@@ -26,6 +33,9 @@ def score_maps(
     A metric that fails, or lacks what it requires, gives its error message instead of a
     result, so one metric never loses the others' scores.
     """
+    unknown = sorted(set(given) - _EVALUATE_KEYWORDS)
+    if unknown:  # a caller's mistake, not a metric's failure: never one error per item
+        raise TypeError(f"score_maps() got unexpected keywords {unknown}")
     scored: dict[str, MetricResult | str] = {}
     for label, metric in metrics:
         try:
