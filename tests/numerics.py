@@ -21,16 +21,35 @@ import torch
 
 #: float32's machine epsilon (2**-23).
 EPS32 = float(torch.finfo(torch.float32).eps)
+#: float64's machine epsilon (2**-52).
+EPS64 = float(torch.finfo(torch.float64).eps)
+
+
+def _array(values) -> np.ndarray:
+    """``values`` as a NumPy array; tensors that track gradients are detached first."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+    return np.asarray(values)
+
+
+def _atol(eps: float, reference, depth: int, fan_in: int, safety: float) -> float:
+    largest = float(np.abs(_array(reference).astype(np.float64)).max())
+    return safety * eps * depth * math.sqrt(fan_in) * largest
 
 
 def float32_atol(reference, depth: int, fan_in: int = 1, safety: float = 4.0) -> float:
     """The absolute tolerance for two float32 computations of ``reference`` through ``depth``
     layers whose widest reduction sums ``fan_in`` terms."""
-    largest = float(np.abs(np.asarray(reference, dtype=np.float64)).max())
-    return safety * EPS32 * depth * math.sqrt(fan_in) * largest
+    return _atol(EPS32, reference, depth, fan_in, safety)
+
+
+def float64_atol(reference, depth: int, fan_in: int = 1, safety: float = 4.0) -> float:
+    """The same bound as :func:`float32_atol` for two float64 computations of ``reference``:
+    ``safety * EPS64 * depth * sqrt(fan_in) * max|reference|``."""
+    return _atol(EPS64, reference, depth, fan_in, safety)
 
 
 def assert_float32_close(actual, reference, depth: int, fan_in: int = 1) -> None:
     """``actual`` equals ``reference`` within :func:`float32_atol`."""
     atol = float32_atol(reference, depth, fan_in)
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(reference), rtol=0, atol=atol)
+    np.testing.assert_allclose(_array(actual), _array(reference), rtol=0, atol=atol)

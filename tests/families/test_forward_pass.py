@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from numerics import assert_float32_close
 
 import xai_core
 from xai_core.families.gradient import input_forward_pass, pass_input_gradients
@@ -33,7 +34,8 @@ def test_predicted_target_costs_no_extra_pass(name, tiny_resnet):
     assert len(calls) == 1
     with torch.no_grad():
         logits = tiny_resnet.module(x)
-    torch.testing.assert_close(result.logits, logits, atol=1e-5, rtol=1e-4)
+    # ResNet-10-T's forward, maybe through other kernels: ~12 layers, 3x3x512 reductions.
+    assert_float32_close(result.logits, logits, depth=12, fan_in=3 * 3 * 512)
     assert result.targets.tolist() == logits.argmax(1).tolist()
 
 
@@ -44,7 +46,8 @@ def test_saliency_from_the_shared_pass_is_the_plain_input_gradient(tiny_resnet):
     )
     module = tiny_resnet.module.eval().requires_grad_(False)
     plain = input_gradients(module, x, result.targets, channels_last=False).abs().amax(1)
-    torch.testing.assert_close(result.maps, plain, atol=1e-6, rtol=1e-5)
+    # The gradient back through ResNet-10-T (~12 layers, 3x3x512 reductions).
+    assert_float32_close(result.maps, plain, depth=12, fan_in=3 * 3 * 512)
 
 
 def test_a_callable_target_gets_the_logits_of_the_same_pass(tiny_resnet):
@@ -67,7 +70,8 @@ def test_top_k_targets_share_the_pass_too(tiny_resnet):
     several = technique.attribute(tiny_resnet, x, "top-2")
     for j in range(2):
         one = technique.attribute(tiny_resnet, x, several.targets[j::2])
-        torch.testing.assert_close(several.maps[j::2], one.maps, atol=1e-6, rtol=1e-5)
+        # Batched vs per-target: gradients back through ResNet-10-T, summed in another order.
+        assert_float32_close(several.maps[j::2], one.maps, depth=12, fan_in=3 * 3 * 512)
 
 
 class _WrongLogits(xai_core.Attributor):

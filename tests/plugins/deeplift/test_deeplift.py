@@ -19,6 +19,7 @@ from captum.attr import GradientShap as CaptumGradientShap
 from captum.attr._core import deep_lift as captum_deep_lift
 from captum.attr._core import gradient_shap as captum_gradient_shap
 from captum.attr._core.noise_tunnel import NoiseTunnel
+from numerics import assert_float32_close, float32_atol
 from torch import nn
 
 import xai_core
@@ -30,7 +31,13 @@ from xai_core.nn.images import Baseline, baseline_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-TOL = {"atol": 1e-5, "rtol": 1e-5}
+#: (depth, widest reduction) of each model, for the float32 bound of ours vs Captum's
+#: multipliers back through it (tests/numerics.py).
+DEPTH = {
+    "efficientnet_lite0": (50, 1280),
+    "resnet18": (18, 3 * 3 * 512),
+    "mobilenet_v3_small": (52, 1024),
+}
 
 
 def _eval(model: nn.Module) -> nn.Module:
@@ -133,9 +140,13 @@ def test_deeplift_equals_captum(models, name, rules, monkeypatch, tmp_path):
     reference, delta = CaptumDeepLift(_captum_copy(name, handle.module)).attribute(
         inputs.clone(), baseline[None], target=targets, return_convergence_delta=True
     )
-    torch.testing.assert_close(ours, reference, **TOL)
-    # Captum's convergence delta is the same summation check as the metadata's.
-    assert np.allclose(metadata["summation_gap"], delta.tolist(), atol=1e-4)
+    depth, fan_in = DEPTH[name]
+    assert_float32_close(ours, reference, depth=depth, fan_in=fan_in)
+    # Captum's convergence delta is the same summation check as the metadata's: a sum of
+    # 3 x size x size attributions (rounding on the scale of the summands) minus the score
+    # difference (the network's float32 bound).
+    atol = float32_atol(ours.abs().sum(dim=(1, 2, 3)), depth=depth + 1, fan_in=3 * size * size)
+    np.testing.assert_allclose(metadata["summation_gap"], delta.tolist(), rtol=0, atol=atol)
 
 
 def test_deeplift_map_is_the_channel_sum(models):
@@ -147,7 +158,8 @@ def test_deeplift_map_is_the_channel_sum(models):
         inputs.clone(), baseline, target=[3, 4]
     )
     result = method.attribute(handle, inputs, [3, 4])
-    torch.testing.assert_close(result.maps, reference.sum(dim=1), **TOL)
+    # Captum's multipliers back through ResNet-18, summed over 3 channels.
+    assert_float32_close(result.maps, reference.sum(dim=1), depth=18 + 1, fan_in=3 * 3 * 512)
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "mobilenet_v3_small"])
@@ -162,7 +174,8 @@ def test_deeplift_shap_equals_captum(models, name):
     reference = CaptumDeepLiftShap(_captum_copy(name, handle.module)).attribute(
         inputs.clone(), references, target=targets
     )
-    torch.testing.assert_close(ours, reference, **TOL)
+    depth, fan_in = DEPTH[name]
+    assert_float32_close(ours, reference, depth=depth, fan_in=fan_in)
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "mobilenet_v3_small"])
@@ -196,7 +209,9 @@ def test_gradient_shap_equals_captum_with_the_same_draws(models, name, monkeypat
     reference = CaptumGradientShap(handle.module).attribute(
         inputs.clone(), references, n_samples=5, stdevs=0.2, target=targets
     )
-    torch.testing.assert_close(ours, reference, **TOL)
+    # 5 gradients back through the network, averaged: depth x 5 (tests/numerics.py).
+    depth, fan_in = DEPTH[name]
+    assert_float32_close(ours, reference, depth=depth * 5, fan_in=fan_in)
 
 
 class ReluNet(nn.Module):
@@ -240,7 +255,12 @@ def test_summation_to_delta_on_a_relu_network():
         logits, reference_logits = handle.module(inputs), handle.module(baselines)
     rows = torch.arange(3)
     difference = logits[rows, [0, 1, 3]] - reference_logits[rows, [0, 1, 3]]
-    torch.testing.assert_close(result.maps.sum(dim=(1, 2)), difference, atol=1e-5, rtol=1e-4)
+    # Summation to delta holds exactly in reals; in float32 the sum of 3x20x20 attributions
+    # rounds on the scale of its summands, and the two forwards through ReluNet (5 layers,
+    # 3x3x8 reductions) on the scale of the scores.
+    atol = (float32_atol(result.maps.abs().sum(dim=(1, 2)), depth=5 + 1, fan_in=3 * 20 * 20)
+            + float32_atol(logits, depth=5, fan_in=3 * 3 * 8))
+    np.testing.assert_allclose(result.maps.sum(dim=(1, 2)), difference, rtol=0, atol=atol)
     assert max(abs(g) for g in result.metadata["summation_gap_relative"]) < 1e-4
     # Captum's rules leave ReLU6 and the functional ReLU linear and drop the pool's rule after
     # the ReLU: the sum is then off, which is why ``all`` is the default.
@@ -262,7 +282,8 @@ def test_rescale_rule_by_hand_on_relu6_and_gelu():
         z, z_ref = net[1](x.flatten(1)), net[1](x_ref.flatten(1))
         m = w2 * (act(z) - act(z_ref)) / (z - z_ref)
         expected = ((x - x_ref).flatten(1) * (m @ w1)).view_as(x)
-        torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
+        # Two layers and the multiplier's quotient, 16 wide at most.
+        assert_float32_close(ours, expected, depth=3, fan_in=16)
 
 
 def test_reference_set_and_sum_of_deeplift_shap():
@@ -278,7 +299,10 @@ def test_reference_set_and_sum_of_deeplift_shap():
         scores = handle.module(inputs)[[0, 1], [1, 2]]
         ref_scores = handle.module(references.flatten(0, 1)).view(2, 4, -1)[[0, 1], :, [1, 2]]
     expected = scores - ref_scores.mean(dim=1)
-    torch.testing.assert_close(result.maps.sum(dim=(1, 2)), expected, atol=1e-5, rtol=1e-4)
+    # As for DeepLIFT above: the summands' rounding plus the forwards' (mean of 4 references).
+    atol = (float32_atol(result.maps.abs().sum(dim=(1, 2)), depth=5 + 2, fan_in=3 * 20 * 20)
+            + float32_atol(ref_scores, depth=5 + 1, fan_in=3 * 3 * 8))
+    np.testing.assert_allclose(result.maps.sum(dim=(1, 2)), expected, rtol=0, atol=atol)
     # The set without blur is shared by all inputs.
     shared = baseline_set([Baseline.parse("black"), Baseline.parse("uniform")], inputs, handle)
     assert shared.shape == (1, 2, 3, 20, 20)
@@ -317,7 +341,7 @@ def test_module_reuse_and_functional_activations_follow_the_rule():
     reference = CaptumDeepLift(_captum_copy("resnet18", model)).attribute(
         inputs.clone(), target=[0, 1]
     )
-    torch.testing.assert_close(ours, reference, **TOL)
+    assert_float32_close(ours, reference, *DEPTH["resnet18"])
 
 
 def test_bad_baselines_say_what_is_wrong(tmp_path):
@@ -354,7 +378,8 @@ def test_a_baseline_per_input_follows_repeated_targets():
     single = xai_core.get_attributor("deeplift", baseline=per_input[1]).attribute(
         handle, inputs[1:], [3]
     )
-    torch.testing.assert_close(several[3], single.maps[0], atol=1e-6, rtol=1e-5)
+    # Batched otherwise: multipliers back through ReluNet (5 layers, 3x3x8 reductions).
+    assert_float32_close(several[3], single.maps[0], depth=5, fan_in=3 * 3 * 8)
 
 
 def test_rules_leave_no_trace(models):
