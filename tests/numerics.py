@@ -50,6 +50,10 @@ def float64_atol(reference, depth: int, fan_in: int = 1, safety: float = 4.0) ->
 
 
 def assert_float32_close(actual, reference, depth: int, fan_in: int = 1) -> None:
-    """``actual`` equals ``reference`` within :func:`float32_atol`."""
+    """``actual`` equals ``reference`` within :func:`float32_atol`.
+
+    An all-zero ``reference`` asks for exact zeros: right where the zeros come from a clamp
+    (a CAM's ReLU, a map normalised by a zero maximum), which rounds to exactly zero on any
+    machine; compare anything else against a reference that is not all zero."""
     atol = float32_atol(reference, depth, fan_in)
     np.testing.assert_allclose(_array(actual), _array(reference), rtol=0, atol=atol)
