@@ -226,3 +226,22 @@ def test_a_family_member_is_reachable_through_its_plugin():
     assert handle.info["architecture"] == "resnet10t"
     with pytest.raises(UnknownNameError, match="did you mean 'timm/resnet10t'"):
         xai_core.load_model("saliency:timm/resnet10t", pretrained=False)
+
+
+def test_imagenet_names_are_torchvisions_read_without_importing_it():
+    # A config check names classes before any model loads; importing torchvision.models would
+    # cost it a second (torch._dynamo).
+    import subprocess
+    import sys
+
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    from xai_core.contracts.model import imagenet_class_names
+
+    assert imagenet_class_names() == list(_IMAGENET_CATEGORIES)
+    code = (
+        "import sys; from xai_core.contracts.model import imagenet_class_names; "
+        "assert imagenet_class_names()[281] == 'tabby'; "
+        "assert 'torchvision' not in sys.modules, 'torchvision imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

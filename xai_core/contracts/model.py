@@ -9,7 +9,9 @@ are registered by ``plugins/models.py`` with the building blocks below.
 
 from __future__ import annotations
 
+import ast
 import functools
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -222,7 +224,22 @@ def as_model_handle(model: ModelHandle | nn.Module) -> ModelHandle:
 
 @functools.lru_cache(maxsize=1)
 def _imagenet_names() -> tuple[str, ...]:
-    from torchvision.models._meta import _IMAGENET_CATEGORIES  # start-up: see to_pixels
+    """torchvision's list of the ImageNet-1k classes, read from its source file: importing
+    ``torchvision.models`` costs about a second (it imports ``torch._dynamo``), which a config
+    check that only names a class (``xai config --check``, a refused ``xai run``) need not pay."""
+    spec = importlib.util.find_spec("torchvision")
+    if spec is not None and spec.submodule_search_locations:
+        meta = Path(next(iter(spec.submodule_search_locations))) / "models" / "_meta.py"
+        try:
+            for node in ast.parse(meta.read_text()).body:
+                if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                        and getattr(node.targets[0], "id", None) == "_IMAGENET_CATEGORIES"):
+                    names = ast.literal_eval(node.value)
+                    if len(names) == 1000:
+                        return tuple(names)
+        except (OSError, SyntaxError, ValueError):
+            pass  # another torchvision layout: import it
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     return tuple(_IMAGENET_CATEGORIES)
 
