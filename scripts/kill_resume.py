@@ -396,35 +396,50 @@ def _normalize_json(value: Any, out_dirs: tuple[str, ...], cmp: Comparison, root
     "sha256"}`` of an input image) checked against its file and replaced by ``<verified>``
     (the files themselves are compared across runs)."""
     if isinstance(value, dict):
-        result: dict[str, Any] = {}
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else key
-            dropped = key if key in VOLATILE_KEYS else where if where in VOLATILE_PATHS else None
-            if dropped is not None:
-                cmp.dropped[dropped] = cmp.dropped.get(dropped, 0) + 1
-                continue
-            target = None
-            if isinstance(item, dict) and "sha256" in item:
-                if isinstance(item.get("source"), str):
-                    target = Path(item["source"])
-                elif "/" in key or "." in key:
-                    target = root / key
-            if target is not None:
-                if _digest_ok(target, item):
-                    cmp.digests_verified += 1
-                    result[key] = "<verified>"
-                else:
-                    cmp.digest_errors.append(
-                        f"{root.name}/{where_file}: digest {where} does not match {target}")
-                    result[key] = "<digest does not match>"
-                continue
-            result[key] = _normalize_json(item, out_dirs, cmp, root, where_file, where)
-        return result
+        return _normalize_dict(value, out_dirs, cmp, root, where_file, path)
     if isinstance(value, list):
         return [_normalize_json(v, out_dirs, cmp, root, where_file, f"{path}[]") for v in value]
     if isinstance(value, str):
         return _replace_dirs(value, out_dirs)
     return value
+
+
+def _digest_target(key: str, item: Any, root: Path) -> Path | None:
+    """The file that ``item`` is a digest of, or None when it is not a file digest."""
+    if not (isinstance(item, dict) and "sha256" in item):
+        return None
+    if isinstance(item.get("source"), str):
+        return Path(item["source"])
+    if "/" in key or "." in key:
+        return root / key
+    return None
+
+
+def _verified(target: Path, item: dict[str, Any], cmp: Comparison, root: Path,
+              where_file: str, where: str) -> str:
+    """``<verified>`` when the digest ``item`` matches ``target`` (else the error is noted)."""
+    if _digest_ok(target, item):
+        cmp.digests_verified += 1
+        return "<verified>"
+    cmp.digest_errors.append(f"{root.name}/{where_file}: digest {where} does not match {target}")
+    return "<digest does not match>"
+
+
+def _normalize_dict(value: dict[str, Any], out_dirs: tuple[str, ...], cmp: Comparison,
+                    root: Path, where_file: str, path: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        where = f"{path}.{key}" if path else key
+        dropped = key if key in VOLATILE_KEYS else where if where in VOLATILE_PATHS else None
+        if dropped is not None:
+            cmp.dropped[dropped] = cmp.dropped.get(dropped, 0) + 1
+            continue
+        target = _digest_target(key, item, root)
+        if target is not None:
+            result[key] = _verified(target, item, cmp, root, where_file, where)
+            continue
+        result[key] = _normalize_json(item, out_dirs, cmp, root, where_file, where)
+    return result
 
 
 def _replace_dirs(text: str, out_dirs: tuple[str, ...]) -> str:
@@ -439,23 +454,35 @@ def _json_diff(a: Any, b: Any, path: str = "", limit: int = 6) -> list[str]:
     if type(a) is not type(b):
         return [f"{path or '<top>'}: {a!r:.120} != {b!r:.120}"]
     if isinstance(a, dict):
-        for key in list(dict.fromkeys([*a, *b])):
-            if key not in a or key not in b:
-                diffs.append(f"{path}.{key}: only in {'killed' if key not in a else 'reference'}")
-            else:
-                diffs += _json_diff(a[key], b[key], f"{path}.{key}" if path else key, limit)
-            if len(diffs) >= limit:
-                break
+        diffs = _dict_diff(a, b, path, limit)
     elif isinstance(a, list):
-        if len(a) != len(b):
-            diffs.append(f"{path}: {len(a)} entries != {len(b)}")
-        for i, (x, y) in enumerate(zip(a, b)):
-            diffs += _json_diff(x, y, f"{path}[{i}]", limit)
-            if len(diffs) >= limit:
-                break
+        diffs = _list_diff(a, b, path, limit)
     elif a != b:
         diffs.append(f"{path or '<top>'}: {a!r:.120} != {b!r:.120}")
     return diffs[:limit]
+
+
+def _dict_diff(a: dict[str, Any], b: dict[str, Any], path: str, limit: int) -> list[str]:
+    diffs: list[str] = []
+    for key in list(dict.fromkeys([*a, *b])):
+        if key not in a or key not in b:
+            diffs.append(f"{path}.{key}: only in {'killed' if key not in a else 'reference'}")
+        else:
+            diffs += _json_diff(a[key], b[key], f"{path}.{key}" if path else key, limit)
+        if len(diffs) >= limit:
+            break
+    return diffs
+
+
+def _list_diff(a: list[Any], b: list[Any], path: str, limit: int) -> list[str]:
+    diffs: list[str] = []
+    if len(a) != len(b):
+        diffs.append(f"{path}: {len(a)} entries != {len(b)}")
+    for i, (x, y) in enumerate(zip(a, b)):
+        diffs += _json_diff(x, y, f"{path}[{i}]", limit)
+        if len(diffs) >= limit:
+            break
+    return diffs
 
 
 SECONDS = re.compile(r"\b[0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)? s\b")
