@@ -528,6 +528,49 @@ def _png_detail(ref: Path, got: Path) -> str:
     return f"pixels differ: {int((diff.max(axis=-1) > 0).sum())} pixels, max diff {diff.max()}"
 
 
+def _compare_json(rel: str, a: Path, b: Path, dirs: tuple[str, ...], got_dirs: tuple[str, ...],
+                  result: Comparison, ref: Path, got: Path) -> None:
+    try:
+        ja = _normalize_json(json.loads(a.read_text()), dirs, result, ref, rel)
+        jb = _normalize_json(json.loads(b.read_text()), got_dirs, result, got, rel)
+    except (ValueError, UnicodeDecodeError) as exc:
+        result.mismatches.append(f"{rel}: not valid JSON ({exc})")
+        return
+    if ja != jb:
+        result.mismatches.append(f"{rel}: " + "; ".join(_json_diff(ja, jb)))
+
+
+def _compare_text(rel: str, a: Path, b: Path, dirs: tuple[str, ...], got_dirs: tuple[str, ...],
+                  result: Comparison) -> None:
+    ta, tb = a.read_text(errors="replace"), b.read_text(errors="replace")
+    if a.suffix.lower() == ".html":
+        refs_a, refs_b = REFERENCE.findall(ta), REFERENCE.findall(tb)
+        if refs_a != refs_b:
+            only = sorted(set(refs_a) ^ set(refs_b))[:5]
+            result.mismatches.append(
+                f"{rel}: referenced files differ ({len(refs_a)} vs {len(refs_b)}; "
+                f"e.g. {only})"
+            )
+            return
+        ta, tb = _normalize_html(ta, dirs), _normalize_html(tb, got_dirs)
+    else:
+        ta, tb = _replace_dirs(ta, dirs), _replace_dirs(tb, got_dirs)
+    if ta != tb:
+        result.mismatches.append(f"{rel}: {_first_text_diff(ta, tb)}")
+
+
+BYTES_DETAIL = {".npy": _array_detail, ".png": _png_detail}
+
+
+def _compare_bytes(rel: str, a: Path, b: Path, result: Comparison) -> None:
+    if a.read_bytes() == b.read_bytes():
+        return
+    detailer = BYTES_DETAIL.get(a.suffix.lower())
+    detail = (detailer(a, b) if detailer is not None
+              else f"{a.stat().st_size} vs {b.stat().st_size} bytes")
+    result.mismatches.append(f"{rel}: bytes differ ({detail})")
+
+
 def compare_trees(ref: Path, got: Path) -> Comparison:
     result = Comparison()
     ref_files, got_files = snapshot(ref), snapshot(got)
@@ -544,43 +587,16 @@ def compare_trees(ref: Path, got: Path) -> Comparison:
         result.compared += 1
         result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
         if suffix == ".json" or a.name in KEPT_HIDDEN:
-            try:
-                ja = _normalize_json(json.loads(a.read_text()), dirs, result, ref, rel)
-                jb = _normalize_json(json.loads(b.read_text()), got_dirs, result, got, rel)
-            except (ValueError, UnicodeDecodeError) as exc:
-                result.mismatches.append(f"{rel}: not valid JSON ({exc})")
-                continue
-            if ja != jb:
-                result.mismatches.append(f"{rel}: " + "; ".join(_json_diff(ja, jb)))
+            _compare_json(rel, a, b, dirs, got_dirs, result, ref, got)
         elif suffix in (".html", ".yaml", ".yml", ".md", ".txt", ".csv"):
-            ta, tb = a.read_text(errors="replace"), b.read_text(errors="replace")
-            if suffix == ".html":
-                refs_a, refs_b = REFERENCE.findall(ta), REFERENCE.findall(tb)
-                if refs_a != refs_b:
-                    only = sorted(set(refs_a) ^ set(refs_b))[:5]
-                    result.mismatches.append(
-                        f"{rel}: referenced files differ ({len(refs_a)} vs {len(refs_b)}; "
-                        f"e.g. {only})"
-                    )
-                    continue
-                ta, tb = _normalize_html(ta, dirs), _normalize_html(tb, got_dirs)
-            else:
-                ta, tb = _replace_dirs(ta, dirs), _replace_dirs(tb, got_dirs)
-            if ta != tb:
-                result.mismatches.append(f"{rel}: {_first_text_diff(ta, tb)}")
-        elif a.read_bytes() != b.read_bytes():
-            if suffix == ".npy":
-                detail = _array_detail(a, b)
-            elif suffix == ".png":
-                detail = _png_detail(a, b)
-            else:
-                detail = f"{a.stat().st_size} vs {b.stat().st_size} bytes"
-            result.mismatches.append(f"{rel}: bytes differ ({detail})")
+            _compare_text(rel, a, b, dirs, got_dirs, result)
+        else:
+            _compare_bytes(rel, a, b, result)
     return result
 
 
-def check_run(out: Path, expected_items: int | None) -> list[str]:
-    """Problems of one finished output folder (empty when it is sound)."""
+def _file_problems(out: Path) -> list[str]:
+    """Temporary, hidden, half-written or unreadable files under ``out``."""
     problems: list[str] = []
     for path in sorted(out.rglob("*")):
         if not path.is_file():
@@ -597,13 +613,13 @@ def check_run(out: Path, expected_items: int | None) -> list[str]:
                 raise ValueError("truncated HTML")
         except Exception as exc:  # noqa: BLE001 - every broken file is reported
             problems.append(f"{rel}: half-written or unreadable ({type(exc).__name__}: {exc})")
-    results_file = out / "results.json"
-    if not results_file.is_file():
-        return [*problems, "results.json: missing"]
-    try:
-        results = json.loads(results_file.read_text())
-    except ValueError as exc:
-        return [*problems, f"results.json: unreadable ({exc})"]
+    return problems
+
+
+def _results_problems(results: dict[str, Any], out: Path,
+                      expected_items: int | None) -> list[str]:
+    """What is wrong with a decoded results.json of ``out``."""
+    problems: list[str] = []
     if results.get("complete") is not True:
         problems.append(f"results.json: complete is {results.get('complete')!r}, not true")
     summary, items = results.get("summary", {}), results.get("items", [])
@@ -620,6 +636,19 @@ def check_run(out: Path, expected_items: int | None) -> list[str]:
                 problems.append(f"results.json: {item.get('key')}/{item.get('label')} names "
                                 f"missing {name} file {rel}")
     return problems
+
+
+def check_run(out: Path, expected_items: int | None) -> list[str]:
+    """Problems of one finished output folder (empty when it is sound)."""
+    problems = _file_problems(out)
+    results_file = out / "results.json"
+    if not results_file.is_file():
+        return [*problems, "results.json: missing"]
+    try:
+        results = json.loads(results_file.read_text())
+    except ValueError as exc:
+        return [*problems, f"results.json: unreadable ({exc})"]
+    return problems + _results_problems(results, out, expected_items)
 
 
 # --------------------------------------------------------------------------------------------
