@@ -698,6 +698,35 @@ def main(argv: list[str] | None = None) -> int:
                     path.unlink(missing_ok=True)
 
 
+def _print_normalization(comparison: Comparison) -> None:
+    """Step 4: what was dropped or replaced before comparing the two runs."""
+    print("4. dropped JSON keys before comparing (occurrences over both runs):")
+    for key, count in sorted(comparison.dropped.items()):
+        why = VOLATILE_KEYS.get(key) or VOLATILE_PATHS.get(key, "")
+        print(f"   - {key} ({count}x): {why}")
+    print(f"   also: the output folder's path is replaced by {OUT_TOKEN} in JSON, YAML and HTML; "
+          "report*.html is compared after replacing every 'N s' timing and removing the "
+          "Timings and Environment tables, and its referenced files are compared as a list; "
+          f"{comparison.digests_verified} file digests (size, sha256) in JSON files were "
+          "checked against the files of their own folder and compared as '<verified>' (the "
+          "files themselves are compared; config.yaml's hash differs with the output path)")
+    for name, why in KEPT_HIDDEN.items():
+        print(f"   kept hidden file {name}: {why}")
+
+
+def _phase_counts(attempts: list[Attempt]) -> dict[str, int]:
+    phases: dict[str, int] = {}
+    for a in attempts:
+        phases[a.phase or "?"] = phases.get(a.phase or "?", 0) + 1
+    return phases
+
+
+def _print_list(title: str, lines: list[str]) -> None:
+    print(f"{title}{len(lines)}")
+    for line in lines:
+        print(f"   - {line}")
+
+
 def _main(args: argparse.Namespace, work: Path, inputs: Path, ref: Path, got: Path,
           config: Path, log: Path, t0: float) -> int:
     rng = random.Random(args.seed)
@@ -777,24 +806,11 @@ def _main(args: argparse.Namespace, work: Path, inputs: Path, ref: Path, got: Pa
     problems += [f"killed run: {p}" for p in check_run(got, n_items)]
     problems += comparison.digest_errors
 
-    print("4. dropped JSON keys before comparing (occurrences over both runs):")
-    for key, count in sorted(comparison.dropped.items()):
-        why = VOLATILE_KEYS.get(key) or VOLATILE_PATHS.get(key, "")
-        print(f"   - {key} ({count}x): {why}")
-    print(f"   also: the output folder's path is replaced by {OUT_TOKEN} in JSON, YAML and HTML; "
-          "report*.html is compared after replacing every 'N s' timing and removing the "
-          "Timings and Environment tables, and its referenced files are compared as a list; "
-          f"{comparison.digests_verified} file digests (size, sha256) in JSON files were "
-          "checked against the files of their own folder and compared as '<verified>' (the "
-          "files themselves are compared; config.yaml's hash differs with the output path)")
-    for name, why in KEPT_HIDDEN.items():
-        print(f"   kept hidden file {name}: {why}")
+    _print_normalization(comparison)
 
     # 6. summary
     killed = [a for a in attempts if a.killed_at is not None]
-    phases: dict[str, int] = {}
-    for a in attempts:
-        phases[a.phase or "?"] = phases.get(a.phase or "?", 0) + 1
+    phases = _phase_counts(attempts)
     total = time.monotonic() - t0
     print("\n=== summary")
     print(f"reference run:       {duration:.1f} s ({n_items} items, {args.images} images)")
@@ -805,17 +821,12 @@ def _main(args: argparse.Namespace, work: Path, inputs: Path, ref: Path, got: Pa
     before_model = sum(1 for a in killed if a.phase in PHASES[:2])
     print(f"before the model was loaded / any output written: {before_model}; during the run: "
           f"{len(killed) - before_model}")
-    for phase in PHASES:
-        if phases.get(phase):
-            print(f"   {phases[phase]:2d} x {phase}")
+    for phase in (p for p in PHASES if phases.get(p)):
+        print(f"   {phases[phase]:2d} x {phase}")
     kinds = ", ".join(f"{n} .{k}" for k, n in sorted(comparison.by_kind.items()))
     print(f"files compared:      {comparison.compared} ({kinds})")
-    print(f"mismatches:          {len(comparison.mismatches)}")
-    for line in comparison.mismatches:
-        print(f"   - {line}")
-    print(f"failed checks:       {len(problems)}")
-    for line in problems:
-        print(f"   - {line}")
+    _print_list("mismatches:          ", comparison.mismatches)
+    _print_list("failed checks:       ", problems)
     print(f"total time:          {total:.1f} s")
     summary = {
         "reference_seconds": duration, "items": n_items, "images": args.images,
