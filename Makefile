@@ -46,10 +46,10 @@ test-one-thread: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" $(EQUIVALENCE)
 
 # Layer and no-cycle contracts (pyproject.toml [tool.importlinter]) and ruff (C901: complexity at
-# most 10 in xai_core, plugins and tests); .ci/run runs it first.
+# most 10 in xai_core, plugins, tests, benchmarks and scripts); .ci/run runs it first.
 lint: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check xai_core plugins tests benchmarks
+	$(BIN)/ruff check xai_core plugins tests benchmarks scripts
 
 clean-venv:
 	rm -rf $(VENV)

@@ -396,35 +396,50 @@ def _normalize_json(value: Any, out_dirs: tuple[str, ...], cmp: Comparison, root
     "sha256"}`` of an input image) checked against its file and replaced by ``<verified>``
     (the files themselves are compared across runs)."""
     if isinstance(value, dict):
-        result: dict[str, Any] = {}
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else key
-            dropped = key if key in VOLATILE_KEYS else where if where in VOLATILE_PATHS else None
-            if dropped is not None:
-                cmp.dropped[dropped] = cmp.dropped.get(dropped, 0) + 1
-                continue
-            target = None
-            if isinstance(item, dict) and "sha256" in item:
-                if isinstance(item.get("source"), str):
-                    target = Path(item["source"])
-                elif "/" in key or "." in key:
-                    target = root / key
-            if target is not None:
-                if _digest_ok(target, item):
-                    cmp.digests_verified += 1
-                    result[key] = "<verified>"
-                else:
-                    cmp.digest_errors.append(
-                        f"{root.name}/{where_file}: digest {where} does not match {target}")
-                    result[key] = "<digest does not match>"
-                continue
-            result[key] = _normalize_json(item, out_dirs, cmp, root, where_file, where)
-        return result
+        return _normalize_dict(value, out_dirs, cmp, root, where_file, path)
     if isinstance(value, list):
         return [_normalize_json(v, out_dirs, cmp, root, where_file, f"{path}[]") for v in value]
     if isinstance(value, str):
         return _replace_dirs(value, out_dirs)
     return value
+
+
+def _digest_target(key: str, item: Any, root: Path) -> Path | None:
+    """The file that ``item`` is a digest of, or None when it is not a file digest."""
+    if not (isinstance(item, dict) and "sha256" in item):
+        return None
+    if isinstance(item.get("source"), str):
+        return Path(item["source"])
+    if "/" in key or "." in key:
+        return root / key
+    return None
+
+
+def _verified(target: Path, item: dict[str, Any], cmp: Comparison, root: Path,
+              where_file: str, where: str) -> str:
+    """``<verified>`` when the digest ``item`` matches ``target`` (else the error is noted)."""
+    if _digest_ok(target, item):
+        cmp.digests_verified += 1
+        return "<verified>"
+    cmp.digest_errors.append(f"{root.name}/{where_file}: digest {where} does not match {target}")
+    return "<digest does not match>"
+
+
+def _normalize_dict(value: dict[str, Any], out_dirs: tuple[str, ...], cmp: Comparison,
+                    root: Path, where_file: str, path: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        where = f"{path}.{key}" if path else key
+        dropped = key if key in VOLATILE_KEYS else where if where in VOLATILE_PATHS else None
+        if dropped is not None:
+            cmp.dropped[dropped] = cmp.dropped.get(dropped, 0) + 1
+            continue
+        target = _digest_target(key, item, root)
+        if target is not None:
+            result[key] = _verified(target, item, cmp, root, where_file, where)
+            continue
+        result[key] = _normalize_json(item, out_dirs, cmp, root, where_file, where)
+    return result
 
 
 def _replace_dirs(text: str, out_dirs: tuple[str, ...]) -> str:
@@ -439,23 +454,35 @@ def _json_diff(a: Any, b: Any, path: str = "", limit: int = 6) -> list[str]:
     if type(a) is not type(b):
         return [f"{path or '<top>'}: {a!r:.120} != {b!r:.120}"]
     if isinstance(a, dict):
-        for key in list(dict.fromkeys([*a, *b])):
-            if key not in a or key not in b:
-                diffs.append(f"{path}.{key}: only in {'killed' if key not in a else 'reference'}")
-            else:
-                diffs += _json_diff(a[key], b[key], f"{path}.{key}" if path else key, limit)
-            if len(diffs) >= limit:
-                break
+        diffs = _dict_diff(a, b, path, limit)
     elif isinstance(a, list):
-        if len(a) != len(b):
-            diffs.append(f"{path}: {len(a)} entries != {len(b)}")
-        for i, (x, y) in enumerate(zip(a, b)):
-            diffs += _json_diff(x, y, f"{path}[{i}]", limit)
-            if len(diffs) >= limit:
-                break
+        diffs = _list_diff(a, b, path, limit)
     elif a != b:
         diffs.append(f"{path or '<top>'}: {a!r:.120} != {b!r:.120}")
     return diffs[:limit]
+
+
+def _dict_diff(a: dict[str, Any], b: dict[str, Any], path: str, limit: int) -> list[str]:
+    diffs: list[str] = []
+    for key in list(dict.fromkeys([*a, *b])):
+        if key not in a or key not in b:
+            diffs.append(f"{path}.{key}: only in {'killed' if key not in a else 'reference'}")
+        else:
+            diffs += _json_diff(a[key], b[key], f"{path}.{key}" if path else key, limit)
+        if len(diffs) >= limit:
+            break
+    return diffs
+
+
+def _list_diff(a: list[Any], b: list[Any], path: str, limit: int) -> list[str]:
+    diffs: list[str] = []
+    if len(a) != len(b):
+        diffs.append(f"{path}: {len(a)} entries != {len(b)}")
+    for i, (x, y) in enumerate(zip(a, b)):
+        diffs += _json_diff(x, y, f"{path}[{i}]", limit)
+        if len(diffs) >= limit:
+            break
+    return diffs
 
 
 SECONDS = re.compile(r"\b[0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)? s\b")
@@ -501,6 +528,49 @@ def _png_detail(ref: Path, got: Path) -> str:
     return f"pixels differ: {int((diff.max(axis=-1) > 0).sum())} pixels, max diff {diff.max()}"
 
 
+def _compare_json(rel: str, a: Path, b: Path, dirs: tuple[str, ...], got_dirs: tuple[str, ...],
+                  result: Comparison, ref: Path, got: Path) -> None:
+    try:
+        ja = _normalize_json(json.loads(a.read_text()), dirs, result, ref, rel)
+        jb = _normalize_json(json.loads(b.read_text()), got_dirs, result, got, rel)
+    except (ValueError, UnicodeDecodeError) as exc:
+        result.mismatches.append(f"{rel}: not valid JSON ({exc})")
+        return
+    if ja != jb:
+        result.mismatches.append(f"{rel}: " + "; ".join(_json_diff(ja, jb)))
+
+
+def _compare_text(rel: str, a: Path, b: Path, dirs: tuple[str, ...], got_dirs: tuple[str, ...],
+                  result: Comparison) -> None:
+    ta, tb = a.read_text(errors="replace"), b.read_text(errors="replace")
+    if a.suffix.lower() == ".html":
+        refs_a, refs_b = REFERENCE.findall(ta), REFERENCE.findall(tb)
+        if refs_a != refs_b:
+            only = sorted(set(refs_a) ^ set(refs_b))[:5]
+            result.mismatches.append(
+                f"{rel}: referenced files differ ({len(refs_a)} vs {len(refs_b)}; "
+                f"e.g. {only})"
+            )
+            return
+        ta, tb = _normalize_html(ta, dirs), _normalize_html(tb, got_dirs)
+    else:
+        ta, tb = _replace_dirs(ta, dirs), _replace_dirs(tb, got_dirs)
+    if ta != tb:
+        result.mismatches.append(f"{rel}: {_first_text_diff(ta, tb)}")
+
+
+BYTES_DETAIL = {".npy": _array_detail, ".png": _png_detail}
+
+
+def _compare_bytes(rel: str, a: Path, b: Path, result: Comparison) -> None:
+    if a.read_bytes() == b.read_bytes():
+        return
+    detailer = BYTES_DETAIL.get(a.suffix.lower())
+    detail = (detailer(a, b) if detailer is not None
+              else f"{a.stat().st_size} vs {b.stat().st_size} bytes")
+    result.mismatches.append(f"{rel}: bytes differ ({detail})")
+
+
 def compare_trees(ref: Path, got: Path) -> Comparison:
     result = Comparison()
     ref_files, got_files = snapshot(ref), snapshot(got)
@@ -517,43 +587,16 @@ def compare_trees(ref: Path, got: Path) -> Comparison:
         result.compared += 1
         result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
         if suffix == ".json" or a.name in KEPT_HIDDEN:
-            try:
-                ja = _normalize_json(json.loads(a.read_text()), dirs, result, ref, rel)
-                jb = _normalize_json(json.loads(b.read_text()), got_dirs, result, got, rel)
-            except (ValueError, UnicodeDecodeError) as exc:
-                result.mismatches.append(f"{rel}: not valid JSON ({exc})")
-                continue
-            if ja != jb:
-                result.mismatches.append(f"{rel}: " + "; ".join(_json_diff(ja, jb)))
+            _compare_json(rel, a, b, dirs, got_dirs, result, ref, got)
         elif suffix in (".html", ".yaml", ".yml", ".md", ".txt", ".csv"):
-            ta, tb = a.read_text(errors="replace"), b.read_text(errors="replace")
-            if suffix == ".html":
-                refs_a, refs_b = REFERENCE.findall(ta), REFERENCE.findall(tb)
-                if refs_a != refs_b:
-                    only = sorted(set(refs_a) ^ set(refs_b))[:5]
-                    result.mismatches.append(
-                        f"{rel}: referenced files differ ({len(refs_a)} vs {len(refs_b)}; "
-                        f"e.g. {only})"
-                    )
-                    continue
-                ta, tb = _normalize_html(ta, dirs), _normalize_html(tb, got_dirs)
-            else:
-                ta, tb = _replace_dirs(ta, dirs), _replace_dirs(tb, got_dirs)
-            if ta != tb:
-                result.mismatches.append(f"{rel}: {_first_text_diff(ta, tb)}")
-        elif a.read_bytes() != b.read_bytes():
-            if suffix == ".npy":
-                detail = _array_detail(a, b)
-            elif suffix == ".png":
-                detail = _png_detail(a, b)
-            else:
-                detail = f"{a.stat().st_size} vs {b.stat().st_size} bytes"
-            result.mismatches.append(f"{rel}: bytes differ ({detail})")
+            _compare_text(rel, a, b, dirs, got_dirs, result)
+        else:
+            _compare_bytes(rel, a, b, result)
     return result
 
 
-def check_run(out: Path, expected_items: int | None) -> list[str]:
-    """Problems of one finished output folder (empty when it is sound)."""
+def _file_problems(out: Path) -> list[str]:
+    """Temporary, hidden, half-written or unreadable files under ``out``."""
     problems: list[str] = []
     for path in sorted(out.rglob("*")):
         if not path.is_file():
@@ -570,13 +613,13 @@ def check_run(out: Path, expected_items: int | None) -> list[str]:
                 raise ValueError("truncated HTML")
         except Exception as exc:  # noqa: BLE001 - every broken file is reported
             problems.append(f"{rel}: half-written or unreadable ({type(exc).__name__}: {exc})")
-    results_file = out / "results.json"
-    if not results_file.is_file():
-        return [*problems, "results.json: missing"]
-    try:
-        results = json.loads(results_file.read_text())
-    except ValueError as exc:
-        return [*problems, f"results.json: unreadable ({exc})"]
+    return problems
+
+
+def _results_problems(results: dict[str, Any], out: Path,
+                      expected_items: int | None) -> list[str]:
+    """What is wrong with a decoded results.json of ``out``."""
+    problems: list[str] = []
     if results.get("complete") is not True:
         problems.append(f"results.json: complete is {results.get('complete')!r}, not true")
     summary, items = results.get("summary", {}), results.get("items", [])
@@ -593,6 +636,19 @@ def check_run(out: Path, expected_items: int | None) -> list[str]:
                 problems.append(f"results.json: {item.get('key')}/{item.get('label')} names "
                                 f"missing {name} file {rel}")
     return problems
+
+
+def check_run(out: Path, expected_items: int | None) -> list[str]:
+    """Problems of one finished output folder (empty when it is sound)."""
+    problems = _file_problems(out)
+    results_file = out / "results.json"
+    if not results_file.is_file():
+        return [*problems, "results.json: missing"]
+    try:
+        results = json.loads(results_file.read_text())
+    except ValueError as exc:
+        return [*problems, f"results.json: unreadable ({exc})"]
+    return problems + _results_problems(results, out, expected_items)
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,6 +696,35 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(path, ignore_errors=True)
                 for path in (config, log, work / "summary.json"):
                     path.unlink(missing_ok=True)
+
+
+def _print_normalization(comparison: Comparison) -> None:
+    """Step 4: what was dropped or replaced before comparing the two runs."""
+    print("4. dropped JSON keys before comparing (occurrences over both runs):")
+    for key, count in sorted(comparison.dropped.items()):
+        why = VOLATILE_KEYS.get(key) or VOLATILE_PATHS.get(key, "")
+        print(f"   - {key} ({count}x): {why}")
+    print(f"   also: the output folder's path is replaced by {OUT_TOKEN} in JSON, YAML and HTML; "
+          "report*.html is compared after replacing every 'N s' timing and removing the "
+          "Timings and Environment tables, and its referenced files are compared as a list; "
+          f"{comparison.digests_verified} file digests (size, sha256) in JSON files were "
+          "checked against the files of their own folder and compared as '<verified>' (the "
+          "files themselves are compared; config.yaml's hash differs with the output path)")
+    for name, why in KEPT_HIDDEN.items():
+        print(f"   kept hidden file {name}: {why}")
+
+
+def _phase_counts(attempts: list[Attempt]) -> dict[str, int]:
+    phases: dict[str, int] = {}
+    for a in attempts:
+        phases[a.phase or "?"] = phases.get(a.phase or "?", 0) + 1
+    return phases
+
+
+def _print_list(title: str, lines: list[str]) -> None:
+    print(f"{title}{len(lines)}")
+    for line in lines:
+        print(f"   - {line}")
 
 
 def _main(args: argparse.Namespace, work: Path, inputs: Path, ref: Path, got: Path,
@@ -721,24 +806,11 @@ def _main(args: argparse.Namespace, work: Path, inputs: Path, ref: Path, got: Pa
     problems += [f"killed run: {p}" for p in check_run(got, n_items)]
     problems += comparison.digest_errors
 
-    print("4. dropped JSON keys before comparing (occurrences over both runs):")
-    for key, count in sorted(comparison.dropped.items()):
-        why = VOLATILE_KEYS.get(key) or VOLATILE_PATHS.get(key, "")
-        print(f"   - {key} ({count}x): {why}")
-    print(f"   also: the output folder's path is replaced by {OUT_TOKEN} in JSON, YAML and HTML; "
-          "report*.html is compared after replacing every 'N s' timing and removing the "
-          "Timings and Environment tables, and its referenced files are compared as a list; "
-          f"{comparison.digests_verified} file digests (size, sha256) in JSON files were "
-          "checked against the files of their own folder and compared as '<verified>' (the "
-          "files themselves are compared; config.yaml's hash differs with the output path)")
-    for name, why in KEPT_HIDDEN.items():
-        print(f"   kept hidden file {name}: {why}")
+    _print_normalization(comparison)
 
     # 6. summary
     killed = [a for a in attempts if a.killed_at is not None]
-    phases: dict[str, int] = {}
-    for a in attempts:
-        phases[a.phase or "?"] = phases.get(a.phase or "?", 0) + 1
+    phases = _phase_counts(attempts)
     total = time.monotonic() - t0
     print("\n=== summary")
     print(f"reference run:       {duration:.1f} s ({n_items} items, {args.images} images)")
@@ -749,17 +821,12 @@ def _main(args: argparse.Namespace, work: Path, inputs: Path, ref: Path, got: Pa
     before_model = sum(1 for a in killed if a.phase in PHASES[:2])
     print(f"before the model was loaded / any output written: {before_model}; during the run: "
           f"{len(killed) - before_model}")
-    for phase in PHASES:
-        if phases.get(phase):
-            print(f"   {phases[phase]:2d} x {phase}")
+    for phase in (p for p in PHASES if phases.get(p)):
+        print(f"   {phases[phase]:2d} x {phase}")
     kinds = ", ".join(f"{n} .{k}" for k, n in sorted(comparison.by_kind.items()))
     print(f"files compared:      {comparison.compared} ({kinds})")
-    print(f"mismatches:          {len(comparison.mismatches)}")
-    for line in comparison.mismatches:
-        print(f"   - {line}")
-    print(f"failed checks:       {len(problems)}")
-    for line in problems:
-        print(f"   - {line}")
+    _print_list("mismatches:          ", comparison.mismatches)
+    _print_list("failed checks:       ", problems)
     print(f"total time:          {total:.1f} s")
     summary = {
         "reference_seconds": duration, "items": n_items, "images": args.images,
