@@ -45,7 +45,9 @@ def test_signed_map_keeps_its_sign_in_the_map_and_the_overlay():
         assert _red(rgb[:, 20:]).all(), "positive pixels must be red"
         assert not (_blue(rgb[:, 10:20]) | _red(rgb[:, 10:20])).any(), "zero has no hue"
     # Zero is white in the map and leaves the photo unchanged in the overlay.
+    # The colour map's centre is near-white, not exactly 1 (a figure's colour rounding).
     assert np.allclose(rendered.rgb[:, 10:20], 1.0, atol=0.04)
+    # A zero-strength blend is one float32 multiply-add on the photo: rounding well under 1e-6.
     assert np.allclose(blended[:, 10:20], 0.5, atol=1e-6)
     # The colour bar's end labels are the map's range, and it runs from blue through white to red.
     assert rendered.ticks[0] == (pytest.approx(-3.0), "-3")
@@ -81,6 +83,7 @@ def test_non_negative_map_is_sequential_and_signs_can_be_chosen():
     only_negative = render_map(saliency, FigureOptions(sign="negative"))
     assert (only_negative.low, only_negative.high) == (pytest.approx(-3.0), 0.0)
     assert _blue(only_negative.rgb[:, :10]).all() and not _red(only_negative.rgb).any()
+    # Hidden pixels take the colour map's near-white zero (a figure's colour rounding).
     assert np.allclose(only_negative.rgb[:, 20:], 1.0, atol=0.04), "positives hidden"
     absolute = render_map(saliency, FigureOptions(sign="absolute"))
     assert absolute.strength[:, :10].min() > 0 and absolute.strength[:, 10:20].max() == 0

@@ -406,7 +406,9 @@ def test_blur_baseline_is_a_gaussian_blur():
     theirs = scipy_ndimage.gaussian_filter(
         x.numpy(), sigma=(0, 0, 2.0, 2.0), mode="mirror", truncate=3.0
     )
-    assert np.abs(ours.numpy() - theirs).max() < 1e-5
+    # Ours in float32 vs scipy's float64 accumulation: two 13-tap passes and the kernel's
+    # normalisation.
+    assert_float32_close(ours, theirs, depth=2 + 1, fan_in=13)
 
 
 def test_completeness_gap_is_reported_per_item(tiny_resnet):
