@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from numerics import assert_float32_close
 
 from xai_core.io import atomic_open, write_json
 from xai_core.runner.config import load_config
@@ -43,7 +44,8 @@ def test_demo_run_writes_every_output(demo_run):
     lite0 = load_model("efficientnet_lite0")
     # The saved input is exactly the model's own preprocessing of the photo.
     expected = lite0.preprocessing(load_image(sample_path("cat"))).numpy()
-    np.testing.assert_allclose(inputs, expected, atol=1e-6)
+    # The same resize, crop and normalisation (a subtraction and a division per pixel).
+    assert_float32_close(inputs, expected, depth=2)
     assert (out / cat["files"]["figure"]).is_file()
     assert (out / "figures" / "grid.png").is_file()
     assert (out / "config.yaml").read_text().count("saliency") >= 1
@@ -57,7 +59,8 @@ def test_saved_map_is_the_map_of_the_saved_input(demo_run, lite0):
     item = next(i for i in demo_run.items if i["key"] == "coffee" and i["label"] == "saliency")
     x = torch.from_numpy(np.load(out / item["files"]["input"]))[None]
     again = xai_core.get_attributor("saliency").attribute(lite0, x, item["target"]).maps[0]
-    np.testing.assert_allclose(np.load(out / item["files"]["map"]), again.numpy(), atol=1e-6)
+    # The run batched it with other photos: Lite0's backward chain rounds otherwise.
+    assert_float32_close(np.load(out / item["files"]["map"]), again.numpy(), depth=50, fan_in=1280)
 
 
 def test_atomic_writes_keep_the_old_file_on_failure(tmp_path):
@@ -168,7 +171,9 @@ def test_top_k_target_gives_k_items_per_image_and_method(tmp_path):
     out = result.output_dir
     x = torch.from_numpy(np.load(out / saliency[2]["files"]["input"]))[None]
     alone = xai_core.get_attributor("saliency").attribute(handle, x, saliency[2]["target"]).maps[0]
-    np.testing.assert_allclose(np.load(out / saliency[2]["files"]["map"]), alone.numpy(), atol=1e-5)
+    # Batched with its other targets in the run: within ResNet-10-T's float32 bound.
+    assert_float32_close(np.load(out / saliency[2]["files"]["map"]), alone.numpy(), depth=12,
+                         fan_in=3 * 3 * 512)
 
 
 def test_a_list_target_explains_every_image_for_each_entry(tmp_path):

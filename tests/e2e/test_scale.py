@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numerics import assert_float32_close
 from PIL import Image
 
 from xai_core.runner.config import load_config
@@ -255,11 +256,12 @@ def test_torchrun_two_processes_match_one(tmp_path):
         other = two[key]
         for field in ("target", "predicted", "files", "error"):
             assert item[field] == other[field], (key, field)
-        np.testing.assert_allclose(
-            np.load(tmp_path / "one" / item["files"]["map"]),
+        # Two processes batch other images together: the maps agree to float32 rounding
+        # through ResNet-10-T (12 layers, 3x3x512 reductions), as in tests/runner/test_compare.py.
+        assert_float32_close(
             np.load(tmp_path / "two" / other["files"]["map"]),
-            rtol=1e-5,
-            atol=1e-7,
+            np.load(tmp_path / "one" / item["files"]["map"]),
+            depth=12, fan_in=3 * 3 * 512,
         )
     ranks = {i["rank"] for i in two.values()}
     assert ranks == {0, 1}

@@ -101,6 +101,8 @@ def test_matches_torchattacks(lite0, demo_pixels, ours, params, reference):
 
     assert result.images.shape == images.shape
     assert (result.images - images).abs().max() > 1e-3  # the attack did change the images
+    # The same signed steps on [0, 1] pixels; the bound covers the float32 rounding of the steps'
+    # sums and clamps, far below one step (a sign that flipped would differ by a whole step).
     torch.testing.assert_close(result.images, expected, atol=1e-5, rtol=0)
 
 
@@ -445,7 +447,8 @@ def test_robustness_views_are_drawn_per_image():
         return robustness_transform(images, gen, **kwargs)
 
     same = views(size=(24, 24), scales=(1.0, 1.0), jitter=0, degrees=0)
-    torch.testing.assert_close(same, images, atol=1e-5, rtol=0)  # no transform: the image
+    # No transform: the image, up to the rounding of the sampling grid's coordinates.
+    torch.testing.assert_close(same, images, atol=1e-5, rtol=0)
     out = views(size=(16, 16), copies=3, scales=(0.5, 0.5), jitter=0, degrees=0)
     assert out.shape == (6, 3, 16, 16)
     assert torch.equal(out[:, :, 0, 0], torch.full((6, 3), 0.5))  # shrunk: a grey border
