@@ -20,5 +20,5 @@ def test_a_failing_metric_gives_its_message_and_a_wrong_keyword_raises():
     inputs, maps = torch.rand(2, 3, 4, 4), torch.rand(2, 4, 4)
     scored = score_maps([("b", _Broken())], model, inputs, maps, [0, 1], seed=0)
     assert scored == {"b": "RuntimeError: no score today"}
-    with pytest.raises(TypeError, match=r"unexpected keywords \['mask'\]"):
+    with pytest.raises(TypeError, match="'mask'"):
         score_maps([("b", _Broken())], model, inputs, maps, [0, 1], mask=None)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -12,12 +11,6 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric, MetricResult
 from xai_core.contracts.model import ModelHandle
 
-#: The keyword-only parameters of :meth:`Metric.evaluate` (``masks``, ``attributor``, ``seed``).
-_EVALUATE_KEYWORDS = frozenset(
-    p.name for p in inspect.signature(Metric.evaluate).parameters.values()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY
-)
-
 
 def score_maps(
     metrics: Sequence[tuple[str, Metric]],
@@ -25,21 +18,22 @@ def score_maps(
     inputs: Tensor,
     maps: Tensor,
     targets: Tensor | Sequence[int],
-    **given: Any,
+    *,
+    masks: Tensor | None = None,
+    attributor: Attributor | None = None,
+    seed: int = 0,
 ) -> dict[str, MetricResult | str]:
-    """Score one batch of maps with every ``(label, metric)``: :meth:`Metric.evaluate` of each,
-    ``given`` its keywords (``masks``, ``attributor``, ``seed``) for all of them.
+    """Score one batch of maps with every ``(label, metric)``: :meth:`Metric.evaluate` of each.
 
     A metric that fails, or lacks what it requires, gives its error message instead of a
     result, so one metric never loses the others' scores.
     """
-    unknown = sorted(set(given) - _EVALUATE_KEYWORDS)
-    if unknown:  # a caller's mistake, not a metric's failure: never one error per item
-        raise TypeError(f"score_maps() got unexpected keywords {unknown}")
     scored: dict[str, MetricResult | str] = {}
     for label, metric in metrics:
         try:
-            scored[label] = metric.evaluate(handle, inputs, maps, targets, **given)
+            scored[label] = metric.evaluate(
+                handle, inputs, maps, targets, masks=masks, attributor=attributor, seed=seed
+            )
         except Exception as exc:  # noqa: BLE001 - reported per item, like technique failures
             scored[label] = f"{type(exc).__name__}: {exc}"
     return scored
