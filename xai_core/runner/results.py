@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
 from xai_core.io import FileDigest, digest_file, write_json
@@ -53,6 +54,8 @@ __all__ = [
     "write_results",
     "finish_results",
     "compute_seconds",
+    "model_entry",
+    "model_info",
 ]
 
 #: The side-by-side grid shows at most this many images (the report shows them all).
@@ -129,6 +132,20 @@ def write_grid(
 RUN_MODEL_FIELDS = ("label", "input_size", "output_dir")
 
 
+def model_entry(label: str, handle: ModelHandle, output_dir: str) -> dict[str, Any]:
+    """A model's entry in ``models`` of ``results.json``: what the model says of itself (its
+    name and ``info``) and :data:`RUN_MODEL_FIELDS` (its label, input size and folder)."""
+    return {
+        "label": label, "name": handle.name, **handle.info,
+        "input_size": list(handle.preprocessing.input_size), "output_dir": output_dir,
+    }
+
+
+def model_info(entry: dict[str, Any]) -> dict[str, Any]:
+    """What the model of a :func:`model_entry` says of itself: ``results.json``'s ``model``."""
+    return {k: v for k, v in entry.items() if k not in RUN_MODEL_FIELDS}
+
+
 def compute_seconds(items: list[dict[str, Any]]) -> float:
     """The run's compute: the recorded ``seconds`` of every item, whichever invocation ran it."""
     return float(sum(item["seconds"] for item in items if item.get("seconds") is not None))
@@ -146,13 +163,12 @@ def write_results(
     """``results.json`` with ``"complete": false`` (and the metrics table) for the merged
     ``items``; returns its content for :func:`finish_results`.
 
-    :param model: the (first) model's entry of ``models``; ``model`` is what the model says
-        of itself (name, weights, ...), without the run's label, input size and folder."""
+    :param model: the (first) model's :func:`model_entry`; ``model`` is its :func:`model_info`."""
     failed = sum(1 for item in items if item.get("error"))
     now = time.time()
     results = {
         "environment": environment(device),
-        "model": {k: v for k, v in model.items() if k not in RUN_MODEL_FIELDS},
+        "model": model_info(model),
         "config": dataclasses.asdict(run.config),
         "complete": False,
         "seconds": now - started,

@@ -60,6 +60,7 @@ from xai_core.runner.results import (
     RUN_KEY,
     finish_results,
     merge_items,
+    model_entry,
     per_run,
     write_grid,
     write_results,
@@ -398,11 +399,9 @@ def _load(run: _ModelRun) -> ModelHandle:
     check_target(config.target, handle.class_names, handle.num_classes)
     if config.channels_last:
         handle.module.to(memory_format=torch.channels_last)
-    run.model = {
-        "label": state.model_label, "name": handle.name, **handle.info,
-        "input_size": list(handle.preprocessing.input_size),
-        "output_dir": state.rel(state.out) if state.out != state.root else ".",
-    }
+    run.model = model_entry(
+        state.model_label, handle, state.rel(state.out) if state.out != state.root else "."
+    )
     return handle
 
 
