@@ -90,12 +90,9 @@ class ResultItem:
         item.files = dict(item.files or {})
         return item
 
-    def fail(self, error: dict[str, str] | str) -> None:
-        """Mark the item failed: a one-line ``error``, or the ``error`` and ``traceback``
-        fields of :func:`~xai_core.runner.state.failure_details`."""
-        if isinstance(error, str):
-            self.error = error
-            return
+    def fail(self, error: Mapping[str, str]) -> None:
+        """Mark the item failed: the ``error`` (and, when there is one, ``traceback``) fields of
+        :func:`~xai_core.runner.state.failure_details`."""
         self.error = error["error"]
         self.traceback = error.get("traceback", self.traceback)
 

@@ -27,6 +27,7 @@ from xai_core.runner.state import RunState, failure
 
 __all__ = ["renew_items"]
 
+
 def renew_items(
     run: RunState,
     renewals: Sequence[Renewal],
