@@ -24,6 +24,7 @@ from xai_core.contracts.targets import (
     output_classes_hook,
     resolve_targets,
 )
+from xai_core.contracts.target_kinds import BoundTarget, TargetScope, target_scope
 from xai_core.contracts.technique import (
     AttributionContext,
     ForwardPass,
@@ -49,7 +50,15 @@ class Attribution:
         (input 0's ``k`` maps first) and ``N`` is ``inputs * k``.
     :ivar logits: float ``[inputs, classes]`` on the CPU: the model's output on the unperturbed
         inputs when the call computed it (to resolve ``predicted``/``top-k`` or a callable
-        target, or in the technique's :meth:`Attributor.forward_pass`), else ``None``.
+        target, or in the technique's :meth:`Attributor.forward_pass`), else ``None``; for a
+        target kind, its scores ``[inputs, K]`` (:mod:`xai_core.contracts.target_kinds`).
+    :ivar target_labels: for a target kind, what each map explains (``"tabby - tiger cat"``);
+        ``targets`` are then columns of the kind's scores. ``None`` for class targets.
+    :ivar target_choices: for a target kind, each map's target in the kind's own terms (a label
+        index, a class), to explain the same targets again.
+    :ivar target_values: for a target kind, each map's target score on its unperturbed input,
+        when the call computed the scores (``[N]``), else ``None``.
+    :ivar target_value_name: what that score is (``"logit"``, ``"sigmoid"``, ``"output"``).
     """
 
     maps: Tensor
@@ -58,6 +67,10 @@ class Attribution:
     metadata: dict[str, Any] = field(default_factory=dict)
     input_index: Tensor | None = None
     logits: Tensor | None = None
+    target_labels: list[str] | None = None
+    target_choices: list[Any] | None = None
+    target_values: Tensor | None = None
+    target_value_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.input_index is None:
@@ -127,21 +140,22 @@ class Attributor(Technique):
         with torch.inference_mode(False), model_state(module) as device, HookGuard(module) as guard:
             x = grad_ready(inputs.detach().to(device=device, dtype=torch.float32))
             context = AttributionContext(handle=handle, hooks=HookRecorder())
-            with context.hooks:
+            with context.hooks, target_scope(target, handle, context.hooks, x) as scope:
                 forward = self.forward_pass(module, x, context)
                 logits = _Logits(module, x, forward, owner)
-                targets = resolve_targets(target, len(x), handle, logits).to(device)
-                k = targets.shape[1] if targets.ndim == 2 else 1
-                index = torch.arange(len(x), device=device).repeat_interleave(k)
-                rows = x[index] if k > 1 else x
-                if k > 1:
-                    targets = targets.flatten()
+                if scope is None:
+                    targets = resolve_targets(target, len(x), handle, logits).to(device)
+                    bound = None
+                else:
+                    targets, bound = _kind_targets(scope, logits, device), scope.bound
+                rows, targets, index, k = _rows(x, targets, device)
                 context.input_index, context.targets_per_input = index, k
                 if forward is not None:
                     forward.source, forward.rows = x, rows
                     context.forward = forward
                     logits()  # the pass ran anyway: its logits go into the result
-                _check_output_classes(targets, handle, logits, context)
+                if scope is None:
+                    _check_output_classes(targets, handle, logits, context)
                 maps = self.compute(module, rows, targets, context)
         guard.check(owner)
         expected = (rows.shape[0], rows.shape[2], rows.shape[3])
@@ -155,6 +169,7 @@ class Attributor(Technique):
             metadata=metadata,
             input_index=index.cpu(),
             logits=logits.taken,
+            **_described(bound, logits.taken, targets, index),
         )
 
     def forward_pass(
@@ -201,6 +216,53 @@ def _check_output_classes(
         check_output_classes(targets, logits.taken)
     else:
         context.hooks.forward(handle.module, output_classes_hook(targets))
+
+
+def _kind_targets(scope: TargetScope, logits: _Logits, device: torch.device) -> Any:
+    """The columns of a target kind's scores each input is explained for: a ``[n]`` or ``[n, k]``
+    tensor when every input has as many, else the list of lists (see :func:`_rows`)."""
+    columns = scope.columns()
+    if logits.taken is None and scope.first_scores is not None:
+        logits.taken = scope.first_scores.detach().float().cpu()
+    counts = {len(c) for c in columns}
+    if counts == {1}:
+        return torch.tensor([c[0] for c in columns], dtype=torch.long, device=device)
+    if len(counts) == 1:
+        return torch.tensor(columns, dtype=torch.long, device=device)
+    return columns
+
+
+def _rows(x: Tensor, targets: Any, device: torch.device) -> tuple[Tensor, Tensor, Tensor, int]:
+    """``(rows, targets, input_index, k)``: the rows ``compute`` gets (``x``, or each input
+    repeated once per target), one target per row, which input each row is, and the number of
+    targets per input (1 when inputs have different numbers: a target kind's ``predicted``
+    multi-label targets)."""
+    if isinstance(targets, list):
+        index = torch.tensor([i for i, c in enumerate(targets) for _ in c], dtype=torch.long,
+                             device=device)
+        flat = torch.tensor([t for c in targets for t in c], dtype=torch.long, device=device)
+        return x[index], flat, index, 1
+    k = targets.shape[1] if targets.ndim == 2 else 1
+    index = torch.arange(len(x), device=device).repeat_interleave(k)
+    if k > 1:
+        return x[index], targets.flatten(), index, k
+    return x, targets, index, k
+
+
+def _described(
+    bound: BoundTarget | None, scores: Tensor | None, targets: Tensor, index: Tensor
+) -> dict[str, Any]:
+    """The target-kind fields of an :class:`Attribution`: what each map explains and the
+    target's score on its unperturbed input (when the call computed it)."""
+    if bound is None:
+        return {}
+    labels = [lab for row in bound.labels for lab in row]
+    choices = [c for row in bound.choices for c in row]
+    values = None
+    if scores is not None:
+        values = scores[index.cpu(), targets.cpu()].clone()
+    return {"target_labels": labels, "target_choices": choices, "target_values": values,
+            "target_value_name": bound.value}
 
 
 class _Logits:
