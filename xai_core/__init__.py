@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         SynthesisRecord,
         Synthesizer,
     )
+    from xai_core.contracts.target_kinds import BoundTarget, ScoreFunction, TargetCall, TargetKind
     from xai_core.contracts.technique import AttributionContext, ForwardPass, Technique
     from xai_core.errors import XaiError
     from xai_core.families.cam import GradientCam, LayerCam
@@ -47,10 +48,12 @@ if TYPE_CHECKING:
         get_attributor,
         get_metric,
         get_synthesizer,
+        get_target,
         list_attributors,
         list_metrics,
         list_presets,
         list_synthesizers,
+        list_targets,
     )
     from xai_core.plugins.manager import hookimpl, register_plugin
 
@@ -68,6 +71,10 @@ _EXPORTS: dict[str, str] = {
     "SynthesisContext": "xai_core.contracts.synthesizer",
     "SynthesisRecord": "xai_core.contracts.synthesizer",
     "Synthesizer": "xai_core.contracts.synthesizer",
+    "BoundTarget": "xai_core.contracts.target_kinds",
+    "ScoreFunction": "xai_core.contracts.target_kinds",
+    "TargetCall": "xai_core.contracts.target_kinds",
+    "TargetKind": "xai_core.contracts.target_kinds",
     "AttributionContext": "xai_core.contracts.technique",
     "ForwardPass": "xai_core.contracts.technique",
     "Technique": "xai_core.contracts.technique",
@@ -81,10 +88,12 @@ _EXPORTS: dict[str, str] = {
     "get_attributor": "xai_core.plugins.factory",
     "get_metric": "xai_core.plugins.factory",
     "get_synthesizer": "xai_core.plugins.factory",
+    "get_target": "xai_core.plugins.factory",
     "list_attributors": "xai_core.plugins.factory",
     "list_metrics": "xai_core.plugins.factory",
     "list_presets": "xai_core.plugins.factory",
     "list_synthesizers": "xai_core.plugins.factory",
+    "list_targets": "xai_core.plugins.factory",
     "hookimpl": "xai_core.plugins.manager",
     "register_plugin": "xai_core.plugins.manager",
 }

@@ -38,8 +38,8 @@ from xai_core.version import __version__
 __all__ = ["main", "LIST_KINDS"]
 
 LIST_KINDS = (
-    "models", "attributors", "synthesizers", "presets", "metrics", "samples", "plugins",
-    "examples", "classes", "layers",
+    "models", "attributors", "synthesizers", "presets", "metrics", "targets", "samples",
+    "plugins", "examples", "classes", "layers",
 )
 
 

@@ -15,7 +15,8 @@ __all__ = ["cmd_list"]
 
 #: What ``xai list`` with no kind shows.
 OVERVIEW = (
-    "models", "attributors", "synthesizers", "presets", "metrics", "samples", "plugins", "examples"
+    "models", "attributors", "synthesizers", "presets", "metrics", "targets", "samples", "plugins",
+    "examples",
 )
 #: The model ``xai list classes`` shows when none is given (ImageNet-1k names).
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -46,8 +47,8 @@ def cmd_list(what: str | None, args: Sequence[str]) -> int:
 
 
 def _lines(kind: str, summary: dict[str, Any], pattern: str | None) -> list[str]:
-    if kind == "models":
-        return _model_lines(summary, pattern)
+    if kind in _LISTERS:
+        return _LISTERS[kind](summary, pattern)
     if kind in ("attributors", "synthesizers"):
         return [
             f"{t['name']:<24} [{t['plugin']}] {t['summary']}"
@@ -65,30 +66,48 @@ def _lines(kind: str, summary: dict[str, Any], pattern: str | None) -> list[str]
             + (f" (needs {', '.join(m['requires'])})" if m["requires"] else "")
             for m in summary["metrics"] if _match(m["name"], pattern)
         ]
-    if kind == "samples":
-        from xai_core.runner.inputs import SAMPLES
-
-        return [
-            f"sample:{name:<22} {description} (skimage/data/{filename})"
-            for name, (filename, description) in SAMPLES.items()
-            if _match(name, pattern)
-        ]
-    if kind == "examples":
-        from xai_core.runner.examples import example_path, list_examples
-
-        lines = []
-        for name in list_examples():
-            if _match(name, pattern):
-                first = example_path(name).read_text().splitlines()[:1]
-                about = first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
-                lines.append(f"example:{name:<21} {about}")
-        return lines + ["(`xai config --example NAME` prints one; `xai run example:NAME` runs it)"]
     if kind == "plugins":
         return [
             line for info in summary["plugins"] if _match(info["name"], pattern)
             for line in _plugin_lines(info)
         ]
     raise AssertionError(kind)
+
+
+def _sample_lines(summary: dict[str, Any], pattern: str | None) -> list[str]:
+    del summary
+    from xai_core.runner.inputs import SAMPLES
+
+    return [
+        f"sample:{name:<22} {description} (skimage/data/{filename})"
+        for name, (filename, description) in SAMPLES.items()
+        if _match(name, pattern)
+    ]
+
+
+def _example_lines(summary: dict[str, Any], pattern: str | None) -> list[str]:
+    del summary
+    from xai_core.runner.examples import example_path, list_examples
+
+    lines = []
+    for name in list_examples():
+        if _match(name, pattern):
+            first = example_path(name).read_text().splitlines()[:1]
+            about = first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
+            lines.append(f"example:{name:<21} {about}")
+    return lines + ["(`xai config --example NAME` prints one; `xai run example:NAME` runs it)"]
+
+
+def _target_lines(summary: dict[str, Any], pattern: str | None) -> list[str]:
+    """The target kinds: ``class`` (a plain ``target:`` value), then the registered ones."""
+    lines = [
+        f"{'class':<24} [core] a class of the logits: predicted, top-k, an index or a name "
+        "(the plain `target:` value)"
+    ] if _match("class", pattern) else []
+    return lines + [
+        f"{t['name']:<24} [{t['plugin']}] {t['summary']} ({', '.join(t['tasks'])} models)"
+        for t in summary["targets"] if _match(t["name"], pattern)
+    ]
 
 
 def _plugin_lines(info: dict[str, Any]) -> list[str]:
@@ -179,3 +198,12 @@ def _list_layers(args: list[str]) -> int:
         mark = "   <- layer: auto" if row.auto else ""
         print(f"{row.path:<{width}}  {row.type:<24} {shape}{mark}")
     return 0
+
+
+#: The kinds listed by a function of their own.
+_LISTERS = {
+    "models": _model_lines,
+    "targets": _target_lines,
+    "samples": _sample_lines,
+    "examples": _example_lines,
+}

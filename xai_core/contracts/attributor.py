@@ -18,13 +18,13 @@ from torch import Tensor, nn
 
 from xai_core.contracts.checks import HookGuard, check_tensor
 from xai_core.contracts.model import ModelHandle, as_model_handle
+from xai_core.contracts.target_kinds import BoundTarget, TargetScope, target_scope
 from xai_core.contracts.targets import (
     TargetSpec,
     check_output_classes,
     output_classes_hook,
     resolve_targets,
 )
-from xai_core.contracts.target_kinds import BoundTarget, TargetScope, target_scope
 from xai_core.contracts.technique import (
     AttributionContext,
     ForwardPass,

@@ -319,10 +319,9 @@ class TargetScope:
     _reset: list[Any] = field(default_factory=list)
 
     def install(self) -> None:
-        module = self.handle.module
-        self.hooks.forward(module, self._hook)
         if not self.kind.needs_output:
-            self._bind(None)
+            self._bind(None)  # before the hook: binding may run the model (a reference image)
+        self.hooks.forward(self.handle.module, self._hook)
 
     def _call(self, output: Any) -> TargetCall:
         return TargetCall(

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: Bump when the summary's layout changes.
-CATALOG_FORMAT = 3
+CATALOG_FORMAT = 4
 #: Catalog files kept in the cache folder.
 KEEP = 8
 
@@ -134,6 +134,10 @@ def summarise(registries: Any) -> dict[str, Any]:
                        "family": model.is_family, "prefix": getattr(model, "prefix", ""),
                        "members": members})
     commands = [{"name": e.name, "help": e.obj.help} for e in registries.commands]
+    targets = [
+        {"name": e.name, "plugin": e.plugin, "summary": e.obj.summary, "tasks": list(e.obj.tasks)}
+        for e in registries.targets
+    ]
     plugins = [
         {"name": info.name, "source": info.source, "ok": info.ok, "reason": info.reason,
          "provides": info.provides, "entry_point": info.entry_point, "warning": info.warning,
@@ -141,7 +145,8 @@ def summarise(registries: Any) -> dict[str, Any]:
         for info in registries.plugins.values()
     ]
     return {"format": CATALOG_FORMAT, "techniques": techniques, "presets": presets,
-            "metrics": metrics, "models": models, "commands": commands, "plugins": plugins}
+            "metrics": metrics, "models": models, "commands": commands, "plugins": plugins,
+            "targets": targets}
 
 
 def _live_registries() -> Any:

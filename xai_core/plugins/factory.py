@@ -15,8 +15,9 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.params import build_params
 from xai_core.contracts.synthesizer import Synthesizer
+from xai_core.contracts.target_kinds import TargetKind
 from xai_core.contracts.technique import Technique
-from xai_core.errors import UnknownNameError
+from xai_core.errors import ConfigError, UnknownNameError
 from xai_core.plugins.manager import get_registries
 from xai_core.plugins.registration import Preset
 from xai_core.plugins.registry import Registry
@@ -33,6 +34,10 @@ __all__ = [
     "list_synthesizers",
     "list_metrics",
     "list_presets",
+    "get_target",
+    "list_targets",
+    "build_target",
+    "parse_target",
     "find_preset",
     "resolve_technique",
 ]
@@ -167,3 +172,89 @@ def list_metrics() -> list[str]:
 def list_presets() -> list[str]:
     """Registered preset names, sorted (``smoothgrad``, ...)."""
     return get_registries().presets.names()
+
+
+#: The kind a plain ``target:`` value has (``predicted``, ``top-k``, an index, a class name).
+CLASS_KIND = "class"
+
+
+def get_target(kind: str, **params: Any) -> TargetKind:
+    """A target kind by registered name, its keys validated:
+    ``get_target("logit_difference", a="tabby", b="tiger cat")``."""
+    cls = get_registries().targets.get(kind)
+    return cls(**params)
+
+
+def list_targets() -> list[str]:
+    """Registered target kinds, sorted (``class`` targets are plain values, not listed here)."""
+    return get_registries().targets.names()
+
+
+def build_target(spec: Any, where: str = "target") -> Any:
+    """A config's ``target``: a mapping with ``kind`` becomes that :class:`TargetKind` (its keys
+    checked, errors naming ``where.key``); ``{kind: class, label: X}`` is ``X``; any other value
+    (``predicted``, a class, a list of them, a kind already built) is returned as it is.
+
+    :raises ConfigError: an unknown kind (close matches), a bad key (the valid keys).
+    :raises UnknownNameError: an unknown kind.
+    """
+    if not isinstance(spec, Mapping):
+        if isinstance(spec, (list, tuple)) and any(isinstance(t, Mapping) for t in spec):
+            raise ConfigError(
+                f"bad config value at {where!r}: a list of targets holds class targets only; "
+                "give one target kind ({kind: ..., ...}) on its own"
+            )
+        return spec
+    values = dict(spec)
+    kind = values.pop("kind", None)
+    if not isinstance(kind, str):
+        raise ConfigError(
+            f"bad config value at {where!r}: a target mapping names its `kind` "
+            f"({', '.join([CLASS_KIND, *list_targets()])}); a plain value is a class target"
+        )
+    if kind == CLASS_KIND:
+        if set(values) != {"label"}:
+            raise ConfigError(
+                f"bad config value at {where!r}: kind 'class' takes one key, label "
+                "(predicted, top-k, a class index or name)"
+            )
+        return values["label"]
+    registry = get_registries().targets
+    if registry.find(kind) is None:
+        raise UnknownNameError("target kind", kind, [CLASS_KIND, *list_targets()], "targets")
+    cls = registry.get(kind)
+    return cls(build_params(cls.Params, values, where=where))
+
+
+def parse_target(text: str) -> Any:
+    """A command-line target: ``KIND:key=value,key=value`` (values in YAML: ``a=281``,
+    ``region=[0,0,64,64]``) as the mapping :func:`build_target` takes, or ``text`` itself for a
+    class target (``predicted``, ``tabby``, ``top-3``)."""
+    kind, colon, rest = text.partition(":")
+    if not colon or kind not in [CLASS_KIND, *list_targets()]:
+        return text
+    import yaml
+
+    values: dict[str, Any] = {"kind": kind}
+    for part in _split_top_level(rest):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(
+                f"bad --target {text!r}: {part!r} is not key=value (e.g. --target "
+                "logit_difference:a=tabby,b=tiger_cat)"
+            )
+        values[key.strip()] = yaml.safe_load(value)
+    return values
+
+
+def _split_top_level(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets (``region=[0,0,8,8],label=3``)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "[{" and 1 or 0
+        depth -= ch in "]}" and 1 or 0
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p for p in parts if p.strip()]

@@ -136,6 +136,22 @@ def register_metrics(register: Callable[..., None]) -> None:
     """
 
 @hookspec
+def register_targets(register: Callable[..., None]) -> None:
+    """Register target kinds (what a map explains when it is not one class of the logits).
+
+    Called once per plugin when the registries are first used.
+
+    :param register: call ``register(cls)`` for each :class:`xai_core.TargetKind` subclass the
+        plugin provides. ``cls.name`` is the name users select it by (``target: {kind: NAME,
+        ...}`` in YAML, ``--target NAME:key=value`` on the command line, ``xai list targets``);
+        ``cls.Params`` is a dataclass of its keys, which becomes its config schema; ``cls.tasks``
+        says which models it applies to (a config pairing it with another is refused before the
+        model loads). Target kinds have their own namespace.
+    :return: nothing; return values are ignored.
+    """
+
+
+@hookspec
 def register_commands(register: Callable[..., None]) -> None:
     """Register subcommands of the ``xai`` command line.
 

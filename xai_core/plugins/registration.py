@@ -18,6 +18,7 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelEntry
 from xai_core.contracts.synthesizer import Synthesizer
+from xai_core.contracts.target_kinds import TargetKind
 from xai_core.errors import PluginError
 from xai_core.plugins import hookspecs
 from xai_core.plugins.entrypoints import CORE_DISTRIBUTION
@@ -113,6 +114,7 @@ class Registries:
     metrics: Registry[Any] = field(default_factory=lambda: Registry("metric", "metrics"))
     commands: Registry[Command] = field(default_factory=lambda: Registry("command"))
     presets: Registry[Preset] = field(default_factory=lambda: Registry("preset", "presets"))
+    targets: Registry[Any] = field(default_factory=lambda: Registry("target kind", "targets"))
 
 
 class PendingRegistrations:
@@ -262,4 +264,5 @@ def registration_callbacks(
         "register_metrics": class_register(pending, Metric, registries.metrics, "metric"),
         "register_commands": command_register(pending, registries.commands),
         "register_presets": preset_register(pending, registries.presets),
+        "register_targets": class_register(pending, TargetKind, registries.targets, "target"),
     }
