@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from xai_core import AttributionContext, LayerCam
 from xai_core.contracts.params import setting
+from xai_core.contracts.target_kinds import target_probabilities
 from xai_core.families.batches import distinct_inputs
 from xai_core.families.cam import CamParams
 from xai_core.nn.fusion import folded_when
@@ -117,6 +118,6 @@ class ScoreCam(LayerCam):
                 masked = channels_last_layout(x[None] * masks, self.params.channels_last)
                 logits = model(masked).float()
                 if self.params.score == "probability":
-                    logits = torch.softmax(logits, dim=1)
+                    logits = target_probabilities(logits)
                 scores.append(logits[:, targets])
         return torch.cat(scores)[inverse], len(first)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from xai_core.contracts.metric import Metric, MetricContext
 from xai_core.contracts.params import setting
+from xai_core.contracts.target_kinds import target_probabilities
 from xai_core.nn.gradients import class_scores
 from xai_core.nn.images import baseline_inputs, check_baseline
 from xai_core.nn.progress import progress_bar
@@ -40,11 +41,13 @@ FILLS = ("zeros", "blur", "mean")
 
 
 def model_outputs(model: nn.Module, inputs: Tensor, targets: Tensor, output: str) -> Tensor:
-    """The target's probability or logit for each input, ``[N]``, without gradients."""
+    """The target's probability or logit for each input, ``[N]``, without gradients (the
+    probability of a target kind is its own: :func:`~xai_core.contracts.target_kinds.
+    target_probabilities`)."""
     with torch.no_grad():
         logits = model(inputs)
     if output == "probability":
-        logits = logits.softmax(dim=1)
+        logits = target_probabilities(logits)
     return class_scores(logits, targets)
 
 

@@ -31,9 +31,10 @@ from torch import Tensor, nn
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.checks import HookGuard
 from xai_core.contracts.model import ModelHandle, as_model_handle
+from xai_core.contracts.target_kinds import TargetKind, active_columns, target_scope
 from xai_core.contracts.technique import Technique, grad_ready
 from xai_core.errors import InputError, PluginError, XaiError
-from xai_core.nn.hooks import model_state
+from xai_core.nn.hooks import HookRecorder, model_state
 
 __all__ = [
     "Metric",
@@ -98,7 +99,8 @@ class MetricContext:
         handle = self.handle
         if module is not None:
             handle = dataclasses.replace(handle, module=module)
-        result = self.attributor.attribute(handle, inputs, targets.tolist())
+        columns = targets.tolist()
+        result = self.attributor.attribute(handle, inputs, active_columns(columns) or columns)
         return result.maps.to(inputs.device)
 
 
@@ -147,8 +149,9 @@ class Metric(Technique):
         model: ModelHandle | nn.Module,
         inputs: Tensor,
         maps: Tensor,
-        targets: Tensor | Sequence[int],
+        targets: Tensor | Sequence[Any],
         *,
+        kind: TargetKind | None = None,
         masks: Tensor | None = None,
         attributor: Attributor | None = None,
         seed: int = 0,
@@ -158,13 +161,16 @@ class Metric(Technique):
         :param model: a handle or plain module (the model the maps explain).
         :param inputs: the normalized batch ``[N, 3, H, W]`` the maps were computed on.
         :param maps: ``[N, H, W]`` at input resolution.
-        :param targets: ``[N]`` class indices the maps explain.
+        :param targets: ``[N]`` class indices the maps explain; with ``kind``, each map's target
+            in the kind's own terms (:attr:`~xai_core.Attribution.target_choices`).
+        :param kind: the :class:`~xai_core.TargetKind` the maps explain (``None``: classes); the
+            metric then reads the kind's score (and its probability, where it has one).
         :param masks: ``[N, H, W]`` ground-truth object masks (needed if ``"mask"`` is required).
         :param attributor: the technique that made the maps (needed if ``"attributor"`` is).
         :param seed: seeds the metric's random perturbations.
         """
         handle = as_model_handle(model)
-        inputs, maps, targets, masks = self._check(inputs, maps, targets, masks, attributor)
+        inputs, maps, targets, masks = self._check(inputs, maps, targets, masks, attributor, kind)
         start = time.perf_counter()
         module = handle.module
         owner = self.describe()
@@ -177,13 +183,13 @@ class Metric(Technique):
                 attributor=attributor,
                 generator=generator,
             )
-            out = self.compute(
-                module,
-                grad_ready(inputs.to(device)),
-                grad_ready(maps.to(device)),
-                targets.to(device),
-                context,
-            )
+            x = grad_ready(inputs.to(device))
+            choices = None if kind is None else [[t] for t in targets]
+            with HookRecorder() as hooks, target_scope(kind, handle, hooks, x, choices) as scope:
+                if scope is not None:
+                    targets = torch.tensor([c[0] for c in scope.columns()], dtype=torch.long)
+                out = self.compute(module, x, grad_ready(maps.to(device)), targets.to(device),
+                                   context)
         guard.check(owner)
         scores, details = out if isinstance(out, tuple) else (out, None)
         if not isinstance(scores, Tensor) or tuple(scores.shape) != (len(inputs),):
@@ -211,7 +217,7 @@ class Metric(Technique):
             metadata=metadata,
         )
 
-    def _check(self, inputs, maps, targets, masks, attributor):
+    def _check(self, inputs, maps, targets, masks, attributor, kind=None):
         if not isinstance(inputs, Tensor) or inputs.ndim != 4 or inputs.shape[1] != 3:
             shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
             raise InputError(f"metric inputs must be a normalized batch [N,3,H,W]; got {shape}")
@@ -222,10 +228,13 @@ class Metric(Technique):
                 f"metric {self.name!r}: maps must be [N, H, W] at input resolution, here "
                 f"{expected}; got {shape}"
             )
-        targets = torch.as_tensor(targets, dtype=torch.long).flatten()
-        if targets.shape[0] != inputs.shape[0]:
+        if kind is None:
+            targets = torch.as_tensor(targets, dtype=torch.long).flatten()
+        else:
+            targets = targets.tolist() if isinstance(targets, Tensor) else list(targets)
+        if len(targets) != inputs.shape[0]:
             raise InputError(
-                f"metric {self.name!r}: {targets.shape[0]} targets for {inputs.shape[0]} inputs"
+                f"metric {self.name!r}: {len(targets)} targets for {inputs.shape[0]} inputs"
             )
         if "mask" in self.requires:
             if masks is None:

@@ -49,6 +49,8 @@ __all__ = [
     "as_target_kind",
     "dense_output",
     "target_probabilities",
+    "active_columns",
+    "target_scope",
 ]
 
 #: What a model computes, as target kinds and models declare it: ``classification`` (logits
@@ -242,6 +244,39 @@ def _identity(output: Any) -> Tensor:
     return output
 
 
+class _Columns(TargetKind):
+    """Columns of the scores of a target kind already installed on the model (by an outer call:
+    a metric that re-runs the attributor): its scores pass through, these columns are
+    explained."""
+
+    name = "columns"
+    tasks = ("any",)
+
+    def __init__(self, columns: Sequence[int], outer: BoundTarget):
+        super().__init__()
+        self.columns, self.outer = [int(c) for c in columns], outer
+
+    def bind(self, call: TargetCall) -> BoundTarget:
+        if call.n != len(self.columns):
+            raise TargetError(f"{len(self.columns)} target columns for {call.n} inputs")
+        return BoundTarget(
+            score=_identity,
+            columns=[[c] for c in self.columns],
+            choices=[[c] for c in self.columns],
+            labels=[[f"column {c}"] for c in self.columns],
+            probability=self.outer.probability,
+            value=self.outer.value,
+        )
+
+
+def active_columns(columns: Sequence[int]) -> TargetKind | None:
+    """Inside a call with a target kind installed (a metric's), the target that explains
+    ``columns`` of its scores again (an attributor called from the metric); ``None`` outside
+    one, where ``columns`` are class indices."""
+    bound = _PROBABILITY.get()
+    return None if bound is None else _Columns(columns, bound)
+
+
 def as_target_kind(target: Any) -> TargetKind | None:
     """The :class:`TargetKind` of ``target``: itself, or the kind of a plain callable (one score
     per image, or class targets picked from the logits); ``None`` for a class target (what
@@ -321,7 +356,13 @@ class TargetScope:
     def install(self) -> None:
         if not self.kind.needs_output:
             self._bind(None)  # before the hook: binding may run the model (a reference image)
-        self.hooks.forward(self.handle.module, self._hook)
+
+        # A plain function, not a bound method: a copy of the model made during the call (the
+        # randomisation check's) keeps this very hook, and with it this call's binding.
+        def hook(module: nn.Module, args: Any, output: Any) -> Tensor:
+            return self._hook(module, args, output)
+
+        self.hooks.forward(self.handle.module, hook)
 
     def _call(self, output: Any) -> TargetCall:
         return TargetCall(

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.params import setting
+from xai_core.contracts.target_kinds import target_probabilities
 from xai_core.contracts.technique import AttributionContext
 from xai_core.families.batches import distinct_inputs
 from xai_core.nn.fusion import folded_when
@@ -108,7 +109,7 @@ class PerturbationAttributor(Attributor):
         """Every class's score ``[B, classes]`` (logits or probabilities, per ``score``) of a
         perturbed ``batch``; call inside :meth:`scoring_pass`."""
         logits = model(channels_last_layout(batch, self.params.channels_last)).float()
-        return logits.softmax(dim=1) if self.params.score == "probability" else logits
+        return target_probabilities(logits) if self.params.score == "probability" else logits
 
     def perturbed_scores(self, model: nn.Module, batch: Tensor, targets: Tensor) -> Tensor:
         """Scores ``[B, k]`` of each row's ``k`` ``targets`` ``[B, k]``; call inside
