@@ -512,10 +512,21 @@ class EmbeddingSimilarity(TargetKind):
             ref = self.reference
             if ref is None:
                 yield "reference", "is required: a vector file (.npy, .pt) or an image file"
-            elif isinstance(ref, str) and not Path(ref).is_file():
+            elif isinstance(ref, str) and ref != "tensor" and not Path(ref).is_file():
                 yield "reference", f"file {ref!r} does not exist"
 
         violations = [{"reference": None}, {"reference": "no_such_vector.npy"}]
+
+    def __init__(self, params: Any = None, **overrides: Any):
+        # A tensor reference (Python only) is kept beside the params, which hold config values.
+        self.tensor = overrides.pop("reference", None)
+        if not isinstance(self.tensor, Tensor):
+            if self.tensor is not None:
+                overrides["reference"] = self.tensor
+            self.tensor = None
+        else:
+            overrides["reference"] = "tensor"
+        super().__init__(params, **overrides)
 
     def bind(self, call: TargetCall) -> BoundTarget:
         embedding: Callable[[Any], Tensor]
@@ -542,14 +553,14 @@ class EmbeddingSimilarity(TargetKind):
             ref = reference.to(emb.device, emb.dtype)
             return torch.nn.functional.cosine_similarity(emb, ref[None], dim=1)[:, None]
 
-        name = self.params.reference if isinstance(self.params.reference, str) else "reference"
-        label = f"similarity to {Path(name).name}" if isinstance(name, str) else "similarity"
+        name = "reference" if self.tensor is not None else str(self.params.reference)
+        label = f"similarity to {Path(name).name}"
         columns, _, labels = _same_for_all(call.n, [0], [label])
         return BoundTarget(score, columns, [[name] for _ in range(call.n)], labels,
                            value="cosine")
 
     def _reference(self, call: TargetCall, embedding: Callable[[Any], Tensor]) -> Tensor:
-        ref = self.params.reference
+        ref = self.tensor if self.tensor is not None else self.params.reference
         if isinstance(ref, str) and Path(ref).suffix.lower() in (".npy", ".pt", ".pth"):
             return _vector_file(Path(ref))
         if isinstance(ref, Tensor) and ref.ndim == 1:

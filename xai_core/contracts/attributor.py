@@ -152,11 +152,16 @@ class Attributor(Technique):
                 context.input_index, context.targets_per_input = index, k
                 if forward is not None:
                     forward.source, forward.rows = x, rows
-                    context.forward = forward
+                    # Inputs with different numbers of targets: rows the pass does not line up
+                    # with, so compute makes its own.
+                    context.forward = forward if rows is x or k > 1 else None
                     logits()  # the pass ran anyway: its logits go into the result
                 if scope is None:
                     _check_output_classes(targets, handle, logits, context)
-                maps = self.compute(module, rows, targets, context)
+                if len(rows):
+                    maps = self.compute(module, rows, targets, context)
+                else:  # a target kind that chose nothing (no label over its threshold)
+                    maps = rows.new_zeros((0, *rows.shape[2:]))
         guard.check(owner)
         expected = (rows.shape[0], rows.shape[2], rows.shape[3])
         maps = check_tensor(maps, "maps", owner, expected, "[N, H, W] at input resolution")
@@ -227,7 +232,7 @@ def _kind_targets(scope: TargetScope, logits: _Logits, device: torch.device) -> 
     counts = {len(c) for c in columns}
     if counts == {1}:
         return torch.tensor([c[0] for c in columns], dtype=torch.long, device=device)
-    if len(counts) == 1:
+    if len(counts) == 1 and 0 not in counts:
         return torch.tensor(columns, dtype=torch.long, device=device)
     return columns
 
