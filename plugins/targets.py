@@ -95,6 +95,7 @@ class MultiLabel(TargetKind):
     name = "multilabel"
     summary = "a label of a sigmoid (multi-label) head; predicted: every label over threshold"
     tasks = ("classification",)
+    has_probability = True
 
     @dataclass
     class Params:
@@ -145,10 +146,15 @@ class MultiLabel(TargetKind):
             score=score,
             columns=columns,
             choices=[list(row) for row in columns],
-            labels=[[f"label {call.handle.label(c)!r}" for c in row] for row in columns],
+            labels=[[_label_name(call.handle, c) for c in row] for row in columns],
             probability=torch.sigmoid if logit else (lambda s: s),
             value="logit" if logit else "sigmoid",
         )
+
+
+def _label_name(handle: Any, index: int) -> str:
+    """``label 'dog'`` (``label 3`` for a model without names)."""
+    return f"label {handle.label(index)!r}" if handle.class_names else f"label {index}"
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,8 @@ def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
     p.add_argument(
         "--target", action="append", default=None,
         help="predicted (default), top-K, a class index, name or WordNet id; repeat it for "
-        "several targets per image",
+        "several targets per image; or a target kind, KIND:key=value,... "
+        "(logit_difference:a=tabby,b=tiger_cat; xai list targets)",
     )
     p.add_argument(
         "--param", "-p", dest="params", action="append", default=[],

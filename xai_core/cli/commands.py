@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from xai_core.errors import ConfigError, XaiError, did_you_mean
+from xai_core.plugins.factory import parse_target
+from xai_core.report.figures import target_text
 
 __all__ = [
     "cmd_run_args",
@@ -36,6 +38,9 @@ def _prediction_lines(result: Any) -> list[str]:
         return []
     lines = []
     for (model, key), item in first.items():
+        if item.get("target_value_name"):  # a target kind: no class prediction
+            lines.append(f"target ({model}, {key}): {target_text(item)}")
+            continue
         line = (f"prediction ({model}, {key}): {item.get('predicted_label')} "
                 f"({item.get('predicted_probability') or 0:.2f})")
         if item.get("target") != item.get("predicted"):
@@ -244,7 +249,12 @@ def explain_config(args: argparse.Namespace) -> dict[str, Any]:
         )
     params = _method_params(methods, args.params)
     models = args.model or ["efficientnet_lite0"]
-    targets = args.target or ["predicted"]
+    targets = [parse_target(t) for t in args.target or ["predicted"]]
+    if len(targets) > 1 and any(isinstance(t, dict) for t in targets):
+        raise XaiError(
+            "--target KIND:... (a target kind) is given alone; repeat --target for several "
+            "class targets only"
+        )
     base: dict[str, Any] = {
         "inputs": list(args.images),
         "target": targets[0] if len(targets) == 1 else targets,

@@ -59,6 +59,8 @@ class Attribution:
     :ivar target_values: for a target kind, each map's target score on its unperturbed input,
         when the call computed the scores (``[N]``), else ``None``.
     :ivar target_value_name: what that score is (``"logit"``, ``"sigmoid"``, ``"output"``).
+    :ivar target_probabilities: for a target kind with a probability (a sigmoid), each map's,
+        when the call computed the scores.
     """
 
     maps: Tensor
@@ -71,6 +73,7 @@ class Attribution:
     target_choices: list[Any] | None = None
     target_values: Tensor | None = None
     target_value_name: str | None = None
+    target_probabilities: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.input_index is None:
@@ -263,11 +266,14 @@ def _described(
         return {}
     labels = [lab for row in bound.labels for lab in row]
     choices = [c for row in bound.choices for c in row]
-    values = None
+    values = probabilities = None
     if scores is not None:
-        values = scores[index.cpu(), targets.cpu()].clone()
+        rows, columns = index.cpu(), targets.cpu()
+        values = scores[rows, columns].clone()
+        if bound.probability is not None:
+            probabilities = bound.probability(scores)[rows, columns].clone()
     return {"target_labels": labels, "target_choices": choices, "target_values": values,
-            "target_value_name": bound.value}
+            "target_value_name": bound.value, "target_probabilities": probabilities}
 
 
 class _Logits:

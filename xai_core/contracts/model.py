@@ -195,6 +195,10 @@ class ModelEntry:
     #: ``"imagenet"`` when the model's classes are ImageNet-1k's (unless the config sets
     #: ``num_classes``): class names in a config are then checked before the model loads.
     classes: str | None = None
+    #: What the model computes (:data:`xai_core.contracts.target_kinds.TASKS`:
+    #: ``classification``, ``segmentation``, ``detection``), ``None`` when not said: a config
+    #: whose target kind needs another is refused before the model loads.
+    task: str | None = None
 
     @property
     def is_family(self) -> bool:

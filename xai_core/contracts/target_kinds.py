@@ -136,6 +136,9 @@ class TargetKind(Technique):
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
     #: Whether :meth:`bind` needs the model's output on the unperturbed inputs.
     needs_output: ClassVar[bool] = False
+    #: Whether the kind's scores have a probability (:attr:`BoundTarget.probability`): methods
+    #: and metrics set to read one are refused before any model loads when it has none.
+    has_probability: ClassVar[bool] = False
 
     @abc.abstractmethod
     def bind(self, call: TargetCall) -> BoundTarget:
@@ -144,6 +147,13 @@ class TargetKind(Technique):
         :raises TargetError: for a target that does not fit the model (an output index past its
             width, a class name it does not know).
         """
+
+    def with_choices(self, choices: Sequence[Sequence[Any]]) -> TargetKind:
+        """This kind, explaining the targets of ``choices`` (one list per input, from
+        :attr:`BoundTarget.choices` of an earlier call on the same inputs) instead of choosing:
+        how a run explains the targets its prediction chose with every method, and scores
+        them."""
+        return _Chosen(self, [list(c) for c in choices])
 
     def check_task(self, task: str | None, model: str) -> None:
         """Refuse a model whose task (:data:`TASKS`; ``None``: unknown before it loads) this kind
@@ -242,6 +252,28 @@ class _Callable(TargetKind):
 
 def _identity(output: Any) -> Tensor:
     return output
+
+
+class _Chosen(TargetKind):
+    """A kind with the choices of an earlier call (:meth:`TargetKind.with_choices`)."""
+
+    name = "chosen"
+    tasks = ("any",)
+
+    def __init__(self, kind: TargetKind, choices: list[list[Any]]):
+        super().__init__()
+        self.base, self.choices = kind, choices
+        self.name, self.tasks = kind.name, kind.tasks
+
+    @property
+    def needs_output(self) -> bool:  # type: ignore[override]
+        return self.base.needs_output
+
+    def bind(self, call: TargetCall) -> BoundTarget:
+        if len(self.choices) != call.n:
+            raise TargetError(f"{len(self.choices)} target choices for {call.n} inputs")
+        call.choices = self.choices
+        return self.base.bind(call)
 
 
 class _Columns(TargetKind):

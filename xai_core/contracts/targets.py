@@ -151,7 +151,8 @@ class ClassVocabulary:
                 return self._wnid[text.lower()]
             raise TargetError(f"WordNet id {name!r} is not one of this model's classes")
         for table in (self._head, self._any):
-            found = table.get(text.lower())
+            # `tiger_cat` is `tiger cat` (config keys and command lines avoid spaces).
+            found = table.get(text.lower()) or table.get(text.lower().replace("_", " "))
             if found and len(found) == 1:
                 return found[0]
             if found:

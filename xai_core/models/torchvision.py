@@ -1,4 +1,5 @@
-"""The torchvision adapter: any torchvision classifier as a :class:`~xai_core.ModelHandle`.
+"""The torchvision adapter: any torchvision classifier, or semantic segmentation model (FCN,
+DeepLabV3, LR-ASPP: ``segmentation/<arch>``), as a :class:`~xai_core.ModelHandle`.
 
 ``torchvision.models`` is imported inside the functions, for the same start-up reason as timm.
 """
@@ -72,4 +73,57 @@ def handle_from_torchvision(
         preprocessing=preprocessing,
         class_names=names,
         info={"weights": source, "checkpoint": checkpoint, "architecture": arch},
+    )
+
+
+#: The square input of a segmentation model without weights to say otherwise (torchvision's
+#: VOC recipes resize to 520).
+SEGMENTATION_INPUT = 520
+
+
+def torchvision_segmenters() -> list[str]:
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm.segmentation))
+
+
+def handle_from_torchvision_segmentation(
+    arch: str, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+) -> ModelHandle:
+    """A handle for a torchvision semantic segmentation model: its output is a dict whose
+    ``"out"`` is ``[N, classes, H, W]`` at input resolution (what the ``segmentation`` target
+    kind reads). Without pretrained weights its backbone is random too (nothing downloads)."""
+    import torchvision.models as tvm
+
+    weights = tvm.get_model_weights(arch).DEFAULT
+    pretrained = bool(pretrained) and checkpoint is None
+    if pretrained:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+        if not cached.is_file():
+            require_network("download.pytorch.org", f"pretrained weights for segmentation/{arch}")
+        module = tvm.get_model(arch, weights=weights, **kwargs)
+    else:
+        kwargs.setdefault("weights_backbone", None)
+        module = tvm.get_model(arch, weights=None, **kwargs)
+    if checkpoint is not None:
+        load_checkpoint(module, checkpoint)
+    t = weights.transforms()
+    size = t.resize_size[0] if isinstance(t.resize_size, list) else (t.resize_size or
+                                                                     SEGMENTATION_INPUT)
+    preprocessing = Preprocessing(
+        input_size=(size, size), resize_size=size, interpolation=t.interpolation.value,
+        mean=tuple(t.mean), std=tuple(t.std),
+    )
+    categories = weights.meta.get("categories")
+    names = list(categories) if categories and kwargs.get("num_classes", len(categories)) == len(
+        categories
+    ) else None
+    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else RANDOM_WEIGHTS)
+    return ModelHandle(
+        name=f"segmentation/{arch}",
+        module=module.eval(),
+        preprocessing=preprocessing,
+        class_names=names,
+        info={"weights": source, "checkpoint": checkpoint, "architecture": arch,
+              "task": "segmentation"},
     )

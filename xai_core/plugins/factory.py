@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from omegaconf import OmegaConf
+
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.params import build_params
@@ -198,6 +200,8 @@ def build_target(spec: Any, where: str = "target") -> Any:
     :raises ConfigError: an unknown kind (close matches), a bad key (the valid keys).
     :raises UnknownNameError: an unknown kind.
     """
+    if OmegaConf.is_config(spec):  # a loaded config's value
+        spec = OmegaConf.to_container(spec, resolve=True)
     if not isinstance(spec, Mapping):
         if isinstance(spec, (list, tuple)) and any(isinstance(t, Mapping) for t in spec):
             raise ConfigError(
@@ -231,7 +235,12 @@ def parse_target(text: str) -> Any:
     ``region=[0,0,64,64]``) as the mapping :func:`build_target` takes, or ``text`` itself for a
     class target (``predicted``, ``tabby``, ``top-3``)."""
     kind, colon, rest = text.partition(":")
-    if not colon or kind not in [CLASS_KIND, *list_targets()]:
+    known = [CLASS_KIND, *list_targets()]
+    if not colon:
+        return text
+    if kind not in known:
+        if "=" in rest:  # KIND:key=value with a kind that is not registered
+            raise UnknownNameError("target kind", kind, known, "targets")
         return text
     import yaml
 

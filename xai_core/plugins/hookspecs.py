@@ -99,7 +99,7 @@ def register_models(register: Callable[..., None]) -> None:
     Called once per plugin when the model registry is first used.
 
     :param register: call ``register(name, loader, description="", lister=None,
-        classes=None)``.
+        classes=None, task=None)``.
 
         - For a single model, ``name`` is its public name (``"efficientnet_lite0"``) and
           ``loader(**options)`` returns an :class:`xai_core.ModelHandle`.
@@ -109,7 +109,8 @@ def register_models(register: Callable[..., None]) -> None:
 
         ``classes="imagenet"`` says the model predicts the ImageNet-1k classes (unless the config
         sets ``num_classes``), so that a misspelt class name in a config fails before the model
-        loads.
+        loads. ``task`` (``"classification"``, ``"segmentation"``, ``"detection"``) says what the
+        model computes, so that a target kind made for another task is refused before it loads.
 
         ``options`` are the model options of the config (``pretrained``, ``checkpoint`` and any
         family-specific keyword arguments). A loader raises :class:`xai_core.errors.XaiError`

@@ -18,7 +18,7 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelEntry
 from xai_core.contracts.synthesizer import Synthesizer
-from xai_core.contracts.target_kinds import TargetKind
+from xai_core.contracts.target_kinds import TASKS, TargetKind
 from xai_core.errors import PluginError
 from xai_core.plugins import hookspecs
 from xai_core.plugins.entrypoints import CORE_DISTRIBUTION
@@ -191,7 +191,13 @@ def model_register(pending: PendingRegistrations, registry: Registry[ModelEntry]
         description: str = "",
         lister: Callable[[], list[str]] | None = None,
         classes: str | None = None,
+        task: str | None = None,
     ) -> None:
+        if task is not None and task not in TASKS:
+            raise PluginError(
+                f"plugin {pending.plugin!r} registered model {name!r} with task={task!r}; use "
+                f"one of {', '.join(TASKS)} or leave it out"
+            )
         if classes not in (None, "imagenet"):
             raise PluginError(
                 f"plugin {pending.plugin!r} registered model {name!r} with classes={classes!r}; "
@@ -202,7 +208,7 @@ def model_register(pending: PendingRegistrations, registry: Registry[ModelEntry]
                 f"plugin {pending.plugin!r} registered model {name!r} with a loader that is not "
                 "callable"
             )
-        entry = ModelEntry(name, loader, description, lister, classes)
+        entry = ModelEntry(name, loader, description, lister, classes, task)
         pending.add(registry, name, entry, "models")
 
     return register

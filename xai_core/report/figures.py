@@ -278,10 +278,26 @@ def _probability(value: Any) -> str:
     return f"{float(value):.2f}" if value is not None else "?"
 
 
+def target_text(item: Mapping[str, Any]) -> str:
+    """What an item explains, for titles and the report: ``<class> (<p>)``, or for a target
+    kind its own score: ``label 'dog', logit 2.1 (p 0.89)``, ``tabby - tiger cat, logit 1.7``."""
+    label = item.get("target_label")
+    if not item.get("target_value_name"):
+        return f"{label} ({_probability(item.get('target_probability'))})"
+    value = item.get("target_value")
+    text = f"{label}, {item['target_value_name']} " + (
+        f"{value:.3g}" if value is not None else "n/a"
+    )
+    if item.get("target_probability") is not None and item["target_value_name"] != "sigmoid":
+        text += f" (p {_probability(item['target_probability'])})"
+    return text
+
+
 def image_title(item: Mapping[str, Any], separator: str = "\n") -> str:
-    """``target: <class> (<p>)`` and ``predicted: <class> (<p>)`` of a result item, and
+    """``target: <class> (<p>)`` (a target kind: ``target: <what>, <score name> <value>``) and
+    ``predicted: <class> (<p>)`` of a result item, and
     ``(random weights)`` when the model was not trained (``random_weights`` in the item)."""
-    target = f"target: {item.get('target_label')} ({_probability(item.get('target_probability'))})"
+    target = f"target: {target_text(item)}"
     untrained = " (random weights)" if item.get("random_weights") else ""
     if item.get("predicted_label") is None:
         return target + untrained

@@ -42,7 +42,13 @@ from PIL import Image
 
 from xai_core.errors import XaiError
 from xai_core.io import atomic_open, write_json, write_text
-from xai_core.report.figures import FigureOptions, RenderedMap, overlay, render_map
+from xai_core.report.figures import (
+    FigureOptions,
+    RenderedMap,
+    overlay,
+    render_map,
+    target_text,
+)
 
 __all__ = ["build_report", "IMAGES_PER_PAGE", "THUMB", "Thumbnails"]
 
@@ -466,11 +472,10 @@ def _photo_row(
         caption.append(f"<br><small>{_e(source)}</small>")
     if has_photo:
         targets = list(OrderedDict.fromkeys(
-            (i.get("target_label"), i.get("target_probability")) for i in items
-            if i.get("target") is not None
+            target_text(i) for i in items if i.get("target") is not None
         ))
-        for label, probability in targets:
-            caption.append(f"<br>target: {_e(label)} ({_probability(probability)})")
+        for text in targets:
+            caption.append(f"<br>target: {_e(text)}")
         if first.get("predicted_label") is not None:
             caption.append(
                 f"<br>predicted: {_e(first['predicted_label'])} "
@@ -498,7 +503,7 @@ def _photo_row(
             f'<div class="err">input failed: {_e(error)}</div></td>'
         )
     cells = [cell]
-    several_targets = len({i.get("target") for i in items}) > 1
+    several_targets = len({repr(i.get("target")) for i in items}) > 1
     for model, label in columns:
         mine = [
             i for i in items
@@ -522,10 +527,7 @@ def _map_cell(
 ) -> str:
     target = ""
     if several_targets:
-        target = (
-            f'<div class="cap">target: {_e(item.get("target_label"))} '
-            f"({_probability(item.get('target_probability'))})</div>"
-        )
+        target = f'<div class="cap">target: {_e(target_text(item))}</div>'
     if item.get("error"):
         return f'<div class="cell">{target}<div class="err">failed: {_e(item["error"])}</div></div>'
     files = item.get("files", {})

@@ -17,6 +17,7 @@ import torch
 
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.target_kinds import TargetKind
 from xai_core.errors import XaiError
 from xai_core.io import write_npy
 from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
@@ -30,7 +31,7 @@ from xai_core.runner.state import (
     safe_label,
     to_image,
 )
-from xai_core.runner.targets import ChosenTargetError, image_targets
+from xai_core.runner.targets import ChosenTargetError, image_targets, kind_for, kind_targets_from
 
 #: Sets the prediction and targets of a chunk's images from the logits of a technique's pass
 #: on them, and returns one target per image (see :func:`run_attributor`).
@@ -95,7 +96,9 @@ def run_attributor(
     for start in range(0, len(ok), batch):
         chunk = ok[start : start + batch]
         with run.phases("model"):
-            results = _attribute_chunk(technique, chunk, handle, device, choose_targets)
+            results = _attribute_chunk(
+                technique, chunk, handle, device, choose_targets, run.target_kind
+            )
         # An image whose call failed before its targets were chosen has one (failed) row.
         rows = [
             (im, rank, t) for im in chunk for rank, t in enumerate(image_targets(im) or [None], 1)
@@ -111,6 +114,7 @@ def run_attributor(
                 attributor=technique,
                 masks=masks,
                 seed=run.config.seed,
+                kind=run.target_kind,
             )
         for (im, rank, target), (result, seconds, error, metadata), scored in zip(
             rows, results, scores
@@ -124,7 +128,7 @@ def run_attributor(
             if error is not None:
                 item.fail(error)
             else:
-                name = map_name(label, rank, target, handle, len(image_targets(im)))
+                name = _map_name(label, rank, target, im, handle)
                 saliency = result.numpy().astype(np.float32)
                 map_path = run.layout.map(im.source.key, name)
                 run.writer.submit(write_npy, map_path, saliency)
@@ -140,8 +144,9 @@ def run_attributor(
                     item.files["figure"] = run.rel(fig_path)
             item.set_scores(scored)
             run.items.append(item)
+    called = {id(im) for im in ok}  # an image that failed in a call has its row already
     for im in images:
-        if im.error is not None:
+        if im.error is not None and id(im) not in called:
             run.items.append(run.base_item(im, label, technique, handle))
 
 
@@ -180,7 +185,12 @@ def set_target(
     item: ResultItem, im: ImageItem, rank: int, target: int, handle: ModelHandle
 ) -> None:
     """The target fields of one item of ``im``: class, label, probability and its rank among
-    the image's targets (1-based, in the config's order)."""
+    the image's targets (1-based, in the config's order); under a target kind, the kind's
+    choice, label, score and probability (:attr:`ImageItem.target_info`)."""
+    if im.target_info:
+        item.target, item.target_rank = target, rank
+        item.set_target_info(im.target_info[rank - 1])
+        return
     probabilities = im.prediction.get("probabilities")
     item.target = target
     item.target_label = handle.label(target)
@@ -196,12 +206,21 @@ def map_name(label: str, rank: int, target: int, handle: ModelHandle, count: int
     return f"{label}.{rank}_{safe_label(handle.label(target))}"
 
 
+def _map_name(label: str, rank: int, target: Any, im: ImageItem, handle: ModelHandle) -> str:
+    """:func:`map_name`, or under a target kind the same with the target's own label."""
+    count = len(image_targets(im))
+    if im.target_info and count > 1:
+        return f"{label}.{rank}_{safe_label(im.target_info[rank - 1]['label'])}"
+    return map_name(label, rank, target, handle, count)
+
+
 def _attribute_chunk(
     technique: Attributor,
     chunk: list[ImageItem],
     handle: ModelHandle,
     device: torch.device,
     choose_targets: TargetChooser | None = None,
+    kind: TargetKind | None = None,
 ) -> list[tuple[torch.Tensor | None, float, dict[str, str] | None, dict[str, Any]]]:
     """``(map, seconds, error, metadata)`` for every (image, target) of a chunk, input-major,
     from one call; if the call fails, image by image to isolate failures.
@@ -209,32 +228,30 @@ def _attribute_chunk(
     Images with the same number of targets go in as one ``[n, k]`` target list, so techniques
     that share work between the targets of an input do; otherwise each target is its own row.
     With ``choose_targets`` (images without a prediction yet), the targets are chosen from the
-    call's own logits, one per image.
+    call's own logits, one per image; under a target ``kind``, by the kind in the call's own
+    pass (an image it chose nothing for gets one failed row).
     """
     x = torch.stack([im.inputs for im in chunk]).to(device)
     spec: Any
-    if choose_targets is not None:
+    if kind is not None:
+        spec = kind if choose_targets is not None else kind_for(chunk, kind)
+    elif choose_targets is not None:
         def spec(logits: torch.Tensor) -> list[int]:
             return choose_targets(chunk, logits)
     else:
-        targets = [image_targets(im) for im in chunk]
-        counts = {len(t) for t in targets}
-        if counts == {1}:
-            spec = [t[0] for t in targets]
-        elif len(counts) == 1:
-            spec = targets
-        else:
-            index = torch.tensor([i for i, t in enumerate(targets) for _ in t], device=x.device)
-            x, spec = x[index], [c for t in targets for c in t]
+        x, spec = _class_spec(chunk, x)
     start = time.perf_counter()
     try:
         attribution = technique.attribute(handle, x, spec)
+        if kind is not None and choose_targets is not None:
+            kind_targets_from(chunk, attribution, kind)
         count = len(attribution.maps)
-        seconds = (time.perf_counter() - start) / count
-        return [
+        seconds = (time.perf_counter() - start) / max(count, 1)
+        rows = [
             (m, seconds, None, _item_metadata(attribution.metadata, i, count))
             for i, m in enumerate(attribution.maps)
         ]
+        return _with_unexplained(chunk, rows) if kind is not None else rows
     except ChosenTargetError:
         raise
     except Exception as exc:  # noqa: BLE001 - one broken call fails its items, not the run
@@ -245,5 +262,30 @@ def _attribute_chunk(
     return [
         row
         for one in chunk
-        for row in _attribute_chunk(technique, [one], handle, device, choose_targets)
+        for row in _attribute_chunk(technique, [one], handle, device, choose_targets, kind)
     ]
+
+
+def _class_spec(chunk: list[ImageItem], x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """The inputs and class targets of a chunk whose targets are known (see
+    :func:`_attribute_chunk`)."""
+    targets = [image_targets(im) for im in chunk]
+    counts = {len(t) for t in targets}
+    if counts == {1}:
+        return x, [t[0] for t in targets]
+    if len(counts) == 1:
+        return x, targets
+    index = torch.tensor([i for i, t in enumerate(targets) for _ in t], device=x.device)
+    return x[index], [c for t in targets for c in t]
+
+
+def _with_unexplained(chunk: list[ImageItem], rows: list[tuple]) -> list[tuple]:
+    """A target kind's rows with one failed row for each image it chose no target for (the
+    image's own error says why), so rows line up with :func:`image_targets`."""
+    out, rest = [], iter(rows)
+    for im in chunk:
+        if not image_targets(im):
+            out.append((None, 0.0, {"error": im.error or "no target"}, {}))
+            continue
+        out.extend(next(rest) for _ in image_targets(im))
+    return out

@@ -25,6 +25,7 @@ from xai_core.contracts.params import (
     check_keys,
     omegaconf_message,
 )
+from xai_core.contracts.technique import Technique
 from xai_core.errors import ConfigError, XaiError, did_you_mean
 from xai_core.models.loading import check_model_name, model_entry
 from xai_core.plugins.factory import resolve_entry
@@ -469,21 +470,63 @@ def model_run_config(config: ExperimentConfig, model: ModelConfig) -> Experiment
 
 def _check_target(config: ExperimentConfig) -> None:
     """The target against the classes of each model whose classes are known before it loads
-    (ImageNet models): a misspelt class name fails here, not after a model load."""
+    (ImageNet models): a misspelt class name fails here, not after a model load. A target kind
+    (``{kind: ...}``) has its keys checked, its task against each model's, and is refused
+    beside a synthesizer (they explain classes)."""
     from xai_core.contracts.model import imagenet_class_names
+    from xai_core.contracts.target_kinds import TargetKind
     from xai_core.contracts.targets import check_target
+    from xai_core.plugins.factory import build_target
 
+    kind = build_target(config.target, "target")
+    if isinstance(kind, TargetKind):
+        _check_kind_methods(config, kind)
     for i, model in enumerate(config.model_list):
         entry = model_entry(model.name)
         imagenet = entry.classes == "imagenet" and model.options.get("num_classes", 1000) == 1000
+        names = imagenet_class_names() if imagenet else None
+        num_classes = 1000 if imagenet else model.options.get("num_classes")
         try:
-            check_target(config.target, imagenet_class_names() if imagenet else None,
-                         1000 if imagenet else model.options.get("num_classes"))
+            if isinstance(kind, TargetKind):
+                kind.check_task(entry.task, model.name)
+                kind.check_against(names, num_classes)
+            else:
+                check_target(config.target, names, num_classes)
         except XaiError as exc:
             where = f"models[{i}]" if config.models else "model"
             raise ConfigError(
                 f"bad config value at 'target' (for {where} {model.name}): {exc}"
             ) from None
+
+
+#: The parameters through which a method (``score``) or metric (``output``) reads the
+#: target's probability instead of its score.
+_READS_PROBABILITY = ("score", "output")
+
+
+def _check_kind_methods(config: ExperimentConfig, kind: Any) -> None:
+    """Methods and metrics that cannot explain ``kind``: synthesizers (they make images of a
+    class), and those set to read a probability the kind does not have."""
+    from xai_core.contracts.synthesizer import Synthesizer
+
+    entries = [(f"methods[{i}]", m, Technique) for i, m in enumerate(config.methods)]
+    entries += [(f"metrics[{i}]", m, Metric) for i, m in enumerate(config.metrics)]
+    for where, entry, base in entries:
+        cls, params = resolve_entry(entry, where, base)
+        if issubclass(cls, Synthesizer):
+            raise ConfigError(
+                f"bad config value at 'target': target kind {kind.name!r} is for attributors; "
+                f"{where} ({entry.name}) is a synthesizer, which makes images of a class: run "
+                "it in a config whose target is a class"
+            )
+        for key in _READS_PROBABILITY:
+            if getattr(params, key, None) == "probability" and not kind.has_probability:
+                raise ConfigError(
+                    f"bad config value at '{where}.params.{key}': {entry.name} reads the "
+                    f"target's probability ({key}: probability"
+                    f"{', its default' if key not in entry.params else ''}), but target kind "
+                    f"{kind.name!r} has none; set {where}.params.{key}: logit to read its score"
+                )
 
 
 def check_registered_names(config: ExperimentConfig, problems: _Problems | None = None) -> None:

@@ -49,6 +49,11 @@ class ResultItem:
     target_label: str | None = None
     target_probability: float | None = None
     target_rank: int | None = None
+    #: Under a target kind (``target: {kind: ...}``): the target's score on the image and what
+    #: it is (``logit``, ``sigmoid``, ``output``, ``logit sum``, ``cosine``); ``target`` is then
+    #: the kind's choice (a label index, a class, ``[a, b]``) and ``target_label`` says it.
+    target_value: float | None = None
+    target_value_name: str | None = None
     #: The model's prediction on the image (``top5``: class, label and probability of each).
     predicted: int | None = None
     predicted_label: str | None = None
@@ -95,6 +100,14 @@ class ResultItem:
         :func:`~xai_core.runner.state.failure_details`."""
         self.error = error["error"]
         self.traceback = error.get("traceback", self.traceback)
+
+    def set_target_info(self, info: Mapping[str, Any]) -> None:
+        """The target fields of a target kind's target (``label``, ``value``, ``value_name``,
+        ``probability``: :attr:`~xai_core.runner.state.ImageItem.target_info`)."""
+        self.target_label = info["label"]
+        self.target_value = info["value"]
+        self.target_value_name = info["value_name"]
+        self.target_probability = info["probability"]
 
     def set_scores(self, scored: Mapping[str, dict[str, Any]]) -> None:
         """Add the scores of :func:`~xai_core.runner.scoring.score_items` for this item (its

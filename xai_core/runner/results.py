@@ -112,7 +112,10 @@ def write_grid(
             keys.append(key)
             first[key] = item
         row = first[key]
-        if (item.get("target"), item.get("model")) != (row.get("target"), row.get("model")):
+        same = (repr(item.get("target")), item.get("model")) == (
+            repr(row.get("target")), row.get("model")
+        )
+        if not same:
             continue
         if "map" in item.get("files", {}) and item["label"] in labels:
             cell = (keys.index(key), labels.index(item["label"]))

@@ -72,6 +72,7 @@ from xai_core.runner.targets import (
     choose_targets,
     one_class_per_image,
     predict,
+    predict_kind,
 )
 from xai_core.runner.writer import Writer
 
@@ -396,7 +397,10 @@ def _load(run: _ModelRun) -> ModelHandle:
     _check_layers(run.methods, handle, config.model.name)
     # Once per model: a target wrong for it fails the run here, not every item (targets chosen
     # inside a technique's call would fail as that call).
-    check_target(config.target, handle.class_names, handle.num_classes)
+    if run.state.target_kind is not None:
+        run.state.target_kind.check_against(handle.class_names, handle.num_classes)
+    else:
+        check_target(config.target, handle.class_names, handle.num_classes)
     if config.channels_last:
         handle.module.to(memory_format=torch.channels_last)
     run.model = model_entry(
@@ -499,19 +503,29 @@ def _shared_pass(
     """The target chooser that lets the first method's own pass predict, or ``None`` after a
     prediction pass (see :func:`_explain_batch`)."""
     first = per_image[0] if per_image else None
+    kind = run.target_kind
     if (
         first is not None
         and isinstance(first[1], Attributor)
         and all(first[0] in im.missing for im in ok)
-        and one_class_per_image(config.target)
+        and (kind is not None or one_class_per_image(config.target))
     ):
         def chooser(chunk: list[ImageItem], logits: torch.Tensor) -> list[int]:
+            # (under a target kind the call's own binding chooses: see _attribute_chunk)
             return choose_targets(chunk, logits, config.target, handle)
         return chooser
+    _predict(run, images, config, handle, device)
+    return None
+
+
+def _predict(run: RunState, images: list[ImageItem], config, handle, device) -> None:
+    """A prediction pass for ``images`` and their targets (a target kind's, or classes)."""
     with run.phases("model"):
+        if run.target_kind is not None:
+            predict_kind(images, run.target_kind, handle, device)
+            return
         predict(images, handle, device)
     assign_targets(images, config.target, handle)
-    return None
 
 
 def _explain_batch(
@@ -566,6 +580,4 @@ def _explain_batch(
 def _predict_the_rest(run: RunState, ok: list[ImageItem], config, handle, device) -> None:
     """Images whose first call failed got no prediction from it: the next methods need one."""
     unpredicted = [im for im in ok if not im.prediction and im.error is None]
-    with run.phases("model"):
-        predict(unpredicted, handle, device)
-    assign_targets(unpredicted, config.target, handle)
+    _predict(run, unpredicted, config, handle, device)

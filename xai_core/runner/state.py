@@ -48,12 +48,23 @@ class ImageItem:
     error: str | None = None
     prediction: dict[str, Any] = field(default_factory=dict)
     target: int | None = None  # the first of ``targets``
-    targets: list[int] = field(default_factory=list)  # every class this image is explained for
+    targets: list[Any] = field(default_factory=list)  # every class this image is explained for
+    #: Under a target kind, per target: its ``label``, ``value``, ``value_name`` and
+    #: ``probability`` (``None`` without one); ``targets`` then hold the kind's choices.
+    target_info: list[dict[str, Any]] = field(default_factory=list)
     missing: set[str] = field(default_factory=set)  # labels of the methods still to do
     #: The ground-truth mask at input size, or the error of loading it: read once per batch,
     #: when a metric needs it (:func:`xai_core.runner.attribution.chunk_masks`).
     mask: torch.Tensor | None = None
     mask_error: str | None = None
+
+
+def _target_kind(target: Any) -> Any:
+    from xai_core.contracts.target_kinds import TargetKind
+    from xai_core.plugins.factory import build_target
+
+    built = build_target(target)
+    return built if isinstance(built, TargetKind) else None
 
 
 def to_image(pixels: torch.Tensor) -> np.ndarray:
@@ -107,6 +118,8 @@ class RunState:
         self.metrics: list[tuple[str, Metric]] = []
         #: The inputs' ground-truth masks (``masks:`` in the config), ``None`` without.
         self.masks = MaskSet.from_config(config.masks)
+        #: The config's target as a target kind (``target: {kind: ...}``), ``None`` for classes.
+        self.target_kind = _target_kind(config.target)
         self.rank = 0
         #: Per-method progress on stderr (command-line runs; see xai_core.runner.progress).
         self.shows_progress = False
@@ -149,11 +162,14 @@ class RunState:
             kind=technique.kind,
             label=label,
             target=im.target,
-            target_label=handle.label(im.target) if im.target is not None else None,
             error=im.error,
             rank=self.rank,
         )
-        if im.prediction:
+        if im.target_info:  # a target kind's target: no class prediction
+            item.set_target_info(im.target_info[0])
+        elif im.target is not None:
+            item.target_label = handle.label(im.target)
+        if "predicted" in im.prediction:  # a class prediction (not a target kind's)
             item.predicted = im.prediction["predicted"]
             item.predicted_label = im.prediction["predicted_label"]
             item.predicted_probability = im.prediction["predicted_probability"]

@@ -1,8 +1,9 @@
 """Predictions and targets of a run's images: what the model predicts for each image (with its
 top 5) and which classes each image is explained for.
 
-A config's ``target`` is one target spec or a list of them, and every image gets each of them
-(the list does *not* mean one per input):
+A config's ``target`` is a target kind (``{kind: multilabel, ...}``: :func:`predict_kind`
+chooses each image's targets under it, from the same kind of pass), or one class target spec or
+a list of them, and every image gets each of them (the list does *not* mean one per input):
 
 * ``predicted`` (the default): the predicted class;
 * ``top-k``: the ``k`` most probable classes, most probable first;
@@ -21,9 +22,12 @@ from typing import Any
 
 import torch
 
+from xai_core.contracts.attributor import Attribution
 from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.target_kinds import BoundTarget, TargetKind, target_scope
 from xai_core.contracts.targets import check_target, class_index, is_predicted, top_k
 from xai_core.errors import TargetError
+from xai_core.nn.hooks import HookRecorder
 from xai_core.runner.state import ImageItem
 
 __all__ = [
@@ -36,6 +40,9 @@ __all__ = [
     "image_targets",
     "target_specs",
     "TOP_PREDICTIONS",
+    "predict_kind",
+    "kind_targets_from",
+    "kind_for",
 ]
 
 #: How many of the most probable classes each image's prediction lists (``top5``).
@@ -183,3 +190,85 @@ def choose_targets(
     except TargetError as exc:
         raise ChosenTargetError(str(exc)) from None
     return [int(im.target) for im in images]
+
+
+def predict_kind(
+    images: list[ImageItem], kind: TargetKind, handle: ModelHandle, device: torch.device
+) -> None:
+    """Each readable image's targets under ``kind`` (what it chooses, with the target's score
+    and probability), from one pass without gradients. An image the kind cannot explain (a
+    class the model predicts nowhere on it) fails alone, with the kind's message."""
+    ok = [im for im in images if im.error is None]
+    if not ok:
+        return
+    try:
+        _predict_kind(ok, kind, handle, device)
+    except TargetError as exc:
+        if len(ok) == 1:
+            ok[0].error = f"TargetError: {exc}"
+            return
+        for im in ok:
+            predict_kind([im], kind, handle, device)
+
+
+def _predict_kind(
+    images: list[ImageItem], kind: TargetKind, handle: ModelHandle, device: torch.device
+) -> None:
+    x = torch.stack([im.inputs for im in images]).to(device)
+    with torch.no_grad(), HookRecorder() as hooks, target_scope(kind, handle, hooks, x) as scope:
+        assert scope is not None
+        scope.columns()
+        scores = scope.first_scores if scope.first_scores is not None else handle.module(x)
+    bound = scope.bound
+    assert bound is not None
+    probabilities = bound.probability(scores) if bound.probability is not None else None
+    for i, im in enumerate(images):
+        info = [
+            _info(bound, label, float(scores[i, c]),
+                  None if probabilities is None else float(probabilities[i, c]))
+            for label, c in zip(bound.labels[i], bound.columns[i])
+        ]
+        _set_kind_targets(im, list(bound.choices[i]), info, kind)
+
+
+def _info(bound: BoundTarget, label: str, value: float | None, probability: float | None):
+    return {"label": label, "value": value, "value_name": bound.value, "probability": probability}
+
+
+def _set_kind_targets(
+    im: ImageItem, choices: list[Any], info: list[dict[str, Any]], kind: TargetKind
+) -> None:
+    im.targets, im.target_info = choices, info
+    im.target = choices[0] if choices else None
+    im.prediction = {"kind": kind.name}
+    if not choices:
+        im.error = (
+            f"TargetError: target kind {kind.name!r} chose no target for this image (for "
+            "multilabel: no label's probability is over `threshold`; lower it or name labels)"
+        )
+
+
+def kind_targets_from(
+    images: list[ImageItem], attribution: Attribution, kind: TargetKind
+) -> None:
+    """Each image's targets under ``kind`` from a technique's call that chose them itself (one
+    pass serves the prediction and the attribution)."""
+    per_image: list[tuple[list[Any], list[dict[str, Any]]]] = [([], []) for _ in images]
+    values = attribution.target_values
+    probabilities = attribution.target_probabilities
+    for row, i in enumerate(attribution.input_index.tolist()):
+        choices, info = per_image[i]
+        choices.append(attribution.target_choices[row])  # type: ignore[index]
+        info.append({
+            "label": attribution.target_labels[row],  # type: ignore[index]
+            "value": None if values is None else float(values[row]),
+            "value_name": attribution.target_value_name,
+            "probability": None if probabilities is None else float(probabilities[row]),
+        })
+    for im, (choices, info) in zip(images, per_image):
+        _set_kind_targets(im, choices, info, kind)
+
+
+def kind_for(images: list[ImageItem], kind: TargetKind) -> TargetKind:
+    """``kind`` explaining the targets already chosen for ``images`` (in their order)."""
+    return kind.with_choices([image_targets(im) for im in images])
