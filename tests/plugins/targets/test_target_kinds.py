@@ -9,6 +9,8 @@ fresh initialisation) and random biases.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -354,3 +356,65 @@ def test_a_kind_names_the_task_it_needs():
     with pytest.raises(TargetError, match="'segmentation' explains segmentation models"):
         kind.check_task("classification", "timm/resnet18")
     xai_core.get_target("neuron", layer="x").check_task("detection", "m")  # any model
+
+
+# --- a third-party kind -------------------------------------------------------------------------
+
+
+class Brightest(TargetKind):
+    """The docs' example (docs/plugins.md): each image's largest output."""
+
+    name = "brightest_output"
+    summary = "the largest output of each image"
+    tasks = ("classification",)
+    needs_output = True
+
+    @dataclasses.dataclass
+    class Params:
+        scale: float = 1.0
+
+    def bind(self, call):
+        chosen = call.output.argmax(dim=1).tolist() if call.choices is None else [
+            c[0] for c in call.choices
+        ]
+        return xai_core.BoundTarget(
+            score=lambda output: self.params.scale * output,
+            columns=[[c] for c in chosen],
+            choices=[[c] for c in chosen],
+            labels=[[f"output {c}"] for c in chosen],
+            value="logit",
+        )
+
+
+class _BrightestPlugin:
+    @xai_core.hookimpl
+    def register_targets(self, register):
+        register(Brightest)
+
+
+def test_a_plugin_registers_a_kind_used_from_config_and_python(net, x, tmp_path):
+    xai_core.register_plugin(_BrightestPlugin(), name="brightest")
+    assert "brightest_output" in xai_core.list_targets()
+    kind = build_target({"kind": "brightest_output", "scale": 2.0})
+    result = xai_core.get_attributor("saliency", abs=False, reduction="sum").attribute(net, x, kind)
+    top = net(x).argmax(dim=1)
+    assert result.target_choices == top.tolist()
+    plain = xai_core.get_attributor("saliency", abs=False, reduction="sum").attribute(
+        net, x, top.tolist()
+    )
+    assert_float32_close(result.maps, 2 * plain.maps, depth=12, fan_in=3 * 3 * 512)
+    with pytest.raises(ConfigError, match="Valid keys: scale"):
+        build_target({"kind": "brightest_output", "scael": 2})
+
+
+def test_a_broken_bind_is_the_plugins_fault(net, x):
+    class Wrong(Brightest):
+        name = "wrong_kind"
+
+        def bind(self, call):
+            bound = super().bind(call)
+            bound.columns = bound.columns[:1]
+            return bound
+
+    with pytest.raises(xai_core.errors.PluginError, match="bind returned 1 columns for 2 inputs"):
+        xai_core.get_attributor("saliency").attribute(net, x, Wrong())
