@@ -509,7 +509,8 @@ class EmbeddingSimilarity(TargetKind):
 
     @dataclass
     class Params:
-        #: A vector file (``.npy``, ``.pt``) or an image file; from Python also a tensor.
+        #: A vector file (``.npy``, ``.pt``), an image file or ``sample:NAME``; from Python also
+        #: a tensor.
         reference: Any = None
         #: The layer whose output is the embedding; ``null``: the model's output.
         layer: str | None = None
@@ -518,6 +519,11 @@ class EmbeddingSimilarity(TargetKind):
             ref = self.reference
             if ref is None:
                 yield "reference", "is required: a vector file (.npy, .pt) or an image file"
+            elif isinstance(ref, str) and ref.startswith("sample:"):
+                from xai_core.runner.inputs import SAMPLES
+
+                if ref[len("sample:"):] not in SAMPLES:
+                    yield "reference", f"{ref!r} is not a sample ({', '.join(SAMPLES)})"
             elif isinstance(ref, str) and ref != "tensor" and not Path(ref).is_file():
                 yield "reference", f"file {ref!r} does not exist"
 
@@ -595,6 +601,10 @@ def _vector_file(path: Path) -> Tensor:
 def _reference_image(path: str, handle: Any) -> Tensor:
     from PIL import Image
 
+    if path.startswith("sample:"):  # one of the sample photos (`xai list samples`)
+        from xai_core.runner.inputs import sample_path
+
+        path = str(sample_path(path[len("sample:"):]))
     try:
         with Image.open(path) as image:
             return handle.preprocessing(image.convert("RGB"))
