@@ -173,3 +173,22 @@ def test_bad_display_channels_are_refused_at_config_check(tmp_path, display, mes
     with pytest.raises(ConfigError, match=message):
         load_config({"model": _model(4), "inputs": ["x.npy"], "methods": ["saliency"],
                      "output_dir": str(tmp_path), "display_channels": display})
+
+
+def test_synthesizers_run_on_a_4_channel_model_with_rgb_views(tmp_path):
+    folder = _bands(tmp_path)
+    config = load_config({
+        "model": _model(4), "inputs": [str(folder / "first.npy")], "workers": 0,
+        "output_dir": str(tmp_path / "out"), "target": 1, "display_channels": [2],
+        "methods": [{"name": "fooling", "params": {"max_iterations": 2}},
+                    {"name": "class_visualization",
+                     "params": {"steps": 2, "classes": [1], "record_every": 1}}],
+    })
+    result = run_experiment(config)
+    assert [i.get("error") for i in result.items] == [None, None]
+    out = result.output_dir
+    for item in result.items:
+        assert np.load(out / item["files"]["array"]).shape == (4, 32, 32)
+        image = _png(out / item["files"]["image"])  # the grayscale view of channel 2
+        assert np.array_equal(image[..., 0], image[..., 1])
+        assert (out / item["files"]["figure"]).is_file()
