@@ -279,7 +279,9 @@ class ModelEntry:
 
 
 def as_model_handle(model: ModelHandle | nn.Module) -> ModelHandle:
-    """Wrap a plain ``nn.Module`` (timm models keep their own preprocessing config)."""
+    """Wrap a plain ``nn.Module`` (timm models keep their own preprocessing config; another
+    module takes the channels of its first convolution, in definition order, with ImageNet's
+    statistics averaged when that is not 3: :func:`channel_stats`)."""
     if isinstance(model, ModelHandle):
         return model
     if not isinstance(model, nn.Module):
