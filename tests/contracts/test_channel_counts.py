@@ -50,16 +50,18 @@ def bands_vit():
 
 
 def _technique(name: str, kind):
-    params = {k: v for k, v in FAST.get(name, {}).items() if k in kind.Params.__dataclass_fields__}
-    return kind(params)
+    return kind(FAST.get(name, {}))
 
 
 def test_timm_in_chans_gives_the_handle_its_channels_and_grey_statistics():
-    handle = xai_core.load_model("timm/resnet10t", pretrained=False, in_chans=1)
+    handle = xai_core.load_model("timm/resnet18", pretrained=False, in_chans=1)
     assert handle.in_chans == 1
     assert handle.preprocessing.mean == pytest.approx((sum(IMAGENET_MEAN) / 3,))
     assert handle.preprocessing.std == pytest.approx((sum(IMAGENET_STD) / 3,))
-    assert handle.module.conv1[0].in_channels == 1
+    assert handle.module.conv1.in_channels == 1
+    saliency = xai_core.get_attributor("saliency")
+    maps = saliency.attribute(handle, torch.randn(1, 1, SIZE, SIZE), 0).maps
+    assert maps.shape == (1, SIZE, SIZE)
     rgb = xai_core.load_model("timm/resnet10t", pretrained=False)
     assert rgb.in_chans == 3 and rgb.preprocessing.mean == IMAGENET_MEAN
 

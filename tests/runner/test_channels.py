@@ -192,3 +192,40 @@ def test_synthesizers_run_on_a_4_channel_model_with_rgb_views(tmp_path):
         image = _png(out / item["files"]["image"])  # the grayscale view of channel 2
         assert np.array_equal(image[..., 0], image[..., 1])
         assert (out / item["files"]["figure"]).is_file()
+
+
+def test_a_model_whose_channels_show_only_once_loaded_is_checked_then(tmp_path):
+    """A plugin model with no ImageNet classes and no ``in_chans`` option: its channel count
+    (2, from its first convolution) is checked against the config once, as it loads."""
+    import types
+
+    import xai_core
+    from xai_core.contracts.model import as_model_handle
+
+    def two_bands(**options):
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(),
+                                     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                     torch.nn.Linear(4, 3))
+        return as_model_handle(module)
+
+    plugin = types.ModuleType("bandzoo")
+
+    @xai_core.hookimpl
+    def register_models(register):
+        register("two_bands", two_bands)
+
+    plugin.register_models = register_models
+    xai_core.register_plugin(plugin, name="bandzoo")
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).random((2, 16, 16)))
+    base = {"model": {"name": "two_bands", "input_size": 16}, "inputs": [str(tmp_path / "a.npy")],
+            "workers": 0, "output_dir": str(tmp_path / "out")}
+    config = load_config({**base, "methods": ["saliency"], "display_channels": [2]})
+    with pytest.raises(ConfigError, match=r"names channel\(s\) 2, but the model takes 2"):
+        run_experiment(config)
+    config = load_config({**base, "methods": ["feature_visualization"]})
+    with pytest.raises(ConfigError, match=r"feature_visualization.*takes 2 channel"):
+        run_experiment(config)
+    result = run_experiment(load_config({**base, "methods": ["saliency"]}))
+    assert result.items[0].get("error") is None
+    assert np.load(result.output_dir / "inputs" / "a.npy").shape == (2, 16, 16)
