@@ -93,7 +93,7 @@ class GuidedGradCam(GradCam):
 
     @dataclass
     class Params(CamParams):
-        #: Reduction of the ``[3, H, W]`` product over colour channels.
+        #: Reduction of the ``[C, H, W]`` product over colour channels.
         reduction: str = field(default="max", metadata={"choices": REDUCTIONS})
         #: Treat ReLU6 like ReLU in guided backpropagation (EfficientNet-Lite, MobileNet).
         relu6: bool = True

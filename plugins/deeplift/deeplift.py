@@ -71,8 +71,8 @@ class DeepLift(ReferenceAttributor):
     the gap there measures how far the network is from that.
 
     ``baseline`` is one of ``black``, ``zeros``, ``blur``, ``uniform`` (as for integrated
-    gradients) or a ``.npy``/``.pt`` file with a normalized tensor ``[3, H, W]``, ``[1, 3, H,
-    W]`` or one per input ``[N, 3, H, W]``; from Python, a tensor of those shapes
+    gradients) or a ``.npy``/``.pt`` file with a normalized tensor ``[C, H, W]``, ``[1, C, H,
+    W]`` or one per input ``[N, C, H, W]``; from Python, a tensor of those shapes
     (``DeepLift(baseline=tensor)``).
     """
 
@@ -105,8 +105,8 @@ class DeepLiftShap(ReferenceSetAttributor):
 
     The set (``baselines``) lists names and files: ``black``, ``zeros`` and ``blur`` add one
     reference each, ``uniform`` adds ``uniform_count`` noise images (seeds ``seed``, ``seed +
-    1``, ...), a ``.npy``/``.pt`` file holding ``[B, 3, H, W]`` (normalized, e.g. training
-    images) adds its ``B`` images, ``[3, H, W]`` one. From Python a tensor ``[B, 3, H, W]`` may
+    1``, ...), a ``.npy``/``.pt`` file holding ``[B, C, H, W]`` (normalized, e.g. training
+    images) adds its ``B`` images, ``[C, H, W]`` one. From Python a tensor ``[B, C, H, W]`` may
     be given as the whole set (``DeepLiftShap(baselines=tensor)``). Every input is explained
     against every reference: the cost is that of ``B`` DeepLIFT calls.
 

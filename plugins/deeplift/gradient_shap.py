@@ -32,7 +32,7 @@ class GradientShap(ReferenceSetAttributor):
     approaches ``F(x) - E[F(b)]`` as ``samples`` grows.
 
     The reference set is DeepLIFT-SHAP's (``baselines`` and ``uniform_count``, see
-    ``deeplift_shap``); a tensor ``[B, 3, H, W]`` may be given from Python
+    ``deeplift_shap``); a tensor ``[B, C, H, W]`` may be given from Python
     (``GradientShap(baselines=tensor)``). The draws come from ``seed`` once per call
     (:meth:`draws`) and are shared by the items of the batch, so an item's map does not depend on
     the rest of the batch. With the same draws it equals Captum's ``GradientShap`` (``stdevs`` =

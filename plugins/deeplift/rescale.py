@@ -356,7 +356,7 @@ def deeplift_gradients(
     channels_last: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """DeepLIFT multipliers of each item's target score with respect to its input,
-    ``[N, 3, H, W]``, and the score differences ``F(x) - F(x_ref)``, ``[N]``: one forward pass
+    ``[N, C, H, W]``, and the score differences ``F(x) - F(x_ref)``, ``[N]``: one forward pass
     of ``cat([inputs, baselines])`` under ``rule`` (from :func:`rescale_rule`) and one backward
     pass. Captum's ``DeepLift`` is this times ``inputs - baselines``.
 

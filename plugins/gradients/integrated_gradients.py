@@ -244,7 +244,7 @@ class IntegratedGradients(ReferenceAttributor):
     the tolerance was not met, else ``None``).
 
     ``baseline`` is one of :data:`IG_BASELINES` or a ``.npy``/``.pt`` file with a normalized tensor
-    ``[3, H, W]``, ``[1, 3, H, W]`` or one per input ``[N, 3, H, W]``. From Python, a tensor of
+    ``[C, H, W]``, ``[1, C, H, W]`` or one per input ``[N, C, H, W]``. From Python, a tensor of
     those shapes may be given directly: ``IntegratedGradients(baseline=tensor)``.
     """
 

@@ -37,7 +37,7 @@ class NoiseTunnel(Attributor):
     after, exactly like Captum's ``NoiseTunnel``; any other base (``saliency``) has its maps
     combined.
 
-    The noise is drawn from ``seed`` once per call, ``[samples, 3, H, W]``, and scaled per item,
+    The noise is drawn from ``seed`` once per call, ``[samples, C, H, W]``, and scaled per item,
     so an item's map does not depend on the rest of the batch. With ``relative`` (the default,
     as Smilkov et al.) ``stdev`` is a fraction of each input's value range (max - min); otherwise
     it is absolute, as Captum's ``stdevs``.

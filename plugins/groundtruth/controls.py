@@ -24,7 +24,7 @@ class Control(Attributor):
 
     @abc.abstractmethod
     def control_map(self, inputs: Tensor, context: AttributionContext) -> Tensor:
-        """The map ``[N, H, W]`` of ``inputs`` ``[N, 3, H, W]``."""
+        """The map ``[N, H, W]`` of ``inputs`` ``[N, C, H, W]``."""
 
     def compute(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext

@@ -144,11 +144,13 @@ def _affine_rule(
         raise _unsupported(name, module, f"padding_mode {module.padding_mode!r}")
     default = chosen.conv if isinstance(module, nn.Conv2d) else chosen.dense
     rule = override or (chosen.first if name == first else default)
-    takes_pixels = isinstance(module, nn.Conv2d) and module.in_channels == 3
+    # The image's convolution: an RGB one, or the first layer (a model of other channels).
+    takes_pixels = isinstance(module, nn.Conv2d) and (module.in_channels == 3 or name == first)
     if rule == "zbox" and not takes_pixels:
         raise ConfigError(
             f"lrp: the zbox rule bounds a layer's inputs by the model's pixel range, so "
-            f"it fits a convolution that takes the image (3 channels); {name!r} does not"
+            f"it fits a convolution that takes the image (3 channels, or the first "
+            f"convolution); {name!r} does not"
         )
     return rule
 

@@ -127,11 +127,11 @@ class _PerturbationCurve(Metric):
         batch_size: int = setting(128, min=1)
 
     def images(self, inputs: Tensor, context: MetricContext) -> tuple[Tensor, Tensor]:
-        """The start and end images of the curve, ``[N, 3, H, W]`` each."""
+        """The start and end images of the curve, ``[N, C, H, W]`` each."""
         raise NotImplementedError
 
     def fill(self, kind: str, inputs: Tensor, context: MetricContext) -> Tensor:
-        """The fill ``kind`` (one of :data:`FILLS`) for ``inputs``, ``[N, 3, H, W]``."""
+        """The fill ``kind`` (one of :data:`FILLS`) for ``inputs``, ``[N, C, H, W]``."""
         p = self.params
         fill = baseline_inputs(
             kind, inputs, context.handle, blur_sigma=p.blur_sigma, blur_radius=p.blur_kernel // 2

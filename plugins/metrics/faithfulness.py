@@ -44,10 +44,10 @@ def faithfulness_from_subsets(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Faithfulness correlation for given pixel subsets: ``(scores, sums, drops)``.
 
-    :param forward: ``(inputs [B, 3, H, W], targets [B]) -> [B]``, the explained output.
+    :param forward: ``(inputs [B, C, H, W], targets [B]) -> [B]``, the explained output.
     :param subsets: ``[N, R, K]`` flat pixel indices (``row * W + column``), ``R`` runs of ``K``
         distinct pixels per image; a pixel is replaced on all channels.
-    :param fill: ``[N, 3, H, W]``, what replaced pixels become.
+    :param fill: ``[N, C, H, W]``, what replaced pixels become.
     :returns: ``scores`` ``[N]``: per image, the Pearson correlation over the runs between
         ``sums`` ``[N, R]`` (the map's total over the subset) and ``drops`` ``[N, R]`` (the
         output of the input minus the output with the subset replaced).

@@ -5,7 +5,7 @@ definitions 2.1 and 3.1), with Captum's parameter names (``n_perturb_samples``, 
 
 A pixel map applies to all three channels of its pixel wherever a metric needs an attribution
 per input element (infidelity), which is what Captum computes when given the map expanded to
-``[N, 3, H, W]``.
+``[N, C, H, W]``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ __all__ = [
 
 
 def perturbations(inputs: Tensor, samples: int, context: MetricContext, kind: str) -> Tensor:
-    """Seeded noise ``[N, samples, 3, H, W]`` from the context's generator: ``normal`` (standard
+    """Seeded noise ``[N, samples, C, H, W]`` from the context's generator: ``normal`` (standard
     normal) or ``uniform`` (in ``[-1, 1]``)."""
     shape = (inputs.shape[0], samples, *inputs.shape[1:])
     if kind == "normal":
@@ -50,8 +50,8 @@ def infidelity_from_noise(
 ) -> Tensor:
     """Infidelity ``E_I[(I . a - (f(x) - f(x - I)))^2]`` for given perturbations, ``[N]``.
 
-    :param forward: ``(inputs [B, 3, H, W], targets [B]) -> [B]``, the explained output.
-    :param noise: perturbations ``I``, ``[N, S, 3, H, W]``; ``a`` is each map on all channels.
+    :param forward: ``(inputs [B, C, H, W], targets [B]) -> [B]``, the explained output.
+    :param noise: perturbations ``I``, ``[N, S, C, H, W]``; ``a`` is each map on all channels.
     :param normalize: scale the attributions by the ``beta`` that minimises the infidelity
         (Yeh et al., and Captum's ``normalize``), so a map's overall scale does not count.
     """
@@ -120,7 +120,7 @@ def max_sensitivity_from_noise(
 
     :param explain: ``(inputs, targets) -> maps``, the explanation being scored.
     :param maps: ``e(x)``, the maps of the unperturbed inputs.
-    :param noise: perturbations ``d``, ``[N, S, 3, H, W]``.
+    :param noise: perturbations ``d``, ``[N, S, C, H, W]``.
     :param norm_ord: ``fro`` (the 2-norm of the flattened map, Captum's default) or ``inf``.
     """
     order = 2 if norm_ord == "fro" else math.inf

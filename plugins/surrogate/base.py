@@ -37,7 +37,7 @@ __all__ = ["SuperpixelImage", "SurrogateAttributor", "segment_image"]
 class SuperpixelImage:
     """One image's part of a call: its superpixels and what the weights need."""
 
-    #: Normalized image ``[3, H, W]``.
+    #: Normalized image ``[C, H, W]``.
     image: Tensor
     #: Its fill, broadcastable to ``image``.
     fill: Tensor
@@ -50,7 +50,7 @@ class SuperpixelImage:
 
 
 def segment_image(pixels: Tensor, params: SurrogateAttributor.Params) -> Tensor:
-    """The superpixels ``[H, W]`` of one image ``[3, H, W]`` in pixel space under ``params``
+    """The superpixels ``[H, W]`` of one image ``[C, H, W]`` in pixel space under ``params``
     (the feature mask the method uses, and the one to give Captum to compare)."""
     return superpixels(
         pixels,
@@ -146,7 +146,7 @@ class SurrogateAttributor(PerturbationAttributor):
 
     @staticmethod
     def perturbed(part: SuperpixelImage, samples: Tensor) -> Tensor:
-        """The images ``[B, 3, H, W]`` of ``samples`` ``[B, features]``: kept superpixels from
+        """The images ``[B, C, H, W]`` of ``samples`` ``[B, features]``: kept superpixels from
         the image, the others from its fill."""
         keep = samples.bool()[:, part.labels][:, None]  # [B, 1, H, W]
         return torch.where(keep, part.image, part.fill)

@@ -34,7 +34,7 @@ def superpixels(
 ) -> Tensor:
     """The superpixel labels ``[H, W]`` (long, ``0 .. K-1``, on the CPU) of one image.
 
-    :param pixels: the image ``[3, H, W]`` in pixel space; values are clipped to ``[0, 1]``
+    :param pixels: the image ``[C, H, W]`` in pixel space; values are clipped to ``[0, 1]``
         (the model's normalization must already be undone).
     :param segmentation: ``slic`` or ``quickshift``.
     :param n_segments: SLIC's approximate number of superpixels (it may return fewer or more).
@@ -71,6 +71,8 @@ def superpixels(
             max_dist=max_dist,
             sigma=sigma,
             channel_axis=-1,
+            # Quickshift's colour distance is in CIELAB, which only an RGB image converts to.
+            convert2lab=image.shape[-1] == 3,
             **{seed_name: seed},
         )
     else:

@@ -76,7 +76,7 @@ class ClassVisualization(FromNoise):
         device = targets.device
         gen = torch.Generator(device=device).manual_seed(p.seed)
         h, w = image_size(handle, p.image_size)
-        shape = (len(targets), 3, h, w)
+        shape = (len(targets), handle.in_chans, h, w)
         start = images if images is not None else (
             0.5 + p.init_std * torch.randn(shape, generator=gen, device=device)
         ).clamp(0, 1)

@@ -92,7 +92,7 @@ def per_image(values: Tensor) -> Tensor:
 
 def needs_images(images: Tensor | None, name: str) -> Tensor:
     if images is None:
-        raise InputError(f"{name} changes photos: pass starting images [N,3,H,W] in [0, 1]")
+        raise InputError(f"{name} changes photos: pass starting images [N,C,H,W] in [0, 1]")
     if images.min() < 0 or images.max() > 1:
         raise InputError(
             f"{name} takes images in pixel space [0, 1] (not normalized model inputs); got "

@@ -336,6 +336,10 @@ class FeatureVisualization(FromNoise):
     name = "feature_visualization"
     summary = "Lucid-style: Fourier image, decorrelated colour, transformation robustness"
     paper = "Olah, Mordvintsev, Schubert 2017, Distill, doi:10.23915/distill.00007"
+    requires_rgb = (
+        "its images live in a decorrelated colour space that ImageNet's RGB colour covariance "
+        "maps to RGB"
+    )
 
     @dataclass
     class Params(FromNoise.Params):

@@ -156,3 +156,20 @@ def test_titles_say_when_the_model_has_random_weights():
     assert "random weights" not in attribution_title("saliency", item)
     assert attribution_title("saliency", {**item, "random_weights": True}).endswith(
         "predicted: tabby (0.30) (random weights)")
+
+
+def test_display_image_is_the_rgb_view_of_any_channel_count():
+    from xai_core.report.figures import display_image
+
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(-0.2, 1.2, (3, 5, 6)).astype(np.float32)
+    assert np.array_equal(display_image(rgb), np.clip(rgb.transpose(1, 2, 0), 0, 1))
+    swapped = np.clip(rgb[::-1].transpose(1, 2, 0), 0, 1)
+    assert np.array_equal(display_image(rgb, [2, 1, 0]), swapped)
+    grey = rng.uniform(0, 1, (1, 5, 6))
+    assert np.array_equal(display_image(grey), np.repeat(grey.transpose(1, 2, 0), 3, axis=2))
+    two = rng.uniform(0, 1, (2, 5, 6))
+    assert np.array_equal(display_image(two)[..., 1], two[0])  # fewer than 3: the first, grey
+    bands = rng.uniform(0, 1, (13, 5, 6))
+    assert np.array_equal(display_image(bands), bands[:3].transpose(1, 2, 0))
+    assert np.array_equal(display_image(bands, [12])[..., 2], bands[12])

@@ -93,6 +93,21 @@ def _option(parameter: inspect.Parameter) -> str:
     return text
 
 
+def _technique_facts(obj: Any) -> list[str]:
+    """The summary, paper, channel needs and score direction lines of a technique or metric."""
+    lines = []
+    for label in ("summary", "paper"):
+        if getattr(obj, label, ""):
+            lines.append(f"  {label + ':':<15} {getattr(obj, label)}")
+    if getattr(obj, "requires_rgb", ""):
+        lines.append(f"  {'channels:':<15} RGB only (3): {obj.requires_rgb}")
+    if isinstance(getattr(obj, "higher_is_better", None), bool):
+        direction = "higher" if obj.higher_is_better else "lower"
+        needs = f"; needs {', '.join(obj.requires)}" if obj.requires else ""
+        lines.append(f"  scores:         {direction} is better{needs}")
+    return lines
+
+
 def _describe(entry: Entry[Any], arch: str | None, registries: Registries) -> list[str]:
     obj = entry.obj
     info = registries.plugins.get(entry.plugin)
@@ -113,13 +128,7 @@ def _describe(entry: Entry[Any], arch: str | None, registries: Registries) -> li
         if obj.is_family and arch is None:
             lines.append(f"  architectures:  `xai list models '{obj.prefix}*'`")
     else:
-        for label in ("summary", "paper"):
-            if getattr(obj, label, ""):
-                lines.append(f"  {label + ':':<15} {getattr(obj, label)}")
-        if isinstance(getattr(obj, "higher_is_better", None), bool):
-            direction = "higher" if obj.higher_is_better else "lower"
-            needs = f"; needs {', '.join(obj.requires)}" if obj.requires else ""
-            lines.append(f"  scores:         {direction} is better{needs}")
+        lines += _technique_facts(obj)
     doc = inspect.cleandoc(implementation.__doc__ or "")
     if doc and doc != getattr(obj, "summary", ""):
         lines += ["", *(f"  {line}".rstrip() for line in doc.splitlines())]

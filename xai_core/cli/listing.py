@@ -190,7 +190,7 @@ def _list_layers(args: list[str]) -> int:
         raise XaiError("xai list layers takes one MODEL, e.g. `xai list layers timm/resnet18`")
     handle = _architecture(args[0])
     size = tuple(handle.preprocessing.input_size)
-    rows = list_layers(handle.module, size)
+    rows = list_layers(handle.module, size, handle.in_chans)
     print(f"{args[0]}: {len(rows)} modules, output shapes for one {size[0]}x{size[1]} image")
     width = max((len(r.path) for r in rows), default=10)
     for row in rows:

@@ -123,7 +123,8 @@ class Attributor(Technique):
         """Explain ``model``'s predictions on ``inputs``.
 
         :param model: a handle from :func:`xai_core.load_model` or a plain ``torch.nn.Module``.
-        :param inputs: normalized batch ``[N, 3, H, W]`` (the model's own preprocessing).
+        :param inputs: normalized batch ``[N, C, H, W]`` (the model's own preprocessing), ``C``
+            the model's channel count (:attr:`~xai_core.ModelHandle.in_chans`).
         :param target: ``"predicted"``, a class index, a class name, a sequence with one of
             those per item, or one equal-length list per item for several targets per input
             (maps are then input-major; see :attr:`Attribution.input_index`), or a callable
@@ -134,7 +135,8 @@ class Attributor(Technique):
             computed them, the logits of the unperturbed inputs.
         """
         handle = as_model_handle(model)
-        check_inputs(inputs)
+        check_inputs(inputs, handle)
+        self.check_channels(handle.in_chans, f"model {handle.name!r}")
         start = time.perf_counter()
         module = handle.module
         check_weights_outside_inference_mode(module)
@@ -183,7 +185,7 @@ class Attributor(Technique):
     def forward_pass(
         self, model: nn.Module, inputs: Tensor, context: AttributionContext
     ) -> ForwardPass | None:
-        """Optional: the technique's forward pass on the unperturbed ``inputs`` ``[M, 3, H, W]``,
+        """Optional: the technique's forward pass on the unperturbed ``inputs`` ``[M, C, H, W]``,
         run before the targets are known; :meth:`compute` finds it in ``context.forward``.
 
         Implement it when :meth:`compute` starts with such a pass (a gradient's forward, a CAM's

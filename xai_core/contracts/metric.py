@@ -159,7 +159,7 @@ class Metric(Technique):
         """Score ``maps`` (``[N, H, W]``) computed on normalized ``inputs`` for ``targets``.
 
         :param model: a handle or plain module (the model the maps explain).
-        :param inputs: the normalized batch ``[N, 3, H, W]`` the maps were computed on.
+        :param inputs: the normalized batch ``[N, C, H, W]`` the maps were computed on.
         :param maps: ``[N, H, W]`` at input resolution.
         :param targets: ``[N]`` class indices the maps explain; with ``kind``, each map's target
             in the kind's own terms (:attr:`~xai_core.Attribution.target_choices`).
@@ -171,6 +171,7 @@ class Metric(Technique):
         """
         handle = as_model_handle(model)
         inputs, maps, targets, masks = self._check(inputs, maps, targets, masks, attributor, kind)
+        handle.check_channels(inputs, "metric inputs")
         start = time.perf_counter()
         module = handle.module
         owner = self.describe()
@@ -218,9 +219,9 @@ class Metric(Technique):
         )
 
     def _check(self, inputs, maps, targets, masks, attributor, kind=None):
-        if not isinstance(inputs, Tensor) or inputs.ndim != 4 or inputs.shape[1] != 3:
+        if not isinstance(inputs, Tensor) or inputs.ndim != 4 or inputs.shape[1] < 1:
             shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
-            raise InputError(f"metric inputs must be a normalized batch [N,3,H,W]; got {shape}")
+            raise InputError(f"metric inputs must be a normalized batch [N,C,H,W]; got {shape}")
         expected = (inputs.shape[0], inputs.shape[2], inputs.shape[3])
         if not isinstance(maps, Tensor) or tuple(maps.shape) != expected:
             shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__

@@ -5,6 +5,11 @@ that module expects (resize, crop, mean/std from the model's own config), its cl
 location of its last spatial block. :func:`load_model` builds handles from the names plugins
 register (``efficientnet_lite0``, ``timm/<arch>``, ``torchvision/<arch>``); the built-in families
 are registered by ``plugins/models.py`` with the building blocks below.
+
+A model takes ``C`` input channels, any ``C >= 1``: the length of its preprocessing's
+``mean``/``std`` (:attr:`ModelHandle.in_chans`). A model built for other channels than its
+published RGB statistics (``timm/resnet18`` with ``in_chans: 1``) gets them from
+:func:`channel_stats`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ __all__ = [
     "Preprocessing",
     "ModelEntry",
     "as_model_handle",
+    "channel_stats",
     "imagenet_class_names",
+    "input_channels",
     "load_checkpoint",
 ]
 
@@ -45,31 +52,73 @@ MAX_ASPECT_RATIO = 20
 RANDOM_WEIGHTS = "random"
 
 
+def channel_stats(
+    mean: Sequence[float], std: Sequence[float], channels: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Normalization statistics for ``channels`` input channels: ``mean`` and ``std`` as they
+    are when they have one value per channel, else (RGB statistics of a model built for other
+    channels) their averages for every channel: ImageNet's become ``0.449`` and ``0.226``, the
+    statistics of its grayscale images."""
+    if len(mean) == channels and len(std) == channels:
+        return tuple(mean), tuple(std)
+    return (sum(mean) / len(mean),) * channels, (sum(std) / len(std),) * channels
+
+
+def input_channels(module: nn.Module) -> int | None:
+    """The input channels of ``module``: its ``in_chans`` (timm), else its first convolution's
+    ``in_channels``; ``None`` when it has neither."""
+    value = getattr(module, "in_chans", None)
+    if isinstance(value, int) and value >= 1:
+        return value
+    return next((m.in_channels for m in module.modules() if isinstance(m, nn.Conv2d)), None)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """How a photo becomes the model's input: resize the short side, center-crop, normalize."""
+    """How a photo becomes the model's input: resize the short side, center-crop, normalize.
+
+    ``mean`` and ``std`` hold one value per input channel: their length is the model's channel
+    count (:attr:`channels`).
+    """
 
     input_size: tuple[int, int] = (224, 224)
     resize_size: int = 256
     interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
-    def to_pixels(self, image: Image.Image) -> Tensor:
-        """Resized and cropped image ``[3, H, W]`` in ``[0, 1]`` (not normalized)."""
+    def __post_init__(self) -> None:
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise ValueError(
+                f"Preprocessing: mean {tuple(self.mean)} and std {tuple(self.std)} need one "
+                "value per input channel each"
+            )
+
+    @property
+    def channels(self) -> int:
+        """The number of input channels: one per value of ``mean``."""
+        return len(self.mean)
+
+    def to_pixels(self, image: Image.Image | Tensor) -> Tensor:
+        """Resized and cropped image ``[C, H, W]`` in ``[0, 1]`` (not normalized): a PIL image
+        (``"RGB"`` gives 3 channels, ``"L"`` one) or a float tensor ``[C, H, W]`` in ``[0, 1]``
+        (an array input, :func:`xai_core.runner.inputs.read_input`)."""
         from torchvision.transforms import functional as F
 
+        if isinstance(image, Tensor):
+            return self.resize_crop(image).clamp(0, 1)
         return F.to_tensor(self.resize_crop(image))
 
-    def resize_crop(self, image: Image.Image, interpolation: str | None = None) -> Image.Image:
+    def resize_crop(self, image: Any, interpolation: str | None = None) -> Any:
         """The geometry of :meth:`to_pixels`: the short side resized to ``resize_size``, then the
-        centre ``input_size`` cropped. ``interpolation`` replaces the model's (``"nearest"``
-        keeps a ground-truth mask binary while it lands on exactly its image's pixels)."""
+        centre ``input_size`` cropped, of a PIL image or a tensor ``[C, H, W]``. ``interpolation``
+        replaces the model's (``"nearest"`` keeps a ground-truth mask binary while it lands on
+        exactly its image's pixels)."""
         # timm and torchvision take ~2 s to import: `import xai_core` does not pay for them.
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as F
 
-        width, height = image.size
+        height, width = image.shape[-2:] if isinstance(image, Tensor) else image.size[::-1]
         if min(width, height) < 1 or max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
             raise InputError(
                 f"image of {width}x{height} pixels has an aspect ratio beyond "
@@ -77,15 +126,18 @@ class Preprocessing:
                 "need an unreasonably large image. Crop it first."
             )
         mode = InterpolationMode(interpolation or self.interpolation)
-        image = F.resize(image, self.resize_size, interpolation=mode)
+        if isinstance(image, Tensor):
+            image = F.resize(image, [self.resize_size], interpolation=mode, antialias=True)
+        else:
+            image = F.resize(image, self.resize_size, interpolation=mode)
         return F.center_crop(image, list(self.input_size))
 
-    def __call__(self, image: Image.Image) -> Tensor:
-        """Normalized model input ``[3, H, W]``."""
+    def __call__(self, image: Image.Image | Tensor) -> Tensor:
+        """Normalized model input ``[C, H, W]``."""
         return self.normalize(self.to_pixels(image))
 
     def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        shape = (3, 1, 1) if like.ndim == 3 else (1, 3, 1, 1)
+        shape = (-1, 1, 1) if like.ndim == 3 else (1, -1, 1, 1)
         mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape)
         std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape)
         return mean, std
@@ -105,7 +157,8 @@ class ModelHandle:
 
     :ivar name: registry name (``"timm/resnet18"``) or the class name of a plain module.
     :ivar module: the ``nn.Module`` in eval mode; it returns logits ``[N, num_classes]``.
-    :ivar preprocessing: the model's own input pipeline.
+    :ivar preprocessing: the model's own input pipeline; its ``mean``/``std`` have one value per
+        input channel (:attr:`in_chans`).
     :ivar class_names: one name per output class, or ``None`` when unknown.
     :ivar info: where the weights came from and other facts for ``results.json``; loaders set
         ``info["weights"]`` to the source (``"pretrained"``, ``"checkpoint"``, a package name)
@@ -125,6 +178,24 @@ class ModelHandle:
             return len(self.class_names)
         value = getattr(self.module, "num_classes", None)
         return value if isinstance(value, int) else None
+
+    @property
+    def in_chans(self) -> int:
+        """The number of input channels the model takes (1 grayscale, 3 RGB, 13 multispectral
+        bands...): one per value of its preprocessing's ``mean``."""
+        return self.preprocessing.channels
+
+    def check_channels(self, inputs: Tensor, what: str = "inputs") -> None:
+        """Raise :class:`InputError` unless ``inputs`` ``[N, C, H, W]`` have this model's
+        channel count, naming both."""
+        if inputs.ndim == 4 and inputs.shape[1] != self.in_chans:
+            raise InputError(
+                f"{what} have {inputs.shape[1]} channel(s) (shape {tuple(inputs.shape)}) but "
+                f"model {self.name!r} takes {self.in_chans}: give a normalized batch "
+                f"[N,{self.in_chans},H,W] (or load the model with the channel count of the data, "
+                "e.g. options: "
+                f"{{in_chans: {inputs.shape[1]}}} for a timm model)"
+            )
 
     @property
     def trained(self) -> bool:
@@ -169,13 +240,15 @@ class ModelHandle:
         maps and transformer tokens, at this model's input size.
         """
         if self._last_conv_block is None:
-            self._last_conv_block = auto_layer(self.module, self.preprocessing.input_size)
+            self._last_conv_block = auto_layer(
+                self.module, self.preprocessing.input_size, self.in_chans
+            )
         return self._last_conv_block
 
     def layers(self) -> list[LayerInfo]:
         """Every module with its type and output shape at this model's input size, the
         automatic layer marked (:func:`xai_core.nn.layers.list_layers`; ``xai list layers``)."""
-        return list_layers(self.module, self.preprocessing.input_size)
+        return list_layers(self.module, self.preprocessing.input_size, self.in_chans)
 
     def check_layer(self, layer: str) -> str:
         """``layer`` if it is ``"auto"`` or a module path of this model; else an error naming
@@ -210,7 +283,9 @@ class ModelEntry:
 
 
 def as_model_handle(model: ModelHandle | nn.Module) -> ModelHandle:
-    """Wrap a plain ``nn.Module`` (timm models keep their own preprocessing config)."""
+    """Wrap a plain ``nn.Module`` (timm models keep their own preprocessing config; another
+    module takes the channels of its first convolution, in definition order, with ImageNet's
+    statistics averaged when that is not 3: :func:`channel_stats`)."""
     if isinstance(model, ModelHandle):
         return model
     if not isinstance(model, nn.Module):
@@ -221,6 +296,9 @@ def as_model_handle(model: ModelHandle | nn.Module) -> ModelHandle:
     preprocessing = Preprocessing()
     if hasattr(model, "pretrained_cfg"):
         preprocessing = timm_preprocessing(model)
+    elif (channels := input_channels(model)) is not None and channels != preprocessing.channels:
+        mean, std = channel_stats(preprocessing.mean, preprocessing.std, channels)
+        preprocessing = Preprocessing(mean=mean, std=std)
     num_classes = getattr(model, "num_classes", None)
     names = imagenet_class_names() if num_classes == 1000 else None
     return ModelHandle(type(model).__name__, model, preprocessing, names)
@@ -385,12 +463,14 @@ def timm_preprocessing(module: nn.Module) -> Preprocessing:
     cfg = timm.data.resolve_model_data_config(module)
     _, height, width = cfg["input_size"]
     crop_pct = cfg.get("crop_pct") or 0.875
+    # timm's data config keeps the RGB statistics of a model built with other `in_chans`.
+    mean, std = channel_stats(cfg["mean"], cfg["std"], input_channels(module) or len(cfg["mean"]))
     return Preprocessing(
         input_size=(height, width),
         resize_size=int(min(height, width) / crop_pct),
         interpolation=cfg.get("interpolation") or "bilinear",
-        mean=tuple(cfg["mean"]),
-        std=tuple(cfg["std"]),
+        mean=mean,
+        std=std,
     )
 
 

@@ -90,7 +90,7 @@ class Snapshots:
     """Intermediate images of a synthesizer that declares :attr:`Synthesizer.snapshots`.
 
     :ivar steps: after which step each frame was kept.
-    :ivar images: float tensor ``[K, N, 3, H, W]``: ``K`` frames of the ``N`` images, on the CPU.
+    :ivar images: float tensor ``[K, N, C, H, W]``: ``K`` frames of the ``N`` images, on the CPU.
     """
 
     steps: list[int]
@@ -101,7 +101,7 @@ class Snapshots:
 class Synthesis:
     """Images created by a technique, one per target.
 
-    :ivar images: float tensor ``[N, 3, H, W]`` in pixel space ``[0, 1]``, on the CPU.
+    :ivar images: float tensor ``[N, C, H, W]`` in pixel space ``[0, 1]``, on the CPU.
     :ivar targets: long tensor ``[N]``: the class each image was made for.
     :ivar method: the technique's registered name.
     :ivar metadata: run-level information (``params``, ``seconds``, what the technique adds).
@@ -131,7 +131,7 @@ class SynthesisContext(AttributionContext):
     frames: list[tuple[int, Tensor]] = field(default_factory=list)
 
     def snapshot(self, step: int, images: Tensor) -> None:
-        """Keep ``images`` (``[N, 3, H, W]`` in ``[0, 1]``) as they are after ``step``."""
+        """Keep ``images`` (``[N, C, H, W]`` in ``[0, 1]``) as they are after ``step``."""
         self.frames.append((step, images.detach().float().cpu()))
 
 
@@ -182,7 +182,7 @@ class Synthesizer(Technique):
         :param model: a handle from :func:`xai_core.load_model` or a plain ``torch.nn.Module``.
         :param target: class index, class name, ``"predicted"`` (needs ``images``), or one per
             item.
-        :param images: optional starting images ``[N, 3, H, W]`` in pixel space ``[0, 1]``.
+        :param images: optional starting images ``[N, C, H, W]`` in pixel space ``[0, 1]``.
         :param count: how many images to create when no ``images`` are given (default: one per
             target in ``target``, else 1).
         :raises PluginError: naming the technique and its plugin, when ``generate`` breaks the
@@ -190,8 +190,9 @@ class Synthesizer(Technique):
             a hook left on the model).
         """
         handle = as_model_handle(model)
+        self.check_channels(handle.in_chans, f"model {handle.name!r}")
         if images is not None:
-            check_inputs(images)
+            check_inputs(images, handle)
             n = images.shape[0]
         elif count is not None:
             n = count
@@ -235,9 +236,10 @@ class Synthesizer(Technique):
         images, records = out
         n = len(targets)
         four_d = isinstance(images, Tensor) and images.ndim == 4
-        shape = (n, 3, *images.shape[2:]) if four_d else (n, 3, 0, 0)
+        c = handle.in_chans
+        shape = (n, c, *images.shape[2:]) if four_d else (n, c, 0, 0)
         images = check_tensor(
-            images, "images", owner, shape, "[N, 3, H, W] in [0, 1], one per target",
+            images, "images", owner, shape, f"[N, {c}, H, W] in [0, 1], one per target",
             unit_range=True,
         )
         if not isinstance(records, Sequence) or len(records) != n:
@@ -282,7 +284,7 @@ class Synthesizer(Technique):
         images: Tensor | None,
         context: SynthesisContext,
     ) -> tuple[Tensor, Sequence[SynthesisRecord]]:
-        """Return images ``[N, 3, H, W]`` in ``[0, 1]`` and one :class:`SynthesisRecord` each.
+        """Return images ``[N, C, H, W]`` in ``[0, 1]`` and one :class:`SynthesisRecord` each.
 
         ``N`` is the number of targets; record ``i`` is for ``targets[i]``. Dicts of the record's
         fields are accepted and converted. The model is in eval mode with frozen parameters and

@@ -45,6 +45,11 @@ class Technique(abc.ABC):
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    #: Why the technique needs RGB inputs (3 channels), for a technique whose maths does
+    #: (a colour space, ImageNet's colour statistics); empty: it works with any channel count.
+    #: :meth:`check_channels` reads it, from a config check before any model loads and from
+    #: every call.
+    requires_rgb: ClassVar[str] = ""
     #: The plugin that registered the class (set on registration; read with :meth:`describe`).
     _plugin: ClassVar[str | None] = None
 
@@ -94,6 +99,17 @@ class Technique(abc.ABC):
                 f"({', '.join(unknown)}); the vocabulary is in xai_core.contracts.params"
             )
         technique._plugin = plugin
+
+    @classmethod
+    def check_channels(cls, channels: int, model: str = "the model") -> None:
+        """Raise :class:`InputError` when the technique needs RGB (:attr:`requires_rgb`) and
+        ``model`` takes ``channels`` input channels, naming both."""
+        if cls.requires_rgb and channels != 3:
+            raise InputError(
+                f"{cls.kind} {cls.name!r} needs RGB inputs (3 channels): {cls.requires_rgb}; "
+                f"{model} takes {channels} channel(s). Use a technique that works with any "
+                "channel count (`xai describe <name>` says which need RGB)"
+            )
 
     @classmethod
     def describe(cls) -> str:
@@ -184,15 +200,17 @@ def grad_ready(tensor: Tensor) -> Tensor:
     return tensor.clone() if tensor.is_inference() else tensor
 
 
-def check_inputs(inputs: Tensor) -> None:
+def check_inputs(inputs: Tensor, handle: ModelHandle | None = None) -> None:
+    """Raise :class:`InputError` unless ``inputs`` is a floating-point batch ``[N, C, H, W]``
+    (any ``C >= 1``) and, with ``handle``, ``C`` is the model's channel count."""
     if not isinstance(inputs, Tensor):
-        raise InputError(f"inputs must be a torch.Tensor [N,3,H,W], not {type(inputs).__name__}")
-    if inputs.ndim != 4 or inputs.shape[1] != 3:
+        raise InputError(f"inputs must be a torch.Tensor [N,C,H,W], not {type(inputs).__name__}")
+    if inputs.ndim != 4 or inputs.shape[1] < 1:
         raise InputError(
-            f"inputs must be a normalized batch of shape [N,3,H,W]; got {tuple(inputs.shape)}"
+            f"inputs must be a normalized batch of shape [N,C,H,W]; got {tuple(inputs.shape)}"
             + (" (add a batch dimension with inputs[None])" if inputs.ndim == 3 else "")
         )
     if not inputs.is_floating_point():
         raise InputError(f"inputs must be a floating-point tensor, not {inputs.dtype}")
-
-
+    if handle is not None:
+        handle.check_channels(inputs)

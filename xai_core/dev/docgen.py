@@ -213,6 +213,8 @@ def _technique_section(entry: Any) -> str:
     paper = getattr(cls, "paper", "")
     if paper:
         lines.append(f"\nPaper: {paper}\n")
+    if getattr(cls, "requires_rgb", ""):
+        lines.append(f"\nInputs: RGB only (3 channels): {cls.requires_rgb}.\n")
     flags = _flags(cls)
     if flags:
         lines.append(f"\n{flags}\n")

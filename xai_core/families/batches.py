@@ -18,9 +18,9 @@ __all__ = ["distinct_inputs"]
 def distinct_inputs(
     inputs: Tensor, targets: Tensor, context: AttributionContext
 ) -> tuple[Tensor, Tensor]:
-    """The distinct inputs ``[M, 3, H, W]`` of ``compute``'s batch and their targets ``[M, k]``.
+    """The distinct inputs ``[M, C, H, W]`` of ``compute``'s batch and their targets ``[M, k]``.
 
-    ``inputs`` ``[M * k, 3, H, W]`` and ``targets`` ``[M * k]`` are the rows ``compute`` gets;
+    ``inputs`` ``[M * k, C, H, W]`` and ``targets`` ``[M * k]`` are the rows ``compute`` gets;
     ``k`` is ``context.targets_per_input``. Row ``i * k + j`` is input ``i`` with its ``j``-th
     target, so maps built per distinct input come back in the base class's order with
     ``maps.repeat_interleave(k, dim=0)`` or as ``[M, k, ...]`` flattened.

@@ -110,7 +110,7 @@ def capture_layer(
 ) -> LayerCapture:
     """Run ``model`` once on the distinct inputs and read ``module``'s output and its gradients.
 
-    :param inputs: ``compute``'s rows ``[M * k, 3, H, W]``, ``k`` per distinct input (see
+    :param inputs: ``compute``'s rows ``[M * k, C, H, W]``, ``k`` per distinct input (see
         :func:`~xai_core.families.batches.distinct_inputs`).
     :param targets: ``[M * k]``, the class of each row.
     :param context: the attributor's context; the hook goes through ``context.hooks``.
@@ -149,7 +149,7 @@ def layer_pass(
     path: str,
     with_gradients: bool = True,
 ) -> LayerPass:
-    """One forward pass of ``model`` on ``inputs`` ``[M, 3, H, W]`` recording ``module``'s
+    """One forward pass of ``model`` on ``inputs`` ``[M, C, H, W]`` recording ``module``'s
     output: the network continues from a detached copy, so a backward pass from the logits
     stops at the layer and computes nothing below it (nor any parameter gradient)."""
     input_hw = (inputs.shape[2], inputs.shape[3])
@@ -279,7 +279,9 @@ class LayerCam(Attributor):
         self, model: nn.Module, inputs: Tensor, context: AttributionContext
     ) -> TargetLayer:
         """Resolve ``params.layer`` and record it in ``context.metadata``."""
-        found = find_target_layer(model, self.params.layer, (inputs.shape[2], inputs.shape[3]))
+        found = find_target_layer(
+            model, self.params.layer, (inputs.shape[2], inputs.shape[3]), inputs.shape[1]
+        )
         context.metadata.update(layer=found.path, layer_auto=found.auto)
         return found
 

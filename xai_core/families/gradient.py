@@ -145,7 +145,7 @@ class ReferenceAttributor(GradientAttributor):
         )
 
     def baselines(self, inputs: Tensor, context: AttributionContext) -> Tensor:
-        """The baseline of each row of ``inputs``, ``[N, 3, H, W]``."""
+        """The baseline of each row of ``inputs``, ``[N, C, H, W]``."""
         p = self.params
         return self.baseline.per_input(
             inputs,
@@ -158,13 +158,13 @@ class ReferenceAttributor(GradientAttributor):
 
 class ReferenceSetAttributor(GradientAttributor):
     """A gradient attributor that explains each input against a set of references (DeepLIFT-SHAP,
-    gradient SHAP): the ``baselines`` parameter resolved once, a tensor ``[B, 3, H, W]`` given
+    gradient SHAP): the ``baselines`` parameter resolved once, a tensor ``[B, C, H, W]`` given
     from Python as the whole set included, and :meth:`reference_set` per call."""
 
     @dataclass
     class Params(GradientAttributor.Params):
         #: The reference set: names (``black``, ``zeros``, ``blur``, ``uniform``) and .npy/.pt
-        #: files holding ``[B, 3, H, W]`` or ``[3, H, W]`` (see ``deeplift_shap``).
+        #: files holding ``[B, C, H, W]`` or ``[C, H, W]`` (see ``deeplift_shap``).
         baselines: list[str] = field(default_factory=lambda: ["black", "uniform"])
         #: Noise images the name ``uniform`` stands for in the set.
         uniform_count: int = field(default=4, metadata={"min": 1})
@@ -187,7 +187,7 @@ class ReferenceSetAttributor(GradientAttributor):
         ]
 
     def reference_set(self, inputs: Tensor, context: AttributionContext) -> Tensor:
-        """The references of each row of ``inputs``, ``[N or 1, B, 3, H, W]``
+        """The references of each row of ``inputs``, ``[N or 1, B, C, H, W]``
         (:func:`~xai_core.nn.images.baseline_set`)."""
         p = self.params
         return baseline_set(
@@ -223,7 +223,7 @@ def pass_input_gradients(
     context: AttributionContext,
     channels_last: bool = True,
 ) -> Tensor:
-    """Gradients ``[N, 3, H, W]`` of each row's target score at ``inputs``: from the technique's
+    """Gradients ``[N, C, H, W]`` of each row's target score at ``inputs``: from the technique's
     :func:`input_forward_pass` when it was made for these rows (one backward pass, no second
     forward), else :func:`~xai_core.nn.gradients.input_gradients` (a pass of its own)."""
     forward = context.shared_pass(inputs)
@@ -249,5 +249,5 @@ class InputGradientPass:
     def pass_gradients(
         self, model: nn.Module, inputs: Tensor, targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        """Gradients ``[N, 3, H, W]`` of each row's target score at ``inputs``."""
+        """Gradients ``[N, C, H, W]`` of each row's target score at ``inputs``."""
         return pass_input_gradients(model, inputs, targets, context, self.params.channels_last)

@@ -89,7 +89,7 @@ class PerturbationAttributor(Attributor):
     def attribute_distinct(
         self, model: nn.Module, images: Tensor, image_targets: Tensor, context: AttributionContext
     ) -> Tensor:
-        """Maps ``[M * k, H, W]`` for the distinct ``images`` ``[M, 3, H, W]`` and their targets
+        """Maps ``[M * k, H, W]`` for the distinct ``images`` ``[M, C, H, W]`` and their targets
         ``[M, k]`` (input-major, as :meth:`compute` must return them), with ``model``'s batch
         norms folded where that was asked for."""
 

@@ -50,7 +50,7 @@ def model_input(inputs: Tensor, channels_last: bool = True) -> Tensor:
 def input_gradients(
     model: nn.Module, inputs: Tensor, targets: Tensor, channels_last: bool = True
 ) -> Tensor:
-    """Gradient of each item's target logit with respect to its input, ``[N, 3, H, W]``.
+    """Gradient of each item's target logit with respect to its input, ``[N, C, H, W]``.
 
     Items do not interact (the summed score's gradient for item ``i`` is item ``i``'s own), so
     the whole batch takes one forward and one backward pass; ``channels_last``: see

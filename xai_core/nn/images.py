@@ -100,8 +100,8 @@ def baseline_inputs(
     blur_radius: int | None = None,
     seed: int = 0,
 ) -> Tensor:
-    """The baseline ``kind`` for a normalized batch ``[N, 3, H, W]``, broadcastable to it
-    (``zeros``, ``black`` and ``mean`` are ``[N, 3, 1, 1]``; use ``expand_as`` for a full batch).
+    """The baseline ``kind`` for a normalized batch ``[N, C, H, W]``, broadcastable to it
+    (``zeros``, ``black`` and ``mean`` are ``[N, C, 1, 1]``; use ``expand_as`` for a full batch).
 
     :param kind: one of :data:`BASELINES`.
     :param normalizer: gives the normalization, so that ``black`` and ``uniform`` are what they
@@ -172,8 +172,8 @@ def check_baseline_value(
         return
     raise ValueError(
         f"{key}: unknown baseline {value!r}{did_you_mean(value, choices)} Use one of "
-        f"{', '.join(choices)}, or a .npy/.pt file holding a normalized tensor [3, H, W] or "
-        "[B, 3, H, W]"
+        f"{', '.join(choices)}, or a .npy/.pt file holding a normalized tensor [C, H, W] or "
+        "[B, C, H, W]"
     )
 
 
@@ -202,7 +202,7 @@ def load_baseline_file(path: str | Path) -> Tensor:
     if not isinstance(loaded, Tensor):
         raise ConfigError(
             f"baseline file {path!r} holds a {type(loaded).__name__}, not a tensor: save one "
-            "tensor [3, H, W] or [B, 3, H, W] (torch.save(tensor, path) or np.save)"
+            "tensor [C, H, W] or [B, C, H, W] (torch.save(tensor, path) or np.save)"
         )
     return loaded.float()
 
@@ -238,7 +238,7 @@ class Baseline:
 
     :ivar source: what the user gave (the name, the file path, or :data:`TENSOR_BASELINE`), for
         messages.
-    :ivar tensor: the file's or the given tensor, ``[3, H, W]`` or ``[B, 3, H, W]`` in normalized
+    :ivar tensor: the file's or the given tensor, ``[C, H, W]`` or ``[B, C, H, W]`` in normalized
         space, on the CPU; ``None`` for a named baseline.
 
     Build one with :meth:`parse`; integrated gradients and DeepLIFT take one baseline per input
@@ -282,7 +282,7 @@ class Baseline:
         if tensor.ndim not in (3, 4) or not tensor.is_floating_point():
             raise ConfigError(
                 f"{key}: baseline {value!r} is a {tensor.ndim}-d {tensor.dtype} tensor of shape "
-                f"{tuple(tensor.shape)}; give a float tensor [3, H, W] or [B, 3, H, W] in the "
+                f"{tuple(tensor.shape)}; give a float tensor [C, H, W] or [B, C, H, W] in the "
                 "model's normalized space"
             )
         return cls(value, tensor.detach().float().cpu())
@@ -303,10 +303,10 @@ class Baseline:
         blur_sigma: float = 10.0,
         seed: int = 0,
     ) -> Tensor:
-        """One baseline per row of ``inputs`` ``[N, 3, H, W]``, expanded to ``[N, 3, H, W]``.
+        """One baseline per row of ``inputs`` ``[N, C, H, W]``, expanded to ``[N, C, H, W]``.
 
-        A named baseline comes from :func:`baseline_inputs`. A tensor is ``[3, H, W]`` or
-        ``[1, 3, H, W]`` (the same for every row) or ``[N, 3, H, W]`` (one per row); with
+        A named baseline comes from :func:`baseline_inputs`. A tensor is ``[C, H, W]`` or
+        ``[1, C, H, W]`` (the same for every row) or ``[N, C, H, W]`` (one per row); with
         several targets per input, where the rows repeat the inputs, one per *input* also fits:
         ``input_index`` (an attributor's ``context.input_index``) picks each row's.
         """
@@ -332,11 +332,11 @@ class Baseline:
         self, inputs: Tensor, normalizer: Normalizer, *, blur_sigma: float, seed: int,
         uniform_count: int,
     ) -> Tensor:
-        """This baseline's share of a reference set, ``[N or 1, B, 3, H, W]``: dimension 0 is
+        """This baseline's share of a reference set, ``[N or 1, B, C, H, W]``: dimension 0 is
         ``N`` when the references depend on the input (``blur``), else 1. The options have their
         defaults in :func:`baseline_set`, which calls this for each baseline of a set.
 
-        A tensor ``[B, 3, H, W]`` gives its ``B`` images to every input, ``[3, H, W]`` one;
+        A tensor ``[B, C, H, W]`` gives its ``B`` images to every input, ``[C, H, W]`` one;
         ``uniform`` gives ``uniform_count`` noise images, drawn from seeds ``seed``,
         ``seed + 1``, ... (the first is integrated gradients' ``uniform`` with the same seed).
         """
@@ -368,7 +368,7 @@ def baseline_set(
     seed: int = 0,
     uniform_count: int = 1,
 ) -> Tensor:
-    """The references of every input, ``[N or 1, B, 3, H, W]``: each of ``baselines``'
+    """The references of every input, ``[N or 1, B, C, H, W]``: each of ``baselines``'
     :meth:`Baseline.references`, in order, concatenated along dimension 1. Dimension 0 is 1
     when no reference depends on the input, so a shared set costs its size only once."""
     if not baselines:

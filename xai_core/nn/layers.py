@@ -181,13 +181,16 @@ def _inside(path: str, containers: set[str]) -> bool:
     return any(".".join(parts[:i]) in containers for i in range(1, len(parts)))
 
 
-_AUTO_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, int], str]] = (
+_AUTO_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, int, int], str]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def auto_layer(model: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> str:
-    """Module path of the layer ``layer: auto`` means for ``model`` at ``input_hw``.
+def auto_layer(
+    model: nn.Module, input_hw: tuple[int, int] = (224, 224), channels: int = 3
+) -> str:
+    """Module path of the layer ``layer: auto`` means for ``model`` at ``input_hw``, for inputs
+    of ``channels`` channels (the model's :attr:`~xai_core.ModelHandle.in_chans`).
 
     One forward and backward pass on a fixed random probe records, in the order modules finish,
     every output with a spatial layout (:func:`infer_layout`). The answer is the last of those on
@@ -204,18 +207,20 @@ def auto_layer(model: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> str:
       channel (SqueezeNet's ``classifier.1``, a 1x1 convolution to 1000 maps that are then
       averaged): a CAM there collapses to the class's own score map.
 
-    The result is cached per model and input size.
+    The result is cached per model, input size and channel count.
 
     :raises XaiError: when no layer qualifies (name one explicitly then).
     """
     cache = _AUTO_CACHE.setdefault(model, {})
     key = (int(input_hw[0]), int(input_hw[1]))
-    if key not in cache:
-        cache[key] = _trace_auto_layer(model, key)
-    return cache[key]
+    if (*key, channels) not in cache:
+        # The channel count is passed only when it is not the default RGB.
+        args = (model, key) if channels == 3 else (model, key, channels)
+        cache[(*key, channels)] = _trace_auto_layer(*args)
+    return cache[(*key, channels)]
 
 
-def _trace_auto_layer(model: nn.Module, input_hw: tuple[int, int]) -> str:
+def _trace_auto_layer(model: nn.Module, input_hw: tuple[int, int], channels: int = 3) -> str:
     seen: list[tuple[str, Tensor, LayerLayout]] = []
     flat: list[tuple[Tensor, Any]] = []
     generator = torch.Generator().manual_seed(0)
@@ -224,7 +229,8 @@ def _trace_auto_layer(model: nn.Module, input_hw: tuple[int, int]) -> str:
         for path, sub in model.named_modules():
             if path and not _inside(path, attention):
                 hooks.forward(sub, _probe_hook(path, model, input_hw, seen, flat))
-        probe = torch.randn(2, 3, *input_hw, generator=generator).to(device).requires_grad_(True)
+        probe = torch.randn(2, channels, *input_hw, generator=generator)
+        probe = probe.to(device).requires_grad_(True)
         logits = model(probe)
         if not isinstance(logits, Tensor) or not seen:
             raise XaiError(
@@ -347,15 +353,16 @@ def _class_score_maps(logits: Tensor, seen: list[tuple[str, Tensor, LayerLayout]
 
 
 def find_target_layer(
-    model: nn.Module, layer: str, input_hw: tuple[int, int] = (224, 224)
+    model: nn.Module, layer: str, input_hw: tuple[int, int] = (224, 224), channels: int = 3
 ) -> TargetLayer:
-    """Resolve ``layer`` (a module path such as ``"blocks.6"``, or ``"auto"``) on ``model``.
+    """Resolve ``layer`` (a module path such as ``"blocks.6"``, or ``"auto"``) on ``model``,
+    for inputs of ``input_hw`` and ``channels``.
 
     :raises UnknownLayerError: for a path that is not a module of ``model`` (see
         :func:`check_layer`).
     """
     if layer == "auto":
-        path = auto_layer(model, input_hw)
+        path = auto_layer(model, input_hw, channels)
         return TargetLayer(path, get_module(model, path), auto=True)
     check_layer(model, layer)
     return TargetLayer(layer, get_module(model, layer), auto=False)
@@ -411,9 +418,11 @@ class LayerInfo:
     auto: bool
 
 
-def list_layers(model: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> list[LayerInfo]:
+def list_layers(
+    model: nn.Module, input_hw: tuple[int, int] = (224, 224), channels: int = 3
+) -> list[LayerInfo]:
     """Every module of ``model`` (the model itself excluded), in definition order, with its
-    output shape for a zero image of ``input_hw``.
+    output shape for a zero image of ``input_hw`` and ``channels``.
 
     One forward pass under ``no_grad`` with forward hooks; hooks, mode and parameter flags are
     restored afterwards. The automatic layer is found as :func:`auto_layer` finds it; a model
@@ -436,9 +445,9 @@ def list_layers(model: nn.Module, input_hw: tuple[int, int] = (224, 224)) -> lis
     with model_state(model) as device, HookRecorder() as hooks, torch.no_grad():
         for path, sub in modules:
             hooks.forward(sub, make_hook(path))
-        model(torch.zeros(1, 3, *input_hw, device=device))
+        model(torch.zeros(1, channels, *input_hw, device=device))
     try:
-        automatic: str | None = auto_layer(model, input_hw)
+        automatic: str | None = auto_layer(model, input_hw, channels)
     except XaiError:
         automatic = None
     return [

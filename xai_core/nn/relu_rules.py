@@ -11,7 +11,7 @@ Captum's module hooks miss. Public API:
 * :func:`guided_relu_hooks(model, hooks, rule="guided", relu6=True) <guided_relu_hooks>`: the
   same for every forward pass of ``model`` while an attributor's ``context.hooks`` is open.
 * :func:`relu_rule_gradients(model, inputs, targets, rule="guided", relu6=True,
-  channels_last=True) <relu_rule_gradients>` ``-> [N, 3, H, W]``: the input gradient of each
+  channels_last=True) <relu_rule_gradients>` ``-> [N, C, H, W]``: the input gradient of each
   item's target logit under ``rule``, one forward and one backward pass.
 
 Built-in users: the ``guided_backprop`` and ``deconvnet`` attributors and guided Grad-CAM, which
@@ -152,7 +152,7 @@ def relu_rule_gradients(
     channels_last: bool = True,
 ) -> Tensor:
     """Gradient of each item's target logit w.r.t. its input, ReLUs following ``rule``:
-    ``[N, 3, H, W]``. One forward and one backward pass for the whole batch
+    ``[N, C, H, W]``. One forward and one backward pass for the whole batch
     (``channels_last``: see :func:`xai_core.nn.gradients.model_input`)."""
     x = model_input(inputs, channels_last)
     with guided_relu(rule, relu6):

@@ -20,6 +20,11 @@ How a map becomes colours (:func:`render_map`), used everywhere a map is shown:
 
 The choices are a :class:`FigureOptions` (the ``figure:`` section of a run's config), in the
 manner of Captum's ``visualize_image_attr``.
+
+The photo under a map is an RGB view of the input (:func:`display_image`): a model of ``C``
+input channels shows the channels ``display_channels`` names (a run's config key), one shown as
+grayscale or three as red, green and blue; by default one channel (and two) as grayscale, three
+as they are, more than three by their first three (:func:`display_channels`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ __all__ = [
     "SIGNS",
     "OVERLAYS",
     "render_map",
+    "display_channels",
+    "display_image",
     "display_map",
     "overlay",
     "attribution_title",
@@ -62,6 +69,45 @@ __all__ = [
 SIGNS = ("all", "positive", "negative", "absolute")
 #: How a map is shown on the photo (Captum's ``method`` names).
 OVERLAYS = ("blended_heat_map", "masked_image", "alpha_scaling")
+
+def display_channels(channels: int, chosen: Sequence[int] | None = None) -> tuple[int, ...]:
+    """The input channels the RGB view of a ``channels``-channel input shows: ``chosen`` (one
+    channel, shown as grayscale, or three, shown as red, green and blue), by default ``(0,)``
+    for fewer than three channels and ``(0, 1, 2)`` otherwise. A :class:`ConfigError` names a
+    ``chosen`` that is not 1 or 3 channel indices below ``channels``."""
+    if chosen is None:
+        return (0,) if channels < 3 else (0, 1, 2)
+    picked = tuple(chosen)
+    if len(picked) not in (1, 3) or not all(
+        isinstance(c, int) and not isinstance(c, bool) for c in picked
+    ):
+        raise ConfigError(
+            f"bad config value at 'display_channels': {list(picked)}; give 1 channel index "
+            "(shown as grayscale) or 3 (shown as red, green, blue), e.g. [0] or [3, 2, 1]"
+        )
+    outside = [c for c in picked if not 0 <= c < channels]
+    if outside:
+        raise ConfigError(
+            f"bad config value at 'display_channels': {list(picked)} names channel(s) "
+            f"{', '.join(map(str, outside))}, but the model takes {channels} channel(s) "
+            f"(indices 0 to {channels - 1})"
+        )
+    return picked
+
+
+def display_image(pixels: Any, chosen: Sequence[int] | None = None) -> np.ndarray:
+    """The RGB view ``[H, W, 3]`` in ``[0, 1]`` of pixels ``[C, H, W]`` (a tensor or array in
+    pixel space) that figures draw maps on: :func:`display_channels` picks the channels, one
+    repeated as grayscale. In numpy, which runs in the calling thread (torch would use its
+    thread pool, which the model's passes hold)."""
+    if hasattr(pixels, "detach"):
+        pixels = pixels.detach().cpu().numpy()
+    array = np.asarray(pixels)
+    picked = display_channels(array.shape[0], chosen)
+    if picked != (0, 1, 2) or array.shape[0] != 3:
+        array = array[list(picked * 3 if len(picked) == 1 else picked)]
+    return np.clip(array.transpose(1, 2, 0), 0, 1)
+
 
 #: Colour maps when ``FigureOptions.cmap`` is not given: diverging for signed maps, one
 #: sequential hue per sign so that red always means "positive" and blue "negative".

@@ -132,7 +132,7 @@ def run_attributor(
                 saliency = result.numpy().astype(np.float32)
                 map_path = run.layout.map(im.source.key, name)
                 run.writer.submit(write_npy, map_path, saliency)
-                photo = to_image(im.pixels)
+                photo = to_image(im.pixels, run.config.display_channels)
                 item.files["map"] = run.rel(map_path)
                 item.files["input"] = run.rel(run.input_path(im))
                 if run.config.figures:

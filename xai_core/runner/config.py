@@ -64,7 +64,8 @@ class ModelConfig:
     pretrained: bool = True
     #: A local state-dict file, loaded with ``weights_only=True`` (overrides ``pretrained``).
     checkpoint: str | None = None
-    #: Extra keyword arguments for the model's constructor (e.g. ``num_classes``).
+    #: Extra keyword arguments for the model's constructor (e.g. ``num_classes``; for a timm
+    #: model ``in_chans`` sets the input channels: 1 grayscale, 4 RGB-D, 13 bands...).
     options: dict[str, Any] = field(default_factory=dict)
     #: Name of the model in outputs, figures and ``results.json`` (default: ``name`` with
     #: ``/`` as ``_``); needed to compare one architecture with itself (two checkpoints).
@@ -180,6 +181,12 @@ class ExperimentConfig:
     #: (``blended_heat_map``, ``masked_image``, ``alpha_scaling``), ``overlay_alpha``,
     #: ``clip_percentile``.
     figure: dict[str, Any] = field(default_factory=dict)
+    #: The input channels figures show the photo as: 1 index (grayscale) or 3 (red, green,
+    #: blue), e.g. ``[3, 2, 1]`` for a multispectral model. Default: a 1- (or 2-) channel
+    #: model's first channel as grayscale, an RGB model's channels as they are, the first
+    #: three of more. Changing it recomputes the items (their photos are drawn as inputs are
+    #: read).
+    display_channels: list[int] | None = None
 
     @property
     def model_list(self) -> list[ModelConfig]:
@@ -397,11 +404,52 @@ def _check_values(config: ExperimentConfig, problems: _Problems) -> None:
                 f"{key} {', '.join(duplicates)} appear more than once; give each a distinct `label`"
             ))
     for check, value in ((_check_file_names, config.methods), (_check_models, config),
+                         (_check_display_channels, config),
                          (check_mask_config, config.masks),
                          (FigureOptions.from_config, config.figure),
                          (_check_controls, config.benchmark)):
         with problems.collect():
             check(value)
+
+
+def known_channels(model: ModelConfig) -> int | None:
+    """The input channels of ``model`` known before it loads: its ``options.in_chans``, else 3
+    for a model of ImageNet's classes (an RGB model); ``None`` when only the loaded model can
+    tell (:attr:`~xai_core.ModelHandle.in_chans`)."""
+    value = model.options.get("in_chans")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        entry = model_entry(model.name)
+    except XaiError:
+        return None  # an unknown name: check_registered_names reports it
+    return 3 if entry.classes == "imagenet" else None
+
+
+def _check_display_channels(config: ExperimentConfig) -> None:
+    """``display_channels`` is 1 or 3 indices below each model's channel count (where known
+    before loading; the runner checks the loaded model again)."""
+    from xai_core.report.figures import display_channels
+
+    if config.display_channels is None:
+        return
+    display_channels(max(config.display_channels, default=0) + 1, config.display_channels)
+    for model in config.model_list:
+        channels = known_channels(model)
+        if channels is not None:
+            display_channels(channels, config.display_channels)
+
+
+def check_channels(model: ModelConfig, cls: type, where: str) -> None:
+    """Refuse a technique that needs RGB (``requires_rgb``) for a model of other channels,
+    naming both (before the model loads where its channels are known)."""
+    channels = known_channels(model)
+    if channels is None or not getattr(cls, "requires_rgb", ""):
+        return
+    try:
+        cls.check_channels(channels, f"model {model.name!r}")
+    except XaiError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_controls(bench: BenchmarkConfig) -> None:
@@ -545,7 +593,8 @@ def check_registered_names(config: ExperimentConfig, problems: _Problems | None 
             if model.method_params.get(method.label or method.name):
                 where += f" (with method_params of model {model.run_label!r})"
             with found.collect():
-                resolve_entry(method, where)
+                cls, _ = resolve_entry(method, where)
+                check_channels(model, cls, where)
     for i, metric in enumerate(config.metrics):
         with found.collect():
             resolve_entry(metric, f"metrics[{i}]", Metric)

@@ -11,6 +11,16 @@
 This module finds and reads images (:class:`ImageDataset` does it in DataLoader workers);
 preprocessing belongs to the model handle.
 
+What an input becomes follows the model's channel count ``C`` (:func:`read_input`): image files
+are read as 8-bit RGB for ``C = 3`` and as grayscale (PIL's ``"L"``) for ``C = 1``. Other
+channel counts (RGB-D, multispectral bands) come from ``.npy`` arrays, ``[C, H, W]`` or
+``[H, W, C]`` (``[H, W]`` for one channel), holding pixel values in ``[0, 1]`` before the
+model's normalization: floats as they are (values outside ``[0, 1]`` are refused: scale raw
+bands first), unsigned integers divided by their type's maximum (``uint8`` by 255, ``uint16``
+by 65535). A ``.npy`` file works for any ``C``; a folder's ``.npy`` files are inputs when
+``resolve_inputs(..., arrays=True)`` (the runner asks for them for a model of other than 1 or 3
+channels), so that arrays beside the photos of an RGB run are not read as inputs.
+
 An image a run cannot explain fails its item with a message, as an unreadable file does: one
 too large to decode safely (a decompression bomb), one with an extreme aspect ratio (see
 :class:`~xai_core.contracts.model.Preprocessing`), and one with a side under
@@ -36,7 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
 
 from xai_core.errors import InputError, UnknownNameError, XaiError
 
@@ -48,6 +60,8 @@ __all__ = [
     "resolve_inputs",
     "load_image",
     "read_image",
+    "read_input",
+    "ARRAY_SUFFIXES",
     "content_sha256",
     "IMAGE_SUFFIXES",
     "LIST_SUFFIXES",
@@ -62,6 +76,8 @@ MIN_IMAGE_SIDE = 8
 SAMPLE_PREFIX = "sample:"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 LIST_SUFFIXES = (".txt", ".lst")
+#: Array inputs: one image of any channel count (see the module doc).
+ARRAY_SUFFIXES = (".npy",)
 
 #: Sample name -> (file in skimage/data, description).
 SAMPLES: dict[str, tuple[str, str]] = {
@@ -142,7 +158,7 @@ def _safe_key(text: str) -> str:
 _Found = list[tuple[str, Path, str, str | None]]
 
 
-def _expand(spec: str, found: _Found, depth: int) -> None:
+def _expand(spec: str, found: _Found, depth: int, arrays: bool = False) -> None:
     """Append the images ``spec`` names to ``found``: ``(source, path, key stem, label)``."""
     if spec.startswith(SAMPLE_PREFIX):
         name = spec[len(SAMPLE_PREFIX) :]
@@ -150,9 +166,9 @@ def _expand(spec: str, found: _Found, depth: int) -> None:
         return
     path = Path(spec).expanduser()
     if path.is_dir():
-        _expand_folder(spec, path, found)
+        _expand_folder(spec, path, found, arrays)
     elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        _expand_list(spec, path, found, depth)
+        _expand_list(spec, path, found, depth, arrays)
     elif path.is_file():
         found.append((spec, path, path.stem, None))
     elif glob.has_magic(spec):
@@ -167,20 +183,20 @@ def _expand(spec: str, found: _Found, depth: int) -> None:
         )
 
 
-def _expand_folder(spec: str, path: Path, found: _Found) -> None:
-    """A folder's images, recursively; in a class folder, the class is the label."""
-    files = sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+def _expand_folder(spec: str, path: Path, found: _Found, arrays: bool = False) -> None:
+    """A folder's images (and arrays, with ``arrays``), recursively; in a class folder, the
+    class is the label."""
+    suffixes = IMAGE_SUFFIXES + (ARRAY_SUFFIXES if arrays else ())
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
-        raise InputError(f"folder {spec!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise InputError(f"folder {spec!r} holds no images ({', '.join(suffixes)})")
     for p in files:
         relative = p.relative_to(path)
         label = relative.parts[0] if len(relative.parts) > 1 else None
         found.append((str(p), p, str(relative.with_suffix("")), label))
 
 
-def _expand_list(spec: str, path: Path, found: _Found, depth: int) -> None:
+def _expand_list(spec: str, path: Path, found: _Found, depth: int, arrays: bool) -> None:
     """The inputs a list file names, one a line (relative to the list file)."""
     if depth > 3:
         raise InputError(f"list file {spec!r} nests list files too deeply")
@@ -189,20 +205,21 @@ def _expand_list(spec: str, path: Path, found: _Found, depth: int) -> None:
         if entry and not entry.startswith("#"):
             is_sample = entry.startswith(SAMPLE_PREFIX)
             target = entry if is_sample or Path(entry).is_absolute() else str(path.parent / entry)
-            _expand(target, found, depth + 1)
+            _expand(target, found, depth + 1, arrays)
 
 
-def resolve_inputs(specs: list[str] | str) -> list[InputImage]:
+def resolve_inputs(specs: list[str] | str, *, arrays: bool = False) -> list[InputImage]:
     """Expand files, globs, folders (recursively), list files and ``sample:NAME`` into inputs.
 
     Every spec must match at least one file; keys are unique (a suffix is added on collision)
-    and safe as file names whatever the input names contain.
+    and safe as file names whatever the input names contain. ``arrays``: a folder's ``.npy``
+    files are inputs too (a model of other than 1 or 3 channels reads arrays).
     """
     if isinstance(specs, str):
         specs = [specs]
     found: _Found = []
     for spec in specs:
-        _expand(spec, found, 0)
+        _expand(spec, found, 0, arrays)
     images: list[InputImage] = []
     used: set[str] = set()
     for source, path, stem, label in found:
@@ -233,6 +250,32 @@ def read_image(path: str | Path) -> tuple[Image.Image, str]:
     the result names the content it was computed on even if the file changes meanwhile.
     """
     path = Path(path)
+    data = _read_bytes(path)
+    return _decode(data, path), hashlib.sha256(data).hexdigest()
+
+
+def read_input(path: str | Path, channels: int = 3) -> tuple[Image.Image | Tensor, str]:
+    """Read an input for a model of ``channels`` input channels, and the sha256 of its bytes:
+    an image file as 8-bit RGB (3 channels) or grayscale ``"L"`` (1 channel), a ``.npy`` array
+    as a float tensor ``[C, H, W]`` in ``[0, 1]`` (see the module doc); :class:`InputError`
+    saying why when it cannot be read or does not have ``channels`` channels."""
+    path = Path(path)
+    data = _read_bytes(path)
+    sha256 = hashlib.sha256(data).hexdigest()
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return _decode_array(data, path, channels), sha256
+    if channels not in (1, 3):
+        raise InputError(
+            f"{str(path)!r} is an image file, but the model takes {channels} channels: image "
+            f"files give 1 (grayscale) or 3 (RGB); give each input as a .npy array "
+            f"[{channels}, H, W] or [H, W, {channels}] with values in [0, 1]"
+        )
+    image = _decode(data, path)
+    return (image.convert("L") if channels == 1 else image), sha256
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of an input file; :class:`InputError` when there are none to read."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -246,7 +289,47 @@ def read_image(path: str | Path) -> tuple[Image.Image, str]:
             f"image {str(path)!r} is an empty file (0 bytes); an interrupted copy or download "
             "leaves such files: copy it again or remove it from the inputs"
         )
-    return _decode(data, path), hashlib.sha256(data).hexdigest()
+    return data
+
+
+def _decode_array(data: bytes, path: Path, channels: int) -> Tensor:
+    """A ``.npy`` input as ``[channels, H, W]`` float32 in ``[0, 1]`` (see the module doc)."""
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{str(path)!r} is not a .npy array numpy can read: {exc}") from None
+    array = _channels_first(array, path, channels)
+    if np.issubdtype(array.dtype, np.unsignedinteger):
+        array = array / np.iinfo(array.dtype).max
+    elif not np.issubdtype(array.dtype, np.floating):
+        raise InputError(
+            f"array {str(path)!r} holds {array.dtype} values; give floats in [0, 1] or "
+            "unsigned integers (uint8, uint16: divided by their maximum)"
+        )
+    array = np.asarray(array, dtype=np.float32)
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise InputError(
+            f"array {str(path)!r} holds values in [{np.nanmin(array):.4g}, "
+            f"{np.nanmax(array):.4g}] (or non-finite ones); inputs are pixel values in [0, 1] "
+            "before the model's normalization: scale raw bands first (divide by the sensor's "
+            "maximum, or by each band's range)"
+        )
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _channels_first(array: np.ndarray, path: Path, channels: int) -> np.ndarray:
+    """``array`` as ``[channels, H, W]``: given so, as ``[H, W, channels]``, or (one channel)
+    ``[H, W]``."""
+    if array.ndim == 2 and channels == 1:
+        return array[None]
+    if array.ndim == 3 and array.shape[0] == channels:
+        return array
+    if array.ndim == 3 and array.shape[-1] == channels:
+        return array.transpose(2, 0, 1)
+    raise InputError(
+        f"array {str(path)!r} has shape {array.shape}, but the model takes {channels} "
+        f"channel(s): give [{channels}, H, W] or [H, W, {channels}]"
+    )
 
 
 def load_image(path: str | Path) -> Image.Image:
@@ -286,10 +369,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def check_image_size(image: Image.Image, input_size: tuple[int, int] | None = None) -> None:
-    """Raise :class:`InputError` for an image with a side under :data:`MIN_IMAGE_SIDE`
-    pixels, saying how far the model's ``input_size`` would upscale it."""
-    width, height = image.size
+def check_image_size(
+    image: Image.Image | Tensor, input_size: tuple[int, int] | None = None
+) -> None:
+    """Raise :class:`InputError` for an image (or array input ``[C, H, W]``) with a side under
+    :data:`MIN_IMAGE_SIDE` pixels, saying how far the model's ``input_size`` would upscale it."""
+    width, height = image.size if isinstance(image, Image.Image) else image.shape[:0:-1]
     if min(width, height) >= MIN_IMAGE_SIDE:
         return
     upscale = ""
@@ -305,9 +390,9 @@ def check_image_size(image: Image.Image, input_size: tuple[int, int] | None = No
 
 
 class ImageDataset:
-    """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [3,H,W] in [0,1], inputs
+    """A torch-style dataset over inputs: item ``i`` is ``(i, pixels [C,H,W] in [0,1], inputs
     (the pixels normalized for the model), error, sha256)``, the last being the hash of the
-    bytes decoded (``None`` when unreadable).
+    bytes decoded (``None`` when unreadable); ``C`` is the preprocessing's channel count.
 
     Reading, hashing and preprocessing happen in DataLoader workers; an unreadable image yields
     ``pixels=None`` and the error message instead of raising, so one bad file fails one item.
@@ -322,7 +407,7 @@ class ImageDataset:
 
     def __getitem__(self, index: int) -> tuple[int, Any, Any, str | None, str | None]:
         try:
-            image, sha256 = read_image(self.images[index].path)
+            image, sha256 = read_input(self.images[index].path, self.preprocessing.channels)
             check_image_size(image, tuple(self.preprocessing.input_size))
             pixels = self.preprocessing.to_pixels(image)
             # Normalized here too: tensor work in the main process competes with the model's

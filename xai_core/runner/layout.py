@@ -6,9 +6,10 @@ Output layout under ``output_dir``::
     results.json                 environment, summary, and one item per (image, method)
     report.html                  the run as a static web page (``xai report`` rebuilds it)
     inputs/<image>.npy           the exact normalized input tensor each map was computed on
-    inputs/<image>.png           the same input in pixel space (resized and cropped)
+    inputs/<image>.png           the same input in pixel space (resized and cropped), as the
+                                 RGB view figures show (``display_channels``)
     maps/<image>/<method>.npy    attribution maps, float32 [H, W] at input resolution
-    images/<image>/<method>.png  synthesized images (and .npy, float32 [3, H, W] in [0, 1])
+    images/<image>/<method>.png  synthesized images (and .npy, float32 [C, H, W] in [0, 1])
     figures/<image>/<method>.png image | map | overlay
     figures/grid.png             methods side by side for the first images
     records/<image>/<method>.json  what finished (the resume ledger, see xai_core.runner.ledger)

@@ -7,7 +7,8 @@ what changes what it describes:
 - ``fingerprint``, the map's: the model config and the checkpoint's content, the technique, its
   parameters that change the result (:func:`~xai_core.contracts.params.result_params`: not
   ``batch_size``, ``channels_last`` or ``progress``), the plugin and its version, the target
-  and the seed. When it differs the item is computed again.
+  and the seed (and ``display_channels`` when set). When it differs the item is computed
+  again.
 - ``scores``, one per metric (its name, result-changing parameters, plugin and the seed, and
   the image's mask content for a metric that reads masks). A metric added or changed is
   computed from the saved map and input; one removed is dropped; the map is kept.
@@ -83,11 +84,13 @@ class Settings:
         """The map fingerprint of the method ``label``."""
         if label not in self._maps:
             config = self.config
+            # The photos are drawn as inputs are read: other display channels redo the items.
+            display = () if config.display_channels is None else (list(config.display_channels),)
             self._maps[label] = fingerprint(
                 dataclasses.asdict(config.model), self.weights, technique.name,
                 result_params(technique.params),
                 provider(technique.name, get_registries().techniques),
-                label, config.target, config.seed,
+                label, config.target, config.seed, *display,
             )
         return self._maps[label]
 

@@ -42,11 +42,16 @@ from xai_core.io import recording_digests, write_json, write_npy, write_png, wri
 from xai_core.models.loading import load_model
 from xai_core.nn.layers import check_layer
 from xai_core.plugins.factory import build_entries, build_metrics
-from xai_core.report.figures import FigureOptions
+from xai_core.report.figures import FigureOptions, display_channels
 from xai_core.report.html import build_report
 from xai_core.runner.attribution import run_attributor
 from xai_core.runner.compare import write_comparison
-from xai_core.runner.config import ExperimentConfig, model_run_config, to_yaml
+from xai_core.runner.config import (
+    ExperimentConfig,
+    known_channels,
+    model_run_config,
+    to_yaml,
+)
 from xai_core.runner.distributed import DistContext
 from xai_core.runner.environment import resolve_device, seed_everything
 from xai_core.runner.inputs import ImageDataset, InputImage, collate_items, resolve_inputs
@@ -65,7 +70,7 @@ from xai_core.runner.results import (
     write_grid,
     write_results,
 )
-from xai_core.runner.state import ImageItem, RunState, safe_label
+from xai_core.runner.state import ImageItem, RunState, safe_label, to_image
 from xai_core.runner.synthesis import run_synthesizer, synthesize_per_run
 from xai_core.runner.targets import (
     assign_targets,
@@ -147,7 +152,9 @@ def run_experiment(
         raise XaiError(
             "the config lists no inputs; set `inputs` (files, folders, globs, sample:NAME)"
         )
-    sources = resolve_inputs(list(config.inputs))
+    # A folder's .npy arrays are inputs for a model of channels no image file has.
+    arrays = any(known_channels(m) not in (None, 1, 3) for m in config.model_list)
+    sources = resolve_inputs(list(config.inputs), arrays=arrays)
     dist = DistContext.from_env(config.device)
     top.rank = dist.rank
     lock = OutputLock(top.out)
@@ -395,6 +402,7 @@ def _load(run: _ModelRun) -> ModelHandle:
     if config.model.input_size is not None:
         handle.preprocessing = _resized(handle.preprocessing, config.model.input_size)
     _check_layers(run.methods, handle, config.model.name)
+    _check_loaded_channels(run, handle)
     # Once per model: a target wrong for it fails the run here, not every item (targets chosen
     # inside a technique's call would fail as that call).
     if run.state.target_kind is not None:
@@ -407,6 +415,19 @@ def _load(run: _ModelRun) -> ModelHandle:
         state.model_label, handle, state.rel(state.out) if state.out != state.root else "."
     )
     return handle
+
+
+def _check_loaded_channels(run: _ModelRun, handle: ModelHandle) -> None:
+    """What the config check could not tell before the model loaded: its channel count
+    against ``display_channels`` and the techniques that need RGB, each a :class:`ConfigError`
+    once rather than a failure of every item."""
+    for label, technique in run.methods:
+        try:
+            technique.check_channels(handle.in_chans, f"model {run.config.model.name!r}")
+        except XaiError as exc:
+            raise ConfigError(f"methods {label!r}: {exc}") from None
+    if run.config.display_channels is not None:
+        display_channels(handle.in_chans, run.config.display_channels)
 
 
 def _model_fingerprint(state: RunState, settings: Settings) -> str:
@@ -491,10 +512,14 @@ def _resized(preprocessing: Preprocessing, size: int) -> Preprocessing:
 
 
 def _write_inputs(run: RunState, ok: list[ImageItem]) -> None:
-    """Each image's normalized input and its photo."""
+    """Each image's normalized input and its photo: the RGB view of its pixels that figures,
+    the grid and the report show (``display_channels``)."""
     for im in ok:
         run.writer.submit(write_npy, run.input_path(im), im.inputs.numpy().astype(np.float32))
-        run.writer.submit(write_png, run.input_path(im).with_suffix(".png"), im.pixels)
+        photo = im.pixels
+        if photo.shape[0] != 3 or run.config.display_channels is not None:
+            photo = to_image(photo, run.config.display_channels)
+        run.writer.submit(write_png, run.input_path(im).with_suffix(".png"), photo)
 
 
 def _shared_pass(

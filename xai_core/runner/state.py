@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import torch
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.technique import Technique
+from xai_core.report.figures import display_image
 from xai_core.runner.config import ExperimentConfig, safe_label
 from xai_core.runner.inputs import InputImage
 from xai_core.runner.item import ResultItem
@@ -43,8 +44,8 @@ class ImageItem:
 
     source: InputImage
     index: int = 0
-    pixels: torch.Tensor | None = None  # [3, H, W] in [0, 1]
-    inputs: torch.Tensor | None = None  # normalized [3, H, W]
+    pixels: torch.Tensor | None = None  # [C, H, W] in [0, 1]
+    inputs: torch.Tensor | None = None  # normalized [C, H, W]
     error: str | None = None
     prediction: dict[str, Any] = field(default_factory=dict)
     target: int | None = None  # the first of ``targets``
@@ -67,10 +68,11 @@ def _target_kind(target: Any) -> Any:
     return built if isinstance(built, TargetKind) else None
 
 
-def to_image(pixels: torch.Tensor) -> np.ndarray:
-    """``[3, H, W]`` pixels as an ``[H, W, 3]`` array for figures (in numpy, which runs in the
-    calling thread: torch would use its thread pool, which the model's passes hold)."""
-    return np.clip(pixels.detach().cpu().numpy().transpose(1, 2, 0), 0, 1)
+def to_image(pixels: torch.Tensor, channels: Sequence[int] | None = None) -> np.ndarray:
+    """``[C, H, W]`` pixels as the ``[H, W, 3]`` RGB view figures show, of the input channels
+    ``channels`` (the config's ``display_channels``; see
+    :func:`~xai_core.report.figures.display_image`)."""
+    return display_image(pixels, channels)
 
 
 def failure(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ a synthesizer that breaks the contract fails its items, named, never the run.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,9 @@ def _photo_item(
     _write_synthesized(run, item, run.layout.image(im.source.key, name), pixels)
     if run.config.figures:
         figure = run.layout.figure(im.source.key, name)
-        _difference_figure(figure, im.pixels, pixels, handle, device, record, label)
+        _difference_figure(
+            figure, im.pixels, pixels, handle, device, record, label, run.config.display_channels
+        )
         item.files["figure"] = run.rel(figure)
     return item
 
@@ -108,8 +111,10 @@ def _photo_item(
 def _write_synthesized(
     run: RunState, item: ResultItem, png: Path, pixels: torch.Tensor
 ) -> None:
-    """The image as an 8-bit PNG and as float32 ``.npy``; both paths go into ``item``."""
-    write_png(png, pixels)
+    """The image as an 8-bit PNG and as float32 ``.npy``; both paths go into ``item``. The PNG
+    of an image of other than 3 channels is its RGB view (``display_channels``)."""
+    shown = pixels if pixels.shape[0] == 3 else to_image(pixels, run.config.display_channels)
+    write_png(png, shown)
     npy = png.with_suffix(".npy")
     write_npy(npy, pixels.numpy().astype(np.float32))
     item.files.update(image=run.rel(png), array=run.rel(npy))
@@ -123,9 +128,11 @@ def _difference_figure(
     device: torch.device,
     record: SynthesisRecord,
     label: str,
+    channels: Sequence[int] | None = None,
 ) -> None:
-    """Original | result | difference | difference x10, each titled with the model's guess."""
-    panels = difference_panels(to_image(original), to_image(result))
+    """Original | result | difference | difference x10, each titled with the model's guess on
+    it and shown as its RGB view of the input channels ``channels``."""
+    panels = difference_panels(_channels_last(original), _channels_last(result))
     batch = torch.from_numpy(np.stack(panels)).permute(0, 3, 1, 2).to(device)
     with torch.no_grad():
         probs = handle.module(handle.normalize(batch)).softmax(dim=1).cpu()
@@ -138,7 +145,13 @@ def _difference_figure(
         f"{label}: {goal} {record.target_label} {outcome} in {record.iterations} steps, "
         f"p = {record.target_probability:.2f}, L∞ {255 * (record.linf or 0):.1f}/255"
     )
-    fooling_figure(path, panels, titles, title)
+    shown = [to_image(torch.from_numpy(panel.transpose(2, 0, 1)), channels) for panel in panels]
+    fooling_figure(path, shown, titles, title)
+
+
+def _channels_last(pixels: torch.Tensor) -> np.ndarray:
+    """``[C, H, W]`` pixels as ``[H, W, C]`` in ``[0, 1]``, in numpy (see :func:`to_image`)."""
+    return np.clip(pixels.detach().cpu().numpy().transpose(1, 2, 0), 0, 1)
 
 
 def synthesize_per_run(
@@ -172,13 +185,14 @@ def synthesize_per_run(
             slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
             png = run.layout.run_image(label, f"{record.target}_{slug}")
             _write_synthesized(run, item, png, pixels)
-            shown.append((f"{name} ({record.target_probability:.2f})", to_image(pixels)))
+            shown.append((f"{name} ({record.target_probability:.2f})",
+                          to_image(pixels, run.config.display_channels)))
             items.append(item)
         if run.config.figures:
             frames = None
             if technique.snapshots and result.snapshots is not None:
-                kept = result.snapshots.images.permute(0, 1, 3, 4, 2).clamp(0, 1).numpy()
-                frames = (result.snapshots.steps, kept)
+                frames = (result.snapshots.steps,
+                          _frames(result.snapshots.images, run.config.display_channels))
             figure = run.layout.run_figure(label)
             class_visualization_figure(figure, shown, frames)
             for item in items:
@@ -189,3 +203,10 @@ def synthesize_per_run(
         run.items.append(item)
         return
     run.items.extend(items)
+
+
+def _frames(images: torch.Tensor, channels: Sequence[int] | None) -> np.ndarray:
+    """Snapshots ``[K, N, C, H, W]`` as the ``[K, N, H, W, 3]`` views a figure shows."""
+    if images.shape[2] == 3 and channels is None:
+        return images.permute(0, 1, 3, 4, 2).clamp(0, 1).numpy()
+    return np.stack([np.stack([to_image(image, channels) for image in frame]) for frame in images])

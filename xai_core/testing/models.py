@@ -93,10 +93,17 @@ def _model_preprocessing(run: _ModelRun) -> list[str]:
     out = []
     if not torch.allclose(handle.denormalize(handle.normalize(pixels)), pixels, atol=run.atol):
         out.append("denormalize(normalize(x)) differs from x")
-    photo = Image.new("RGB", (size[1] + 13, size[0] + 7), (200, 120, 40))
+    channels = handle.in_chans
+    photo: Image.Image | torch.Tensor = Image.new(
+        "RGB", (size[1] + 13, size[0] + 7), (200, 120, 40)
+    )
+    if channels == 1:
+        photo = photo.convert("L")
+    elif channels != 3:  # other channel counts come from arrays (.npy inputs)
+        photo = torch.rand(channels, size[0] + 7, size[1] + 13)
     converted = handle.preprocessing.to_pixels(photo)
-    if tuple(converted.shape) != (3, *size):
-        out.append(f"to_pixels gave {tuple(converted.shape)}, expected (3, *{size})")
+    if tuple(converted.shape) != (channels, *size):
+        out.append(f"to_pixels gave {tuple(converted.shape)}, expected ({channels}, *{size})")
     elif converted.min() < 0 or converted.max() > 1:
         out.append("to_pixels leaves [0, 1]")
     return out
@@ -128,7 +135,7 @@ MODEL_TABLE: tuple[Check[_ModelRun], ...] = (
     Check(
         "preprocessing",
         _model_preprocessing,
-        "`denormalize(normalize(x)) == x`; `to_pixels` gives `[3, H, W]` in `[0, 1]`",
+        "`denormalize(normalize(x)) == x`; `to_pixels` gives `[C, H, W]` in `[0, 1]`",
     ),
     Check(
         "options",
@@ -177,6 +184,7 @@ def check_model(
     if not isinstance(model, ModelHandle):
         raise ContractError(f"{label}: handle: got {type(model).__name__}, not a ModelHandle")
     size = tuple(model.preprocessing.input_size)
-    pixels = torch.rand(batch_size, 3, *size, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.rand(batch_size, model.in_chans, *size, generator=generator)
     run = _ModelRun(model, name, load_options, pixels, atol)
     run_checks(label, MODEL_TABLE, checks, run)
