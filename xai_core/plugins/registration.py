@@ -189,6 +189,8 @@ def model_register(pending: PendingRegistrations, registry: Registry[ModelEntry]
         description: str = "",
         lister: Callable[[], list[str]] | None = None,
         classes: str | None = None,
+        from_code: bool = False,
+        check: Callable[..., None] | None = None,
     ) -> None:
         if classes not in (None, "imagenet"):
             raise PluginError(
@@ -200,7 +202,12 @@ def model_register(pending: PendingRegistrations, registry: Registry[ModelEntry]
                 f"plugin {pending.plugin!r} registered model {name!r} with a loader that is not "
                 "callable"
             )
-        entry = ModelEntry(name, loader, description, lister, classes)
+        if check is not None and not callable(check):
+            raise PluginError(
+                f"plugin {pending.plugin!r} registered model {name!r} with a check that is not "
+                "callable"
+            )
+        entry = ModelEntry(name, loader, description, lister, classes, bool(from_code), check)
         pending.add(registry, name, entry, "models")
 
     return register
