@@ -30,7 +30,10 @@ def _resolve(name: str) -> tuple[ModelEntry, str | None]:
     registry = _model_registry()
     if name in registry:
         return registry.get(name), None
-    plugin, qualified, member = name.rpartition(QUALIFIER)
+    for entry in registry:  # first unqualified: ``hub/<owner>/<repo>:<entrypoint>`` has a ':'
+        if entry.obj.is_family and name.startswith(entry.obj.prefix):
+            return entry.obj, name[len(entry.obj.prefix) :]
+    plugin, qualified, member = name.partition(QUALIFIER)
     for entry in registry:
         model = entry.obj
         if qualified and entry.plugin != plugin:

@@ -30,8 +30,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from urllib.error import URLError
 from typing import Any
+from urllib.error import URLError
 
 import torch
 from torch import nn
