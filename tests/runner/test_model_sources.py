@@ -67,11 +67,10 @@ def _write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def _yaml(folder: Path, model: dict, **extra) -> Path:
-    config = {
-        "model": model, "inputs": ["sample:cat"], "methods": ["saliency"], "workers": 0,
-        **extra,
-    }
+def _yaml(folder: Path, model: dict | None, **extra) -> Path:
+    config = {"inputs": ["sample:cat"], "methods": ["saliency"], "workers": 0, **extra}
+    if model is not None:
+        config["model"] = model
     return _write(folder, "experiment.yaml", json.dumps(config))  # JSON is YAML
 
 
@@ -354,3 +353,34 @@ def test_the_shipped_example_runs_from_anywhere(tmp_path, monkeypatch):
     result = run_experiment(config)
     assert [item["error"] for item in result.items] == [None, None]
     assert (tmp_path / "out" / "figures" / "grid.png").is_file()
+
+
+def test_a_factory_model_beside_a_registered_one_in_a_comparison(project, tmp_path):
+    models = [
+        {**_factory(), "label": "mine", "method_params": {"grad_cam": {"layer": "features.2"}}},
+        {"name": "timm/resnet10t", "pretrained": False, "input_size": 32},
+    ]
+    config = load_config(_yaml(project, None, models=models, methods=["saliency", "grad_cam"],
+                               output_dir=str(tmp_path / "out")))
+    assert [m.run_label for m in config.models] == ["mine", "timm_resnet10t"]
+    result = run_experiment(config)
+    assert all(item["error"] is None for item in result.items)
+    assert {item["model"] for item in result.items} == {"mine", "timm/resnet10t"}
+    mine = [i for i in result.items if i["model"] == "mine" and i["method"] == "grad_cam"]
+    assert mine[0]["label"] == "grad_cam"
+    assert (tmp_path / "out" / "figures" / "compare" / "cat.png").is_file()
+
+
+def test_registered_models_keep_the_fingerprint_of_runs_made_before_model_sources():
+    """Records of earlier runs fingerprinted ``asdict(model)`` without the keys of models from
+    code: unset, they stay out of the identity, so those runs still resume."""
+    from xai_core.runner.config import CODE_KEYS, ModelConfig
+
+    model = ModelConfig(name="timm/resnet10t", options={"num_classes": 10})
+    identity = model.identity()
+    assert not set(CODE_KEYS) & set(identity)
+    assert identity == {
+        "name": "timm/resnet10t", "pretrained": True, "checkpoint": None,
+        "options": {"num_classes": 10}, "label": None, "input_size": None, "method_params": {},
+    }
+    assert ModelConfig(factory="nets.py:build").identity()["factory"] == "nets.py:build"
