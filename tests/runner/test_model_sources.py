@@ -170,8 +170,10 @@ def test_factory_from_an_importable_module(tmp_path, monkeypatch):
 def test_config_check_refuses_a_missing_factory_file_before_any_model_builds(
     project, tmp_path, monkeypatch, capsys
 ):
+    import xai_core.runner.run as run_module
+
     built = []
-    monkeypatch.setattr(sources, "load_factory", lambda **kw: built.append(kw))
+    monkeypatch.setattr(run_module, "load_model", lambda *a, **kw: built.append(a))
     config = _yaml(project, _factory(factory="netz.py:tiny_cnn"),
                    output_dir=str(tmp_path / "out"))
     assert main(["config", "--check", str(config)]) == 2
