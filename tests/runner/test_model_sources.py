@@ -231,14 +231,17 @@ def test_a_target_not_in_the_labels_fails_at_config_time(project):
         ("broken", r"factory .*nets.py:broken\(width=8\) raised ValueError: width must be even; "
                    r"fix the callable or its `args`"),
         ("not_a_model", r"returned dict, not a torch.nn.Module"),
-        ("TinyCNN.nope", r"'TinyCNN.nope' has no 'nope'"),
+        ("TinyCNN.nope", r"'TinyCNN' has no 'nope'"),
+        # `from nets import *`: only importing the file tells what it defines
+        ("star.py:tiny_cn", r"the module has no 'tiny_cn'; did you mean 'tiny_cnn'"),
     ],
 )
 def test_load_errors_say_what_was_called(project, factory, message):
+    _write(project, "star.py", "from nets import *\n")
     args = {} if factory == "not_a_model" else {"width": 8}
+    spec = f"{project}/{factory}" if ".py:" in factory else f"{project}/nets.py:{factory}"
     with pytest.raises(ModelLoadError, match=message):
-        xai_core.load_model("factory", factory=f"{project}/nets.py:{factory}", args=args,
-                            input_size=16)
+        xai_core.load_model("factory", factory=spec, args=args, input_size=16)
 
 
 def test_a_factory_file_that_fails_to_import_or_a_wrong_label_count(project):

@@ -425,18 +425,23 @@ def _import_factory(target: str, factory: str) -> ModuleType:
 
 
 def _attribute(module: ModuleType, attr: str, factory: str) -> Any:
+    """The callable ``attr`` (``build``, ``Net.small``) of the imported factory ``module``."""
     value: Any = module
+    walked: list[str] = []
     for part in attr.split("."):
         if not hasattr(value, part):
+            owner = value if walked else module
             callables = sorted(
-                n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+                n for n, v in vars(owner).items() if callable(v) and not n.startswith("_")
             )
+            where = f"{'.'.join(walked)!r}" if walked else "the module"
             raise ModelLoadError(
-                f"model.factory {factory!r}: {module.__name__ if value is module else attr!r} has "
-                f"no {part!r}{did_you_mean(part, callables, otherwise='.')} Callables there: "
+                f"model.factory {factory!r}: {where} has no {part!r}"
+                f"{did_you_mean(part, callables, otherwise='.')} Callables there: "
                 f"{', '.join(callables) or '(none)'}."
             )
         value = getattr(value, part)
+        walked.append(part)
     if not callable(value):
         raise ModelLoadError(
             f"model.factory {factory!r}: {attr!r} is a {type(value).__name__}, not a callable; "
@@ -505,9 +510,9 @@ def _split_hub(arch: str) -> tuple[str, str]:
 
 def _github_repo(repo: str) -> tuple[str, str, str | None]:
     """``"owner/name[:ref]"`` as (owner, name, ref)."""
-    path, _, ref = repo.partition(":")
+    path, sep, ref = repo.partition(":")
     parts = path.split("/")
-    if len(parts) != 2 or not all(parts) or (ref == "" and repo.endswith(":")):
+    if len(parts) != 2 or not all(parts) or (sep and not ref):
         raise ConfigError(
             f"model {HUB_PREFIX}{repo}: {path!r} is not <owner>/<repo>; write {HUB_FORM}"
         )
