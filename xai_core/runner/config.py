@@ -69,7 +69,8 @@ class ModelConfig:
     #: Extra keyword arguments for the model's constructor (e.g. ``num_classes``).
     options: dict[str, Any] = field(default_factory=dict)
     #: Name of the model in outputs, figures and ``results.json`` (default: ``name`` with
-    #: ``/`` as ``_``); needed to compare one architecture with itself (two checkpoints).
+    #: ``/`` as ``_``; a factory's callable, a hub model's entrypoint); needed to compare one
+    #: architecture with itself (two checkpoints).
     label: str | None = None
     #: Square input size in pixels instead of the model's own (the resize keeps the model's
     #: crop ratio). Default: the model's. Required for a model from code (``factory``,
