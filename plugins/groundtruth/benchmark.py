@@ -148,13 +148,8 @@ def _run_one(
     device = resolve_device(config.device)
     seed_everything(config.seed)
     say(f"loading model {config.model.name}")
-    handle = load_model(
-        config.model.name,
-        pretrained=config.model.pretrained,
-        checkpoint=config.model.checkpoint,
-        device=device,
-        **config.model.options,
-    )
+    # A model from code (`factory`, `hub/...`) gets the keys that describe it too.
+    handle = load_model(config.model.name, device=device, **config.model.loader_options())
     if handle.num_classes != len(CLASS_NAMES):
         raise XaiError(
             f"model {handle.name!r} has {handle.num_classes} classes; the ground-truth set has "

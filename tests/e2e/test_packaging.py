@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ("benchmark", "compare-backbones", "dataset", "demo", "localisation")
+EXAMPLES = ("benchmark", "compare-backbones", "dataset", "demo", "localisation", "own_model")
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,7 @@ def installed(tmp_path_factory):
         names = set(archive.namelist())
     assert {f"xai_core/examples/{name}.yaml" for name in EXAMPLES} <= names
     assert {"xai_core/examples/masks/cat.png", "xai_core/examples/masks/coffee.png"} <= names
+    assert "xai_core/examples/own_model_net.py" in names  # the factory file of example:own_model
     # every package of the source tree is in the wheel (pyproject lists them one by one)
     for init in (ROOT / "xai_core").rglob("__init__.py"):
         assert str(init.relative_to(ROOT)) in names, init

@@ -15,6 +15,7 @@ published RGB statistics (``timm/resnet18`` with ``in_chans: 1``) gets them from
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -150,6 +151,14 @@ class Preprocessing:
         mean, std = self._stats(inputs)
         return inputs * std + mean
 
+    def at_size(self, size: int) -> Preprocessing:
+        """This preprocessing at a square ``size`` (``model.input_size``), keeping its crop
+        ratio (the resized short side over the crop)."""
+        ratio = self.resize_size / max(self.input_size)
+        return dataclasses.replace(
+            self, input_size=(size, size), resize_size=max(size, round(size * ratio))
+        )
+
 
 @dataclass
 class ModelHandle:
@@ -272,6 +281,13 @@ class ModelEntry:
     #: ``classification``, ``segmentation``, ``detection``), ``None`` when not said: a config
     #: whose target kind needs another is refused before the model loads.
     task: str | None = None
+    #: A model that code the config names builds (``factory``, ``hub/*``): it cannot describe
+    #: its own input, so its loader also takes the config's ``input_size``, ``mean``, ``std``,
+    #: ``labels`` and ``args`` (see :mod:`xai_core.models.sources`).
+    from_code: bool = False
+    #: Checks the loader's options (same signature as ``loader``) before anything is built:
+    #: files exist, names resolve. ``load_model`` and the config check call it.
+    check: Callable[..., None] | None = None
 
     @property
     def is_family(self) -> bool:

@@ -1,9 +1,10 @@
 """The model registry's front door: :func:`load_model`, :func:`list_models`, name and layer checks.
 
 Models come from plugins (``register_models``); a name is either a registered model
-(``efficientnet_lite0``) or ``family/arch`` for a registered family (``timm/*``). What does not
-live here: the handle contract (:mod:`xai_core.contracts.model`) and the timm / torchvision
-adapters (:mod:`xai_core.models.timm`, :mod:`xai_core.models.torchvision`).
+(``efficientnet_lite0``, ``factory``) or ``family/arch`` for a registered family (``timm/*``,
+``hub/*``). What does not live here: the handle contract (:mod:`xai_core.contracts.model`), the
+timm / torchvision adapters (:mod:`xai_core.models.timm`, :mod:`xai_core.models.torchvision`) and
+models from a config's own code (:mod:`xai_core.models.sources`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def _resolve(name: str) -> tuple[ModelEntry, str | None]:
     registry = _model_registry()
     if name in registry:
         return registry.get(name), None
-    plugin, qualified, member = name.rpartition(QUALIFIER)
+    for entry in registry:  # first unqualified: ``hub/<owner>/<repo>:<entrypoint>`` has a ':'
+        if entry.obj.is_family and name.startswith(entry.obj.prefix):
+            return entry.obj, name[len(entry.obj.prefix) :]
+    plugin, qualified, member = name.partition(QUALIFIER)
     for entry in registry:
         model = entry.obj
         if qualified and entry.plugin != plugin:
@@ -56,17 +60,30 @@ def check_model_name(name: str) -> None:
             )
 
 
+def check_model_options(name: str, **options: Any) -> None:
+    """Check the options of model ``name`` with its entry's ``check`` (if it has one) without
+    building anything: a model from code (``factory``, ``hub/*``) checks its files and names."""
+    check_model_name(name)
+    entry, arch = _resolve(name)
+    options.pop("device", None)
+    if entry.check is not None and arch is not None:
+        entry.check(arch, **options)
+    elif entry.check is not None:
+        entry.check(**options)
+
+
 def load_model(name: str, **options: Any) -> ModelHandle:
     """Build a registered model: ``load_model("timm/resnet18", pretrained=False)``.
 
     :param name: a registered name (``xai list models`` shows them) or ``family/arch``.
     :param options: ``pretrained`` (download hub weights; default ``True``), ``checkpoint`` (a
         local file, loaded with ``weights_only=True``), ``device``, and loader-specific keyword
-        arguments.
+        arguments (for ``factory`` and ``hub/*``: ``factory``, ``args``, ``input_size``, ``mean``,
+        ``std``, ``labels``; see :mod:`xai_core.models.sources`). The entry's ``check`` runs first.
     """
-    check_model_name(name)
-    entry, arch = _resolve(name)
     device = options.pop("device", None)
+    check_model_options(name, **options)
+    entry, arch = _resolve(name)
     handle = entry.loader(arch, **options) if arch is not None else entry.loader(**options)
     if not isinstance(handle, ModelHandle):
         raise XaiError(
@@ -107,5 +124,7 @@ def check_model_layer(name: str, layer: str, **options: Any) -> str:
     if layer == "auto":
         return layer
     options = {k: v for k, v in options.items() if k not in ("pretrained", "checkpoint", "device")}
-    handle = load_model(name, pretrained=False, **options)
+    if not model_entry(name).from_code:  # code makes its own weights: nothing to download
+        options["pretrained"] = False
+    handle = load_model(name, **options)
     return handle.check_layer(layer)

@@ -26,11 +26,17 @@ def _can_reach(host: str, timeout: float) -> bool:
     return bool(result and result[0])
 
 
+def reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether ``host`` answers on port 443 within ``timeout`` seconds (never with
+    ``XAI_CORE_OFFLINE=1``)."""
+    if os.environ.get("XAI_CORE_OFFLINE", "").strip() in ("1", "true", "yes"):
+        return False
+    return _can_reach(host, timeout)
+
+
 def require_network(host: str, what: str, timeout: float = 3.0) -> None:
     """Fail within ``timeout`` seconds, naming offline alternatives, if ``host`` is unreachable."""
-    if os.environ.get("XAI_CORE_OFFLINE", "").strip() in ("1", "true", "yes") or not _can_reach(
-        host, timeout
-    ):
+    if not reachable(host, timeout):
         raise ModelLoadError(
             f"cannot download {what}: {host} is not reachable (offline?). Alternatives: the "
             "built-in offline model `efficientnet_lite0`; `checkpoint=PATH` to load local "

@@ -99,7 +99,7 @@ def register_models(register: Callable[..., None]) -> None:
     Called once per plugin when the model registry is first used.
 
     :param register: call ``register(name, loader, description="", lister=None,
-        classes=None, task=None)``.
+        classes=None, task=None, from_code=False, check=None)``.
 
         - For a single model, ``name`` is its public name (``"efficientnet_lite0"``) and
           ``loader(**options)`` returns an :class:`xai_core.ModelHandle`.
@@ -111,6 +111,13 @@ def register_models(register: Callable[..., None]) -> None:
         sets ``num_classes``), so that a misspelt class name in a config fails before the model
         loads. ``task`` (``"classification"``, ``"segmentation"``, ``"detection"``) says what the
         model computes, so that a target kind made for another task is refused before it loads.
+
+        ``from_code=True`` marks a model built by code the config names (the built-in
+        ``factory`` and ``hub/*``): it cannot describe its own input, so its loader also gets
+        the config's ``input_size``, ``mean``, ``std``, ``labels`` and ``args`` (those keys are
+        refused for other models). ``check``, with the loader's signature, checks the options
+        without building anything (files exist, names resolve); ``load_model`` and the config
+        check call it before the loader.
 
         ``options`` are the model options of the config (``pretrained``, ``checkpoint`` and any
         family-specific keyword arguments). A loader raises :class:`xai_core.errors.XaiError`

@@ -192,6 +192,8 @@ def model_register(pending: PendingRegistrations, registry: Registry[ModelEntry]
         lister: Callable[[], list[str]] | None = None,
         classes: str | None = None,
         task: str | None = None,
+        from_code: bool = False,
+        check: Callable[..., None] | None = None,
     ) -> None:
         if task is not None and task not in TASKS:
             raise PluginError(
@@ -208,7 +210,12 @@ def model_register(pending: PendingRegistrations, registry: Registry[ModelEntry]
                 f"plugin {pending.plugin!r} registered model {name!r} with a loader that is not "
                 "callable"
             )
-        entry = ModelEntry(name, loader, description, lister, classes, task)
+        if check is not None and not callable(check):
+            raise PluginError(
+                f"plugin {pending.plugin!r} registered model {name!r} with a check that is not "
+                "callable"
+            )
+        entry = ModelEntry(name, loader, description, lister, classes, task, bool(from_code), check)
         pending.add(registry, name, entry, "models")
 
     return register

@@ -27,7 +27,8 @@ from xai_core.contracts.params import (
 )
 from xai_core.contracts.technique import Technique
 from xai_core.errors import ConfigError, XaiError, did_you_mean
-from xai_core.models.loading import check_model_name, model_entry
+from xai_core.models.loading import check_model_name, check_model_options, model_entry
+from xai_core.models.sources import FACTORY_MODEL, anchored, default_label, read_labels
 from xai_core.plugins.factory import resolve_entry
 from xai_core.report.figures import FigureOptions
 from xai_core.runner.examples import EXAMPLE_PREFIX, example_path
@@ -58,30 +59,78 @@ class ModelConfig:
     """Which model to explain and how to load it."""
 
     #: A registered model (``xai list models``): ``efficientnet_lite0``, ``timm/<arch>``,
-    #: ``torchvision/<arch>``.
+    #: ``torchvision/<arch>``, ``hub/<owner>/<repo>:<entrypoint>`` (torch.hub; ``options:
+    #: {source: local}`` for ``hub/<directory>:<entrypoint>``). Left out with ``factory``.
     name: str = "efficientnet_lite0"
     #: Load pretrained weights (downloaded for hub models; fails fast offline).
     pretrained: bool = True
-    #: A local state-dict file, loaded with ``weights_only=True`` (overrides ``pretrained``).
+    #: A local state-dict file, loaded with ``weights_only=True`` (overrides ``pretrained``);
+    #: relative to the working directory.
     checkpoint: str | None = None
     #: Extra keyword arguments for the model's constructor (e.g. ``num_classes``; for a timm
     #: model ``in_chans`` sets the input channels: 1 grayscale, 4 RGB-D, 13 bands...).
     options: dict[str, Any] = field(default_factory=dict)
     #: Name of the model in outputs, figures and ``results.json`` (default: ``name`` with
-    #: ``/`` as ``_``); needed to compare one architecture with itself (two checkpoints).
+    #: ``/`` as ``_``; a factory's callable, a hub model's entrypoint); needed to compare one
+    #: architecture with itself (two checkpoints).
     label: str | None = None
     #: Square input size in pixels instead of the model's own (the resize keeps the model's
-    #: crop ratio). Default: the model's.
+    #: crop ratio). Default: the model's. Required for a model from code (``factory``,
+    #: ``hub/``), which cannot say its own.
     input_size: int | None = field(default=None, metadata={"min": 8, "max": 8192})
     #: Per-method parameters for this model only, by method label, over the method's own
     #: ``params``: ``{grad_cam: {layer: features.12}}``. Model-specific settings (a CAM layer)
     #: live here when one experiment compares several models.
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Your own model instead of a registered ``name``: ``FILE.py:CALLABLE`` (a ``.py`` file,
+    #: relative to the config file's folder) or ``package.module:CALLABLE``; the callable
+    #: returns an ``nn.Module``. Needs ``input_size``; see ``docs/own-models.md``.
+    factory: str | None = None
+    #: Keyword arguments of the ``factory`` callable or of the ``hub/`` entrypoint.
+    args: dict[str, Any] = field(default_factory=dict)
+    #: Normalisation mean per RGB channel of a model from code (``factory``, ``hub/``).
+    #: Default: ImageNet's, ``[0.485, 0.456, 0.406]``.
+    mean: list[float] | None = None
+    #: Normalisation std per RGB channel of a model from code. Default: ImageNet's,
+    #: ``[0.229, 0.224, 0.225]``.
+    std: list[float] | None = None
+    #: Class names of a model from code, in output order: a text file with one a line
+    #: (relative to the config file's folder) or a list. Targets may then name classes.
+    labels: Any = None
+
+    @property
+    def shown_label(self) -> str:
+        """The model's name in items, figures and ``results.json``: ``label``, else ``name``
+        (a factory's callable name, a hub model's entrypoint)."""
+        return self.label or default_label(self.name, self.factory)
 
     @property
     def run_label(self) -> str:
         """The model's label as a file name (``timm/resnet18`` -> ``timm_resnet18``)."""
-        return safe_label(self.label or self.name)
+        return safe_label(self.shown_label)
+
+    def loader_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``load_model`` for this model: ``pretrained``,
+        ``checkpoint`` and ``options``; for a model from code also the keys that describe it."""
+        options = {"pretrained": self.pretrained, "checkpoint": self.checkpoint, **self.options}
+        if model_entry(self.name).from_code:
+            described = {"factory": self.factory, "args": self.args, "labels": self.labels,
+                         "mean": self.mean, "std": self.std, "input_size": self.input_size}
+            options.update({k: v for k, v in described.items() if v is not None})
+        return options
+
+    def identity(self) -> dict[str, Any]:
+        """The model config as the run's records fingerprint it: the keys of a model from code
+        only when set, so the records of runs before they existed stay valid."""
+        data = dataclasses.asdict(self)
+        for key in CODE_KEYS:
+            if data[key] in (None, {}):
+                del data[key]
+        return data
+
+
+#: The keys of ``model`` that only a model from code (``factory``, ``hub/``) takes.
+CODE_KEYS = ("factory", "args", "mean", "std", "labels")
 
 
 @dataclass
@@ -334,6 +383,31 @@ def _read(source: str | Path | Mapping[str, Any] | None) -> DictConfig:
     return cfg
 
 
+def _folder(source: str | Path | Mapping[str, Any] | None) -> Path | None:
+    """The folder of the config file ``source``: a factory file or labels file given relative
+    is relative to it. ``None`` for a mapping (relative paths are the working directory's)."""
+    if source is None or isinstance(source, Mapping):
+        return None
+    path = example_path(str(source)) if str(source).startswith(EXAMPLE_PREFIX) else Path(source)
+    return path.resolve().parent
+
+
+def _name_factory_models(raw: dict[str, Any]) -> None:
+    """A model with ``factory`` is the registered model ``factory``: its ``name`` may be left
+    out; another name beside a factory is refused (which one would load?)."""
+    models = raw.get("models") if isinstance(raw.get("models"), list) else []
+    for i, model in enumerate([raw.get("model"), *models]):
+        if not isinstance(model, dict) or model.get("factory") is None:
+            continue
+        name = model.setdefault("name", FACTORY_MODEL)
+        if name != FACTORY_MODEL:
+            where = f"models[{i - 1}]" if i else "model"
+            raise ConfigError(
+                f"{where} gives both `name` ({name!r}) and `factory`; a factory model needs no "
+                "name: remove `name` (give `label` to name it in outputs)"
+            )
+
+
 def _with_overrides(cfg: DictConfig, overrides: Sequence[str]) -> dict[str, Any]:
     _normalise_shorthand(cfg)
     try:
@@ -362,6 +436,7 @@ def load_config(
     """
     raw = _with_overrides(_read(source), overrides)
     check_keys(ExperimentConfig, raw, "")
+    _name_factory_models(raw)
     if raw.get("model") is not None and raw.get("models"):
         raise ConfigError(
             "the config gives both `model` and `models`; use `model` for one model or list "
@@ -373,6 +448,12 @@ def load_config(
     except OmegaConfBaseException as exc:
         raise ConfigError(omegaconf_message(exc, "")) from None
     assert isinstance(config, ExperimentConfig)
+    folder = _folder(source)
+    if folder is not None:
+        for model in config.model_list:
+            model.name, model.factory, model.labels = anchored(
+                model.name, model.factory, model.labels, model.options, folder
+            )
     problems = _Problems()
     _check_values(config, problems)
     if check_names:
@@ -532,8 +613,8 @@ def _check_target(config: ExperimentConfig) -> None:
     for i, model in enumerate(config.model_list):
         entry = model_entry(model.name)
         imagenet = entry.classes == "imagenet" and model.options.get("num_classes", 1000) == 1000
-        names = imagenet_class_names() if imagenet else None
-        num_classes = 1000 if imagenet else model.options.get("num_classes")
+        names = imagenet_class_names() if imagenet else _labels(model, entry.from_code)
+        num_classes = len(names) if names is not None else model.options.get("num_classes")
         try:
             if isinstance(kind, TargetKind):
                 kind.check_task(entry.task, model.name)
@@ -577,6 +658,32 @@ def _check_kind_methods(config: ExperimentConfig, kind: Any) -> None:
                 )
 
 
+def _labels(model: ModelConfig, from_code: bool) -> list[str] | None:
+    """The class names a model from code has from its ``labels`` (``None``: none, or unreadable,
+    which its own check reports)."""
+    if not from_code:
+        return None
+    try:
+        return read_labels(model.labels)
+    except XaiError:
+        return None
+
+
+def _check_model_source(model: ModelConfig) -> None:
+    """A model from code gets its own check (files, names, ``input_size``) without building it;
+    any other model refuses the keys that only such a model takes."""
+    if model_entry(model.name).from_code:
+        check_model_options(model.name, **model.loader_options())
+        return
+    given = [key for key in CODE_KEYS if getattr(model, key) not in (None, {})]
+    if given:
+        raise ConfigError(
+            f"model {model.name!r} is a registered model: {', '.join(given)} apply only to a "
+            "model built from code (`factory`, `hub/...`), which cannot describe itself; "
+            f"{model.name} brings its own preprocessing and classes, so remove them"
+        )
+
+
 def check_registered_names(config: ExperimentConfig, problems: _Problems | None = None) -> None:
     """Check model and method names and method params against the plugin registries, and the
     target against the models' classes where they are known before loading; every error at
@@ -585,6 +692,7 @@ def check_registered_names(config: ExperimentConfig, problems: _Problems | None 
     for model in config.model_list:
         with found.collect():
             check_model_name(model.name)
+            _check_model_source(model)
     with found.collect():
         _check_target(config)
     for model in config.model_list:

@@ -21,7 +21,6 @@ drawn as they compute.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +70,12 @@ class Settings:
         self.metrics = list(metrics)
         self.masks = masks
         self.weights = _checkpoint_sha256(config)
+        #: The model config as records fingerprint it (:meth:`ModelConfig.identity`), with the
+        #: content of a factory's file: edited code redoes the model's items.
+        self.model = config.model.identity()
+        code = _factory_sha256(config)
+        if code is not None:
+            self.model["factory_sha256"] = code
         self._maps: dict[str, str] = {}
         self._mask_digests: dict[str, str] = {}
         self._metric_parts = {
@@ -87,7 +92,7 @@ class Settings:
             # The photos are drawn as inputs are read: other display channels redo the items.
             display = () if config.display_channels is None else (list(config.display_channels),)
             self._maps[label] = fingerprint(
-                dataclasses.asdict(config.model), self.weights, technique.name,
+                self.model, self.weights, technique.name,
                 result_params(technique.params),
                 provider(technique.name, get_registries().techniques),
                 label, config.target, config.seed, *display,
@@ -125,6 +130,15 @@ def _checkpoint_sha256(config: ExperimentConfig) -> str | None:
     checkpoint = config.model.checkpoint
     if checkpoint and os.path.isfile(checkpoint):
         return digest_file(checkpoint).sha256
+    return None
+
+
+def _factory_sha256(config: ExperimentConfig) -> str | None:
+    """The content hash of the ``.py`` file a factory model is built by, if it is one."""
+    factory = config.model.factory
+    target = factory.rpartition(":")[0] if factory else ""
+    if target.endswith(".py") and os.path.isfile(target):
+        return digest_file(target).sha256
     return None
 
 

@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from xai_core.contracts.attributor import Attributor
-from xai_core.contracts.model import ModelHandle, Preprocessing
+from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.targets import check_target
 from xai_core.contracts.technique import Technique
@@ -265,7 +265,7 @@ def _model_run(
     config = top.config
     sub = model_run_config(config, model)
     state = RunState(
-        sub, top.say, root=top.out, model_label=model.label or model.name, phases=top.phases,
+        sub, top.say, root=top.out, model_label=model.shown_label, phases=top.phases,
     )
     state.metrics, state.rank = top.metrics, top.rank
     state.shows_progress = top.shows_progress
@@ -389,18 +389,12 @@ def _refuse_unless_restyle(runs: list[_ModelRun], out: Path) -> None:
 def _load(run: _ModelRun) -> ModelHandle:
     """Load the model and check what only the loaded model can tell (layers, the target)."""
     config, state = run.config, run.state
-    state.say(f"loading model {config.model.name}")
+    state.say(f"loading model {config.model.factory or config.model.name}")
     seed_everything(config.seed)
     with state.phases("model_load"):
-        handle = load_model(
-            config.model.name,
-            pretrained=config.model.pretrained,
-            checkpoint=config.model.checkpoint,
-            device=run.device,
-            **config.model.options,
-        )
+        handle = load_model(config.model.name, device=run.device, **config.model.loader_options())
     if config.model.input_size is not None:
-        handle.preprocessing = _resized(handle.preprocessing, config.model.input_size)
+        handle.preprocessing = handle.preprocessing.at_size(config.model.input_size)
     _check_layers(run.methods, handle, config.model.name)
     _check_loaded_channels(run, handle)
     # Once per model: a target wrong for it fails the run here, not every item (targets chosen
@@ -431,7 +425,7 @@ def _check_loaded_channels(run: _ModelRun, handle: ModelHandle) -> None:
 
 
 def _model_fingerprint(state: RunState, settings: Settings) -> str:
-    return fingerprint(dataclasses.asdict(state.config.model), settings.weights,
+    return fingerprint(settings.model, settings.weights,
                        state.model_label, state.rel(state.out) if state.out != state.root else ".")
 
 
@@ -501,14 +495,6 @@ def _check_layers(methods: list[tuple[str, Technique]], handle: ModelHandle, nam
                 check_layer(handle.module, layer, name)
             except XaiError as exc:
                 raise ConfigError(f"methods {label!r}: {exc}") from None
-
-
-def _resized(preprocessing: Preprocessing, size: int) -> Preprocessing:
-    """The model's preprocessing at a square ``size``, keeping its crop ratio."""
-    ratio = preprocessing.resize_size / max(preprocessing.input_size)
-    return dataclasses.replace(
-        preprocessing, input_size=(size, size), resize_size=max(size, round(size * ratio))
-    )
 
 
 def _write_inputs(run: RunState, ok: list[ImageItem]) -> None:

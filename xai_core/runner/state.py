@@ -114,7 +114,7 @@ class RunState:
         self.config = config
         self.out = Path(config.output_dir)
         self.root = root if root is not None else self.out
-        self.model_label = model_label or config.model.label or config.model.name
+        self.model_label = model_label or config.model.shown_label
         self.say = progress or (lambda _msg: None)
         self.items: list[ResultItem] = []
         self.metrics: list[tuple[str, Metric]] = []
