@@ -36,8 +36,10 @@ from xai_core.models.sources import (
 from xai_core.models.timm import handle_from_timm, timm_handle
 from xai_core.models.torchvision import (
     handle_from_torchvision,
+    handle_from_torchvision_detection,
     handle_from_torchvision_segmentation,
     torchvision_classifiers,
+    torchvision_detectors,
     torchvision_segmenters,
 )
 
@@ -156,6 +158,13 @@ def register_models(register):
         description="any torchvision semantic segmentation model (fcn, deeplabv3, lraspp)",
         lister=torchvision_segmenters,
         task="segmentation",
+    )
+    register(
+        "detection/*",
+        handle_from_torchvision_detection,
+        description="any torchvision detector (fasterrcnn, retinanet, fcos, ssd, ssdlite)",
+        lister=torchvision_detectors,
+        task="detection",
     )
     register(
         FACTORY_MODEL,

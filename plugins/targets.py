@@ -12,6 +12,10 @@
   ``SemanticSegmentationTarget``;
 * ``channel`` / ``neuron``: a unit of a named layer (the mean of a channel's activation, or one
   position of it): what Captum's neuron attribution explains;
+* ``detection``: a detection of a torchvision detector (``fasterrcnn_*``, ``retinanet_*``,
+  ``fcos_*``, ``ssd*``): the model's own detection ``k`` on the image, or the box that best
+  matches a given box and class, scored as pytorch-grad-cam's ``FasterRCNNBoxScoreTarget``
+  (IoU + score of the best-matching detection, 0 when it no longer matches);
 * ``embedding_similarity``: the cosine similarity of the model's embedding (a named layer's
   output or the model's) to a reference: a saved vector (``.npy``, ``.pt``) or an image file.
 
@@ -44,6 +48,7 @@ __all__ = [
     "Channel",
     "Neuron",
     "EmbeddingSimilarity",
+    "Detection",
 ]
 
 #: Scores a sigmoid head's target can be read as.
@@ -612,8 +617,117 @@ def _reference_image(path: str, handle: Any) -> Tensor:
         raise TargetError(f"embedding_similarity: cannot read image {path!r}: {exc}") from None
 
 
+class Detection(TargetKind):
+    """A detection of a torchvision detector, whose output is one dict per image (``boxes``
+    ``[M, 4]`` in input pixels, ``labels``, ``scores``).
+
+    The reference is the model's own detection ``detection`` on the unperturbed image (sorted
+    by score, as torchvision returns them), or ``box`` with ``label``. On any batch (perturbed
+    copies included) the score is that of pytorch-grad-cam's ``FasterRCNNBoxScoreTarget``: the
+    detection whose box overlaps the reference most, if its IoU is over ``iou`` and its class is
+    the reference's, scores its IoU plus its score; else 0.
+    """
+
+    name = "detection"
+    summary = "a detection: the model's own detection k, or the box best matching a given box"
+    tasks = ("detection",)
+
+    @dataclass
+    class Params:
+        #: The model's own detection explained (0: its most confident), unless ``box`` is given.
+        detection: int = field(default=0, metadata={"min": 0})
+        #: A reference box ``[x0, y0, x1, y1]`` in input pixels (with ``label``).
+        box: list[float] | None = None
+        #: The reference box's class (index or name); required with ``box``.
+        label: Any = None
+        #: The overlap a detection needs to count as the reference box.
+        iou: float = field(default=0.5, metadata={"min": 0, "max_exclusive": 1})
+
+        def check(self) -> Iterator[tuple[str, str]]:
+            if self.box is not None:
+                if len(self.box) != 4 or self.box[0] >= self.box[2] or self.box[1] >= self.box[3]:
+                    yield "box", f"a box is [x0, y0, x1, y1] with x0 < x1, y0 < y1; got {self.box}"
+                elif self.label is None:
+                    yield "label", "is required with box: the class the box should keep"
+            elif self.label is not None:
+                yield "box", "is required with label (a reference box and its class)"
+
+        violations = [{"box": [0, 0, 1]}, {"box": [0, 0, 8, 8]}, {"label": 1}]
+
+    @property
+    def needs_output(self) -> bool:  # type: ignore[override]
+        return self.params.box is None
+
+    def check_against(self, class_names: Sequence[str] | None, num_classes: int | None) -> None:
+        label = self.params.label
+        if label is not None and (class_names is not None or not isinstance(label, str)):
+            _index(label, _Names(class_names, num_classes), "target label")
+
+    def bind(self, call: TargetCall) -> BoundTarget:
+        refs = self._references(call)
+        boxes = torch.tensor([box for box, _ in refs], dtype=torch.float32)
+        classes = torch.tensor([c for _, c in refs], dtype=torch.long)
+        threshold = self.params.iou
+
+        def score(output: Any) -> Tensor:
+            return torch.stack([_box_scores(d, boxes, classes, threshold) for d in
+                                _detections(output)])
+
+        labels = [[f"{self._which()} {call.handle.label(c)}"] for _, c in refs]
+        choices = [[{"box": box, "label": c}] for box, c in refs]
+        return BoundTarget(score, [[i] for i in range(call.n)], choices, labels,
+                           value="iou + score")
+
+    def _which(self) -> str:
+        return "box" if self.params.box is not None else f"detection {self.params.detection}"
+
+    def _references(self, call: TargetCall) -> list[tuple[list[float], int]]:
+        if call.choices is not None:
+            return [(list(row[0]["box"]), int(row[0]["label"])) for row in call.choices]
+        if self.params.box is not None:
+            label = _index(self.params.label, call.handle, "target label")
+            return [(list(map(float, self.params.box)), label)] * call.n
+        k, refs = self.params.detection, []
+        for i, d in enumerate(_detections(call.output)):
+            if k >= len(d["boxes"]):
+                raise TargetError(
+                    f"detection target: input {i} has {len(d['boxes'])} detection(s), so no "
+                    f"detection {k}; lower `detection` (or the detector's score threshold)"
+                )
+            refs.append((d["boxes"][k].tolist(), int(d["labels"][k])))
+        return refs
+
+
+def _detections(output: Any) -> list[dict[str, Tensor]]:
+    """A detector's output: one dict per image with ``boxes``, ``labels`` and ``scores``."""
+    if not isinstance(output, (list, tuple)) or not all(
+        isinstance(d, dict) and {"boxes", "labels", "scores"} <= set(d) for d in output
+    ):
+        raise TargetError(
+            "a detection target needs a detector's output: one dict per image with boxes, "
+            f"labels and scores (torchvision's detection models); got {type(output).__name__}"
+        )
+    return list(output)
+
+
+def _box_scores(d: dict[str, Tensor], boxes: Tensor, classes: Tensor, threshold: float) -> Tensor:
+    """Each reference box's score in one image's detections ``d``: IoU + score of the detection
+    overlapping it most, when over ``threshold`` and of its class; else 0. ``[n]``."""
+    from torchvision.ops import box_iou
+
+    found = d["boxes"]
+    zero = found.new_zeros(len(boxes))
+    if len(found) == 0:
+        return zero + 0 * d["scores"].sum()
+    ious = box_iou(boxes.to(found.device, found.dtype), found)  # [n, M]
+    best = ious.argmax(dim=1)
+    overlap = ious.gather(1, best[:, None])[:, 0]
+    keep = (overlap > threshold) & (d["labels"][best] == classes.to(found.device))
+    return torch.where(keep, overlap + d["scores"][best], zero)
+
+
 @hookimpl
 def register_targets(register: Callable[..., None]) -> None:
     for cls in (MultiLabel, Regression, LogitDifference, Segmentation, Channel, Neuron,
-                EmbeddingSimilarity):
+                EmbeddingSimilarity, Detection):
         register(cls)

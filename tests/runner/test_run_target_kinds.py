@@ -81,11 +81,26 @@ def test_segmentation_run_on_a_torchvision_segmenter(tmp_path):
     assert all(i["target_value_name"] == "logit sum" for i in result.items)
 
 
+def test_detection_run_on_a_torchvision_detector(tmp_path):
+    model = {"name": "detection/fasterrcnn_mobilenet_v3_large_320_fpn", "pretrained": False,
+             "input_size": 64, "options": {"box_score_thresh": 0.0}}
+    cam = {"name": "grad_cam", "params": {"layer": "backbone.body.16"}}
+    config = _config(tmp_path, {"kind": "detection", "detection": 0}, model=model,
+                     methods=("saliency", cam))
+    result = run_experiment(config)
+    assert result.results["summary"]["failed"] == 0
+    for item in result.items:
+        assert item["target_label"].startswith("detection 0 ")
+        assert item["target_value_name"] == "iou + score" and item["target_value"] > 1
+        assert set(item["target"]) == {"box", "label"}
+
+
 @pytest.mark.parametrize(
     "target, extra, message",
     [
         ({"kind": "segmentation"}, {}, "'segmentation' explains segmentation models, but "
          "'timm/resnet10t' is a classification model"),
+        ({"kind": "detection"}, {}, "target kind 'detection' explains detection models"),
         ({"kind": "logit_difference", "a": 1, "b": 2}, {"metrics": ["deletion"]},
          "metrics[0].params.output': deletion reads the target's probability (output: "
          "probability, its default)"),

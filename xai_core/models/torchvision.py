@@ -1,5 +1,6 @@
-"""The torchvision adapter: any torchvision classifier, or semantic segmentation model (FCN,
-DeepLabV3, LR-ASPP: ``segmentation/<arch>``), as a :class:`~xai_core.ModelHandle`.
+"""The torchvision adapter: any torchvision classifier, semantic segmentation model (FCN,
+DeepLabV3, LR-ASPP: ``segmentation/<arch>``) or detector (Faster R-CNN, RetinaNet, FCOS, SSD:
+``detection/<arch>``) as a :class:`~xai_core.ModelHandle`.
 
 ``torchvision.models`` is imported inside the functions, for the same start-up reason as timm.
 """
@@ -126,4 +127,54 @@ def handle_from_torchvision_segmentation(
         class_names=names,
         info={"weights": source, "checkpoint": checkpoint, "architecture": arch,
               "task": "segmentation"},
+    )
+
+
+#: The square input of a detector whose weights do not say (its own transform resizes again).
+DETECTION_INPUT = 320
+
+
+def torchvision_detectors() -> list[str]:
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm.detection))
+
+
+def handle_from_torchvision_detection(
+    arch: str, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+) -> ModelHandle:
+    """A handle for a torchvision detector (Faster R-CNN, RetinaNet, FCOS, SSD): it takes pixels
+    in ``[0, 1]`` (it normalizes and resizes inside, so the handle's mean is 0 and std 1) and
+    returns one dict per image (``boxes``, ``labels``, ``scores``: what the ``detection`` target
+    kind reads). Without pretrained weights its backbone is random too (nothing downloads)."""
+    import torchvision.models as tvm
+
+    weights = tvm.get_model_weights(arch).DEFAULT
+    pretrained = bool(pretrained) and checkpoint is None
+    if pretrained:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+        if not cached.is_file():
+            require_network("download.pytorch.org", f"pretrained weights for detection/{arch}")
+        module = tvm.get_model(arch, weights=weights, **kwargs)
+    else:
+        kwargs.setdefault("weights_backbone", None)
+        module = tvm.get_model(arch, weights=None, **kwargs)
+    if checkpoint is not None:
+        load_checkpoint(module, checkpoint)
+    size = DETECTION_INPUT
+    preprocessing = Preprocessing(
+        input_size=(size, size), resize_size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+    )
+    categories = weights.meta.get("categories")
+    names = list(categories) if categories and kwargs.get("num_classes", len(categories)) == len(
+        categories
+    ) else None
+    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else RANDOM_WEIGHTS)
+    return ModelHandle(
+        name=f"detection/{arch}",
+        module=module.eval(),
+        preprocessing=preprocessing,
+        class_names=names,
+        info={"weights": source, "checkpoint": checkpoint, "architecture": arch,
+              "task": "detection"},
     )
