@@ -148,3 +148,31 @@ def test_explain_takes_a_kind_on_the_command_line(tmp_path, capsys):
     for kind in ("class", "multilabel", "regression", "logit_difference", "segmentation",
                  "channel", "neuron", "embedding_similarity"):
         assert kind in listing
+
+
+def _model_passes(config) -> int:
+    """Forward passes of the run's whole model (timm's ResNet) during ``run_experiment``."""
+    import torch
+
+    calls = [0]
+
+    def count(module, args):
+        if type(module).__name__ == "ResNet":
+            calls[0] += 1
+
+    removable = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        run_experiment(config, force=True)
+    finally:
+        removable.remove()
+    return calls[0]
+
+
+def test_a_kind_adds_no_forward_pass_over_the_class_target(tmp_path):
+    methods = ("saliency", "grad_cam", "integrated_gradients")
+    kind = {"kind": "logit_difference", "a": 1, "b": 2}
+    passes = {
+        name: _model_passes(_config(tmp_path / name, target, methods=methods))
+        for name, target in (("class", "predicted"), ("kind", kind))
+    }
+    assert passes["class"] == passes["kind"] > 0
