@@ -323,7 +323,7 @@ class Segmentation(TargetKind):
         labels = [[f"{call.handle.label(c)} over {int(m.sum())} px"] for c, m in
                   zip(classes, masks)]
         return BoundTarget(score, [[i] for i in range(call.n)], [[c] for c in classes], labels,
-                           value="logit sum")
+                           value="logit sum", regions=[[m] for m in masks])
 
     def _classes(self, call: TargetCall, dense: Tensor | None) -> list[int]:
         if call.choices is not None:
@@ -676,7 +676,7 @@ class Detection(TargetKind):
         labels = [[f"{self._which()} {call.handle.label(c)}"] for _, c in refs]
         choices = [[{"box": box, "label": c}] for box, c in refs]
         return BoundTarget(score, [[i] for i in range(call.n)], choices, labels,
-                           value="iou + score")
+                           value="iou + score", regions=[[box] for box, _ in refs])
 
     def _which(self) -> str:
         return "box" if self.params.box is not None else f"detection {self.params.detection}"

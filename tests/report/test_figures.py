@@ -173,3 +173,32 @@ def test_display_image_is_the_rgb_view_of_any_channel_count():
     bands = rng.uniform(0, 1, (13, 5, 6))
     assert np.array_equal(display_image(bands), bands[:3].transpose(1, 2, 0))
     assert np.array_equal(display_image(bands, [12])[..., 2], bands[12])
+
+
+def test_a_target_kind_title_says_its_score():
+    kind = {"target_label": "label 'dog'", "target_value": 2.125, "target_value_name": "logit",
+            "target_probability": 0.893}
+    expected = "saliency: target: label 'dog', logit 2.12 (p 0.89)"
+    assert attribution_title("saliency", kind) == expected
+    diff = {"target_label": "tabby - tiger cat", "target_value": 1.7,
+            "target_value_name": "logit"}
+    assert attribution_title("grad_cam", diff) == "grad_cam: target: tabby - tiger cat, logit 1.7"
+
+
+def test_a_target_region_is_outlined_on_the_input_and_the_overlay():
+    from matplotlib.patches import Rectangle
+
+    image = np.full((30, 30, 3), 0.5, dtype=np.float32)
+    boxed = _attribution_figure(image, _signed_map(), "t", region=[3, 4, 20, 25])
+    rectangles = [p for ax in boxed.axes for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(rectangles) == 2 and rectangles[0].get_width() == 17
+    mask = np.zeros((15, 15), dtype=bool)
+    mask[4:9, 5:12] = True
+    masked = _attribution_figure(image, _signed_map(), "t", region=mask)
+    plain = _attribution_figure(image, _signed_map(), "t")
+    assert not any(ax.patches for ax in plain.axes)
+
+    def drawn(fig):
+        return sum(len(ax.collections) for ax in fig.axes)
+
+    assert drawn(masked) == drawn(plain) + 2  # one contour on each

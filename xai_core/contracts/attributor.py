@@ -61,6 +61,8 @@ class Attribution:
     :ivar target_value_name: what that score is (``"logit"``, ``"sigmoid"``, ``"output"``).
     :ivar target_probabilities: for a target kind with a probability (a sigmoid), each map's,
         when the call computed the scores.
+    :ivar target_regions: for a target kind with regions (a box, a segmentation region), each
+        map's (:attr:`~xai_core.BoundTarget.regions`).
     """
 
     maps: Tensor
@@ -74,6 +76,7 @@ class Attribution:
     target_values: Tensor | None = None
     target_value_name: str | None = None
     target_probabilities: Tensor | None = None
+    target_regions: list[Any] | None = None
 
     def __post_init__(self) -> None:
         if self.input_index is None:
@@ -274,8 +277,10 @@ def _described(
         values = scores[rows, columns].clone()
         if bound.probability is not None:
             probabilities = bound.probability(scores)[rows, columns].clone()
+    regions = None if bound.regions is None else [r for row in bound.regions for r in row]
     return {"target_labels": labels, "target_choices": choices, "target_values": values,
-            "target_value_name": bound.value, "target_probabilities": probabilities}
+            "target_value_name": bound.value, "target_probabilities": probabilities,
+            "target_regions": regions}
 
 
 class _Logits:

@@ -99,6 +99,9 @@ class BoundTarget:
     :ivar probability: scores ``[B, K]`` -> probabilities, for a kind that has one (a sigmoid);
         ``None`` when the score is not a probability of anything.
     :ivar value: what the score is, for titles (``"logit"``, ``"sigmoid"``, ``"output"``).
+    :ivar regions: per input and column, where in the image the target is, for figures: a box
+        ``[x0, y0, x1, y1]`` in input pixels or a boolean mask ``[h, w]`` (any resolution,
+        stretched over the image); ``None`` when the kind has no region.
     """
 
     score: Callable[[Any], Tensor]
@@ -107,6 +110,7 @@ class BoundTarget:
     labels: list[list[str]]
     probability: Callable[[Tensor], Tensor] | None = None
     value: str = "score"
+    regions: list[list[Any]] | None = None
 
     def check(self, n: int, owner: str) -> None:
         """Refuse a binding whose per-input lists do not have one entry per input."""

@@ -41,6 +41,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from xai_core.errors import ConfigError, did_you_mean  # noqa: E402
 from xai_core.io import save_figure  # noqa: E402
@@ -385,8 +386,26 @@ def _colorbar(ax, rendered: RenderedMap, orientation: str = "vertical", fontsize
     ax.tick_params(length=2, pad=1)
 
 
+def _outline(ax: Any, region: Any, shape: tuple[int, ...]) -> None:
+    """Draw a target's region on ``ax`` over an image of ``shape`` ``[H, W, ...]``: a box
+    ``[x0, y0, x1, y1]`` in its pixels, or the contour of a boolean mask of any resolution."""
+    if region is None:
+        return
+    if isinstance(region, (list, tuple)):
+        x0, y0, x1, y1 = (float(v) for v in region)
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                               edgecolor="#00e5ff", linewidth=1.5))
+        return
+    mask = np.asarray(region.cpu().numpy() if hasattr(region, "cpu") else region, dtype=float)
+    if mask.ndim == 2 and 0 < mask.sum() < mask.size:
+        h, w = shape[:2]
+        ax.contour(np.linspace(-0.5, w - 0.5, mask.shape[1]), np.linspace(-0.5, h - 0.5,
+                   mask.shape[0]), mask, levels=[0.5], colors="#00e5ff", linewidths=1.2)
+
+
 def _attribution_figure(
-    image: np.ndarray, saliency: np.ndarray, title: str, options: FigureOptions | None = None
+    image: np.ndarray, saliency: np.ndarray, title: str, options: FigureOptions | None = None,
+    region: Any = None,
 ):
     options = options or FigureOptions()
     rendered = render_map(saliency, options)
@@ -405,6 +424,8 @@ def _attribution_figure(
     axes[3].set_title(options.overlay.replace("_", " "), fontsize=9)
     for ax in (axes[0], axes[1], axes[3]):
         ax.axis("off")
+    for ax in (axes[0], axes[3]):
+        _outline(ax, region, image.shape)
     fig.suptitle(title, fontsize=10)
     fig.text(0.5, 0.03, rendered.legend, ha="center", fontsize=8, color="#444")
     return fig
@@ -416,10 +437,12 @@ def attribution_figure(
     saliency: np.ndarray,
     title: str,
     options: FigureOptions | None = None,
+    region: Any = None,
 ) -> None:
-    """Save input | map with its colour bar | overlay as one PNG, the sign convention below.
+    """Save input | map with its colour bar | overlay as one PNG, the sign convention below;
+    ``region`` (a target kind's box or mask) is outlined on the input and the overlay.
     Safe to call from any one thread besides the main one (no pyplot state)."""
-    save_figure(path, _attribution_figure(image, saliency, title, options))
+    save_figure(path, _attribution_figure(image, saliency, title, options, region))
 
 
 def grid_figure(

@@ -137,9 +137,10 @@ def run_attributor(
                 item.files["input"] = run.rel(run.input_path(im))
                 if run.config.figures:
                     fig_path = run.layout.figure(im.source.key, name)
+                    region = im.target_info[rank - 1]["region"] if im.target_info else None
                     run.writer.submit(
                         attribution_figure, fig_path, photo, saliency,
-                        attribution_title(label, item.as_record()), options,
+                        attribution_title(label, item.as_record()), options, region,
                     )
                     item.files["figure"] = run.rel(fig_path)
             item.set_scores(scored)

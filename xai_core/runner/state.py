@@ -50,8 +50,9 @@ class ImageItem:
     prediction: dict[str, Any] = field(default_factory=dict)
     target: int | None = None  # the first of ``targets``
     targets: list[Any] = field(default_factory=list)  # every class this image is explained for
-    #: Under a target kind, per target: its ``label``, ``value``, ``value_name`` and
-    #: ``probability`` (``None`` without one); ``targets`` then hold the kind's choices.
+    #: Under a target kind, per target: its ``label``, ``value``, ``value_name``,
+    #: ``probability`` (``None`` without one) and ``region`` (a box or mask figures outline, or
+    #: ``None``); ``targets`` then hold the kind's choices.
     target_info: list[dict[str, Any]] = field(default_factory=list)
     missing: set[str] = field(default_factory=set)  # labels of the methods still to do
     #: The ground-truth mask at input size, or the error of loading it: read once per batch,

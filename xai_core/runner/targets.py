@@ -223,16 +223,19 @@ def _predict_kind(
     assert bound is not None
     probabilities = bound.probability(scores) if bound.probability is not None else None
     for i, im in enumerate(images):
+        regions = bound.regions[i] if bound.regions is not None else [None] * len(bound.labels[i])
         info = [
             _info(bound, label, float(scores[i, c]),
-                  None if probabilities is None else float(probabilities[i, c]))
-            for label, c in zip(bound.labels[i], bound.columns[i])
+                  None if probabilities is None else float(probabilities[i, c]), region)
+            for label, c, region in zip(bound.labels[i], bound.columns[i], regions)
         ]
         _set_kind_targets(im, list(bound.choices[i]), info, kind)
 
 
-def _info(bound: BoundTarget, label: str, value: float | None, probability: float | None):
-    return {"label": label, "value": value, "value_name": bound.value, "probability": probability}
+def _info(bound: BoundTarget, label: str, value: float | None, probability: float | None,
+          region: Any = None) -> dict[str, Any]:
+    return {"label": label, "value": value, "value_name": bound.value, "probability": probability,
+            "region": region}
 
 
 def _set_kind_targets(
@@ -264,6 +267,8 @@ def kind_targets_from(
             "value": None if values is None else float(values[row]),
             "value_name": attribution.target_value_name,
             "probability": None if probabilities is None else float(probabilities[row]),
+            "region": None if attribution.target_regions is None
+            else attribution.target_regions[row],
         })
     for im, (choices, info) in zip(images, per_image):
         _set_kind_targets(im, choices, info, kind)
