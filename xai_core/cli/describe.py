@@ -1,5 +1,5 @@
-"""``xai describe NAME``: what a technique, preset, metric or model is, who provides it, and its
-parameters or loader options (the same text ``docs/reference`` is generated from)."""
+"""``xai describe NAME``: what a technique, preset, metric, model or target kind is, who provides
+it, and its parameters or loader options (the same text ``docs/reference`` is generated from)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def _lookup(name: str, registries: Registries) -> list[tuple[Entry[Any], str | N
     """``(entry, architecture)`` for each technique, metric or model called ``name`` or
     ``plugin:name``; the architecture is set when ``name`` is one of a model family's."""
     found: list[tuple[Entry[Any], str | None]] = []
-    for registry in (registries.techniques, registries.metrics, registries.models):
+    for registry in (registries.techniques, registries.metrics, registries.models,
+                     registries.targets):
         entry = registry.find(name)
         if entry is not None:
             found.append((entry, None))
@@ -99,6 +100,8 @@ def _technique_facts(obj: Any) -> list[str]:
     for label in ("summary", "paper"):
         if getattr(obj, label, ""):
             lines.append(f"  {label + ':':<15} {getattr(obj, label)}")
+    if isinstance(getattr(obj, "tasks", None), tuple):  # a target kind
+        lines.append(f"  {'models:':<15} {', '.join(obj.tasks)}")
     if getattr(obj, "requires_rgb", ""):
         lines.append(f"  {'channels:':<15} RGB only (3): {obj.requires_rgb}")
     if isinstance(getattr(obj, "higher_is_better", None), bool):
@@ -167,13 +170,14 @@ def cmd_describe(name: str) -> int:
     found = _lookup(name, registries)
     if not found:
         registries_ = (
-            registries.techniques, registries.presets, registries.metrics, registries.models
+            registries.techniques, registries.presets, registries.metrics, registries.models,
+            registries.targets,
         )
         qualified = QUALIFIER in name
         names = [e.qualified if qualified else e.name for r in registries_ for e in r]
         note = next((n for r in registries_ if (n := r.missing_note(name))), "")
         raise UnknownNameError(
-            "technique, preset, metric or model", name, names, hint="", note=note
+            "technique, preset, metric, model or target kind", name, names, hint="", note=note
         )
     print("\n\n".join("\n".join(_describe(e, arch, registries)) for e, arch in found))
     return 0

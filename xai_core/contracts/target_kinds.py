@@ -135,7 +135,7 @@ class TargetKind(Technique):
     :meth:`bind`.
     """
 
-    kind: ClassVar[str] = "target"
+    kind: ClassVar[str] = "target kind"
     #: The model tasks this kind makes sense for (:data:`TASKS`), or ``("any",)``.
     tasks: ClassVar[tuple[str, ...]] = ("classification",)
     #: Whether :meth:`bind` needs the model's output on the unperturbed inputs.

@@ -4,6 +4,7 @@
 - ``techniques.md`` from every technique's class: summary, paper, the synthesizer flags,
   parameters with types, defaults, choices, bounds and their ``#:`` comments;
 - ``metrics.md`` likewise for metrics (with direction and requirements);
+- ``targets.md`` likewise for target kinds (with the models they apply to);
 - ``models.md`` from the model registry (names, families, descriptions);
 - ``commands.md`` from the ``xai`` subcommands plugins register (their ``--help``);
 - ``helpers.md`` from the public names of the modules plugins build on (:data:`HELPER_MODULES`):
@@ -252,6 +253,21 @@ def _metrics(all_plugins: bool) -> str:
     return _page(all_plugins, "metrics", intro, map(_technique_section, entries))
 
 
+def _targets(all_plugins: bool) -> str:
+    entries = _shown(get_registries().targets, all_plugins)
+    intro = (
+        "Select them in a config as `target: {kind: NAME, key: value}`, on the command line as "
+        "`--target NAME:key=value`, from Python with `xai_core.get_target(NAME, ...)` "
+        "(docs/targets.md). A plain `target:` value is a class.\n"
+    )
+    sections = []
+    for entry in entries:
+        tasks = ", ".join(entry.obj.tasks)
+        sections.append(_technique_section(entry).replace(
+            "\n\n| parameter", f"\n\nModels: {tasks}.\n\n| parameter", 1))
+    return _page(all_plugins, "target kinds", intro, sections)
+
+
 def _model_section(entry: Any) -> str:
     model = entry.obj
     kind = "model family" if model.is_family else "model"
@@ -396,6 +412,7 @@ def generate(all_plugins: bool = False) -> dict[str, str]:
         "hooks.md": _hooks(),
         "techniques.md": _techniques(all_plugins),
         "metrics.md": _metrics(all_plugins),
+        "targets.md": _targets(all_plugins),
         "models.md": _models(all_plugins),
         "commands.md": _commands(all_plugins),
         "helpers.md": _helpers(),
