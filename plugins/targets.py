@@ -719,11 +719,24 @@ def _box_scores(d: dict[str, Tensor], boxes: Tensor, classes: Tensor, threshold:
     zero = found.new_zeros(len(boxes))
     if len(found) == 0:
         return zero + 0 * d["scores"].sum()
-    ious = box_iou(boxes.to(found.device, found.dtype), found)  # [n, M]
-    best = ious.argmax(dim=1)
-    overlap = ious.gather(1, best[:, None])[:, 0]
+    refs = boxes.to(found.device, found.dtype)
+    with torch.no_grad():  # which detection: no gradient through the others' boxes, whose
+        best = box_iou(refs, found).argmax(dim=1)  # degenerate ones would give NaN (0 * inf)
+    overlap = _paired_iou(refs, found[best])
     keep = (overlap > threshold) & (d["labels"][best] == classes.to(found.device))
     return torch.where(keep, overlap + d["scores"][best], zero)
+
+
+def _paired_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of each box of ``a`` ``[n, 4]`` with the same row of ``b`` (torchvision's formula)."""
+    width = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+    height = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
+    inter = width * height
+
+    def area(box: Tensor) -> Tensor:
+        return (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+
+    return inter / (area(a) + area(b) - inter)
 
 
 @hookimpl

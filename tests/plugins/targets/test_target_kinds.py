@@ -484,3 +484,24 @@ def test_detection_box_reference_and_its_errors(detector):
         xai_core.get_attributor("saliency").attribute(detector, x, too_far)
     with pytest.raises(ConfigError, match="is required with box"):
         xai_core.get_target("detection", box=[0, 0, 8, 8])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arch", ["retinanet_resnet50_fpn", "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large",
+             "ssd300_vgg16"],
+)
+def test_every_torchvision_detector_family_is_explained(arch):
+    """RetinaNet, FCOS and SSD return torchvision's dicts too: the kind explains their top
+    detection (finite: FCOS's degenerate boxes give no NaN through the IoU of the others)."""
+    torch.manual_seed(0)
+    handle = xai_core.load_model(f"detection/{arch}", pretrained=False, score_thresh=0.0)
+    x = torch.rand(1, 3, 64, 64)
+    result = xai_core.get_attributor("saliency").attribute(
+        handle, x, xai_core.get_target("detection")
+    )
+    with torch.no_grad():
+        top = handle.module(x)[0]
+    assert result.target_choices[0]["label"] == int(top["labels"][0])
+    assert abs(float(result.target_values[0]) - 1 - float(top["scores"][0])) < 1e-5
+    assert torch.isfinite(result.maps).all()
