@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -81,6 +81,11 @@ class AttentionAttributor(Attributor):
     uses_gradients: ClassVar[bool] = False
 
     Params = AttentionParams
+
+    def check_model(self, handle: Any) -> None:
+        """Attention methods need a vision transformer's attention blocks: a CNN (or a model
+        whose attention they cannot read) fails the run once, before any item."""
+        vit_anatomy(handle.module)
 
     @abc.abstractmethod
     def block_matrices(

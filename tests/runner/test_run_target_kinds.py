@@ -176,3 +176,26 @@ def test_a_kind_adds_no_forward_pass_over_the_class_target(tmp_path):
         for name, target in (("class", "predicted"), ("kind", kind))
     }
     assert passes["class"] == passes["kind"] > 0
+
+
+def test_a_method_that_cannot_explain_the_model_fails_the_run_once(tmp_path):
+    """Attention methods on a CNN: refused once the model is known, before any item."""
+    config = _config(tmp_path, "predicted", methods=("saliency", "attention_rollout"))
+    with pytest.raises(ConfigError, match="methods 'attention_rollout': model .* has no "
+                       "transformer blocks"):
+        run_experiment(config)
+    assert not list((tmp_path / "out").glob("maps/*/*.npy"))
+
+
+def test_a_cam_refuses_a_model_without_a_spatial_layer():
+    import torch
+
+    import xai_core
+    from xai_core.contracts.model import as_model_handle
+    from xai_core.errors import XaiError
+
+    mlp = as_model_handle(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)))
+    mlp.preprocessing = xai_core.Preprocessing(input_size=(8, 8), resize_size=8)
+    with pytest.raises(XaiError):
+        xai_core.get_attributor("grad_cam").check_model(mlp)
+    xai_core.get_attributor("saliency").check_model(mlp)  # any model

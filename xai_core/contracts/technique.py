@@ -111,6 +111,14 @@ class Technique(abc.ABC):
                 "channel count (`xai describe <name>` says which need RGB)"
             )
 
+    def check_model(self, handle: Any) -> None:
+        """Refuse a model this technique cannot explain at all (attention methods on a CNN, a
+        CAM on a model without a spatial layer), raising :class:`~xai_core.errors.XaiError`
+        with the reason and the fix. A run calls it once per model, right after the model
+        loads and before any item, so such a model fails the run once instead of every item.
+        The default accepts every model."""
+        del handle
+
     @classmethod
     def describe(cls) -> str:
         """``attributor 'saliency' (plugin 'saliency')``: who to blame in an error message.

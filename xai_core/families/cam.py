@@ -275,6 +275,12 @@ class LayerCam(Attributor):
         maps = self.layer_maps(model, inputs, targets, context)
         return self.finish(maps, (inputs.shape[2], inputs.shape[3]))
 
+    def check_model(self, handle: Any) -> None:
+        """``layer: auto`` must find a spatial layer in the model (one probe pass)."""
+        if self.params.layer == "auto":
+            find_target_layer(handle.module, "auto", handle.preprocessing.input_size,
+                              handle.in_chans)
+
     def target_layer(
         self, model: nn.Module, inputs: Tensor, context: AttributionContext
     ) -> TargetLayer:

@@ -486,15 +486,18 @@ def _compute(run: _ModelRun, handle: ModelHandle, written: dict) -> None:
 
 
 def _check_layers(methods: list[tuple[str, Technique]], handle: ModelHandle, name: str) -> None:
-    """A method's ``layer`` against the loaded model, before any item: a misspelt layer fails
-    the run once, naming close matches, instead of failing every item."""
+    """A method's ``layer`` against the loaded model, and the model against the method
+    (:meth:`~xai_core.Technique.check_model`: attention methods on a CNN), before any item: a
+    misspelt layer or a model the method cannot explain fails the run once, instead of every
+    item."""
     for label, technique in methods:
         layer = getattr(technique.params, "layer", None)
-        if isinstance(layer, str):
-            try:
+        try:
+            if isinstance(layer, str):
                 check_layer(handle.module, layer, name)
-            except XaiError as exc:
-                raise ConfigError(f"methods {label!r}: {exc}") from None
+            technique.check_model(handle)
+        except XaiError as exc:
+            raise ConfigError(f"methods {label!r}: {exc}") from None
 
 
 def _write_inputs(run: RunState, ok: list[ImageItem]) -> None:
