@@ -105,6 +105,11 @@ def _model_name(model: nn.Module, context: AttributionContext | None) -> str:
     return name or type(model).__name__
 
 
+def _is_transformers_model(model: nn.Module) -> bool:
+    """Whether ``model`` is, or wraps, a Hugging Face ``transformers`` model (``hf/*``)."""
+    return any(type(m).__module__.startswith("transformers.") for m in model.modules())
+
+
 def vit_anatomy(model: nn.Module, context: AttributionContext | None = None) -> VitAnatomy:
     """Find the attention modules, prefix tokens and classifier tokens of a timm-style ViT.
 
@@ -127,6 +132,13 @@ def vit_anatomy(model: nn.Module, context: AttributionContext | None = None) -> 
             attention.append((f"blocks.{index}.attn", attn))
     prefix = getattr(model, "num_prefix_tokens", None)
     patch_size = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    if not attention and _is_transformers_model(model):
+        raise XaiError(
+            f"model {name!r} is a Hugging Face model, whose attention the attention methods "
+            "cannot read yet (they need timm-style blocks); use the same architecture from timm "
+            "(timm/vit_*, timm/deit_*: the ViT weights map one to one), or grad_cam or another "
+            "CAM method, which work on Hugging Face models"
+        )
     if not attention or not isinstance(prefix, int) or patch_size is None:
         raise XaiError(
             f"model {name!r} has no transformer blocks with readable attention (blocks.N.attn "
