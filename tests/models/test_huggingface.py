@@ -78,15 +78,9 @@ def vit_dir(tmp_path):
 
 
 def test_hf_vit_matches_timm_vit_with_the_same_weights(vit_dir):
-    import timm
-
     handle = xai_core.load_model(f"hf/{vit_dir}")
-    vit = timm.create_model(
-        "vit_base_patch16_224", pretrained=False, img_size=SIZE, patch_size=8, embed_dim=32,
-        depth=2, num_heads=2, mlp_ratio=2.0, num_classes=3,
-    ).eval()
-    vit.load_state_dict(_timm_state_from_hf(handle.module.model.state_dict(), 2), strict=True)
-    reference = ModelHandle("timm-vit", vit, handle.preprocessing)
+    reference = _timm_twin(handle)
+    vit = reference.module
     x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     depth, fan_in = 2 * 4 + 2, 3 * 8 * 8  # blocks x (norm, attention, norm, MLP) + embed, head
     with torch.no_grad():
@@ -234,12 +228,54 @@ def test_grad_cam_with_layer_auto_on_a_config_only_folder(family, tmp_path):
     assert float(maps.amax()) > 0
 
 
-def test_attention_methods_refuse_hf_models_before_running(vit_dir):
+def _timm_twin(handle):
+    """timm's ViT with the weights of the HF ViT ``handle``, as a handle of the same input."""
+    import timm
+
+    vit = timm.create_model(
+        "vit_base_patch16_224", pretrained=False, img_size=SIZE, patch_size=8, embed_dim=32,
+        depth=2, num_heads=2, mlp_ratio=2.0, num_classes=3,
+    ).eval()
+    vit.load_state_dict(_timm_state_from_hf(handle.module.model.state_dict(), 2), strict=True)
+    return ModelHandle("timm-vit", vit, handle.preprocessing)
+
+
+@pytest.mark.parametrize("method", ["attention_rollout", "attention_gradients"])
+def test_attention_methods_on_hf_vit_match_timm(method, vit_dir):
     handle = xai_core.load_model(f"hf/{vit_dir}")
+    config = handle.module.model.config
+    before = config._attn_implementation
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    target = torch.tensor([0, 2])
+    attributor = xai_core.get_attributor(method, normalize="none")
+    ours = attributor.attribute(handle, x, target)
+    theirs = attributor.attribute(_timm_twin(handle), x, target)
+    assert ours.metadata["prefix_tokens"] == 1 and ours.metadata["grid"] == "4x4"
+    assert float(theirs.maps.abs().max()) > 0
+    assert_float32_close(ours.maps, theirs.maps, 2 * 4 + 4, 3 * 8 * 8)
+    assert config._attn_implementation == before  # eager only for the call
+
+
+def test_attention_on_hf_deit_reads_its_two_prefix_tokens(tmp_path):
+    config, _, _ = _configs()["deit"]
+    config.save_pretrained(tmp_path)
+    handle = xai_core.load_model(f"hf/{tmp_path}", pretrained=False)
+    result = xai_core.get_attributor("attention_rollout", tokens="prefix_mean").attribute(
+        handle, torch.randn(1, 3, SIZE, SIZE), torch.tensor([1]))
+    assert result.metadata["prefix_tokens"] == 2 and result.metadata["blocks"] == 2
+    assert result.maps.shape == (1, SIZE, SIZE) and torch.isfinite(result.maps).all()
+
+
+@pytest.mark.parametrize("family", ["swin", "convnext"])
+def test_attention_methods_refuse_other_hf_models_before_running(family, tmp_path):
+    config, _, _ = _configs()[family]
+    config.save_pretrained(tmp_path)
+    handle = xai_core.load_model(f"hf/{tmp_path}", pretrained=False)
     calls = []
     handle.module.register_forward_hook(lambda *a: calls.append(1))
     for method in ("attention_rollout", "attention_gradients"):
-        with pytest.raises(XaiError, match=r"is a Hugging Face model.*timm/vit_"):
+        with pytest.raises(XaiError, match=r"is a Hugging Face \w+For\w+, whose attention the "
+                                           r"attention methods cannot read.*grad_cam"):
             xai_core.get_attributor(method).attribute(
                 handle, torch.zeros(1, 3, SIZE, SIZE), torch.tensor([0]))
     assert not calls
