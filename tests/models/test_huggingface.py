@@ -138,6 +138,7 @@ def test_a_config_run_with_saliency_and_grad_cam(vit_dir, tmp_path, capsys):
     for item in results["items"]:
         assert item["error"] is None
         assert (item["target"], item["target_label"]) == (1, "dog")
+        assert item["model"] == "hf/tiny-vit"  # the folder's name, not its whole path
     (model,) = results["models"]
     assert model["weights"] == "pretrained" and model["input_size"] == [SIZE, SIZE]
 
@@ -168,6 +169,40 @@ def test_an_unknown_id_offline_fails_fast_naming_the_fix(monkeypatch, tmp_path):
     with pytest.raises(ModelLoadError, match=r"cannot load config of hf/someone/no-such-vit"):
         xai_core.load_model("hf/someone/no-such-vit", pretrained=False)
     assert time.monotonic() - start < 10
+
+
+def test_a_model_id_in_the_cache_loads_offline(vit_dir, tmp_path, monkeypatch):
+    """A Hub model id whose files are in the Hugging Face cache needs no network at all."""
+    import shutil
+
+    monkeypatch.setenv("XAI_CORE_OFFLINE", "1")
+    cache = tmp_path / "hf-cache"
+    repo = cache / "models--someone--tiny-vit"
+    shutil.copytree(vit_dir, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    handle = xai_core.load_model("hf/someone/tiny-vit", cache_dir=str(cache))
+    assert handle.info["source"] == "huggingface" and handle.info["model_id"] == "someone/tiny-vit"
+    assert handle.class_names == ["cat", "dog", "bird"]
+    assert handle.preprocessing.std == (0.25, 0.25, 0.25)  # its processor, from the cache too
+
+
+def test_config_check_refuses_a_missing_directory_before_any_model_builds(
+    tmp_path, monkeypatch, capsys
+):
+    import xai_core.runner.run as run_module
+
+    built = []
+    monkeypatch.setattr(run_module, "load_model", lambda *a, **kw: built.append(a))
+    config = tmp_path / "experiment.yaml"
+    config.write_text(json.dumps({
+        "model": {"name": "hf/./no-such-folder"}, "inputs": ["sample:cat"],
+        "methods": ["saliency"], "output_dir": str(tmp_path / "out"),
+    }))
+    assert main(["config", "--check", str(config)]) == 2
+    assert "relative to the working directory" in capsys.readouterr().err
+    assert main(["run", str(config)]) == 2
+    assert not built and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("name, message", [

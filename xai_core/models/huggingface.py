@@ -44,7 +44,7 @@ from xai_core.contracts.model import (
 from xai_core.errors import ConfigError, ModelLoadError
 from xai_core.models.network import reachable
 
-__all__ = ["HF_PREFIX", "HFClassifier", "check_hf", "handle_from_hf", "hf_source"]
+__all__ = ["HF_PREFIX", "HFClassifier", "check_hf", "handle_from_hf", "hf_label", "hf_source"]
 
 #: The prefix of the family: ``hf/<model id>`` or ``hf/<directory>``.
 HF_PREFIX = "hf/"
@@ -58,6 +58,9 @@ _DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
 #: torchvision cannot apply to tensors (lanczos, box, hamming) become the nearest smooth one.
 _RESAMPLE = {0: "nearest", 1: "bicubic", 2: "bilinear", 3: "bicubic", 4: "bilinear",
              5: "bilinear"}
+#: Options of ``from_pretrained`` that say where the files are: the image processor's files
+#: are read with them too.
+_LOCATION_OPTIONS = ("cache_dir", "revision", "subfolder", "token")
 #: Parameters of the embeddings that put tokens in front of the patch tokens.
 _PREFIX_PARAMETERS = ("cls_token", "distillation_token", "register_tokens")
 
@@ -140,6 +143,16 @@ def hf_source(arch: str) -> tuple[str, bool]:
     return arch, False
 
 
+def hf_label(name: str) -> str:
+    """The label of ``hf/<arch>`` in outputs when the config gives none: ``hf/<folder name>``
+    for a directory (not its whole path), the name itself for a model id."""
+    arch = name[len(HF_PREFIX):]
+    path = Path(arch).expanduser()
+    if arch and (path.is_dir() or _looks_like_path(arch)):
+        return f"{HF_PREFIX}{path.resolve().name}"
+    return name
+
+
 def check_hf(arch: str, pretrained: bool = True, checkpoint: str | None = None,
              **options: Any) -> None:
     """Check ``hf/<arch>`` before anything loads: ``transformers`` installed, the directory
@@ -220,7 +233,9 @@ def handle_from_hf(
     return ModelHandle(
         name=f"{HF_PREFIX}{arch}",
         module=module,
-        preprocessing=hf_preprocessing(transformers, source, local, config),
+        preprocessing=hf_preprocessing(transformers, source, local, config, **{
+            k: v for k, v in kwargs.items() if k in _LOCATION_OPTIONS
+        }),
         class_names=hf_class_names(config),
         info={"weights": weights, "checkpoint": checkpoint, "model_id": arch,
               "source": "directory" if local else "huggingface",
@@ -271,30 +286,31 @@ def _geometry(processor: Any) -> tuple[tuple[int, int], int] | None:
     return None
 
 
-def _processor(transformers: ModuleType, source: str, local: bool) -> Any:
+def _processor(transformers: ModuleType, source: str, local: bool, **location: Any) -> Any:
     """The model's image processor, or ``None`` when it has none (a model from a config alone);
     never downloads when offline."""
     loader = transformers.AutoImageProcessor.from_pretrained
     try:
-        return loader(source, local_files_only=True)
+        return loader(source, local_files_only=True, **location)
     except (OSError, ValueError, ImportError):
         pass
     if local or not reachable(HF_HOST):
         return None
     try:
-        return loader(source)
+        return loader(source, **location)
     except (OSError, ValueError, ImportError):
         return None
 
 
 def hf_preprocessing(
-    transformers: ModuleType, source: str, local: bool, config: Any
+    transformers: ModuleType, source: str, local: bool, config: Any, **location: Any
 ) -> Preprocessing:
     """The preprocessing of an HF model: its image processor's mean, std, size, crop and
     resampling; without one, ``config.image_size`` with ImageNet's mean and std (statistics
-    averaged over the channels for a model of ``num_channels`` other than 3)."""
+    averaged over the channels for a model of ``num_channels`` other than 3). ``location``:
+    ``from_pretrained``'s ``cache_dir``, ``revision``... for the processor's files."""
     channels = int(getattr(config, "num_channels", 3) or 3)
-    processor = _processor(transformers, source, local)
+    processor = _processor(transformers, source, local, **location)
     geometry = _geometry(processor) if processor is not None else None
     if geometry is None:
         size = getattr(config, "image_size", 224)
