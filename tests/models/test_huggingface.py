@@ -111,6 +111,12 @@ def test_a_save_pretrained_folder_loads_with_its_processor_and_labels(vit_dir):
     assert random.info["weights"] == "random" and not random.trained
     assert not torch.equal(random.module.model.classifier.weight,
                            handle.module.model.classifier.weight)
+    # A checkpoint in the transformers model's key names replaces the weights.
+    torch.save(handle.module.model.state_dict(), vit_dir.parent / "w.pt")
+    loaded = xai_core.load_model(f"hf/{vit_dir}", checkpoint=str(vit_dir.parent / "w.pt"))
+    assert loaded.info["weights"] == "checkpoint"
+    assert torch.equal(loaded.module.model.classifier.weight,
+                       handle.module.model.classifier.weight)
 
 
 def test_a_relative_folder_is_relative_to_the_working_directory(vit_dir, monkeypatch):
