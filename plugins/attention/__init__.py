@@ -1,6 +1,6 @@
 """Transformer attention (plugin ``attention``): maps read from the attention of a vision
 transformer (timm ``vit_*``, ``deit_*`` with or without a distillation token, ``*_reg*`` with
-register tokens), no reshape function needed:
+register tokens; Hugging Face ViT and DeiT, ``hf/*``), no reshape function needed:
 
 * **attention rollout** (Abnar, Zuidema 2020), ``attention_rollout``: the product over blocks of
   the head-fused attention with the residual as identity, ``rownorm(0.5 A + 0.5 I)``;

@@ -17,6 +17,14 @@ same way:
   tokens the classifier reads;
 * ``model.patch_embed.patch_size``: the patch grid of an input size.
 
+It also knows Hugging Face's ViT and DeiT (``hf/*`` models: a wrapper whose ``model`` child is a
+``ViTForImageClassification``, ``DeiTForImageClassification`` or
+``DeiTForImageClassificationWithTeacher``, as :mod:`xai_core.models.huggingface` builds): each
+layer's ``attention`` module returns ``(output, attention probabilities)`` when the model's
+``config`` uses eager attention, which the capture switches on for the call (the fused kernels
+return no probabilities) and reads from that output. Other Hugging Face models (Swin, ConvNeXt)
+are refused with a message that names grad_cam.
+
 What does not live here: the rollout formulas (:mod:`.rollout`, :mod:`.gradients`) and the map
 post-processing (:mod:`xai_core.families.cam`'s ``minmax`` and ``upsample``).
 """
@@ -65,12 +73,16 @@ class VitAnatomy:
     :ivar head_tokens: indices of the tokens the classifier reads, or ``None`` when it reads the
         mean of the patch tokens (``global_pool: avg``).
     :ivar patch_size: ``(ph, pw)`` of the patch embedding.
+    :ivar source: where the probabilities are read: ``"timm"`` (the input of each attention
+        module's ``attn_drop``, with ``fused_attn`` off) or ``"transformers"`` (the second output
+        of each attention module, with the model's config on eager attention).
     """
 
     attention: tuple[tuple[str, nn.Module], ...]
     prefix_tokens: int
     head_tokens: tuple[int, ...] | None
     patch_size: tuple[int, int]
+    source: str = "timm"
 
     def grid(self, input_hw: tuple[int, int], tokens: int) -> tuple[int, int]:
         """The ``(h, w)`` patch grid of an input of ``input_hw`` whose sequence has ``tokens``
@@ -105,6 +117,44 @@ def _model_name(model: nn.Module, context: AttributionContext | None) -> str:
     return name or type(model).__name__
 
 
+def _is_transformers_model(model: nn.Module) -> bool:
+    """Whether ``model`` is, or wraps, a Hugging Face ``transformers`` model (``hf/*``)."""
+    return any(type(m).__module__.startswith("transformers.") for m in model.modules())
+
+
+#: The Hugging Face classifiers whose attention is read, and the tokens their logits read: the
+#: class token, or (DeiT with its teacher's head) the mean of the class and distillation heads.
+_HF_HEADS = {
+    "ViTForImageClassification": (0,),
+    "DeiTForImageClassification": (0,),
+    "DeiTForImageClassificationWithTeacher": (0, 1),
+}
+
+
+def _hf_anatomy(model: nn.Module, name: str) -> VitAnatomy:
+    """The anatomy of a wrapped Hugging Face ViT or DeiT (``model.model``: the classifier,
+    ``<base>.layers.N.attention``: each layer's attention module); a clear error for others."""
+    inner = getattr(model, "model", None)
+    kind = type(inner).__name__
+    base = getattr(inner, getattr(inner, "base_model_prefix", ""), None)
+    layers = getattr(base, "layers", None)
+    prefix = getattr(model, "num_prefix_tokens", None)
+    if kind not in _HF_HEADS or not isinstance(layers, nn.Module) or not isinstance(prefix, int):
+        raise XaiError(
+            f"model {name!r} is a Hugging Face {kind or type(model).__name__}, whose attention "
+            "the attention methods cannot read: they read Hugging Face ViT and DeiT (hf/*) and "
+            f"timm's vision transformers; {_SUGGESTION}"
+        )
+    base_path = f"model.{inner.base_model_prefix}.layers"
+    attention = tuple(
+        (f"{base_path}.{index}.attention", layer.attention)
+        for index, layer in layers.named_children()
+    )
+    patch = inner.config.patch_size
+    ph, pw = patch if isinstance(patch, (tuple, list)) else (patch, patch)
+    return VitAnatomy(attention, prefix, _HF_HEADS[kind], (int(ph), int(pw)), "transformers")
+
+
 def vit_anatomy(model: nn.Module, context: AttributionContext | None = None) -> VitAnatomy:
     """Find the attention modules, prefix tokens and classifier tokens of a timm-style ViT.
 
@@ -127,6 +177,8 @@ def vit_anatomy(model: nn.Module, context: AttributionContext | None = None) -> 
             attention.append((f"blocks.{index}.attn", attn))
     prefix = getattr(model, "num_prefix_tokens", None)
     patch_size = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    if not attention and _is_transformers_model(model):
+        return _hf_anatomy(model, name)
     if not attention or not isinstance(prefix, int) or patch_size is None:
         raise XaiError(
             f"model {name!r} has no transformer blocks with readable attention (blocks.N.attn "
@@ -172,6 +224,10 @@ def capture_attention(
     respect to it can be taken. Hooks go through ``context.hooks`` and are removed on leaving, as
     are the ``fused_attn`` flags restored, also after an exception.
     """
+    if anatomy.source == "transformers":
+        with _capture_transformers(anatomy, context) as capture:
+            yield capture
+        return
     capture = AttentionCapture([])
 
     def record(_module: nn.Module, args: tuple[Any, ...], _output: Any) -> None:
@@ -191,6 +247,35 @@ def capture_attention(
             module.fused_attn = flag
 
 
+@contextlib.contextmanager
+def _capture_transformers(
+    anatomy: VitAnatomy, context: AttributionContext
+) -> Iterator[AttentionCapture]:
+    """:func:`capture_attention` for a Hugging Face ViT or DeiT: each attention module's config
+    on eager attention for the duration (restored afterwards, also after an exception), and the
+    probabilities read from the second item of each attention module's output."""
+    capture = AttentionCapture([])
+
+    def record(_module: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        capture.maps.append(weights)
+
+    configs = {id(module.config): module.config for _, module in anatomy.attention}
+    saved = [(config, config._attn_implementation) for config in configs.values()]
+    handles = []
+    try:
+        for config, _ in saved:
+            config._attn_implementation = "eager"
+        for _, module in anatomy.attention:
+            handles.append(context.hooks.forward(module, record))
+        yield capture
+    finally:
+        for handle in handles:
+            handle.remove()
+        for config, value in saved:
+            config._attn_implementation = value
+
+
 def check_captured(capture: AttentionCapture, anatomy: VitAnatomy, batch: int) -> None:
     """Check that each block ran once and gave attention probabilities ``[batch, heads, L, L]``."""
     if len(capture.maps) != len(anatomy.attention):
@@ -199,8 +284,14 @@ def check_captured(capture: AttentionCapture, anatomy: VitAnatomy, batch: int) -
             f"{len(capture.maps)}: a block ran more than once or took the fused path"
         )
     for (path, _), attn in zip(anatomy.attention, capture.maps):
+        if not isinstance(attn, Tensor):
+            raise XaiError(
+                f"{path} returned no attention probabilities (eager attention was asked for); "
+                "this transformers version computes attention in another way"
+            )
         if attn.ndim != 4 or attn.shape[0] != batch or attn.shape[-1] != attn.shape[-2]:
             raise XaiError(
-                f"{path}.attn_drop received {tuple(attn.shape)}, not attention probabilities "
+                f"{path}{'.attn_drop received' if anatomy.source == 'timm' else ' returned'} "
+                f"{tuple(attn.shape)}, not attention probabilities "
                 f"[{batch}, heads, L, L]"
             )

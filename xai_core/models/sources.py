@@ -44,6 +44,7 @@ from xai_core.contracts.model import (
     load_checkpoint,
 )
 from xai_core.errors import ConfigError, ModelLoadError, XaiError, did_you_mean
+from xai_core.models.huggingface import HF_PREFIX, hf_label
 from xai_core.models.network import reachable
 
 __all__ = [
@@ -224,7 +225,9 @@ def anchored(
 
 def default_label(name: str, factory: str | None) -> str:
     """A model's label when the config gives none: the factory's callable, a hub model's
-    entrypoint, else the registered name."""
+    entrypoint, ``hf/<folder name>`` for a Hugging Face directory, else the registered name."""
+    if name.startswith(HF_PREFIX):
+        return hf_label(name)
     if factory is not None and ":" in factory:
         return factory.rpartition(":")[2].rpartition(".")[2]
     if name.startswith(HUB_PREFIX) and ":" in name:

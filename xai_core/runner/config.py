@@ -671,8 +671,10 @@ def _labels(model: ModelConfig, from_code: bool) -> list[str] | None:
 
 def _check_model_source(model: ModelConfig) -> None:
     """A model from code gets its own check (files, names, ``input_size``) without building it;
-    any other model refuses the keys that only such a model takes."""
-    if model_entry(model.name).from_code:
+    any other model refuses the keys that only such a model takes, then runs its entry's own
+    check when it has one (``hf/*``: the directory or model id)."""
+    entry = model_entry(model.name)
+    if entry.from_code:
         check_model_options(model.name, **model.loader_options())
         return
     given = [key for key in CODE_KEYS if getattr(model, key) not in (None, {})]
@@ -682,6 +684,8 @@ def _check_model_source(model: ModelConfig) -> None:
             "model built from code (`factory`, `hub/...`), which cannot describe itself; "
             f"{model.name} brings its own preprocessing and classes, so remove them"
         )
+    if entry.check is not None:
+        check_model_options(model.name, **model.loader_options())
 
 
 def check_registered_names(config: ExperimentConfig, problems: _Problems | None = None) -> None:
