@@ -22,9 +22,10 @@ from torch import Tensor, nn
 
 from xai_core.contracts.checks import HookGuard, check_tensor
 from xai_core.contracts.model import ModelHandle, as_model_handle
+from xai_core.contracts.target_kinds import TargetKind
 from xai_core.contracts.targets import TargetSpec, output_classes_hook, resolve_targets
 from xai_core.contracts.technique import AttributionContext, Technique, check_inputs, grad_ready
-from xai_core.errors import InputError, PluginError
+from xai_core.errors import InputError, PluginError, TargetError
 from xai_core.nn.hooks import HookRecorder, model_state
 
 __all__ = ["Synthesis", "SynthesisRecord", "Snapshots", "SynthesisContext", "Synthesizer"]
@@ -190,6 +191,11 @@ class Synthesizer(Technique):
             a hook left on the model).
         """
         handle = as_model_handle(model)
+        if isinstance(target, TargetKind):
+            raise TargetError(
+                f"{self.describe()} makes images of a class; target kind {target.name!r} is for "
+                "attributors: give a class index or name"
+            )
         self.check_channels(handle.in_chans, f"model {handle.name!r}")
         if images is not None:
             check_inputs(images, handle)

@@ -505,3 +505,10 @@ def test_every_torchvision_detector_family_is_explained(arch):
     assert result.target_choices[0]["label"] == int(top["labels"][0])
     assert abs(float(result.target_values[0]) - 1 - float(top["scores"][0])) < 1e-5
     assert torch.isfinite(result.maps).all()
+
+
+def test_synthesizers_refuse_a_kind(net):
+    with pytest.raises(TargetError, match="makes images of a class"):
+        xai_core.get_synthesizer("fgsm").synthesize(
+            net, xai_core.get_target("logit_difference", a=1, b=2), torch.rand(1, 3, 32, 32)
+        )
