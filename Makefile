@@ -41,7 +41,8 @@ EQUIVALENCE := tests/contracts/test_numerics.py tests/plugins/gradients/test_sal
 	tests/plugins/deeplift/test_deeplift.py tests/plugins/lrp/test_lrp.py \
 	tests/plugins/attention/test_attention.py tests/plugins/perturbation/test_perturbation.py \
 	tests/plugins/surrogate/test_surrogate.py tests/plugins/metrics/test_quantus.py \
-	tests/families/test_forward_pass.py tests/families/test_fusion.py
+	tests/families/test_forward_pass.py tests/families/test_fusion.py \
+	tests/plugins/targets/test_target_kinds.py tests/models/test_huggingface.py
 test-one-thread: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" $(EQUIVALENCE)
 
