@@ -207,3 +207,31 @@ def test_labels_and_text_references_need_a_clip_model(tmp_path, capsys, x):
         xai_core.get_attributor("saliency").attribute(handle, x, target)
     with pytest.raises(ConfigError, match=r"has no text; write text:PROMPT"):
         xai_core.get_target("embedding_similarity", reference="text:  ")
+
+
+def test_a_cached_hub_clip_is_checked_without_any_network(clip_dir, tmp_path, monkeypatch):
+    """A Hub id whose config is in the Hugging Face cache: its type is read from the cache, so a
+    missing ``labels`` fails the config check, and with labels it loads offline."""
+    import shutil
+
+    from xai_core.models.loading import check_model_options
+
+    monkeypatch.setenv("XAI_CORE_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache = tmp_path / "hf-cache"
+    repo = cache / "models--someone--tiny-clip"
+    shutil.copytree(clip_dir, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    with pytest.raises(ConfigError, match=r"hf/someone/tiny-clip is a CLIP model"):
+        check_model_options("hf/someone/tiny-clip", cache_dir=str(cache))
+    handle = xai_core.load_model("hf/someone/tiny-clip", cache_dir=str(cache), labels=LABELS)
+    assert handle.class_names == LABELS and handle.info["source"] == "huggingface"
+
+
+def test_a_text_reference_compares_with_the_image_embedding_only(handle, x):
+    target = xai_core.get_target("embedding_similarity", reference="text:a cat",
+                                 layer="model.vision_model.post_layernorm")
+    with pytest.raises(TargetError, match=r"compares with the model's image embedding \(layer "
+                                          r"'embedding'\), not with layer"):
+        xai_core.get_attributor("saliency").attribute(handle, x, target)
