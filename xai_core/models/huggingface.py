@@ -14,7 +14,10 @@ names start with ``model.`` (``model.vit.layers.11.layernorm_before``), in ``xai
 in every ``layer:`` parameter alike. The preprocessing comes from the model's image processor
 (``preprocessor_config.json``: mean, std, size, crop, resampling), else from the config's
 ``image_size`` with ImageNet's statistics; class names from ``config.id2label`` (the default
-``LABEL_0``, ``LABEL_1``... mean no names).
+``LABEL_0``, ``LABEL_1``... mean no names). A CLIP model (``model_type: clip``) is a zero-shot
+classifier of the config's ``labels`` instead (:mod:`xai_core.models.clip`); ``labels`` and
+``options.prompt`` are refused for any other ``hf/*`` model, and a CLIP model without
+``labels`` is refused, at config time when its ``config.json`` is local.
 
 ``transformers`` is imported inside the functions (the ``hf`` extra: ``pip install
 xai-core[hf]``). What does not live here: the registry's front door
@@ -25,6 +28,7 @@ xai-core[hf]``). What does not live here: the registry's front door
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +46,8 @@ from xai_core.contracts.model import (
     load_checkpoint,
 )
 from xai_core.errors import ConfigError, ModelLoadError
+from xai_core.models.clip import CLIP_TYPES, LABELS_FIX, CLIPZeroShot, check_prompt, prompts
+from xai_core.models.labels import read_labels
 from xai_core.models.network import reachable
 
 __all__ = ["HF_PREFIX", "HFClassifier", "check_hf", "handle_from_hf", "hf_label", "hf_source"]
@@ -154,14 +160,60 @@ def hf_label(name: str) -> str:
 
 
 def check_hf(arch: str, pretrained: bool = True, checkpoint: str | None = None,
-             **options: Any) -> None:
+             labels: Any = None, prompt: Any = None, **options: Any) -> None:
     """Check ``hf/<arch>`` before anything loads: ``transformers`` installed, the directory
-    there with its ``config.json``, or a well-formed model id; a ``checkpoint`` file there."""
+    there with its ``config.json``, or a well-formed model id; a ``checkpoint`` file there;
+    ``labels`` and ``prompt`` readable, given for a CLIP model and for no other (as far as the
+    local ``config.json`` tells: a Hub model not in the cache is checked when it loads)."""
     if importlib.util.find_spec("transformers") is None:
         raise ModelLoadError(f"hf/* models need the transformers package: {INSTALL}")
-    hf_source(arch)
+    source, local = hf_source(arch)
     if checkpoint is not None and not Path(checkpoint).expanduser().is_file():
         raise ConfigError(f"checkpoint {checkpoint!r} of hf/{arch} does not exist")
+    _check_zero_shot(arch, hf_model_type(source, local, **options), labels, prompt)
+
+
+def _check_zero_shot(arch: str, model_type: str | None, labels: Any, prompt: Any) -> None:
+    """``labels`` and ``prompt`` against the ``model_type`` (``None``: not known yet)."""
+    if model_type is not None and model_type not in CLIP_TYPES:
+        given = [key for key, value in (("labels", labels), ("options.prompt", prompt))
+                 if value is not None]
+        if given:
+            raise ConfigError(
+                f"hf/{arch} is a {model_type} model, which brings its own classes: "
+                f"{' and '.join(given)} apply only to a CLIP model (zero-shot prompts) among "
+                "hf/* models; remove them"
+            )
+        return
+    if model_type is not None and labels is None:
+        raise ConfigError(
+            f"hf/{arch} is a CLIP model, which classifies text prompts rather than fixed "
+            f"classes; {LABELS_FIX}"
+        )
+    read_labels(labels)
+    check_prompt(prompt)
+
+
+def hf_model_type(source: str, local: bool, **location: Any) -> str | None:
+    """``model_type`` of the ``config.json`` of a directory or of a model in the Hugging Face
+    cache, read without ``transformers`` and without any network; ``None`` when not local."""
+    name = "/".join(filter(None, [location.get("subfolder"), "config.json"]))
+    path: Any = str(Path(source) / name)
+    if not local:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            path = try_to_load_from_cache(source, name, cache_dir=location.get("cache_dir"),
+                                          revision=location.get("revision"))
+        except (ImportError, ValueError):
+            return None
+    if not isinstance(path, str) or not Path(path).is_file():
+        return None
+    try:
+        value = json.loads(Path(path).read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value is not None else None
 
 
 def _not_available(arch: str, what: str) -> ModelLoadError:
@@ -197,20 +249,32 @@ def _from_hub(loader: Any, source: str, local: bool, arch: str, what: str,
 
 
 def handle_from_hf(
-    arch: str, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+    arch: str, pretrained: bool = True, checkpoint: str | None = None, labels: Any = None,
+    prompt: Any = None, **kwargs: Any
 ) -> ModelHandle:
     """A handle for a Hugging Face image classifier: ``hf/<model id>`` or ``hf/<directory>``
-    (a ``save_pretrained`` folder, relative to the working directory).
+    (a ``save_pretrained`` folder, relative to the working directory); for a CLIP model, a
+    zero-shot classifier of ``labels`` (:mod:`xai_core.models.clip`).
 
     :param pretrained: its weights; ``False`` builds its ``config.json``'s architecture with
         random weights.
     :param checkpoint: a local state dict in the ``transformers`` model's key names.
+    :param labels: a CLIP model's classes (a list, or a text file with one a line); refused
+        for any other model.
+    :param prompt: a CLIP model's prompt template (one ``{}``; default ``"a photo of a {}."``).
     :param kwargs: passed to ``from_pretrained`` (``revision``, ``num_labels`` with
         ``ignore_mismatched_sizes``...); config attributes among them change the config.
     """
     transformers = _transformers()
     source, local = hf_source(arch)
-    auto = transformers.AutoModelForImageClassification
+    location = {k: v for k, v in kwargs.items() if k in _LOCATION_OPTIONS}
+    model_type = hf_model_type(source, local, **location)
+    if model_type is None and (labels is not None or prompt is not None):
+        model_type = _from_hub(transformers.AutoConfig.from_pretrained, source, local, arch,
+                               "config", **kwargs).model_type
+    _check_zero_shot(arch, model_type, labels, prompt)
+    zero_shot = model_type in CLIP_TYPES
+    auto = transformers.AutoModel if zero_shot else transformers.AutoModelForImageClassification
     pretrained = bool(pretrained) and checkpoint is None
     try:
         if pretrained:
@@ -225,21 +289,33 @@ def handle_from_hf(
         raise ModelLoadError(
             f"hf/{arch} is not an image classifier AutoModelForImageClassification knows: {exc}"
         ) from None
+    # A Hub model whose config was not local: its type is known now.
+    _check_zero_shot(arch, model.config.model_type, labels, prompt)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
-    module = HFClassifier(model).eval()
     weights = "checkpoint" if checkpoint else ("pretrained" if pretrained else RANDOM_WEIGHTS)
-    config = model.config
+    info = {"weights": weights, "checkpoint": checkpoint, "model_id": arch,
+            "source": "directory" if local else "huggingface",
+            "architecture": type(model).__name__}
+    module: nn.Module
+    if zero_shot:
+        class_names = read_labels(labels)
+        tokenizer = _from_hub(transformers.AutoTokenizer.from_pretrained, source, local, arch,
+                              "tokenizer", **location)
+        module = CLIPZeroShot(model, tokenizer, prompts(class_names, prompt))
+        info["prompts"] = module.prompts
+    else:
+        module = HFClassifier(model)
+        class_names = hf_class_names(model.config)
     return ModelHandle(
         name=f"{HF_PREFIX}{arch}",
-        module=module,
-        preprocessing=hf_preprocessing(transformers, source, local, config, **{
-            k: v for k, v in kwargs.items() if k in _LOCATION_OPTIONS
-        }),
-        class_names=hf_class_names(config),
-        info={"weights": weights, "checkpoint": checkpoint, "model_id": arch,
-              "source": "directory" if local else "huggingface",
-              "architecture": type(model).__name__},
+        module=module.eval(),
+        preprocessing=hf_preprocessing(
+            transformers, source, local,
+            model.config.vision_config if zero_shot else model.config, **location,
+        ),
+        class_names=class_names,
+        info=info,
     )
 
 

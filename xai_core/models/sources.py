@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
-import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -45,6 +44,7 @@ from xai_core.contracts.model import (
 )
 from xai_core.errors import ConfigError, ModelLoadError, XaiError, did_you_mean
 from xai_core.models.huggingface import HF_PREFIX, hf_label
+from xai_core.models.labels import read_labels
 from xai_core.models.network import reachable
 
 __all__ = [
@@ -74,37 +74,6 @@ HUB_FORM = "hub/<owner>/<repo>:<entrypoint>, or hub/<directory>:<entrypoint> wit
 
 
 # --- the description a config gives: input size, mean/std, labels ---------------------------
-
-
-def read_labels(labels: str | os.PathLike[str] | Sequence[Any] | None) -> list[str] | None:
-    """Class names from ``labels``: a text file with one name a line (blank lines skipped) or a
-    list; ``None`` when not given. Names must be distinct (targets name them)."""
-    if labels is None:
-        return None
-    if isinstance(labels, (str, os.PathLike)):
-        path = Path(labels).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"labels file {str(path)!r} does not exist; give a text file with one class name "
-                "a line (relative to the config's folder) or a YAML list of names"
-            )
-        try:
-            names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"labels file {str(path)!r} cannot be read as text: {exc}") from None
-        where = f"labels file {str(path)!r}"
-    else:
-        names = [str(name).strip() for name in labels]
-        where = "labels"
-    if not names or not all(names):
-        raise ConfigError(f"{where} lists no class names, or an empty one; give one name per class")
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ConfigError(
-            f"{where} lists {', '.join(repr(n) for n in twice)} more than once; class names must "
-            "be distinct (a target names one)"
-        )
-    return names
 
 
 def _check_stats(key: str, value: Sequence[float] | None) -> None:

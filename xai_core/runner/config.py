@@ -27,6 +27,7 @@ from xai_core.contracts.params import (
 )
 from xai_core.contracts.technique import Technique
 from xai_core.errors import ConfigError, XaiError, did_you_mean
+from xai_core.models.huggingface import HF_PREFIX
 from xai_core.models.loading import check_model_name, check_model_options, model_entry
 from xai_core.models.sources import FACTORY_MODEL, anchored, default_label, read_labels
 from xai_core.plugins.factory import resolve_entry
@@ -95,7 +96,9 @@ class ModelConfig:
     #: ``[0.229, 0.224, 0.225]``.
     std: list[float] | None = None
     #: Class names of a model from code, in output order: a text file with one a line
-    #: (relative to the config file's folder) or a list. Targets may then name classes.
+    #: (relative to the config file's folder) or a list. Targets may then name classes. For a
+    #: CLIP model (``hf/openai/clip-vit-base-patch32``) the classes it tells apart: each becomes
+    #: the prompt ``options.prompt`` (default ``"a photo of a {}."``) with the label in its ``{}``.
     labels: Any = None
 
     @property
@@ -117,6 +120,8 @@ class ModelConfig:
             described = {"factory": self.factory, "args": self.args, "labels": self.labels,
                          "mean": self.mean, "std": self.std, "input_size": self.input_size}
             options.update({k: v for k, v in described.items() if v is not None})
+        elif self.labels is not None and self.name.startswith(HF_PREFIX):
+            options["labels"] = self.labels  # a CLIP model's prompts
         return options
 
     def identity(self) -> dict[str, Any]:
@@ -613,7 +618,9 @@ def _check_target(config: ExperimentConfig) -> None:
     for i, model in enumerate(config.model_list):
         entry = model_entry(model.name)
         imagenet = entry.classes == "imagenet" and model.options.get("num_classes", 1000) == 1000
-        names = imagenet_class_names() if imagenet else _labels(model, entry.from_code)
+        names = imagenet_class_names() if imagenet else _labels(
+            model, entry.from_code or model.name.startswith(HF_PREFIX)
+        )
         num_classes = len(names) if names is not None else model.options.get("num_classes")
         try:
             if isinstance(kind, TargetKind):
@@ -658,10 +665,10 @@ def _check_kind_methods(config: ExperimentConfig, kind: Any) -> None:
                 )
 
 
-def _labels(model: ModelConfig, from_code: bool) -> list[str] | None:
-    """The class names a model from code has from its ``labels`` (``None``: none, or unreadable,
-    which its own check reports)."""
-    if not from_code:
+def _labels(model: ModelConfig, described: bool) -> list[str] | None:
+    """The class names a model from code (or a CLIP model) has from its ``labels`` (``None``:
+    none, or unreadable, which its own check reports)."""
+    if not described:
         return None
     try:
         return read_labels(model.labels)
@@ -671,13 +678,15 @@ def _labels(model: ModelConfig, from_code: bool) -> list[str] | None:
 
 def _check_model_source(model: ModelConfig) -> None:
     """A model from code gets its own check (files, names, ``input_size``) without building it;
-    any other model refuses the keys that only such a model takes, then runs its entry's own
-    check when it has one (``hf/*``: the directory or model id)."""
+    any other model refuses the keys that only such a model takes (but ``hf/*`` takes
+    ``labels``, which its check allows for CLIP models only), then runs its entry's own check
+    when it has one (``hf/*``: the directory or model id)."""
     entry = model_entry(model.name)
     if entry.from_code:
         check_model_options(model.name, **model.loader_options())
         return
-    given = [key for key in CODE_KEYS if getattr(model, key) not in (None, {})]
+    given = [key for key in CODE_KEYS if getattr(model, key) not in (None, {})
+             and not (key == "labels" and model.name.startswith(HF_PREFIX))]
     if given:
         raise ConfigError(
             f"model {model.name!r} is a registered model: {', '.join(given)} apply only to a "
