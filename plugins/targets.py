@@ -395,6 +395,22 @@ def _layer_capture(call: TargetCall, layer: str) -> Callable[[], Tensor]:
     return activation
 
 
+@dataclass
+class _UnitParams:
+    """The keys of a target on a unit of a layer (``channel``, ``neuron``)."""
+
+    #: The layer (``xai list layers MODEL``).
+    layer: str = ""
+    #: The channel.
+    channel: int = field(default=0, metadata={"min": 0})
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not self.layer:
+            yield "layer", "is required: a module path (`xai list layers MODEL`)"
+
+    violations = [{"layer": ""}]
+
+
 class _LayerTarget(TargetKind):
     """A target read from a named layer's activation in the same forward pass."""
 
@@ -422,19 +438,9 @@ class Channel(_LayerTarget):
     summary = "the mean activation of one channel of a named layer"
 
     @dataclass
-    class Params:
-        #: The layer (``xai list layers MODEL``).
-        layer: str = ""
-        #: The channel.
-        channel: int = field(default=0, metadata={"min": 0})
+    class Params(_UnitParams):
         #: How the channel's positions combine: ``mean`` or ``sum``.
         reduction: str = field(default="mean", metadata={"choices": ("mean", "sum")})
-
-        def check(self) -> Iterator[tuple[str, str]]:
-            if not self.layer:
-                yield "layer", "is required: a module path (`xai list layers MODEL`)"
-
-        violations = [{"layer": ""}]
 
     def bind(self, call: TargetCall) -> BoundTarget:
         activation = self._capture(call)
@@ -459,17 +465,12 @@ class Neuron(_LayerTarget):
     summary = "one unit of a named layer (channel and position)"
 
     @dataclass
-    class Params:
-        #: The layer (``xai list layers MODEL``).
-        layer: str = ""
-        #: The channel.
-        channel: int = field(default=0, metadata={"min": 0})
+    class Params(_UnitParams):
         #: ``[y, x]`` in the layer's map, ``[t]`` for tokens; ``null`` for a vector output.
         position: list[int] | None = None
 
         def check(self) -> Iterator[tuple[str, str]]:
-            if not self.layer:
-                yield "layer", "is required: a module path (`xai list layers MODEL`)"
+            yield from super().check()
             if self.position is not None and any(v < 0 for v in self.position):
                 yield "position", f"{list(self.position)} has a negative coordinate"
 

@@ -8,6 +8,7 @@ DeepLabV3, LR-ASPP: ``segmentation/<arch>``) or detector (Faster R-CNN, RetinaNe
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +89,13 @@ def torchvision_segmenters() -> list[str]:
     return sorted(tvm.list_models(module=tvm.segmentation))
 
 
-def handle_from_torchvision_segmentation(
-    arch: str, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+def _dense_or_detector(
+    task: str, arch: str, pretrained: bool, checkpoint: str | None, kwargs: dict[str, Any],
+    preprocessing: Callable[[Any], Preprocessing],
 ) -> ModelHandle:
-    """A handle for a torchvision semantic segmentation model: its output is a dict whose
-    ``"out"`` is ``[N, classes, H, W]`` at input resolution (what the ``segmentation`` target
-    kind reads). Without pretrained weights its backbone is random too (nothing downloads)."""
+    """The handle of a torchvision segmenter or detector (``task``): weights (pretrained,
+    a checkpoint, or random with a random backbone too: nothing downloads), the preprocessing
+    ``preprocessing(weights)`` makes, and the class names of the weights' categories."""
     import torchvision.models as tvm
 
     weights = tvm.get_model_weights(arch).DEFAULT
@@ -101,33 +103,43 @@ def handle_from_torchvision_segmentation(
     if pretrained:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
         if not cached.is_file():
-            require_network("download.pytorch.org", f"pretrained weights for segmentation/{arch}")
+            require_network("download.pytorch.org", f"pretrained weights for {task}/{arch}")
         module = tvm.get_model(arch, weights=weights, **kwargs)
     else:
         kwargs.setdefault("weights_backbone", None)
         module = tvm.get_model(arch, weights=None, **kwargs)
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
-    t = weights.transforms()
-    size = t.resize_size[0] if isinstance(t.resize_size, list) else (t.resize_size or
-                                                                     SEGMENTATION_INPUT)
-    preprocessing = Preprocessing(
-        input_size=(size, size), resize_size=size, interpolation=t.interpolation.value,
-        mean=tuple(t.mean), std=tuple(t.std),
-    )
     categories = weights.meta.get("categories")
-    names = list(categories) if categories and kwargs.get("num_classes", len(categories)) == len(
-        categories
-    ) else None
+    same = categories and kwargs.get("num_classes", len(categories)) == len(categories)
     source = "checkpoint" if checkpoint else ("pretrained" if pretrained else RANDOM_WEIGHTS)
     return ModelHandle(
-        name=f"segmentation/{arch}",
+        name=f"{task}/{arch}",
         module=module.eval(),
-        preprocessing=preprocessing,
-        class_names=names,
-        info={"weights": source, "checkpoint": checkpoint, "architecture": arch,
-              "task": "segmentation"},
+        preprocessing=preprocessing(weights),
+        class_names=list(categories) if same else None,
+        info={"weights": source, "checkpoint": checkpoint, "architecture": arch, "task": task},
     )
+
+
+def handle_from_torchvision_segmentation(
+    arch: str, pretrained: bool = True, checkpoint: str | None = None, **kwargs: Any
+) -> ModelHandle:
+    """A handle for a torchvision semantic segmentation model: its output is a dict whose
+    ``"out"`` is ``[N, classes, H, W]`` at input resolution (what the ``segmentation`` target
+    kind reads). Without pretrained weights its backbone is random too (nothing downloads)."""
+
+    def preprocessing(weights: Any) -> Preprocessing:
+        t = weights.transforms()
+        size = t.resize_size[0] if isinstance(t.resize_size, list) else (
+            t.resize_size or SEGMENTATION_INPUT
+        )
+        return Preprocessing(
+            input_size=(size, size), resize_size=size, interpolation=t.interpolation.value,
+            mean=tuple(t.mean), std=tuple(t.std),
+        )
+
+    return _dense_or_detector("segmentation", arch, pretrained, checkpoint, kwargs, preprocessing)
 
 
 #: The square input of a detector whose weights do not say (its own transform resizes again).
@@ -147,34 +159,11 @@ def handle_from_torchvision_detection(
     in ``[0, 1]`` (it normalizes and resizes inside, so the handle's mean is 0 and std 1) and
     returns one dict per image (``boxes``, ``labels``, ``scores``: what the ``detection`` target
     kind reads). Without pretrained weights its backbone is random too (nothing downloads)."""
-    import torchvision.models as tvm
 
-    weights = tvm.get_model_weights(arch).DEFAULT
-    pretrained = bool(pretrained) and checkpoint is None
-    if pretrained:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-        if not cached.is_file():
-            require_network("download.pytorch.org", f"pretrained weights for detection/{arch}")
-        module = tvm.get_model(arch, weights=weights, **kwargs)
-    else:
-        kwargs.setdefault("weights_backbone", None)
-        module = tvm.get_model(arch, weights=None, **kwargs)
-    if checkpoint is not None:
-        load_checkpoint(module, checkpoint)
-    size = DETECTION_INPUT
-    preprocessing = Preprocessing(
-        input_size=(size, size), resize_size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
-    )
-    categories = weights.meta.get("categories")
-    names = list(categories) if categories and kwargs.get("num_classes", len(categories)) == len(
-        categories
-    ) else None
-    source = "checkpoint" if checkpoint else ("pretrained" if pretrained else RANDOM_WEIGHTS)
-    return ModelHandle(
-        name=f"detection/{arch}",
-        module=module.eval(),
-        preprocessing=preprocessing,
-        class_names=names,
-        info={"weights": source, "checkpoint": checkpoint, "architecture": arch,
-              "task": "detection"},
-    )
+    def preprocessing(weights: Any) -> Preprocessing:
+        del weights
+        size = DETECTION_INPUT
+        return Preprocessing(input_size=(size, size), resize_size=size, mean=(0.0, 0.0, 0.0),
+                             std=(1.0, 1.0, 1.0))
+
+    return _dense_or_detector("detection", arch, pretrained, checkpoint, kwargs, preprocessing)
