@@ -209,20 +209,14 @@ def test_labels_and_text_references_need_a_clip_model(tmp_path, capsys, x):
         xai_core.get_target("embedding_similarity", reference="text:  ")
 
 
-def test_a_cached_hub_clip_is_checked_without_any_network(clip_dir, tmp_path, monkeypatch):
+def test_a_cached_hub_clip_is_checked_without_any_network(clip_dir, hub_cache, monkeypatch):
     """A Hub id whose config is in the Hugging Face cache: its type is read from the cache, so a
     missing ``labels`` fails the config check, and with labels it loads offline."""
-    import shutil
-
     from xai_core.models.loading import check_model_options
 
     monkeypatch.setenv("XAI_CORE_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cache = tmp_path / "hf-cache"
-    repo = cache / "models--someone--tiny-clip"
-    shutil.copytree(clip_dir, repo / "snapshots" / "0123abcd")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("0123abcd")
+    cache = hub_cache(clip_dir, "someone/tiny-clip")
     with pytest.raises(ConfigError, match=r"hf/someone/tiny-clip is a CLIP model"):
         check_model_options("hf/someone/tiny-clip", cache_dir=str(cache))
     handle = xai_core.load_model("hf/someone/tiny-clip", cache_dir=str(cache), labels=LABELS)

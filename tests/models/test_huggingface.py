@@ -177,16 +177,10 @@ def test_an_unknown_id_offline_fails_fast_naming_the_fix(monkeypatch, tmp_path):
     assert time.monotonic() - start < 10
 
 
-def test_a_model_id_in_the_cache_loads_offline(vit_dir, tmp_path, monkeypatch):
+def test_a_model_id_in_the_cache_loads_offline(vit_dir, hub_cache, monkeypatch):
     """A Hub model id whose files are in the Hugging Face cache needs no network at all."""
-    import shutil
-
     monkeypatch.setenv("XAI_CORE_OFFLINE", "1")
-    cache = tmp_path / "hf-cache"
-    repo = cache / "models--someone--tiny-vit"
-    shutil.copytree(vit_dir, repo / "snapshots" / "0123abcd")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("0123abcd")
+    cache = hub_cache(vit_dir, "someone/tiny-vit")
     handle = xai_core.load_model("hf/someone/tiny-vit", cache_dir=str(cache))
     assert handle.info["source"] == "huggingface" and handle.info["model_id"] == "someone/tiny-vit"
     assert handle.class_names == ["cat", "dog", "bird"]
