@@ -1,0 +1,140 @@
+"""Reading a run's folder: its summary, its items and their tidy table.
+
+A run writes each finished (image, method) as a record under ``records/`` (see
+:mod:`xai_core.runner.ledger`): an append-only store, so finishing or resuming a run writes the
+records of new items only. ``results.json`` holds the run's summary and its ``index``: per
+model, the folder of its records, its image keys in input order and its method labels, the
+order of :func:`load_items`. (Runs of older versions listed every item in ``results.json``
+itself; :func:`load_items` reads those too.)
+
+The tidy table has one row per item, ``(model, image, method, target)``, with flat columns
+(:func:`tidy_rows`); the run writes it as ``results.parquet`` when pyarrow is installed (the
+``table`` extra), and ``xai table RUN`` prints or exports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from xai_core.errors import XaiError
+
+__all__ = [
+    "RESULTS",
+    "TABLE",
+    "RUN_KEY",
+    "read_results",
+    "load_items",
+    "index_entry",
+    "tidy_rows",
+    "COLUMNS",
+]
+
+RESULTS = "results.json"
+TABLE = "results.parquet"
+#: Record key of synthesizers that run once per run rather than once per image.
+RUN_KEY = "_run"
+
+#: The columns every tidy row has, in order; then one ``metric_<label>`` column per metric and
+#: one ``<role>_file`` column per file role (``map_file``, ``input_file``, ``figure_file``...).
+COLUMNS = (
+    "model", "image", "key", "index", "method", "technique", "kind", "target", "target_label",
+    "target_rank", "target_probability", "target_value", "target_value_name", "predicted",
+    "predicted_label", "predicted_probability", "seconds", "error",
+)
+
+
+def read_results(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``results.json`` of a run folder, or an :class:`~xai_core.XaiError` that says what to give
+    instead."""
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        raise XaiError(
+            f"{str(run_dir)!r} holds no {RESULTS}: give the output folder of a run (its "
+            "`output_dir`)"
+        )
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise XaiError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(results, dict):
+        raise XaiError(f"{path} is not a run's results (a JSON object)")
+    return results
+
+
+def index_entry(
+    records: str, keys: Sequence[str], labels: Sequence[str], run_labels: Sequence[str]
+) -> dict[str, Any]:
+    """One model's entry in ``results.json``'s ``index``: where its records are (relative to the
+    run's folder), its image keys in input order, its per-image method labels and those of the
+    synthesizers that run once per run."""
+    return {"records": records, "keys": list(keys), "labels": list(labels),
+            "run_labels": list(run_labels)}
+
+
+def _record_items(path: str) -> list[dict[str, Any]]:
+    try:
+        with open(path, "rb") as handle:
+            record = json.loads(handle.read())
+    except (OSError, ValueError):
+        return []
+    items = record.get("items") if isinstance(record, dict) else None
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def load_items(
+    run_dir: str | os.PathLike[str], results: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every item of a run, in input-then-method order (model after model), as the JSON objects
+    of :class:`~xai_core.runner.item.ResultItem`. A pair whose record is missing or unreadable
+    has no items (``xai verify`` names it)."""
+    run_dir = Path(run_dir)
+    if results is None:
+        results = read_results(run_dir)
+    if isinstance(results.get("items"), list):  # a run of an older version
+        return list(results["items"])
+    items: list[dict[str, Any]] = []
+    for entry in results.get("index") or []:
+        records = os.path.join(run_dir, entry["records"])
+        for key in entry["keys"]:
+            for label in entry["labels"]:
+                items.extend(_record_items(os.path.join(records, key, f"{label}.json")))
+        for label in entry.get("run_labels", []):
+            items.extend(_record_items(os.path.join(records, RUN_KEY, f"{label}.json")))
+    return items
+
+
+def _scalar(value: Any) -> Any:
+    """A value a table cell holds: numbers, strings and ``None`` as they are, anything else
+    (a list of classes, a dict) as its JSON."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def tidy_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per item (see :data:`COLUMNS`): what pandas, seaborn and a paper's table
+    need. Every row has the same columns (``None`` where an item has nothing)."""
+    items = list(items)
+    metrics: dict[str, None] = {}
+    roles: dict[str, None] = {}
+    for item in items:
+        metrics.update(dict.fromkeys(item.get("metrics") or {}))
+        roles.update(dict.fromkeys(item.get("files") or {}))
+    rows = []
+    for item in items:
+        row = {column: _scalar(item.get(column)) for column in COLUMNS}
+        row["method"] = item.get("label")
+        row["technique"] = item.get("method")
+        scores = item.get("metrics") or {}
+        for label in metrics:
+            value = scores.get(label)
+            row[f"metric_{label}"] = float(value) if value is not None else None
+        files = item.get("files") or {}
+        for role in roles:
+            row[f"{role}_file"] = files.get(role)
+        rows.append(row)
+    return rows
