@@ -41,7 +41,7 @@ os.environ.setdefault("XAI_CORE_DISABLE_PLUGIN_AUTOLOAD", "1")
 os.environ.setdefault("XAI_CORE_OFFLINE", "1")
 
 import xai_core  # noqa: E402
-from xai_core.report.figures import attribution_figure  # noqa: E402
+from xai_core.report.render import attribution_figure  # noqa: E402
 from xai_core.runner.config import load_config  # noqa: E402
 from xai_core.runner.inputs import SAMPLES, load_image, resolve_inputs, sample_path  # noqa: E402
 from xai_core.runner.run import run_experiment  # noqa: E402

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import sys
 from pathlib import Path
 
@@ -22,13 +21,8 @@ import torch
 from PIL import Image
 
 import xai_core
-from xai_core.report.figures import (
-    FigureOptions,
-    _attribution_figure,
-    difference_panels,
-    fooling_figure,
-    plt,
-)
+from xai_core.report.figures import FigureOptions, difference_panels, fooling_figure
+from xai_core.report.render import attribution_image
 from xai_core.runner.inputs import load_image, sample_path
 
 #: ``(file stem, technique, params, what the figure shows)``.
@@ -38,15 +32,6 @@ FIGURES = [
     ("grad_cam", "grad_cam", {}, "class activation map"),
     ("occlusion", "occlusion", {"window": 64, "stride": 32}, "perturbation, signed"),
 ]
-
-
-def _save_jpeg(fig, path: Path, dpi: int) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        image.convert("RGB").save(path, format="JPEG", quality=82, optimize=True)
 
 
 def _item(handle, probabilities: torch.Tensor, target: int) -> dict:
@@ -65,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--size", type=int, default=None, help="input size (default: model's)")
     parser.add_argument("--sample", default="cat")
-    parser.add_argument("--dpi", type=int, default=72)
     parser.add_argument("--iterations", type=int, default=20, help="of the fooling image")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -94,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         saliency = technique.attribute(handle, inputs, [target]).maps[0].numpy()
         title = f"{stem} ({family}): target {item['target_label']} " \
                 f"({item['target_probability']:.2f})"
-        fig = _attribution_figure(image, saliency, title, options)
-        _save_jpeg(fig, out / f"{stem}.jpg", args.dpi)
+        figure = attribution_image(image, saliency, title, options)
+        figure.save(out / f"{stem}.jpg", format="JPEG", quality=82, optimize=True)
         print(out / f"{stem}.jpg")
     fooling = xai_core.get_synthesizer(
         "fooling", max_iterations=args.iterations, linf_budget=4 / 255

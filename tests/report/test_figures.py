@@ -8,12 +8,9 @@ import pytest
 from xai_core.errors import ConfigError
 from xai_core.report.figures import (
     FigureOptions,
-    _attribution_figure,
-    attribution_figure,
     attribution_title,
     grid_figure,
     overlay,
-    plt,
     render_map,
 )
 
@@ -56,22 +53,10 @@ def test_signed_map_keeps_its_sign_in_the_map_and_the_overlay():
     assert _blue(rendered.bar[0]) and _red(rendered.bar[-1])
 
 
-def test_colour_bar_in_the_saved_figure_is_labelled_with_the_range(tmp_path):
-    saliency = _signed_map()
+def test_grid_figure_is_saved(tmp_path):
     image = np.full((30, 30, 3), 0.5, dtype=np.float32)
-    fig = _attribution_figure(image, saliency, "t")
-    try:
-        labels = [
-            [t.get_text() for t in ax.get_yticklabels()]
-            for ax in fig.axes
-            if ax.axison and ax.get_yticklabels()
-        ]
-    finally:
-        plt.close(fig)
-    assert labels == [["-3", "0", "2"]]
-    attribution_figure(tmp_path / "f.png", image, saliency, "t")
-    grid_figure(tmp_path / "g.png", [("row", image)], ["a", "b"], {(0, 0): saliency})
-    assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "g.png").stat().st_size > 0
+    grid_figure(tmp_path / "g.png", [("row", image)], ["a", "b"], {(0, 0): _signed_map()})
+    assert (tmp_path / "g.png").stat().st_size > 0
 
 
 def test_non_negative_map_is_sequential_and_signs_can_be_chosen():
@@ -183,22 +168,3 @@ def test_a_target_kind_title_says_its_score():
     diff = {"target_label": "tabby - tiger cat", "target_value": 1.7,
             "target_value_name": "logit"}
     assert attribution_title("grad_cam", diff) == "grad_cam: target: tabby - tiger cat, logit 1.7"
-
-
-def test_a_target_region_is_outlined_on_the_input_and_the_overlay():
-    from matplotlib.patches import Rectangle
-
-    image = np.full((30, 30, 3), 0.5, dtype=np.float32)
-    boxed = _attribution_figure(image, _signed_map(), "t", region=[3, 4, 20, 25])
-    rectangles = [p for ax in boxed.axes for p in ax.patches if isinstance(p, Rectangle)]
-    assert len(rectangles) == 2 and rectangles[0].get_width() == 17
-    mask = np.zeros((15, 15), dtype=bool)
-    mask[4:9, 5:12] = True
-    masked = _attribution_figure(image, _signed_map(), "t", region=mask)
-    plain = _attribution_figure(image, _signed_map(), "t")
-    assert not any(ax.patches for ax in plain.axes)
-
-    def drawn(fig):
-        return sum(len(ax.collections) for ax in fig.axes)
-
-    assert drawn(masked) == drawn(plain) + 2  # one contour on each

@@ -1,5 +1,6 @@
-"""Figures: the one visual vocabulary of maps shared by the per-method figures, the grid and the
-report, and the synthesis figures (fooling images, class visualizations).
+"""Figures: the one visual vocabulary of maps shared by the per-method figures (drawn without
+matplotlib by :mod:`xai_core.report.render`), the grid and the report, and the synthesis figures
+(fooling images, class visualizations).
 
 How a map becomes colours (:func:`render_map`), used everywhere a map is shown:
 
@@ -40,8 +41,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
 
 from xai_core.errors import ConfigError, did_you_mean  # noqa: E402
 from xai_core.io import save_figure  # noqa: E402
@@ -58,7 +57,6 @@ __all__ = [
     "overlay",
     "attribution_title",
     "image_title",
-    "attribution_figure",
     "grid_figure",
     "images_figure",
     "difference_panels",
@@ -384,65 +382,6 @@ def _colorbar(ax, rendered: RenderedMap, orientation: str = "vertical", fontsize
             labels_[0].set_horizontalalignment("left")
             labels_[-1].set_horizontalalignment("right")
     ax.tick_params(length=2, pad=1)
-
-
-def _outline(ax: Any, region: Any, shape: tuple[int, ...]) -> None:
-    """Draw a target's region on ``ax`` over an image of ``shape`` ``[H, W, ...]``: a box
-    ``[x0, y0, x1, y1]`` in its pixels, or the contour of a boolean mask of any resolution."""
-    if region is None:
-        return
-    if isinstance(region, (list, tuple)):
-        x0, y0, x1, y1 = (float(v) for v in region)
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
-                               edgecolor="#00e5ff", linewidth=1.5))
-        return
-    mask = np.asarray(region.cpu().numpy() if hasattr(region, "cpu") else region, dtype=float)
-    if mask.ndim == 2 and 0 < mask.sum() < mask.size:
-        h, w = shape[:2]
-        ax.contour(np.linspace(-0.5, w - 0.5, mask.shape[1]), np.linspace(-0.5, h - 0.5,
-                   mask.shape[0]), mask, levels=[0.5], colors="#00e5ff", linewidths=1.2)
-
-
-def _attribution_figure(
-    image: np.ndarray, saliency: np.ndarray, title: str, options: FigureOptions | None = None,
-    region: Any = None,
-):
-    options = options or FigureOptions()
-    rendered = render_map(saliency, options)
-    # Not through pyplot: a run draws these in its writer thread, and pyplot's figure registry
-    # is not thread-safe.
-    fig = Figure(figsize=(9.6, 3.6))
-    grid = fig.add_gridspec(1, 4, width_ratios=[1, 1, 0.05, 1], wspace=0.12)
-    axes = [fig.add_subplot(grid[0, i]) for i in range(4)]
-    axes[0].imshow(image)
-    axes[0].set_title("input (model's view)", fontsize=9)
-    axes[1].imshow(rendered.rgb)
-    axes[1].set_title("map", fontsize=9)
-    _colorbar(axes[2], rendered)
-    axes[2].set_title("value", fontsize=8)
-    axes[3].imshow(overlay(image, rendered, options))
-    axes[3].set_title(options.overlay.replace("_", " "), fontsize=9)
-    for ax in (axes[0], axes[1], axes[3]):
-        ax.axis("off")
-    for ax in (axes[0], axes[3]):
-        _outline(ax, region, image.shape)
-    fig.suptitle(title, fontsize=10)
-    fig.text(0.5, 0.03, rendered.legend, ha="center", fontsize=8, color="#444")
-    return fig
-
-
-def attribution_figure(
-    path: str | Path,
-    image: np.ndarray,
-    saliency: np.ndarray,
-    title: str,
-    options: FigureOptions | None = None,
-    region: Any = None,
-) -> None:
-    """Save input | map with its colour bar | overlay as one PNG, the sign convention below;
-    ``region`` (a target kind's box or mask) is outlined on the input and the overlay.
-    Safe to call from any one thread besides the main one (no pyplot state)."""
-    save_figure(path, _attribution_figure(image, saliency, title, options, region))
 
 
 def grid_figure(

@@ -20,7 +20,8 @@ from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.target_kinds import TargetKind
 from xai_core.errors import XaiError
 from xai_core.io import write_npy
-from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
+from xai_core.report.figures import FigureOptions, attribution_title
+from xai_core.report.render import attribution_figure
 from xai_core.runner.item import ResultItem
 from xai_core.runner.scoring import score_items
 from xai_core.runner.state import (
@@ -135,7 +136,7 @@ def run_attributor(
                 photo = to_image(im.pixels, run.config.display_channels)
                 item.files["map"] = run.rel(map_path)
                 item.files["input"] = run.rel(run.input_path(im))
-                if run.config.figures:
+                if run.item_figures:
                     fig_path = run.layout.figure(im.source.key, name)
                     region = im.target_info[rank - 1]["region"] if im.target_info else None
                     run.writer.submit(

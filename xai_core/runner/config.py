@@ -41,6 +41,7 @@ __all__ = [
     "BenchmarkConfig",
     "MaskConfig",
     "ExperimentConfig",
+    "FIGURES_AUTO_IMAGES",
     "build_params",
     "load_config",
     "model_run_config",
@@ -53,6 +54,12 @@ DEVICES = ("cpu", "cuda", "auto")
 MAX_BATCH_SIZE = 65536
 #: Seeds go to torch, which takes 64-bit integers.
 MAX_SEED = 2**63 - 1
+#: With ``figures: auto``, a run of more images than this draws no per-item figures (the grid
+#: and the report still show the maps): beyond a few screens of them nobody opens them one by
+#: one, and each costs time and disk.
+FIGURES_AUTO_IMAGES = 64
+#: The values of ``figures``.
+FIGURES = (True, False, "auto")
 
 
 @dataclass
@@ -228,8 +235,11 @@ class ExperimentConfig:
     #: Keep the model's weights channels-last during the run: convolutions on CPUs (and
     #: tensor cores) run markedly faster that way; inputs and maps are unchanged.
     channels_last: bool = True
-    #: Write PNG figures (per-method figure and the side-by-side grid).
-    figures: bool = True
+    #: PNG figures: ``true`` (a figure per image and method, and the side-by-side grid),
+    #: ``false`` (none), ``auto`` (the grid, and the per-item figures only for a run of at
+    #: most ``FIGURES_AUTO_IMAGES`` (64) images: a larger run says that it leaves them out;
+    #: the report shows every map either way).
+    figures: bool | str = "auto"
     #: How maps are drawn in figures and the report (``xai_core.report.figures.FigureOptions``):
     #: ``sign`` (``all``, ``positive``, ``negative``, ``absolute``), ``cmap``, ``overlay``
     #: (``blended_heat_map``, ``masked_image``, ``alpha_scaling``), ``overlay_alpha``,
@@ -246,6 +256,13 @@ class ExperimentConfig:
     def model_list(self) -> list[ModelConfig]:
         """The models of the run: ``models``, or the one ``model``."""
         return list(self.models) or [self.model]
+
+    def item_figures(self, images: int) -> bool:
+        """Whether a run of ``images`` inputs draws a figure per image and method (see
+        ``figures``); the grid and comparison figures follow ``figures`` alone."""
+        if self.figures == "auto":
+            return images <= FIGURES_AUTO_IMAGES
+        return bool(self.figures)
 
     @property
     def compares_models(self) -> bool:
@@ -490,12 +507,24 @@ def _check_values(config: ExperimentConfig, problems: _Problems) -> None:
                 f"{key} {', '.join(duplicates)} appear more than once; give each a distinct `label`"
             ))
     for check, value in ((_check_file_names, config.methods), (_check_models, config),
+                         (_check_figures, config.figures),
                          (_check_display_channels, config),
                          (check_mask_config, config.masks),
                          (FigureOptions.from_config, config.figure),
                          (_check_controls, config.benchmark)):
         with problems.collect():
             check(value)
+
+
+def _check_figures(value: Any) -> None:
+    # ``1 == True`` in a tuple: compare types too, so ``figures: 1`` is refused.
+    if not any(value == allowed and type(value) is type(allowed) for allowed in FIGURES):
+        hint = did_you_mean(str(value), ["auto"], n=1) if isinstance(value, str) else ""
+        raise ConfigError(
+            f"bad config value at 'figures': {value!r}; use true (every figure), false (none) "
+            f"or auto (the grid, and per-item figures for runs of at most "
+            f"{FIGURES_AUTO_IMAGES} images){hint}"
+        )
 
 
 def known_channels(model: ModelConfig) -> int | None:

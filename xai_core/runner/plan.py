@@ -64,9 +64,14 @@ class Settings:
         config: ExperimentConfig,
         metrics: Sequence[tuple[str, Metric]],
         masks: MaskSet | None,
+        *,
+        item_figures: bool | None = None,
     ):
-        """:param masks: the inputs' masks when a metric reads them, else ``None``."""
+        """:param masks: the inputs' masks when a metric reads them, else ``None``.
+        :param item_figures: whether the run draws per-item figures (default: unless
+            ``figures: false``; see :meth:`ExperimentConfig.item_figures`)."""
         self.config = config
+        self.item_figures = bool(config.figures) if item_figures is None else item_figures
         self.metrics = list(metrics)
         self.masks = masks
         self.weights = _checkpoint_sha256(config)
@@ -120,7 +125,7 @@ class Settings:
     def figure(self, technique: Technique) -> str | None:
         """The figure settings an attributor's figures were drawn with (``None`` without
         figures, and for synthesizers, whose figures are drawn as they compute)."""
-        if not self.config.figures or not isinstance(technique, Attributor):
+        if not self.item_figures or not isinstance(technique, Attributor):
             return None
         return fingerprint(self.config.figure)
 

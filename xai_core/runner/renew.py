@@ -18,7 +18,8 @@ from PIL import Image
 
 from xai_core.contracts.model import ModelHandle
 from xai_core.errors import XaiError
-from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
+from xai_core.report.figures import FigureOptions, attribution_title
+from xai_core.report.render import attribution_figure
 from xai_core.runner.item import SCORE_FIELDS, ResultItem
 from xai_core.runner.ledger import Ledger
 from xai_core.runner.plan import Renewal, Settings

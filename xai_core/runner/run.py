@@ -47,6 +47,7 @@ from xai_core.report.html import build_report
 from xai_core.runner.attribution import run_attributor
 from xai_core.runner.compare import write_comparison
 from xai_core.runner.config import (
+    FIGURES_AUTO_IMAGES,
     ExperimentConfig,
     known_channels,
     model_run_config,
@@ -157,6 +158,13 @@ def run_experiment(
     sources = resolve_inputs(list(config.inputs), arrays=arrays)
     dist = DistContext.from_env(config.device)
     top.rank = dist.rank
+    top.item_figures = config.item_figures(len(sources))
+    if config.figures == "auto" and not top.item_figures and dist.is_main:
+        top.say(
+            f"figures: auto draws no per-item figures for {len(sources)} images (more than "
+            f"{FIGURES_AUTO_IMAGES}); the grid and the report show the maps "
+            "(figures: true draws them all)"
+        )
     lock = OutputLock(top.out)
     try:
         if dist.is_main:
@@ -267,7 +275,7 @@ def _model_run(
     state = RunState(
         sub, top.say, root=top.out, model_label=model.shown_label, phases=top.phases,
     )
-    state.metrics, state.rank = top.metrics, top.rank
+    state.metrics, state.rank, state.item_figures = top.metrics, top.rank, top.item_figures
     state.shows_progress = top.shows_progress
     run = _ModelRun(sub, state, Ledger(top.out, written, records=state.layout.records), methods)
     if len(config.model_list) > 1:
@@ -324,7 +332,9 @@ def _plan_model(run: _ModelRun, sources, dist: DistContext, force: bool) -> None
     run.device = resolve_device(config.device, dist.local_rank)
     run.per_image = [(label, t) for label, t in run.methods if not per_run(t)]
     once = [(label, t) for label, t in run.methods if per_run(t)]
-    run.settings = settings = Settings(config, state.metrics, state.scoring_masks)
+    run.settings = settings = Settings(
+        config, state.metrics, state.scoring_masks, item_figures=state.item_figures
+    )
     run.plan = plan_items(
         ledger, dist.shard(list(enumerate(sources))), run.per_image, settings, force
     )

@@ -124,6 +124,10 @@ class RunState:
         #: The config's target as a target kind (``target: {kind: ...}``), ``None`` for classes.
         self.target_kind = _target_kind(config.target)
         self.rank = 0
+        #: Whether a figure is drawn per image and method (``figures``: ``auto`` is decided by
+        #: :meth:`~xai_core.runner.config.ExperimentConfig.item_figures` once the inputs are
+        #: known).
+        self.item_figures = bool(config.figures)
         #: Per-method progress on stderr (command-line runs; see xai_core.runner.progress).
         self.shows_progress = False
         #: Where the run's wall time goes (shared by the models of a run).

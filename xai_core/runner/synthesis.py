@@ -99,7 +99,7 @@ def _photo_item(
     item.target_probability = float(im.prediction["probabilities"][target])
     item.seconds = _seconds(result)
     _write_synthesized(run, item, run.layout.image(im.source.key, name), pixels)
-    if run.config.figures:
+    if run.item_figures:
         figure = run.layout.figure(im.source.key, name)
         _difference_figure(
             figure, im.pixels, pixels, handle, device, record, label, run.config.display_channels
