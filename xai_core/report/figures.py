@@ -31,6 +31,7 @@ as they are, more than three by their first three (:func:`display_channels`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,6 +236,17 @@ def _scaled(values: np.ndarray, signed: bool, options: FigureOptions):
     return lambda v: np.clip((v - low) / (top - low), 0, 1)
 
 
+@functools.cache
+def _colour_map(name: str):
+    """The colour map ``name`` in 257 entries: an odd number puts one exactly at the centre, so
+    zero gets the neutral colour rather than the first entry of the positive half. Built once
+    per name (a figure per item would otherwise rebuild it), its lookup table filled before any
+    thread shares it."""
+    cmap = matplotlib.colormaps[name].resampled(257)
+    cmap(0.5)
+    return cmap
+
+
 def render_map(
     saliency: np.ndarray, options: FigureOptions | None = None, bar_steps: int = 64
 ) -> RenderedMap:
@@ -258,9 +270,7 @@ def render_map(
             else "non-negative map; darker red: larger, white: smallest"
         )
     kind = "signed" if signed else ("positive" if sign == "all" else sign)
-    # An odd number of entries puts one exactly at the centre: zero gets the neutral colour
-    # rather than the first entry of the positive half.
-    cmap = matplotlib.colormaps[options.cmap or DEFAULT_CMAPS[kind]].resampled(257)
+    cmap = _colour_map(options.cmap or DEFAULT_CMAPS[kind])
     if kind == "negative":
         # Strength of the negative part is its magnitude, so that "more negative" is darker.
         scale = _scaled(-values, False, options)

@@ -17,9 +17,10 @@ the grid and the report), and PIL puts the panels, the text and the colour key t
 - text is DejaVu Sans (matplotlib's default font, so the figure reads as the grid's), PIL's own
   font where that file is missing;
 - the PNG is a 256-colour palette image (map colours come from a 257-entry colour map, and the
-  photos lose little at 256 colours without dithering), which keeps a figure at 224 px input
-  near 60 KB instead of about 400 KB and is quick to compress
-  (``benchmarks/bench_figures.py`` measures the cost against a run without figures).
+  photos lose little at 256 colours without dithering) at zlib level 3: at 224 px input about
+  65 KB for a smooth map (Grad-CAM) to 115 KB for gradient noise, against 400-600 KB through
+  matplotlib; at 64 px input about 20 KB. Drawing one takes 5-15 ms
+  (``benchmarks/bench_figures.py`` measures a run with figures against one without).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import functools
 import io
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,7 @@ _GAP = 10
 _BAR_WIDTH = 12
 _TEXT = (0, 0, 0)
 _NOTE = (68, 68, 68)
-_COMPRESS_LEVEL = 6
+_COMPRESS_LEVEL = 3
 _SIZES = {"title": 14, "panel": 12, "tick": 10, "legend": 11}
 
 
@@ -64,20 +66,51 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default(size=size)
 
 
+#: Rendering text is most of a figure's cost, and most of its text repeats from figure to
+#: figure (panel names, legends, titles of one method, tick labels): each string is rendered
+#: once, as a mask, and stamped. FreeType is not thread-safe, hence the lock around it.
+_FONT_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=2048)
+def _stamp(text: str, size: int, anchor: str) -> tuple[Image.Image, int, int]:
+    """``text`` as an ``L`` mask and the offset of its top-left corner from the anchor point."""
+    font = _font(size)
+    with _FONT_LOCK:
+        left, top, right, bottom = font.getbbox(text, anchor=anchor)
+        mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+        ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font, anchor=anchor)
+    return mask, left, top
+
+
+def _write(
+    canvas: Image.Image, xy: tuple[float, float], text: str, size: int, anchor: str,
+    colour: tuple[int, int, int] = (0, 0, 0),
+) -> None:
+    mask, left, top = _stamp(text, size, anchor)
+    x, y = round(xy[0]) + left, round(xy[1]) + top
+    canvas.paste(colour, (x, y, x + mask.width, y + mask.height), mask)
+
+
+def _text_width(text: str, size: int) -> float:
+    with _FONT_LOCK:
+        return _font(size).getlength(text)
+
+
 def _to_bytes(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def _enlarged(rgb: np.ndarray, factor: int) -> np.ndarray:
-    pixels = _to_bytes(rgb)
-    if factor == 1:
-        return pixels
-    return np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
+def _panel(rgb: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """Colours ``[H, W, 3]`` in [0, 1] as an image of ``size`` (width, height): each pixel a
+    square of a whole number of pixels (nearest neighbour)."""
+    image = Image.fromarray(_to_bytes(rgb))
+    return image if image.size == size else image.resize(size, Image.Resampling.NEAREST)
 
 
-def _region_mask(region: Any, shape: tuple[int, int], factor: int) -> np.ndarray | None:
-    """The pixels of a panel of ``shape`` (enlarged by ``factor``) that outline ``region``: a
-    box ``[x0, y0, x1, y1]`` in input pixels, or the border of a boolean mask of any
+def _region_mask(region: Any, shape: tuple[int, int], factor: int) -> Image.Image | None:
+    """The pixels of a panel of ``shape`` (enlarged by ``factor``) that outline ``region``, as
+    a mask: a box ``[x0, y0, x1, y1]`` in input pixels, or the border of a boolean mask of any
     resolution (scaled to the panel); ``None`` for no region, or a mask that is empty or full."""
     if region is None:
         return None
@@ -89,21 +122,24 @@ def _region_mask(region: Any, shape: tuple[int, int], factor: int) -> np.ndarray
             [round(x0 * factor), round(y0 * factor),
              round(x1 * factor) - 1, round(y1 * factor) - 1], outline=1, width=2,
         )
-        return np.asarray(box, dtype=bool)
+        return box
     mask = np.asarray(region.cpu().numpy() if hasattr(region, "cpu") else region, dtype=bool)
     if mask.ndim != 2 or not 0 < mask.sum() < mask.size:
         return None
-    inside = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST), dtype=bool)
+    inside = np.asarray(Image.fromarray(mask).resize((w, h), Image.Resampling.NEAREST),
+                        dtype=bool)
     padded = np.pad(inside, 1, mode="edge")
     neighbours_out = (
         ~padded[:-2, 1:-1] | ~padded[2:, 1:-1] | ~padded[1:-1, :-2] | ~padded[1:-1, 2:]
     )
     border = inside & neighbours_out
     # Two pixels wide, as the grid's outline reads at this size.
-    return border | np.pad(border, ((0, 0), (1, 0)))[:, :-1] | np.pad(border, ((1, 0), (0, 0)))[:-1]
+    right = np.pad(border, ((0, 0), (1, 0)))[:, :-1]
+    below = np.pad(border, ((1, 0), (0, 0)))[:-1]
+    return Image.fromarray(border | right | below)
 
 
-def _title_lines(title: str, width: int, font) -> list[str]:
+def _title_lines(title: str, width: int) -> list[str]:
     """The title's lines (its own line breaks), each too-wide line broken at ``"; "``."""
     lines = []
     for line in title.split("\n"):
@@ -111,7 +147,7 @@ def _title_lines(title: str, width: int, font) -> list[str]:
         current = parts[0]
         for part in parts[1:]:
             joined = f"{current}; {part}"
-            if font.getlength(joined) <= width:
+            if _text_width(joined, _SIZES["title"]) <= width:
                 current = joined
             else:
                 lines.append(current + ";")
@@ -121,25 +157,22 @@ def _title_lines(title: str, width: int, font) -> list[str]:
 
 
 def _colour_key(
-    canvas: np.ndarray, draw: ImageDraw.ImageDraw | None, rendered: RenderedMap, left: int,
-    top: int, height: int,
+    canvas: Image.Image, rendered: RenderedMap, left: int, top: int, height: int
 ) -> None:
     """The colour bar at ``(left, top)``, ``height`` tall, from ``rendered.high`` (top) down to
-    ``rendered.low``: its colours into ``canvas`` (``draw=None``), else its frame and ticks
-    (both ends, zero on a signed map) right of it."""
-    if draw is None:
-        bar = _to_bytes(rendered.bar[::-1])  # rendered with ``bar_steps=height``: one row each
-        canvas[top : top + height, left : left + _BAR_WIDTH] = bar[:, None]
-        return
+    ``rendered.low`` (``rendered`` has one bar entry per row), framed, with its ticks (both
+    ends, zero on a signed map) right of it."""
+    bar = Image.fromarray(_to_bytes(rendered.bar[::-1])[:, None])
+    canvas.paste(bar.resize((_BAR_WIDTH, height), Image.Resampling.NEAREST), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([left - 1, top - 1, left + _BAR_WIDTH, top + height], outline=_TEXT)
     low, high = rendered.low, rendered.high
     span = (low, high) if high > low else (low - 0.5, high + 0.5)
-    draw.rectangle([left - 1, top - 1, left + _BAR_WIDTH, top + height], outline=_TEXT)
-    font = _font(_SIZES["tick"])
     for value, label in rendered.ticks:
         y = top + round((span[1] - value) / (span[1] - span[0]) * (height - 1))
         x = left + _BAR_WIDTH
         draw.line([x, y, x + 3, y], fill=_TEXT)
-        draw.text((x + 5, y), label, fill=_TEXT, font=font, anchor="lm")
+        _write(canvas, (x + 5, y), label, _SIZES["tick"], "lm")
 
 
 def _layout(shape: tuple[int, int], title: str) -> dict[str, Any]:
@@ -148,7 +181,7 @@ def _layout(shape: tuple[int, int], title: str) -> dict[str, Any]:
     ph, pw = h * factor, w * factor
     key_width = _BAR_WIDTH + 50
     width = 2 * _MARGIN + 3 * pw + key_width + 3 * _GAP
-    lines = _title_lines(title, width - 2 * _MARGIN, _font(_SIZES["title"]))
+    lines = _title_lines(title, width - 2 * _MARGIN)
     title_height = len(lines) * (_SIZES["title"] + 4)
     panel_top = _MARGIN + title_height + _GAP + _SIZES["panel"] + 4
     lefts = [_MARGIN, _MARGIN + pw + _GAP, _MARGIN + 2 * pw + 2 * _GAP + key_width]
@@ -174,24 +207,19 @@ def attribution_image(
     if saliency.ndim != 2:
         raise ValueError(f"a map to draw must be [H, W], got shape {saliency.shape}")
     plan = _layout(saliency.shape, title)
-    factor, (ph, pw), panel_top = plan["factor"], plan["panel"], plan["panel_top"]
+    (ph, pw), panel_top = plan["panel"], plan["panel_top"]
     rendered = render_map(saliency, options, bar_steps=ph)
     panels = [image, rendered.rgb, overlay(image, rendered, options)]
-    canvas = np.full((*plan["size"], 3), 255, dtype=np.uint8)
-    outline = _region_mask(region, (ph, pw), factor)
+    height, width = plan["size"]
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    outline = _region_mask(region, (ph, pw), plan["factor"])
     for index, (left, panel) in enumerate(zip(plan["lefts"], panels)):
-        pixels = _enlarged(panel, factor)
+        canvas.paste(_panel(panel, (pw, ph)), (left, panel_top))
         if outline is not None and index != 1:
-            pixels[outline] = OUTLINE
-        canvas[panel_top : panel_top + ph, left : left + pw] = pixels
-    _colour_key(canvas, None, rendered, plan["key_left"], panel_top, ph)
-    figure = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(figure)
-    _colour_key(canvas, draw, rendered, plan["key_left"], panel_top, ph)
-    _text(draw, plan, options, rendered.legend)
-    return figure
-
-
+            canvas.paste(OUTLINE, (left, panel_top, left + pw, panel_top + ph), outline)
+    _colour_key(canvas, rendered, plan["key_left"], panel_top, ph)
+    _text(canvas, plan, options, rendered.legend)
+    return canvas
 def attribution_figure(
     path: str | Path,
     image: np.ndarray,
@@ -210,19 +238,15 @@ def attribution_figure(
 
 
 def _text(
-    draw: ImageDraw.ImageDraw, plan: dict[str, Any], options: FigureOptions, legend: str
+    canvas: Image.Image, plan: dict[str, Any], options: FigureOptions, legend: str
 ) -> None:
-    (height, width) = plan["size"]
-    font = _font(_SIZES["title"])
+    height, width = plan["size"]
     for i, line in enumerate(plan["lines"]):
-        draw.text((width / 2, _MARGIN + i * (_SIZES["title"] + 4)), line, fill=_TEXT,
-                  font=font, anchor="ma")
+        _write(canvas, (width / 2, _MARGIN + i * (_SIZES["title"] + 4)), line, _SIZES["title"],
+               "ma")
     panel_top, pw = plan["panel_top"], plan["panel"][1]
     names = ("input (model's view)", "map", options.overlay.replace("_", " "))
     for left, name in zip(plan["lefts"], names):
-        draw.text((left + pw / 2, panel_top - 3), name, fill=_TEXT, font=_font(_SIZES["panel"]),
-                  anchor="md")
-    draw.text((plan["key_left"], panel_top - 3), "value", fill=_TEXT,
-              font=_font(_SIZES["tick"]), anchor="ld")
-    draw.text((width / 2, height - _MARGIN), legend, fill=_NOTE, font=_font(_SIZES["legend"]),
-              anchor="md")
+        _write(canvas, (left + pw / 2, panel_top - 3), name, _SIZES["panel"], "md")
+    _write(canvas, (plan["key_left"], panel_top - 3), "value", _SIZES["tick"], "ld")
+    _write(canvas, (width / 2, height - _MARGIN), legend, _SIZES["legend"], "md", _NOTE)
