@@ -12,7 +12,7 @@ figures, and one figure's drawing time alone (``attribution_figure``, in this th
 
 Per-item figures are drawn in the run's writer thread: its ``writing`` column is the time the
 loop waited for that thread (near zero: the drawing overlapped the model); ``figures`` is the
-grid, drawn at the end (matplotlib). The load average is printed before and after: other
+grid, drawn at the end. The load average is printed before and after: other
 processes make every number noisy, so only the ratio from one run means anything.
 """
 

@@ -9,7 +9,6 @@ from xai_core.errors import ConfigError
 from xai_core.report.figures import (
     FigureOptions,
     attribution_title,
-    grid_figure,
     overlay,
     render_map,
 )
@@ -51,12 +50,6 @@ def test_signed_map_keeps_its_sign_in_the_map_and_the_overlay():
     assert rendered.ticks[-1] == (pytest.approx(2.0), "2")
     assert (0.0, "0") in rendered.ticks
     assert _blue(rendered.bar[0]) and _red(rendered.bar[-1])
-
-
-def test_grid_figure_is_saved(tmp_path):
-    image = np.full((30, 30, 3), 0.5, dtype=np.float32)
-    grid_figure(tmp_path / "g.png", [("row", image)], ["a", "b"], {(0, 0): _signed_map()})
-    assert (tmp_path / "g.png").stat().st_size > 0
 
 
 def test_non_negative_map_is_sequential_and_signs_can_be_chosen():

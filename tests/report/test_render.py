@@ -165,3 +165,40 @@ def test_the_figure_is_a_small_palette_png(tmp_path):
 def test_a_map_that_is_not_two_dimensional_is_refused():
     with pytest.raises(ValueError, match=r"\[H, W\]"):
         attribution_image(_grey(), np.zeros((1, 30, 30)), "t")
+
+
+def test_grid_shows_each_map_with_its_key_and_says_failed_cells(tmp_path):
+    from xai_core.report.render import GRID_CELL, grid_figure, grid_image
+
+    signed = _signed_map()
+    rows = [("cat\ntarget: a (0.50)\npredicted: a (0.50)", _grey()),
+            ("big\ntarget: b (0.40)", np.zeros((300, 200, 3), dtype=np.float32))]
+    big_map = np.tile(np.linspace(0, 1, 200, dtype=np.float32), (300, 1))
+    grid = grid_image(rows, ["one", "two"], {(0, 0): signed, (1, 0): big_map, (1, 1): big_map})
+    assert grid.width >= 3 * GRID_CELL
+    pixels = np.asarray(grid).astype(int)
+    # The failed cell (row 0, column "two") is white but for its red "failed".
+    k = GRID_CELL // 30
+    left = 8 + 2 * (GRID_CELL + 10)
+    reds = (pixels[:, left : left + GRID_CELL, 0] > pixels[:, left : left + GRID_CELL, 2] + 60)
+    first_row = reds[: GRID_CELL + 60]
+    assert first_row.sum() > 20
+    # The signed map of row 0 is blue on the left, red on the right, white in the middle, its
+    # pixels enlarged by a whole factor; under it, its key runs blue to red.
+    map_left = 8 + GRID_CELL + 10
+    coloured = np.flatnonzero((pixels[:, map_left + 15 * k] < 250).any(axis=1))
+    top = int(coloured[0])
+    row = pixels[top + 15 * k, map_left : map_left + 30 * k]
+    assert row[k // 2][2] > row[k // 2][0] + 50 and row[-1 - k // 2][0] > row[-1 - k // 2][2] + 50
+    assert (row[15 * k] >= 240).all()
+    key = pixels[top + 30 * k + 4 + 4, map_left : map_left + 30 * k]
+    assert key[0][2] > key[0][0] + 50 and key[-1][0] > key[-1][2] + 50
+    # A large image is reduced to fit the cell (aspect kept: 300 x 200 -> 160 x 107).
+    black = (pixels[:, : 8 + GRID_CELL] == 0).all(axis=2)
+    black[: top + GRID_CELL] = False  # row 1 only
+    assert (black.sum(axis=0) > 50).sum() == round(200 * GRID_CELL / 300)  # not the text
+    assert (black.sum(axis=1) > 50).sum() == GRID_CELL
+    grid_figure(tmp_path / "g.png", rows, ["one", "two"], {(0, 0): signed})
+    with Image.open(tmp_path / "g.png") as png:
+        assert png.mode == "P" and png.size == grid_image(rows, ["one", "two"],
+                                                          {(0, 0): signed}).size

@@ -84,7 +84,7 @@ def test_auto_draws_item_figures_up_to_the_limit_and_none_beyond(tmp_path, monke
     assert sorted(p.name for p in (large_out / "figures").iterdir()) == ["grid.png"]
     assert any("no per-item figures for 3 images (more than 2)" in line for line in said)
 
-    forced = run_experiment(
-        _config(_photos(tmp_path / "three", 3), tmp_path / "forced", "figures=true")
-    )
-    assert all("figure" in item["files"] for item in forced.items)
+    # figures: true on the same folder draws them from the saved maps, recomputing nothing.
+    forced = run_experiment(_config(_photos(tmp_path / "three", 3), large_out, "figures=true"))
+    assert forced.results["summary"]["skipped"] == 3
+    assert all((large_out / item["files"]["figure"]).is_file() for item in forced.items)

@@ -1,6 +1,6 @@
-"""Figures: the one visual vocabulary of maps shared by the per-method figures (drawn without
-matplotlib by :mod:`xai_core.report.render`), the grid and the report, and the synthesis figures
-(fooling images, class visualizations).
+"""Figures: the one visual vocabulary of maps shared by the per-method figures and the grid
+(drawn without matplotlib by :mod:`xai_core.report.render`), the report, and the synthesis
+figures drawn here (fooling images, class visualizations).
 
 How a map becomes colours (:func:`render_map`), used everywhere a map is shown:
 
@@ -58,7 +58,6 @@ __all__ = [
     "overlay",
     "attribution_title",
     "image_title",
-    "grid_figure",
     "images_figure",
     "difference_panels",
     "fooling_figure",
@@ -371,67 +370,18 @@ def attribution_title(label: str, item: Mapping[str, Any]) -> str:
     return f"{title}\n{note}" if note else title
 
 
-def _colorbar(ax, rendered: RenderedMap, orientation: str = "vertical", fontsize: int = 7):
-    """The colour bar of ``rendered`` drawn into ``ax``, ticks at both ends (and zero)."""
-    bar = rendered.bar[::-1, None] if orientation == "vertical" else rendered.bar[None]
+def _colorbar(ax, rendered: RenderedMap, fontsize: int = 7):
+    """The colour bar of ``rendered`` drawn into ``ax`` (vertical), ticks at both ends (and
+    zero); :mod:`xai_core.report.render` draws the same key for the per-item figures and the
+    grid."""
     low, high = rendered.low, rendered.high
     span = (low, high) if high > low else (low - 0.5, high + 0.5)
-    extent = (0, 1, *span) if orientation == "vertical" else (*span, 0, 1)
-    ax.imshow(bar, aspect="auto", extent=extent)
-    values = [v for v, _ in rendered.ticks]
-    labels = [label for _, label in rendered.ticks]
-    if orientation == "vertical":
-        ax.set_xticks([])
-        ax.yaxis.tick_right()
-        ax.set_yticks(values, labels, fontsize=fontsize)
-    else:
-        ax.set_yticks([])
-        ax.set_xticks(values, labels, fontsize=fontsize)
-        labels_ = ax.get_xticklabels()
-        if len(labels_) >= 2:
-            labels_[0].set_horizontalalignment("left")
-            labels_[-1].set_horizontalalignment("right")
+    ax.imshow(rendered.bar[::-1, None], aspect="auto", extent=(0, 1, *span))
+    ax.set_xticks([])
+    ax.yaxis.tick_right()
+    ax.set_yticks([v for v, _ in rendered.ticks], [label for _, label in rendered.ticks],
+                  fontsize=fontsize)
     ax.tick_params(length=2, pad=1)
-
-
-def grid_figure(
-    path: str | Path,
-    rows: Sequence[tuple[str, np.ndarray]],
-    columns: Sequence[str],
-    maps: dict[tuple[int, int], np.ndarray],
-    options: FigureOptions | None = None,
-) -> None:
-    """Methods side by side per image, as in Simonyan et al. (2014), Fig. 2; each map with its
-    own colour bar (end labels: its range).
-
-    :param rows: ``(title, image)`` per row; the image is ``[H, W, 3]`` in ``[0, 1]``.
-    :param columns: method labels.
-    :param maps: ``(row, column) -> map``; missing cells (failed items) say "failed".
-    """
-    n_rows, n_cols = len(rows), len(columns) + 1
-    fig = plt.figure(figsize=(2.1 * n_cols, 2.75 * n_rows))
-    outer = fig.add_gridspec(n_rows, n_cols, hspace=0.45, wspace=0.08)
-    for r, (title, image) in enumerate(rows):
-        ax = fig.add_subplot(outer[r, 0])
-        ax.imshow(image)
-        ax.set_title(title, fontsize=7)
-        ax.axis("off")
-        for c, label in enumerate(columns, start=1):
-            cell = outer[r, c].subgridspec(2, 1, height_ratios=[1, 0.06], hspace=0.05)
-            ax = fig.add_subplot(cell[0])
-            ax.axis("off")
-            if r == 0:
-                ax.set_title(label, fontsize=8)
-            saliency = maps.get((r, c - 1))
-            if saliency is None:
-                ax.text(0.5, 0.5, "failed", ha="center", va="center", transform=ax.transAxes,
-                        color="#b00020")
-                continue
-            rendered = render_map(saliency, options)
-            ax.imshow(rendered.rgb)
-            _colorbar(fig.add_subplot(cell[1]), rendered, "horizontal", fontsize=6)
-    save_figure(path, fig)
-    plt.close(fig)
 
 
 def images_figure(path: str | Path, images: Sequence[tuple[str, np.ndarray]], columns: int = 5):

@@ -30,6 +30,7 @@ import io
 import math
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,10 @@ from PIL import Image, ImageDraw, ImageFont
 from xai_core.io import write_bytes
 from xai_core.report.figures import FigureOptions, RenderedMap, overlay, render_map
 
-__all__ = ["PANEL_SIDE", "OUTLINE", "attribution_figure", "attribution_image"]
+__all__ = [
+    "PANEL_SIDE", "OUTLINE", "GRID_CELL", "attribution_figure", "attribution_image",
+    "grid_figure", "grid_image",
+]
 
 #: The panels of a figure are enlarged by a whole factor until their longer side is at least
 #: this many pixels (a 64 px input is drawn 3x); larger inputs are drawn at their own size.
@@ -230,11 +234,7 @@ def attribution_figure(
 ) -> None:
     """Save :func:`attribution_image` as a 256-colour PNG, atomically. Safe to call from any
     thread (no shared state but the cached fonts)."""
-    figure = attribution_image(image, saliency, title, options, region)
-    palette = figure.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    buffer = io.BytesIO()
-    palette.save(buffer, format="PNG", compress_level=_COMPRESS_LEVEL)
-    write_bytes(path, buffer.getvalue())
+    _save_png(path, attribution_image(image, saliency, title, options, region))
 
 
 def _text(
@@ -250,3 +250,113 @@ def _text(
         _write(canvas, (left + pw / 2, panel_top - 3), name, _SIZES["panel"], "md")
     _write(canvas, (plan["key_left"], panel_top - 3), "value", _SIZES["tick"], "ld")
     _write(canvas, (width / 2, height - _MARGIN), legend, _SIZES["legend"], "md", _NOTE)
+
+
+#: The side of a grid cell: each image and map is fitted into a square of this many pixels
+#: (small inputs enlarged by a whole factor, larger ones reduced by averaging).
+GRID_CELL = 160
+_RED = (176, 0, 32)
+
+
+def _fitted(rgb: np.ndarray, side: int) -> Image.Image:
+    """Colours ``[H, W, 3]`` in [0, 1] fitted into a ``side`` square, aspect kept: enlarged by
+    a whole factor (nearest neighbour) when that fits, else reduced by averaging."""
+    h, w = rgb.shape[:2]
+    image = Image.fromarray(_to_bytes(rgb))
+    factor = side // max(h, w)
+    if factor >= 1:
+        size = (w * factor, h * factor)
+        return image if factor == 1 else image.resize(size, Image.Resampling.NEAREST)
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return image.resize(size, Image.Resampling.BOX)
+
+
+def _elided(text: str, size: int, width: int) -> str:
+    """``text``, cut with an ellipsis to fit ``width`` pixels."""
+    if _text_width(text, size) <= width:
+        return text
+    while text and _text_width(text + "…", size) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _horizontal_key(
+    canvas: Image.Image, rendered: RenderedMap, left: int, top: int, width: int
+) -> None:
+    """A map's colour bar, ``width`` wide, with its ticks below."""
+    bar = Image.fromarray(_to_bytes(rendered.bar)[None])
+    canvas.paste(bar.resize((width, 8), Image.Resampling.NEAREST), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    low, high = rendered.low, rendered.high
+    span = (low, high) if high > low else (low - 0.5, high + 0.5)
+    ticks = rendered.ticks
+    for i, (value, label) in enumerate(ticks):
+        x = left + round((value - span[0]) / (span[1] - span[0]) * (width - 1))
+        draw.line([x, top + 8, x, top + 10], fill=_TEXT)
+        anchor = "la" if i == 0 else ("ra" if i == len(ticks) - 1 else "ma")
+        _write(canvas, (x, top + 11), label, _SIZES["tick"] - 1, anchor)
+
+
+def grid_image(
+    rows: Sequence[tuple[str, np.ndarray]],
+    columns: Sequence[str],
+    maps: dict[tuple[int, int], np.ndarray],
+    options: FigureOptions | None = None,
+) -> Image.Image:
+    """Methods side by side per image, as in Simonyan et al. (2014), Fig. 2: a row per image
+    (titled with its lines), a column per method (labelled on the first row), each map with its
+    own colour bar (end labels: its range; zero on a signed map).
+
+    :param rows: ``(title, image)`` per row; the image is ``[H, W, 3]`` in ``[0, 1]`` (rows may
+        differ in size: each is fitted into a :data:`GRID_CELL` square, its maps too).
+    :param columns: method labels.
+    :param maps: ``(row, column) -> map``; missing cells (failed items) say "failed".
+    """
+    options = options or FigureOptions()
+    size = _SIZES["tick"]
+    lines = max((len(title.split("\n")) for title, _ in rows), default=1)
+    title_height = lines * (size + 3) + 2
+    row_height = title_height + GRID_CELL + 4 + 8 + size + 4 + _GAP
+    width = 2 * _MARGIN + (len(columns) + 1) * GRID_CELL + len(columns) * _GAP
+    canvas = Image.new("RGB", (width, 2 * _MARGIN + len(rows) * row_height), (255, 255, 255))
+    for r, (title, image) in enumerate(rows):
+        top = _MARGIN + r * row_height + title_height
+        for i, line in enumerate(title.split("\n")):
+            y = top - title_height + i * (size + 3)
+            text = _elided(line, size, GRID_CELL)
+            _write(canvas, (_MARGIN + GRID_CELL / 2, y), text, size, "ma")
+        canvas.paste(_fitted(np.asarray(image, dtype=np.float32), GRID_CELL), (_MARGIN, top))
+        for c, label in enumerate(columns, start=1):
+            left = _MARGIN + c * (GRID_CELL + _GAP)
+            if r == 0:
+                text = _elided(label, _SIZES["panel"], GRID_CELL)
+                _write(canvas, (left + GRID_CELL / 2, top - 3), text, _SIZES["panel"], "md")
+            saliency = maps.get((r, c - 1))
+            if saliency is None:
+                centre = (left + GRID_CELL / 2, top + GRID_CELL / 2)
+                _write(canvas, centre, "failed", _SIZES["panel"], "mm", _RED)
+                continue
+            rendered = render_map(saliency, options, bar_steps=GRID_CELL)
+            shown = _fitted(rendered.rgb, GRID_CELL)
+            canvas.paste(shown, (left, top))
+            _horizontal_key(canvas, rendered, left, top + shown.height + 4, shown.width)
+    return canvas
+
+
+def grid_figure(
+    path: str | Path,
+    rows: Sequence[tuple[str, np.ndarray]],
+    columns: Sequence[str],
+    maps: dict[tuple[int, int], np.ndarray],
+    options: FigureOptions | None = None,
+) -> None:
+    """Save :func:`grid_image` as a 256-colour PNG, atomically."""
+    _save_png(path, grid_image(rows, columns, maps, options))
+
+
+def _save_png(path: str | Path, figure: Image.Image) -> None:
+    palette = figure.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    palette.save(buffer, format="PNG", compress_level=_COMPRESS_LEVEL)
+    write_bytes(path, buffer.getvalue())

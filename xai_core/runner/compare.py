@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from xai_core.report.figures import FigureOptions, grid_figure
+from xai_core.report.figures import FigureOptions
+from xai_core.report.render import grid_figure
 
 __all__ = ["COMPARE_DIR", "write_comparison", "model_row_title"]
 

@@ -37,7 +37,8 @@ from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
 from xai_core.io import FileDigest, digest_file, write_json
-from xai_core.report.figures import FigureOptions, grid_figure, image_title
+from xai_core.report.figures import FigureOptions, image_title
+from xai_core.report.render import grid_figure
 from xai_core.report.tables import write_metrics_table
 from xai_core.runner.environment import environment
 from xai_core.runner.inputs import InputImage
