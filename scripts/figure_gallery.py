@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         title = f"{stem} ({family}): target {item['target_label']} " \
                 f"({item['target_probability']:.2f})"
         figure = attribution_image(image, saliency, title, options)
-        figure.save(out / f"{stem}.jpg", format="JPEG", quality=82, optimize=True)
+        size = (figure.width * 9 // 10, figure.height * 9 // 10)
+        figure.resize(size, Image.Resampling.LANCZOS).save(
+            out / f"{stem}.jpg", format="JPEG", quality=80, optimize=True
+        )
         print(out / f"{stem}.jpg")
     fooling = xai_core.get_synthesizer(
         "fooling", max_iterations=args.iterations, linf_budget=4 / 255
