@@ -85,7 +85,7 @@ from xai_core.runner.targets import (
     predict_kind,
 )
 from xai_core.runner.writer import Writer
-from xai_core.store import index_entry
+from xai_core.store import TABLE, index_entry, tidy_rows, write_table
 
 #: Writes that may wait for the writer thread before the run waits for it: a few batches'
 #: maps, inputs and records (bounds the memory they hold).
@@ -305,6 +305,9 @@ def _finish(
             top, items, runs[0].model, runs[0].device,
             min(run.started for run in runs), skipped, invoked, index,
         )
+        write_table(top.out, tidy_rows(items))  # when pyarrow is installed (the table extra)
+        if (top.out / TABLE).is_file():
+            results["table"] = TABLE
     results["models"] = [run.model for run in runs]
     labels = [label for label, t in runs[0].methods if isinstance(t, Attributor)]
     if config.figures:
