@@ -19,7 +19,7 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.target_kinds import TargetKind
 from xai_core.errors import XaiError
-from xai_core.io import write_array
+from xai_core.io import stored_values, write_array
 from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
 from xai_core.runner.item import ResultItem
 from xai_core.runner.scoring import score_items
@@ -99,6 +99,7 @@ def run_attributor(
             results = _attribute_chunk(
                 technique, chunk, handle, device, choose_targets, run.target_kind
             )
+        results = _as_stored(results, run.config.storage.dtype)
         # An image whose call failed before its targets were chosen has one (failed) row.
         rows = [
             (im, rank, t) for im in chunk for rank, t in enumerate(image_targets(im) or [None], 1)
@@ -149,6 +150,17 @@ def run_attributor(
     for im in images:
         if im.error is not None and id(im) not in called:
             run.items.append(run.base_item(im, label, technique, handle))
+
+
+def _as_stored(results: list[tuple], dtype: str) -> list[tuple]:
+    """The maps of ``results`` as the run stores them (:func:`~xai_core.io.stored_values`):
+    scores, figures and the file all hold the one map of record, so a score renewed later from
+    the saved map is the score computed now."""
+    return [
+        (torch.from_numpy(stored_values(m.detach().cpu().numpy(), dtype)), *rest)
+        if m is not None else (m, *rest)
+        for m, *rest in results
+    ]
 
 
 def chunk_masks(
