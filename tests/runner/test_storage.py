@@ -174,7 +174,8 @@ def test_one_new_image_writes_its_records_only(tmp_path):
 def test_tidy_rows_give_every_row_every_column_and_one_type_per_column(tmp_path):
     items = [
         {"model": "m", "image": "a.png", "key": "a", "label": "s", "method": "saliency",
-         "kind": "attributor", "target": 3, "metrics": {"x": 0.5}, "files": {"map": "maps/a/s.npz"}},
+         "kind": "attributor", "target": 3, "metrics": {"x": 0.5},
+         "files": {"map": "maps/a/s.npz"}},
         {"model": "m", "image": "b.png", "key": "b", "label": "s", "method": "saliency",
          "kind": "attributor", "target": [3, 5], "error": "boom", "files": {}},
     ]
