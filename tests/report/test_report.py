@@ -19,6 +19,7 @@ import pytest
 
 from xai_core.cli import main
 from xai_core.report.html import IMAGES_PER_PAGE, build_report
+from xai_core.store import load_items
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -81,7 +82,7 @@ def failing_run(tmp_path_factory):
 def test_report_shows_each_photo_once_with_target_prediction_and_scores(demo_run):
     page = (demo_run / "report.html").read_text()
     results = json.loads((demo_run / "results.json").read_text())
-    first = results["items"][0]
+    first = load_items(demo_run, results)[0]
     assert 'content="width=device-width, initial-scale=1"' in page
     assert page.count('class="photo-row"') == 2, "one row per photo, none for class_visualization"
     assert "inputs/None" not in page and ">None<" not in page
@@ -106,6 +107,9 @@ def test_report_uses_top5_models_and_targets_when_items_carry_them(demo_run, tmp
     run = tmp_path / "run"
     shutil.copytree(demo_run, run)
     results = json.loads((run / "results.json").read_text())
+    # The items written into results.json itself, as runs of older versions did: the report
+    # reads them too (xai_core.store.load_items).
+    results["items"] = load_items(run, results)
     extra = []
     for item in results["items"]:
         if item["kind"] == "attributor" and item["key"] == "cat":
@@ -113,8 +117,8 @@ def test_report_uses_top5_models_and_targets_when_items_carry_them(demo_run, tmp
             other = json.loads(json.dumps(item))
             other.update(target=3, target_label="tiger shark", target_probability=0.01)
             if "map" in other["files"]:
-                # Several targets name their maps <method>.<rank>_<class>.npy.
-                name = other["files"]["map"].replace(".npy", ".2_tiger_shark.npy")
+                # Several targets name their maps <method>.<rank>_<class>.npz.
+                name = other["files"]["map"].replace(".npz", ".2_tiger_shark.npz")
                 shutil.copy(run / other["files"]["map"], run / name)
                 other["files"]["map"] = name
             extra.append(other)

@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from xai_core.errors import XaiError
-from xai_core.io import atomic_open, write_json, write_text
+from xai_core.io import atomic_open, read_array, write_json, write_text
 from xai_core.report.figures import (
     FigureOptions,
     RenderedMap,
@@ -49,6 +49,7 @@ from xai_core.report.figures import (
     render_map,
     target_text,
 )
+from xai_core.store import load_items
 
 __all__ = ["build_report", "IMAGES_PER_PAGE", "THUMB", "Thumbnails"]
 
@@ -217,7 +218,7 @@ class Thumbnails:
             except (OSError, ValueError, KeyError, TypeError):
                 pass  # an unreadable colour bar file is made again below
         photo = self.photo(photo_rel) if photo_rel is not None else None
-        bar = self._make_map(np.load(source), photo, out_map, out_overlay, out_bar)
+        bar = self._make_map(read_array(source), photo, out_map, out_overlay, out_bar)
         return str(out_map.relative_to(self.run_dir)), overlay_rel, bar
 
     def _map_files(self, map_rel: str) -> tuple[Path, Path, Path]:
@@ -372,7 +373,7 @@ def build_report(run_dir: str | Path, options: FigureOptions | None = None) -> P
     results = _load(run_dir)
     if options is None:
         options = FigureOptions.from_config((results.get("config") or {}).get("figure"))
-    items: list[dict[str, Any]] = results.get("items", [])
+    items: list[dict[str, Any]] = load_items(run_dir, results)
     models = list(OrderedDict.fromkeys(i.get("model") for i in items if i.get("model")))
     several_models = len(models) > 1
     photos: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
