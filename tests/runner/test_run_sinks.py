@@ -166,11 +166,15 @@ def test_a_restyle_logs_nothing(tmp_path, test_sinks):
     assert len(recorded.read_text().splitlines()) == 1
 
 
-def test_list_and_describe_sinks(capsys):
+def test_list_and_describe_sinks(capsys, test_sinks):
+    assert "needs_library" in xai_core.list_sinks()  # loads the plugin registered here
     assert main(["list", "sinks"]) == 0
-    listed = capsys.readouterr().out
+    listed = capsys.readouterr().out.splitlines()
     for name in ("tensorboard", "mlflow", "wandb"):
-        assert f"{name} " in listed and "[sinks]" in listed
+        (line,) = [line for line in listed if line.startswith(f"{name} ")]
+        assert "[sinks]" in line and "not installed" not in line  # the test extra has them
+    (line,) = [line for line in listed if line.startswith("needs_library ")]
+    assert line.endswith("(not installed: pip install 'xai-core[nosuch]')")
     assert main(["describe", "mlflow"]) == 0
     described = capsys.readouterr().out
     assert "mlflow (sink)" in described and "tracking_uri: str = 'mlruns'" in described

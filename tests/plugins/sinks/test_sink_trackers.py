@@ -40,7 +40,10 @@ def _run(out: Path, sinks: list, **extra):
 def tracked(tmp_path_factory):
     """One finished run logged to all three trackers, with its figures drawn."""
     out = tmp_path_factory.mktemp("tracked") / "run"
-    result = _run(out, ["tensorboard", "mlflow", "wandb"])
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WANDB_MODE", "offline")  # besides the sink's own default: no network
+        env.setenv("WANDB_SILENT", "true")
+        result = _run(out, ["tensorboard", "mlflow", "wandb"])
     return out, result
 
 
