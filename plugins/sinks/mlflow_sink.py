@@ -55,6 +55,12 @@ class MlflowSink(Sink):
         run_name: str | None = None
         #: Most pictures logged as artifacts; 0: none.
         images: int = field(default=64, metadata={"min": 0})
+        #: Retries of a request to a tracking server (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` for
+        #: this sink's calls). MLflow's own default, 7 with exponential backoff, holds the end of
+        #: a run for minutes when the server is down.
+        http_retries: int = field(default=2, metadata={"min": 0})
+        #: Seconds a request to a tracking server may take (``MLFLOW_HTTP_REQUEST_TIMEOUT``).
+        http_timeout: int = field(default=30, metadata={"min": 1})
 
     def tracking_uri(self, run: SinkRun) -> str:
         uri = self.params.tracking_uri
@@ -66,7 +72,13 @@ class MlflowSink(Sink):
         from mlflow.tracking import MlflowClient
 
         uri = self.tracking_uri(run)
-        with _file_store_allowed(uri):
+        env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.params.http_retries),
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.params.http_timeout)}
+        if uri.startswith("file:"):
+            # A local file store is what the sink writes by default: MLflow 3 refuses one
+            # unless told otherwise.
+            env[ALLOW_FILE_STORE] = "true"
+        with _environment(env):
             client = MlflowClient(tracking_uri=uri)
             experiment = client.get_experiment_by_name(self.params.experiment)
             experiment_id = (
@@ -122,14 +134,16 @@ class MlflowSink(Sink):
 
 
 @contextlib.contextmanager
-def _file_store_allowed(uri: str) -> Iterator[None]:
-    """A local file store is what the sink writes by default: MLflow 3 refuses one unless
-    :data:`ALLOW_FILE_STORE` is set, so it is, for a ``file:`` URI and for this call only."""
-    if not uri.startswith("file:") or ALLOW_FILE_STORE in os.environ:
-        yield
-        return
-    os.environ[ALLOW_FILE_STORE] = "true"
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` (where MLflow reads these settings) for one call; the
+    previous values are restored after it."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        os.environ.pop(ALLOW_FILE_STORE, None)
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

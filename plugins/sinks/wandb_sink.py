@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from xai_core_plugins.sinks.common import run_path, safe_key
@@ -75,8 +76,9 @@ class WandbSink(Sink):
             for series, means in run.metric_means().items():
                 for metric, value in means.items():
                     tracker.summary[safe_key("mean", series, metric)] = value
-            logged = {"mode": self.params.mode, "id": tracker.id, "dir": str(tracker.dir),
-                      "pictures": len(pictures)}
+            # tracker.dir is the run's `files/` folder; the run is the folder above it.
+            logged = {"mode": self.params.mode, "id": tracker.id,
+                      "dir": str(Path(tracker.dir).parent), "pictures": len(pictures)}
         except BaseException:
             tracker.finish(exit_code=1)
             raise

@@ -103,6 +103,14 @@ def test_missing_library_is_a_config_error_naming_the_extra(test_sinks):
         load_config({**TINY, "sinks": ["needs_library"]})
 
 
+def test_a_built_in_sink_without_its_library_names_the_extra(monkeypatch):
+    from xai_core_plugins.sinks import TensorBoardSink
+
+    monkeypatch.setattr(TensorBoardSink, "requires", ("xai_tensorboard_uninstalled",))
+    with pytest.raises(ConfigError, match=r"pip install 'xai-core\[tensorboard\]'"):
+        load_config({**TINY, "sinks": ["tensorboard"]})
+
+
 def test_a_sink_class_without_log_is_refused(test_sinks):
     class NoLog(xai_core.Sink):
         name = "no_log"

@@ -158,6 +158,7 @@ def test_wandb_offline_run_holds_config_metrics_and_pictures(tracked):
     logged = _sink(result, "wandb")["logged"]
     assert logged["mode"] == "offline"
     (path,) = glob.glob(str(out / "wandb" / f"offline-run-*-{logged['id']}" / "*.wandb"))
+    assert logged["dir"] == str(Path(path).parent) and logged["pictures"] == 2
     history, summary, config = {}, {}, {}
     for record in _wandb_records(path):
         kind = record.WhichOneof("record_type")
@@ -196,3 +197,22 @@ def test_without_figures_pictures_are_the_maps_on_the_photos(tmp_path):
     rendered = render_item(out, load_items(out)[0])
     assert rendered.shape == photo.shape and rendered.dtype == np.uint8
     assert not np.array_equal(rendered, photo)  # the map is drawn on it
+
+
+def test_mlflow_server_down_fails_the_sink_loudly(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a local port nobody listens on: refused, no network
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = {"name": "mlflow", "params": {"tracking_uri": f"http://127.0.0.1:{port}",
+                                         "http_retries": 0}}
+    result = _run(tmp_path / "run", [sink, "tensorboard"], figures=False)
+    (failed,) = result.failed_sinks
+    assert failed["name"] == "mlflow" and failed["error"].startswith("MlflowException")
+    assert f"127.0.0.1:{port}" in failed["error"]
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["complete"] is True and saved["sinks"][1]["ok"]  # tensorboard still logged
+    import os
+
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # set for the call only
