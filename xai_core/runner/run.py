@@ -153,6 +153,9 @@ def run_experiment(
         anything is touched.
     :raises ConfigError: when another run is writing ``output_dir`` (see
         :mod:`xai_core.runner.lock`); nothing in the folder is touched then.
+
+    The config's ``sinks`` get the finished run last (:mod:`xai_core.runner.sinks`); one that
+    fails does not raise here: check :attr:`RunResult.failed_sinks` (``xai run`` exits 1).
     """
     invoked = time.time()
     top = RunState(config, progress)
