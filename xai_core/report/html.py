@@ -1,4 +1,5 @@
-"""``report.html``: a static page per run that opens in any browser with no network or server.
+"""``report.html``: a static page per run that opens in any browser with no network or server
+(``file://`` will do).
 
 Built only from what a run wrote (``results.json`` and the items :func:`~xai_core.store.load_items`
 reads, ``config.yaml``, maps, figures, metric tables), so ``xai report RUN_DIR`` can rebuild it
@@ -9,9 +10,8 @@ at any time. The page is one file; what it shows of the images is drawn in the b
   classes and each model's prediction and top 5; per map its model, method, target, seconds,
   metric scores, error, links and colour scale), the figure options and the colour tables of
   :func:`~xai_core.report.figures.colour_table`;
-- ``report/px/<n>.js``: the maps of image ``n`` as 8-bit grayscale PNGs
-  (:mod:`xai_core.report.thumbnails`), loaded only for the images on screen; and JPEG
-  thumbnails of the photos.
+- ``report/px/<key>.js``: the thumbnails of one image, its photo (JPEG) and maps (8-bit
+  grayscale PNGs) (:mod:`xai_core.report.thumbnails`), loaded only for the images on screen.
 
 So a run of 10,000 images opens as quickly as one of ten: the page filters (model, method,
 class, failed, a text search on image names, a range of a metric), sorts by any metric of any
@@ -236,28 +236,34 @@ def _photo_of(item: Mapping[str, Any]) -> str:
 
 
 def _models(results: Mapping[str, Any], items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each model of the run: ``label``, ``name``, ``weights``, ``input_size``."""
-    entries = [dict(m) for m in results.get("models") or [] if isinstance(m, dict)]
-    if not entries:
-        entries = [{"label": "", **(results.get("model") or {})}]
-    labels = [str(m.get("label") or "") for m in entries]
+    """Each model of the run: ``label``, ``name``, ``weights``, ``input_size``, from
+    ``results.json``'s ``models`` (a run of one model: its ``model``) and the items' ``model``."""
+    entries = {
+        str(m["label"]): m for m in results.get("models") or []
+        if isinstance(m, dict) and m.get("label")
+    }
+    labels = list(entries)
     for item in items:
         label = item.get("model")
         if label and label not in labels:
             labels.append(label)
-            entries.append({"label": label})
-    return [
-        {"label": label or entry.get("name") or "model", "name": entry.get("name"),
-         "weights": entry.get("weights"), "input_size": entry.get("input_size")}
-        for label, entry in zip(labels, entries)
-    ]
+    labels = labels or [""]
+    alone = results.get("model") or {} if len(labels) == 1 else {}
+    models = []
+    for label in labels:
+        entry = entries.get(label) or alone
+        models.append({
+            "label": label or entry.get("name") or "model", "name": entry.get("name"),
+            "weights": entry.get("weights"), "input_size": entry.get("input_size"),
+        })
+    return models
 
 
 class _Index:
     """Positions of models, methods, metrics and classes in the page's data lists."""
 
     def __init__(self, models: Sequence[Mapping[str, Any]], table: Mapping[str, Any]):
-        self.models = [m["label"] for m in models]
+        self.models = [m["label"] for m in models]  # an item of no known model: the first
         self.methods: list[str] = []
         self.classes: list[str] = []
         self.metrics: list[str] = list(table.get("metrics") or [])

@@ -42,6 +42,9 @@ __all__ = ["THUMB", "JPEG_QUALITY", "Thumbnails", "map_scales", "sign_values"]
 #: Width in pixels of a photo or map thumbnail (as shown on the page, in CSS pixels).
 THUMB = 160
 JPEG_QUALITY = 85
+#: The version of what ``report/`` holds: a folder of another version starts afresh (as one
+#: made under other figure options does).
+FORMAT = 2
 
 
 def sign_values(values: np.ndarray, sign: str) -> np.ndarray:
@@ -116,9 +119,9 @@ class Thumbnails:
         self.run_dir = run_dir
         self.root = run_dir / "report"
         self.options = options
-        stamp = hashlib.sha256(
-            json.dumps(dataclasses.asdict(options), sort_keys=True).encode()
-        ).hexdigest()[:16]
+        stamp = hashlib.sha256(json.dumps(
+            {**dataclasses.asdict(options), "format": FORMAT}, sort_keys=True
+        ).encode()).hexdigest()[:16]
         stamp_file = self.root / "options.txt"
         if not stamp_file.is_file() or stamp_file.read_text().strip() != stamp:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -9,6 +9,7 @@
 // sign, the overlay opacity and a shared scale can change without new files.
 "use strict";
 (function () {
+  performance.mark("xai:script");
   const D = window.XAI_REPORT;
   const F = {};
   D.map_fields.forEach((name, i) => { F[name] = i; });
@@ -260,7 +261,7 @@
     bar.style.background = `linear-gradient(to right,${stops.join(",")})`;
     if (signed && low < 0 && high > 0) {
       const at = (100 * -low) / (high - low);
-      const zero = el("span", { class: "zero", text: at >= 25 && at <= 75 ? "0" : "" });
+      const zero = el("span", { class: "zero", text: at >= 35 && at <= 65 ? "0" : "" });
       zero.style.left = at.toFixed(1) + "%";
       bar.append(zero);
     }
@@ -424,6 +425,7 @@
     const page = Math.min(Math.max(0, Number(state.page) || 0), pages - 1);
     const onPage = chosen.slice(page * per, (page + 1) * per);
     const onPhoto = Boolean(state.overlay);
+    const loading = onPage.map(load); // the scripts load while the grid is built
 
     const head = el("tr", {}, el("th", { class: "photo", text: "image" }),
       ...shown.map((c) => el("th", {}, D.methods[c.method],
@@ -447,6 +449,7 @@
     });
     const grid = document.getElementById("grid");
     grid.replaceChildren(el("table", { class: "grid" }, head, ...rows));
+    performance.mark("xai:grid");
     document.getElementById("shown").textContent = chosen.length
       ? `images ${page * per + 1}–${page * per + onPage.length} of ${chosen.length}` +
         (chosen.length < IMAGES.length ? ` (of ${IMAGES.length} in the run)` : "") +
@@ -454,7 +457,7 @@
       : `no image matches (of ${IMAGES.length})`;
     pager(pages, page);
     document.body.dataset.ready = "";
-    Promise.all(onPage.map((image, n) => load(image).then((data) => {
+    Promise.all(onPage.map((image, n) => loading[n].then((data) => {
       if (run === generation) fill(rows[n], image, data, visible);
     }))).then(() => {
       if (run !== generation) return;
