@@ -457,8 +457,16 @@
       : `no image matches (of ${IMAGES.length})`;
     pager(pages, page);
     document.body.dataset.ready = "";
+    // An image whose script is missing says so in its cells (and on the console); the others
+    // are drawn all the same.
     Promise.all(onPage.map((image, n) => loading[n].then((data) => {
       if (run === generation) fill(rows[n], image, data, visible);
+    }, (error) => {
+      console.error(String(error));
+      rows[n].querySelectorAll("canvas.map").forEach((canvas) => {
+        canvas.closest(".cell").append(el("div", { class: "err",
+          text: "thumbnail missing: `xai report RUN_DIR` makes it again" }));
+      });
     }))).then(() => {
       if (run !== generation) return;
       document.body.dataset.ready = "1";
