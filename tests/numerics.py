@@ -57,3 +57,20 @@ def assert_float32_close(actual, reference, depth: int, fan_in: int = 1) -> None
     machine; compare anything else against a reference that is not all zero."""
     atol = float32_atol(reference, depth, fan_in)
     np.testing.assert_allclose(_array(actual), _array(reference), rtol=0, atol=atol)
+
+
+#: What a map stored as float16 (xai_core.io.write_array) keeps: values are divided by a power
+#: of two that brings the largest magnitude into [0.5, 1], where float16's spacing is 2**-11 at
+#: most; rounding to the nearest is off by half of it times the scale (at most twice the
+#: largest magnitude), so by at most 2**-11 of the largest magnitude.
+FLOAT16_STORED = 2.0**-11
+
+
+def assert_stored_close(stored, reference, depth: int, fan_in: int = 1) -> None:
+    """``stored`` (a map read back from float16 storage) equals ``reference`` within the
+    float32 bound of :func:`assert_float32_close` plus float16's rounding of the stored map."""
+    reference = _array(reference)
+    atol = float32_atol(reference, depth, fan_in) + FLOAT16_STORED * float(
+        np.abs(reference).max()
+    )
+    np.testing.assert_allclose(_array(stored), reference, rtol=0, atol=atol)

@@ -364,6 +364,14 @@ def write_array(
     gradient maps, which are mostly noise at float16: not worth a chunked store and a
     dependency for 2-D maps written once and read whole.)
     """
+    scaled, scale = _scaled(array, dtype)
+    buffer = io.BytesIO()  # zipfile seeks back to write headers: hash the bytes once, in memory
+    np.savez_compressed(buffer, scaled=scaled, scale=scale)
+    return write_bytes(path, buffer.getvalue())
+
+
+def _scaled(array: Any, dtype: str) -> tuple[np.ndarray, np.float32]:
+    """What :func:`write_array` stores of ``array``: the values over ``scale``, as ``dtype``."""
     if dtype not in ARRAY_DTYPES:
         raise ValueError(f"dtype {dtype!r}: use one of {', '.join(ARRAY_DTYPES)}")
     values = np.asarray(array, dtype=np.float32)
@@ -373,9 +381,15 @@ def write_array(
         largest = float(finite.max()) if finite.size else 0.0
         if largest > 0:
             scale = np.float32(2.0 ** math.ceil(math.log2(largest)))
-    buffer = io.BytesIO()  # zipfile seeks back to write headers: hash the bytes once, in memory
-    np.savez_compressed(buffer, scaled=(values / scale).astype(dtype), scale=scale)
-    return write_bytes(path, buffer.getvalue())
+    return (values / scale).astype(dtype), scale
+
+
+def stored_values(array: Any, dtype: str = "float16") -> np.ndarray:
+    """``array`` as :func:`read_array` gives it back once :func:`write_array` stored it
+    (float32): what a run scores and draws, so a score renewed from the saved map equals the
+    score of the first run. Storing the result again stores the same values."""
+    scaled, scale = _scaled(array, dtype)
+    return scaled.astype(np.float32) * scale
 
 
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:

@@ -14,6 +14,7 @@ The tidy table has one row per item, ``(model, image, method, target)``, with fl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from xai_core.errors import XaiError
+from xai_core.io import write_bytes
 
 __all__ = [
     "RESULTS",
@@ -30,7 +32,11 @@ __all__ = [
     "load_items",
     "index_entry",
     "tidy_rows",
+    "read_rows",
+    "write_table",
+    "table_stamp",
     "COLUMNS",
+    "TABLE_EXTRA",
 ]
 
 RESULTS = "results.json"
@@ -138,3 +144,77 @@ def tidy_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[f"{role}_file"] = files.get(role)
         rows.append(row)
     return rows
+
+
+#: What to install for the table (``results.parquet``, ``xai table``, ``Explanations.frame()``).
+TABLE_EXTRA = "pip install 'xai-core[table]'"
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def table_stamp(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A hash of the rows: a table whose stamp matches needs no rewrite."""
+    text = json.dumps(list(rows), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_table(
+    run_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], *, name: str = TABLE,
+    force: bool = False,
+) -> bool:
+    """``results.parquet`` (or ``name``) of ``rows`` (:func:`tidy_rows`), atomically, when
+    pyarrow is installed and the table on disk holds other rows; returns whether the file
+    holds ``rows`` now.
+
+    The rows' :func:`table_stamp` goes into the file's metadata, so resuming a finished run
+    rewrites nothing (``force`` writes anyway). Without pyarrow nothing is written (``False``):
+    ``xai table RUN`` builds the table from the records instead."""
+    pa = _pyarrow()
+    if pa is None:
+        return False
+    path = Path(run_dir) / name
+    stamp = table_stamp(rows)
+    try:
+        known = pa.parquet.read_schema(path).metadata or {}
+        if not force and known.get(b"xai_core_stamp") == stamp.encode():
+            return True
+    except (OSError, pa.ArrowException):
+        pass  # missing or unreadable: written below
+    rows = _one_type_per_column(rows)
+    table = pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in COLUMNS})
+    table = table.replace_schema_metadata({"xai_core_stamp": stamp})
+    buffer = pa.BufferOutputStream()
+    pa.parquet.write_table(table, buffer, compression="zstd")
+    write_bytes(path, buffer.getvalue().to_pybytes())
+    return True
+
+
+def _one_type_per_column(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each column of one type, as Parquet needs: a column whose values are of
+    several kinds (a class index in one row, a target kind's ``"[3, 5]"`` in another) holds
+    their text; integers beside floats become floats."""
+    rows = [dict(row) for row in rows]
+    for column in rows[0] if rows else ():
+        kinds = {type(row[column]) for row in rows if row[column] is not None}
+        if kinds <= {int, float} and kinds == {int, float}:
+            for row in rows:
+                if row[column] is not None:
+                    row[column] = float(row[column])
+        elif len(kinds) > 1:
+            for row in rows:
+                if row[column] is not None:
+                    row[column] = str(row[column])
+    return rows
+
+
+def read_rows(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The tidy rows of a run: :func:`tidy_rows` of its items (always current, whatever
+    ``results.parquet`` holds)."""
+    return tidy_rows(load_items(run_dir))

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from xai_core.cli import main
+from xai_core.store import load_items
 
 
 def run(capsys, *argv):
@@ -130,7 +131,7 @@ def test_unreadable_image_fails_its_item_not_the_run(capsys, tmp_path):
     )
     assert code == 1
     assert "1 of 2 item(s) succeeded, 1 failed" in out
-    items = {i["key"]: i for i in json.loads((out_dir / "results.json").read_text())["items"]}
+    items = {i["key"]: i for i in load_items(out_dir)}
     assert "is not an image PIL can read" in items["broken"]["error"]
     assert items["cat"]["error"] is None and items["cat"]["files"]["map"]
 
@@ -204,7 +205,7 @@ def test_explain_several_models_targets_and_params(capsys, tmp_path):
     assert code == 0, err
     assert "RANDOM WEIGHTS" in out and "report:" in out
     data = json.loads((out_dir / "results.json").read_text())
-    items = data["items"]
+    items = load_items(out_dir, data)
     assert {i["model"] for i in items} == {"timm/resnet10t", "torchvision/squeezenet1_1"}
     assert sorted({i["target"] for i in items}) == [281, 282]
     assert len(items) == 2 * 2 * 2

@@ -67,7 +67,7 @@ def test_plugin_tutorial_runs_as_written(tmp_path):
     assert ["blur_x_gradient", "[my_methods]"] in listed
     run = tmp_path / "outputs" / "my-methods"
     for method in ("pos_grad_cam", "grad_cam", "blur_x_gradient"):
-        assert (run / "maps" / "cat" / f"{method}.npy").is_file()
+        assert (run / "maps" / "cat" / f"{method}.npz").is_file()
     assert (run / "report.html").is_file()
 
 

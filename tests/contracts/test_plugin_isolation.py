@@ -416,8 +416,8 @@ def test_explain_works_beside_broken_plugins(site, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     _assert_each_broken_plugin_warned_once(result.stderr)
-    maps = sorted(p.name for p in (out / "maps" / "cat").glob("*.npy"))
-    assert maps == ["good_channel_total.npy", "saliency.npy"]
+    maps = sorted(p.name for p in (out / "maps" / "cat").glob("*.npz"))
+    assert maps == ["good_channel_total.npz", "saliency.npz"]
 
 
 # register_presets -------------------------------------------------------------------------------

@@ -123,7 +123,7 @@ def test_third_party_plugin_installed_with_pip_works_from_the_cli(installed_exam
     )
     assert explained.returncode == 0, explained.stderr
     assert (tmp_path / "explain" / "results.json").is_file()
-    assert (tmp_path / "explain" / "maps" / "coffee" / "sobel_edges.npy").is_file()
+    assert (tmp_path / "explain" / "maps" / "coffee" / "sobel_edges.npz").is_file()
 
     config = tmp_path / "run.yaml"
     config.write_text(

@@ -3,7 +3,6 @@ parameter bounds and ``__post_init__`` rules fail at config-check time."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,6 +15,7 @@ from xai_core.errors import ConfigError, PluginError
 from xai_core.plugins.manager import hookimpl, register_plugin
 from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
+from xai_core.store import load_items
 
 TINY = ["model.name=timm/resnet10t", "model.pretrained=false", "workers=0", "figures=false"]
 
@@ -184,7 +184,7 @@ def test_a_failed_item_keeps_its_traceback_and_debug_prints_it(tmp_path, capsys)
     config.write_text("inputs: [sample:cat]\nmethods: [raises_deep]\n")
     out_dir = tmp_path / "out"
     assert main(["--debug", "run", str(config), f"output_dir={out_dir}", *TINY]) == 1
-    (item,) = json.loads((out_dir / "results.json").read_text())["items"]
+    (item,) = load_items(out_dir)
     assert item["error"].startswith("ValueError: the helper cannot handle this input")
     assert item["traceback"].startswith("Traceback (most recent call last):")
     assert "in _deep_helper" in item["traceback"]

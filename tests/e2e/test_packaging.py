@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from xai_core.store import load_items
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("benchmark", "compare-backbones", "dataset", "demo", "localisation", "own_model")
 
@@ -80,7 +82,7 @@ def test_examples_ship_in_the_wheel_and_run_outside_the_checkout(installed, tmp_
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert results["complete"] and results["items"][0]["error"] is None
+    assert results["complete"] and load_items(tmp_path / "out", results)[0]["error"] is None
 
 
 @pytest.mark.slow
@@ -93,6 +95,7 @@ def test_example_masks_are_found_from_the_wheel(installed, tmp_path):
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert [item["key"] for item in results["items"]] == ["cat", "coffee"]
-    for item in results["items"]:
+    items = load_items(tmp_path / "out", results)
+    assert [item["key"] for item in items] == ["cat", "coffee"]
+    for item in items:
         assert item["error"] is None and item["metrics"]["pointing_game"] is not None, item

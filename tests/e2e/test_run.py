@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from numerics import assert_float32_close
+from numerics import assert_stored_close
 
-from xai_core.io import atomic_open, write_json
+from xai_core.io import atomic_open, read_array, write_json
 from xai_core.runner.config import load_config
-from xai_core.runner.inputs import load_image, resolve_inputs, sample_path
+from xai_core.runner.inputs import load_image, resolve_inputs, sample_path, stored_input
 from xai_core.runner.run import run_experiment
+from xai_core.store import load_items
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +31,23 @@ def test_demo_run_writes_every_output(demo_run):
     results = json.loads((out / "results.json").read_text())
     assert results["complete"] and results["summary"]["failed"] == 0
     assert results["environment"]["torch"] == torch.__version__
-    items = {(i["key"], i["label"]): i for i in results["items"]}
+    items = {(i["key"], i["label"]): i for i in load_items(out, results)}
     cat = items[("cat", "saliency")]
     assert cat["predicted_label"] == "tiger cat" and cat["target"] == cat["predicted"] == 282
     assert 0 < cat["predicted_probability"] <= 1 and cat["seconds"] > 0
     assert cat["model"] == "efficientnet_lite0" and cat["error"] is None
-    saliency = np.load(out / cat["files"]["map"])
+    saliency = read_array(out / cat["files"]["map"])
     assert saliency.dtype == np.float32 and saliency.shape == (224, 224) and saliency.min() >= 0
-    inputs = np.load(out / cat["files"]["input"])
-    assert inputs.shape == (3, 224, 224) and inputs.dtype == np.float32
     from xai_core import load_model
 
     lite0 = load_model("efficientnet_lite0")
-    # The saved input is exactly the model's own preprocessing of the photo.
-    expected = lite0.preprocessing(load_image(sample_path("cat"))).numpy()
-    # The same resize, crop and normalisation (a subtraction and a division per pixel).
-    assert_float32_close(inputs, expected, depth=2)
+    # A photo's input is stored once, as its 8-bit PNG: normalized, it is bit for bit the
+    # model's own preprocessing of the photo (no float array is kept beside it).
+    assert cat["files"]["input"] == "inputs/cat.png" and not (out / "inputs/cat.npz").exists()
+    inputs = stored_input(out / cat["files"]["input"], lite0.preprocessing)
+    assert inputs.shape == (3, 224, 224) and inputs.dtype == torch.float32
+    expected = lite0.preprocessing(load_image(sample_path("cat")))
+    assert torch.equal(inputs, expected)
     assert (out / cat["files"]["figure"]).is_file()
     assert (out / "figures" / "grid.png").is_file()
     assert (out / "config.yaml").read_text().count("saliency") >= 1
@@ -57,10 +59,12 @@ def test_saved_map_is_the_map_of_the_saved_input(demo_run, lite0):
 
     out = demo_run.output_dir
     item = next(i for i in demo_run.items if i["key"] == "coffee" and i["label"] == "saliency")
-    x = torch.from_numpy(np.load(out / item["files"]["input"]))[None]
+    x = stored_input(out / item["files"]["input"], lite0.preprocessing)[None]
     again = xai_core.get_attributor("saliency").attribute(lite0, x, item["target"]).maps[0]
-    # The run batched it with other photos: Lite0's backward chain rounds otherwise.
-    assert_float32_close(np.load(out / item["files"]["map"]), again.numpy(), depth=50, fan_in=1280)
+    # The run batched it with other photos (Lite0's backward chain rounds otherwise) and stored
+    # it as float16 (the default `storage`).
+    assert_stored_close(read_array(out / item["files"]["map"]), again.numpy(), depth=50,
+                        fan_in=1280)
 
 
 def test_atomic_writes_keep_the_old_file_on_failure(tmp_path):
@@ -159,7 +163,7 @@ def test_top_k_target_gives_k_items_per_image_and_method(tmp_path):
     assert len(set(files)) == 3
     for item in items:
         name = f"{item['target_rank']}_{item['target_label'].replace(' ', '_')}"
-        assert item["files"]["map"].endswith(f"maps/img0/grad_cam.{name}.npy")
+        assert item["files"]["map"].endswith(f"maps/img0/grad_cam.{name}.npz")
     saliency = [i for i in result.items if i["key"] == "img1" and i["label"] == "saliency"]
     assert len(saliency) == 3 and len({i["files"]["map"] for i in saliency}) == 3
     # Each map is the map of its own target: the same call on the saved input, that target alone.
@@ -169,11 +173,12 @@ def test_top_k_target_gives_k_items_per_image_and_method(tmp_path):
     seed_everything(0)  # the run's seed: the same random weights
     handle = xai_core.load_model("timm/resnet10t", pretrained=False)
     out = result.output_dir
-    x = torch.from_numpy(np.load(out / saliency[2]["files"]["input"]))[None]
+    x = stored_input(out / saliency[2]["files"]["input"], handle.preprocessing)[None]
     alone = xai_core.get_attributor("saliency").attribute(handle, x, saliency[2]["target"]).maps[0]
-    # Batched with its other targets in the run: within ResNet-10-T's float32 bound.
-    assert_float32_close(np.load(out / saliency[2]["files"]["map"]), alone.numpy(), depth=12,
-                         fan_in=3 * 3 * 512)
+    # Batched with its other targets in the run: within ResNet-10-T's float32 bound, and
+    # float16's rounding of the stored map.
+    assert_stored_close(read_array(out / saliency[2]["files"]["map"]), alone.numpy(), depth=12,
+                        fan_in=3 * 3 * 512)
 
 
 def test_a_list_target_explains_every_image_for_each_entry(tmp_path):
@@ -185,7 +190,7 @@ def test_a_list_target_explains_every_image_for_each_entry(tmp_path):
         assert items[0]["target"] == items[0]["predicted"]
         assert [i["target"] for i in items[1:]] == [1, 7]
         assert [i["target_label"] for i in items[1:]] == ["goldfish", "cock"]
-        maps = [np.load(result.output_dir / i["files"]["map"]) for i in items]
+        maps = [read_array(result.output_dir / i["files"]["map"]) for i in items]
         assert not np.allclose(maps[1], maps[2])  # different classes, different maps
 
 
@@ -193,7 +198,7 @@ def test_a_single_target_keeps_its_file_names(tmp_path):
     result = _tiny_target_run(tmp_path, "lighthouse")
     item = next(i for i in result.items if i["key"] == "img0")
     assert (item["target"], item["target_label"]) == (437, "beacon")
-    assert item["files"]["map"].endswith("maps/img0/saliency.npy")
+    assert item["files"]["map"].endswith("maps/img0/saliency.npz")
     assert item["target_rank"] == 1 and len(item["top5"]) == 5
 
 

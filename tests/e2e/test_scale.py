@@ -15,9 +15,11 @@ import pytest
 from numerics import assert_float32_close
 from PIL import Image
 
+from xai_core.io import read_array
 from xai_core.runner.config import load_config
 from xai_core.runner.ledger import readable
 from xai_core.runner.run import run_experiment
+from xai_core.store import load_items
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -145,9 +147,9 @@ def test_sigkill_then_resume_finishes_every_item_exactly_once(tmp_path):
     assert f"skipped {finished}" in stderr or f"{finished} already done" in stderr
 
     results = json.loads((out / "results.json").read_text())
-    keys = [(item["key"], item["label"]) for item in results["items"]]
+    keys = [(item["key"], item["label"]) for item in load_items(out, results)]
     assert len(keys) == len(set(keys)) == 24
-    for item in results["items"]:
+    for item in load_items(out, results):
         assert item["error"] is None
         for rel in item["files"].values():
             assert readable(out / rel), rel
@@ -223,6 +225,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
         "methods=[saliency]",
         "metrics=[]",
         "workers=0",
+        "storage.dtype=float32",  # the maps as computed: compared to float32 rounding below
         *TINY,
     ]
     single = _xai("run", *common, f"output_dir={tmp_path / 'one'}")
@@ -248,7 +251,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
 
     def items(folder):
         data = json.loads((tmp_path / folder / "results.json").read_text())
-        return {(i["key"], i["label"]): i for i in data["items"]}
+        return {(i["key"], i["label"]): i for i in load_items(tmp_path / folder, data)}
 
     one, two = items("one"), items("two")
     assert one.keys() == two.keys() and len(one) == 6
@@ -259,8 +262,8 @@ def test_torchrun_two_processes_match_one(tmp_path):
         # Two processes batch other images together: the maps agree to float32 rounding
         # through ResNet-10-T (12 layers, 3x3x512 reductions), as in tests/runner/test_compare.py.
         assert_float32_close(
-            np.load(tmp_path / "two" / other["files"]["map"]),
-            np.load(tmp_path / "one" / item["files"]["map"]),
+            read_array(tmp_path / "two" / other["files"]["map"]),
+            read_array(tmp_path / "one" / item["files"]["map"]),
             depth=12, fan_in=3 * 3 * 512,
         )
     ranks = {i["rank"] for i in two.values()}

@@ -16,6 +16,7 @@ from tests.numerics import assert_float32_close
 from xai_core.cli import main
 from xai_core.errors import ConfigError, TargetError
 from xai_core.report.figures import attribution_title
+from xai_core.store import load_items
 
 transformers = pytest.importorskip("transformers")
 captum_attr = pytest.importorskip("captum.attr")
@@ -130,7 +131,7 @@ def test_a_config_run_with_labels_and_a_prompt_template(clip_dir, tmp_path, caps
     assert main(["run", str(config)]) == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert results["complete"]
-    for item in results["items"]:
+    for item in load_items(out, results):
         assert item["error"] is None
         assert (item["target"], item["target_label"]) == (1, "labrador")
         assert attribution_title(item["method"], item).startswith(

@@ -17,6 +17,7 @@ from tests.numerics import assert_float32_close
 from xai_core.cli import main
 from xai_core.contracts.model import ModelHandle
 from xai_core.errors import ConfigError, ModelLoadError, UnknownNameError, XaiError
+from xai_core.store import load_items
 
 transformers = pytest.importorskip("transformers")
 
@@ -140,8 +141,8 @@ def test_a_config_run_with_saliency_and_grad_cam(vit_dir, tmp_path, capsys):
     assert main(["run", str(config)]) == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert results["complete"]
-    assert [item["method"] for item in results["items"]] == ["saliency", "grad_cam"]
-    for item in results["items"]:
+    assert [item["method"] for item in load_items(out, results)] == ["saliency", "grad_cam"]
+    for item in load_items(out, results):
         assert item["error"] is None
         assert (item["target"], item["target_label"]) == (1, "dog")
         assert item["model"] == "hf/tiny-vit"  # the folder's name, not its whole path

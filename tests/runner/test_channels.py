@@ -15,10 +15,12 @@ from PIL import Image
 
 from xai_core.cli import main
 from xai_core.errors import ConfigError, InputError
+from xai_core.io import read_array
 from xai_core.report.figures import display_image
 from xai_core.runner.config import load_config
 from xai_core.runner.inputs import read_input, resolve_inputs
 from xai_core.runner.run import run_experiment
+from xai_core.store import load_items
 
 METHODS = [
     "saliency",
@@ -49,8 +51,8 @@ def _png(path: Path) -> np.ndarray:
 
 
 def _view(out: Path, key: str, mean, std, channels=None) -> np.ndarray:
-    """The RGB view of an item's saved input, from its normalized ``.npy``."""
-    inputs = torch.from_numpy(np.load(out / "inputs" / f"{key}.npy"))
+    """The RGB view of an item's saved input, from its normalized ``.npz``."""
+    inputs = torch.from_numpy(read_array(out / "inputs" / f"{key}.npz"))
     mean = torch.tensor(mean).view(-1, 1, 1)
     std = torch.tensor(std).view(-1, 1, 1)
     return display_image(inputs * std + mean, channels)
@@ -59,7 +61,7 @@ def _view(out: Path, key: str, mean, std, channels=None) -> np.ndarray:
 def _check_outputs(out: Path, keys: list[str]) -> dict:
     results = json.loads((out / "results.json").read_text())
     assert results["complete"] is True
-    assert [i.get("error") for i in results["items"]] == [None] * len(keys) * len(LABELS)
+    assert [i.get("error") for i in load_items(out, results)] == [None] * len(keys) * len(LABELS)
     for key in keys:
         for label in LABELS:
             assert (out / "figures" / key / f"{label}.png").is_file()
@@ -76,7 +78,7 @@ def test_a_grayscale_model_runs_from_yaml_on_image_files(tmp_path, capsys):
     assert main(["run", str(config)]) == 0
     out = tmp_path / "out"
     _check_outputs(out, ["grey", "colour"])
-    saved = np.load(out / "inputs" / "colour.npy")
+    saved = read_array(out / "inputs" / "colour.npz")
     assert saved.shape == (1, 32, 32)  # image files are read as grayscale ("L")
     grey_stats = ((0.485 + 0.456 + 0.406) / 3,), ((0.229 + 0.224 + 0.225) / 3,)
     photo = _png(out / "inputs" / "colour.png")
@@ -100,7 +102,7 @@ def test_a_4_channel_model_runs_from_yaml_on_npy_arrays(tmp_path):
     assert main(["run", str(config)]) == 0
     out = tmp_path / "out"
     _check_outputs(out, ["first", "second"])
-    assert np.load(out / "inputs" / "second.npy").shape == (4, 32, 32)
+    assert read_array(out / "inputs" / "second.npz").shape == (4, 32, 32)
     stats = ((0.449,) * 4, (0.226,) * 4)  # averaged RGB statistics, to 8-bit precision
     for key in ("first", "second"):  # by default the first three channels
         view = _view(out, key, *stats)
@@ -113,7 +115,7 @@ def test_display_channels_picks_the_view(tmp_path):
     assert main(["run", str(config)]) == 0
     out = tmp_path / "out"
     photo = _png(out / "inputs" / "first.png")
-    inputs = np.load(out / "inputs" / "first.npy")
+    inputs = read_array(out / "inputs" / "first.npz")
     pixels = inputs * 0.226 + 0.449
     assert np.abs(photo[..., 0] - np.clip(pixels[3], 0, 1)).max() <= 1.5 / 255
     assert np.abs(photo[..., 2] - np.clip(pixels[1], 0, 1)).max() <= 1.5 / 255
@@ -188,7 +190,7 @@ def test_synthesizers_run_on_a_4_channel_model_with_rgb_views(tmp_path):
     assert [i.get("error") for i in result.items] == [None, None]
     out = result.output_dir
     for item in result.items:
-        assert np.load(out / item["files"]["array"]).shape == (4, 32, 32)
+        assert read_array(out / item["files"]["array"]).shape == (4, 32, 32)
         image = _png(out / item["files"]["image"])  # the grayscale view of channel 2
         assert np.array_equal(image[..., 0], image[..., 1])
         assert (out / item["files"]["figure"]).is_file()
@@ -228,4 +230,4 @@ def test_a_model_whose_channels_show_only_once_loaded_is_checked_then(tmp_path):
         run_experiment(config)
     result = run_experiment(load_config({**base, "methods": ["saliency"]}))
     assert result.items[0].get("error") is None
-    assert np.load(result.output_dir / "inputs" / "a.npy").shape == (2, 16, 16)
+    assert read_array(result.output_dir / "inputs" / "a.npz").shape == (2, 16, 16)

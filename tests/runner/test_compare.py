@@ -14,9 +14,11 @@ from numerics import assert_float32_close
 from PIL import Image
 
 from xai_core.errors import ConfigError
+from xai_core.io import read_array
 from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
 from xai_core.runner.verify import verify_run
+from xai_core.store import load_items
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -92,8 +94,8 @@ def test_every_method_on_every_model_with_overrides_and_comparison(tmp_path):
     assert len(by) == 2 * 2 * 2
     for (model, key, label), item in by.items():
         folder = "timm_resnet10t" if model == "timm/resnet10t" else "squeeze"
-        assert item["files"]["map"] == f"{folder}/maps/{key}/{label}.npy"
-        assert np.load(out / item["files"]["map"]).shape == (48, 48)
+        assert item["files"]["map"] == f"{folder}/maps/{key}/{label}.npz"
+        assert read_array(out / item["files"]["map"]).shape == (48, 48)
     # the per-model override reached squeezenet's grad_cam only
     assert by[("squeeze", "img0", "grad_cam")]["metadata"]["layer"] == SQUEEZE_LAYER
     assert by[("timm/resnet10t", "img0", "grad_cam")]["metadata"]["layer"] != SQUEEZE_LAYER
@@ -127,9 +129,9 @@ def test_verify_finds_each_models_records_and_a_missing_map(tmp_path):
     out = run_experiment(config).output_dir
     found = verify_run(out)
     assert found.ok, found.problems
-    (out / "squeeze" / "maps" / "img0" / "saliency.npy").unlink()
+    (out / "squeeze" / "maps" / "img0" / "saliency.npz").unlink()
     found = verify_run(out)
-    assert [p for p in found.problems if "squeeze/maps/img0/saliency.npy" in p], found.problems
+    assert [p for p in found.problems if "squeeze/maps/img0/saliency.npz" in p], found.problems
     assert not [p for p in found.problems if "records/" in p], found.problems
 
 
@@ -141,6 +143,7 @@ def test_torchrun_two_ranks_over_two_models_match_one(tmp_path):
         "inputs": [str(folder)],
         "methods": ["saliency", {"name": "grad_cam", "params": {"upsample": "nearest"}}],
         "workers": 0,
+        "storage": {"dtype": "float32"},  # the maps as computed: compared to float32 rounding
     }
     path = tmp_path / "compare.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
@@ -158,7 +161,7 @@ def test_torchrun_two_ranks_over_two_models_match_one(tmp_path):
 
     def items(name):
         data = json.loads((tmp_path / name / "results.json").read_text())
-        return {(i["model"], i["key"], i["label"]): i for i in data["items"]}
+        return {(i["model"], i["key"], i["label"]): i for i in load_items(tmp_path / name, data)}
 
     one, two = items("one"), items("two")
     assert one.keys() == two.keys() and len(one) == 2 * 3 * 2
@@ -166,9 +169,9 @@ def test_torchrun_two_ranks_over_two_models_match_one(tmp_path):
         assert item["files"] == two[key]["files"]
         # Two ranks batch other images together: sums run in another order, so the maps agree
         # to float32 rounding through the network (ResNet-10-T: ~12 layers, 3x3x512 reductions).
-        reference = np.load(tmp_path / "one" / item["files"]["map"])
+        reference = read_array(tmp_path / "one" / item["files"]["map"])
         assert_float32_close(
-            np.load(tmp_path / "two" / two[key]["files"]["map"]), reference,
+            read_array(tmp_path / "two" / two[key]["files"]["map"]), reference,
             depth=12, fan_in=3 * 3 * 512,
         )
     assert {i["rank"] for i in two.values()} == {0, 1}
@@ -193,7 +196,8 @@ def test_compare_backbones_example_small(tmp_path):
     assert not any(item.get("random_weights") for item in result.items)
     for item in result.items:
         side = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
-        assert np.load(result.output_dir / item["files"]["map"]).shape == (side[item["model"]],) * 2
+        shape = read_array(result.output_dir / item["files"]["map"]).shape
+        assert shape == (side[item["model"]],) * 2
         assert item["predicted_label"] in ("tiger cat", "tabby", "Egyptian cat")
     assert result.results["comparisons"] == ["figures/compare/cat.png"]
     assert (result.output_dir / "report.html").is_file()

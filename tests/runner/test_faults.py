@@ -23,6 +23,7 @@ from xai_core.runner.ledger import remove_stale_temporaries
 from xai_core.runner.lock import OutputLock
 from xai_core.runner.run import run_experiment
 from xai_core.runner.verify import strict_json, verify_run
+from xai_core.store import load_items
 
 TINY = ["model.name=timm/resnet10t", "model.pretrained=false", "workers=0", "figures=false"]
 
@@ -107,7 +108,7 @@ def test_integrated_gradients_on_a_black_image_writes_strict_json(tmp_path):
                                     "methods.0.params.steps=4"))
     for path in [out / "results.json", *(out / "records").rglob("*.json")]:
         strict_json(path.read_text())  # raises on NaN / Infinity
-    (item,) = strict_json((out / "results.json").read_text())["items"]
+    (item,) = load_items(out)
     assert item["error"] is None, item["error"]
     metadata = item["metadata"]
     assert metadata["completeness_gap_relative"] is None

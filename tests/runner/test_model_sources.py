@@ -17,6 +17,7 @@ from xai_core.errors import ConfigError, ModelLoadError, UnknownNameError
 from xai_core.models import sources
 from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
+from xai_core.store import load_items
 
 NETS = """
 import torch
@@ -97,7 +98,7 @@ def test_factory_config_runs_saliency_and_grad_cam_end_to_end(project, tmp_path,
     assert main(["run", str(config)]) == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert results["complete"]
-    items = results["items"]
+    items = load_items(out, results)
     assert [item["method"] for item in items] == ["saliency", "grad_cam"]
     for item in items:
         assert item["error"] is None

@@ -10,12 +10,14 @@ import pytest
 from PIL import Image
 
 from xai_core.cli import main
+from xai_core.io import read_array
 from xai_core.runner import plan as plan_module
 from xai_core.runner import run as run_module
 from xai_core.runner.config import load_config
 from xai_core.runner.inputs import content_sha256
 from xai_core.runner.run import run_experiment
 from xai_core.runner.verify import strict_json, verify_run
+from xai_core.store import load_items
 
 # A small random-weight model keeps these runs quick; the runner is what is under test.
 TINY = ["model.name=timm/resnet10t", "model.pretrained=false", "workers=0", "figures=false"]
@@ -45,7 +47,7 @@ def test_same_name_in_another_folder_is_recomputed_and_reported(tmp_path):
     (item,) = two.items
     assert item["image"] == str(second)
     results = strict_json((out / "results.json").read_text())
-    (reported,) = results["items"]
+    (reported,) = load_items(out, results)
     assert reported["image"] == str(second)
     assert reported["image_sha256"] != one.items[0]["image_sha256"]
     assert reported["image_sha256"] == content_sha256(second)
@@ -98,7 +100,7 @@ def test_corrupt_map_fails_verify_by_name_and_is_recomputed(tmp_path, capsys):
 
     again = _run([photo], out)
     assert again.results["summary"]["skipped"] == 0
-    assert np.isfinite(np.load(path)).all()
+    assert np.isfinite(read_array(path)).all()
     assert main(["verify", str(out)]) == 0
 
 
@@ -188,7 +190,7 @@ def test_cosmetic_settings_recompute_nothing(tmp_path, monkeypatch):
     changed = [cosmetic[0], {"name": "occlusion", "params": {"window": 16, "stride": 8}}]
     third = run_experiment(load_config({**config, "methods": changed}, TINY))
     assert third.results["summary"]["skipped"] == 1
-    assert _files(out, "maps")["maps/c/saliency.npy"] == maps["maps/c/saliency.npy"]
+    assert _files(out, "maps")["maps/c/saliency.npz"] == maps["maps/c/saliency.npz"]
 
 
 def test_an_added_metric_is_scored_from_the_saved_maps(tmp_path, monkeypatch):

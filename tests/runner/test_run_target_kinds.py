@@ -12,6 +12,7 @@ import pytest
 from xai_core.errors import ConfigError, UnknownNameError
 from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
+from xai_core.store import load_items
 
 TINY = {"name": "timm/resnet10t", "pretrained": False, "input_size": 48}
 
@@ -42,7 +43,7 @@ def test_a_logit_difference_run_records_what_it_explained(tmp_path):
         assert np.isfinite(item["metrics"]["deletion"])
     out = tmp_path / "out"
     saved = json.loads((out / "results.json").read_text())
-    assert saved["items"][0]["target_label"] == "tabby - tiger cat"
+    assert load_items(out, saved)[0]["target_label"] == "tabby - tiger cat"
     # The report's page draws its images from report/data.js.
     assert '"tabby - tiger cat, logit' in (out / "report" / "data.js").read_text()
     again = run_experiment(config)  # resumes: every item is reused
@@ -184,7 +185,7 @@ def test_a_method_that_cannot_explain_the_model_fails_the_run_once(tmp_path):
     with pytest.raises(ConfigError, match="methods 'attention_rollout': model .* has no "
                        "transformer blocks"):
         run_experiment(config)
-    assert not list((tmp_path / "out").glob("maps/*/*.npy"))
+    assert not list((tmp_path / "out").glob("maps/*/*.npz"))
 
 
 def test_a_cam_refuses_a_model_without_a_spatial_layer():

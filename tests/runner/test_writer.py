@@ -103,23 +103,23 @@ def test_a_run_whose_map_write_fails_stops_loudly_and_resumes(tmp_path, monkeypa
          "methods": ["saliency"], "output_dir": str(tmp_path / "out"), "figures": False,
          "workers": 0, "batch_size": 2}
     )
-    real = attribution.write_npy
+    real = attribution.write_array
     calls = []
 
-    def failing(path, array):
+    def failing(path, array, dtype):
         calls.append(path)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        return real(path, array)
+        return real(path, array, dtype)
 
-    monkeypatch.setattr(attribution, "write_npy", failing)
+    monkeypatch.setattr(attribution, "write_array", failing)
     with pytest.raises(UserWriteError, match="No space left on device.*run the same command"):
         run_experiment(config)
     records = tmp_path / "out" / "records"
     recorded = {p.parent.name for p in records.rglob("saliency.json")}
     failed = calls[2].parent.name
     assert failed not in recorded, "no record for an item whose map was not written"
-    monkeypatch.setattr(attribution, "write_npy", real)
+    monkeypatch.setattr(attribution, "write_array", real)
     result = run_experiment(config)
     assert not result.failures and len(result.items) == 4
     assert json.loads((tmp_path / "out" / "results.json").read_text())["complete"]

@@ -9,6 +9,7 @@
     xai config CONFIG [key=value ...] | xai config --example NAME
     xai report RUN_DIR
     xai verify RUN_DIR
+    xai table RUN_DIR [--format markdown|csv|parquet] [--output FILE]
     xai new-plugin NAME [--dir DIR]
 
 Plugins add commands with the ``register_commands`` hook (``xai benchmark`` comes from the
@@ -181,6 +182,15 @@ def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run's output directory (holds results.json)")
 
     p = add(
+        "table", help="a run's tidy table: one row per model, image, method and target, with "
+        "its prediction, target score, metrics, timing and files"
+    )
+    p.add_argument("run_dir", help="a run's output directory (holds results.json)")
+    p.add_argument("--format", choices=("markdown", "csv", "parquet"), default="markdown",
+                   help="markdown (default) or csv to stdout or --output; parquet to --output")
+    p.add_argument("--output", "-o", default=None, metavar="FILE", help="write it to FILE")
+
+    p = add(
         "new-plugin", help="scaffold a plugin package that passes the contract tests"
     )
     p.add_argument("name", help="plugin name, e.g. my-saliency")
@@ -215,6 +225,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "config": commands.cmd_config,
         "report": commands.cmd_report,
         "verify": commands.cmd_verify,
+        "table": commands.cmd_table,
         "new-plugin": commands.cmd_new_plugin,
     }.get(args.command)
     if handler is None:

@@ -8,6 +8,7 @@ so that ``xai list`` and ``xai --help`` do not wait for it.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
         "what does not match"
     )
     return 1
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """``xai table RUN``: the run's tidy table (one row per model, image, method and target),
+    printed as markdown or CSV, or exported to ``--output``."""
+    from xai_core.io import write_text
+    from xai_core.report.tables import rows_csv, rows_markdown
+    from xai_core.store import TABLE_EXTRA, read_rows, write_table
+
+    rows = read_rows(args.run_dir)
+    if args.format == "parquet":
+        if args.output is None:
+            raise XaiError("--format parquet writes a file: give --output FILE.parquet")
+        written = Path(args.output)
+        if not write_table(written.parent, rows, name=written.name, force=True):
+            raise XaiError(f"--format parquet needs pyarrow: {TABLE_EXTRA}")
+    else:
+        text = rows_csv(rows) if args.format == "csv" else rows_markdown(rows)
+        if args.output is None:
+            sys.stdout.write(text)
+            return 0
+        write_text(args.output, text)
+    print(f"wrote {len(rows)} row(s) to {args.output}", file=sys.stderr)
+    return 0
 
 
 def cmd_new_plugin(args: argparse.Namespace) -> int:

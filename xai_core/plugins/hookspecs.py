@@ -196,6 +196,7 @@ BUILTIN_COMMANDS: tuple[str, ...] = (
     "config",
     "report",
     "verify",
+    "table",
     "new-plugin",
 )
 """The commands ``xai`` itself provides; :func:`register_commands` cannot take these names."""

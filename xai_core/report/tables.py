@@ -1,6 +1,6 @@
-"""Metric tables: mean ± standard error per method and metric, as data and as markdown.
-
-Written as ``metrics.json`` / ``metrics.md`` by a run, and by the ground-truth benchmark.
+"""Tables: metric means (mean ± standard error per method and metric, as data and as
+markdown; ``metrics.json`` / ``metrics.md`` of a run and of the ground-truth benchmark), and the
+tidy rows of a run (:func:`xai_core.store.tidy_rows`) as CSV or markdown (``xai table``).
 """
 
 from __future__ import annotations
@@ -121,3 +121,38 @@ def write_metrics_table(
     write_json(out / "metrics.json", table)
     write_text(out / "metrics.md", table_markdown(table))
     return table
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return _number(value, digits) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def rows_markdown(rows: Sequence[Mapping[str, Any]], digits: int = 4) -> str:
+    """Tidy rows as a GitHub markdown table (empty cells for ``None``; ``|`` escaped)."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [_cell(row.get(c), digits).replace("|", "\\|").replace("\n", " ") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Tidy rows as CSV (RFC 4180 quoting; empty cells for ``None``; floats in full)."""
+    import csv
+    import io
+
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
+

@@ -19,7 +19,7 @@ from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.target_kinds import TargetKind
 from xai_core.errors import XaiError
-from xai_core.io import write_npy
+from xai_core.io import stored_values, write_array
 from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
 from xai_core.runner.item import ResultItem
 from xai_core.runner.scoring import score_items
@@ -77,8 +77,8 @@ def run_attributor(
     An image explained for several targets (a list or ``top-k`` in the config's ``target``)
     gives one item per target, each with its ``target``, ``target_label``,
     ``target_probability`` and ``target_rank`` (1 for the first); their files are
-    ``<method>.<rank>_<target label>.npy`` (and ``.png``) beside the image's other maps, while
-    a single target keeps ``maps/<image>/<method>.npy``. A batch holds about ``batch_size``
+    ``<method>.<rank>_<target label>.npz`` (and ``.png``) beside the image's other maps, while
+    a single target keeps ``maps/<image>/<method>.npz``. A batch holds about ``batch_size``
     maps: fewer images when each has several targets.
 
     :param choose_targets: when the images have no prediction yet, called with a chunk's images
@@ -99,6 +99,7 @@ def run_attributor(
             results = _attribute_chunk(
                 technique, chunk, handle, device, choose_targets, run.target_kind
             )
+        results = _as_stored(results, run.config.storage.dtype)
         # An image whose call failed before its targets were chosen has one (failed) row.
         rows = [
             (im, rank, t) for im in chunk for rank, t in enumerate(image_targets(im) or [None], 1)
@@ -131,7 +132,7 @@ def run_attributor(
                 name = _map_name(label, rank, target, im, handle)
                 saliency = result.numpy().astype(np.float32)
                 map_path = run.layout.map(im.source.key, name)
-                run.writer.submit(write_npy, map_path, saliency)
+                run.writer.submit(write_array, map_path, saliency, run.config.storage.dtype)
                 photo = to_image(im.pixels, run.config.display_channels)
                 item.files["map"] = run.rel(map_path)
                 item.files["input"] = run.rel(run.input_path(im))
@@ -149,6 +150,17 @@ def run_attributor(
     for im in images:
         if im.error is not None and id(im) not in called:
             run.items.append(run.base_item(im, label, technique, handle))
+
+
+def _as_stored(results: list[tuple], dtype: str) -> list[tuple]:
+    """The maps of ``results`` as the run stores them (:func:`~xai_core.io.stored_values`):
+    scores, figures and the file all hold the one map of record, so a score renewed later from
+    the saved map is the score computed now."""
+    return [
+        (torch.from_numpy(stored_values(m.detach().cpu().numpy(), dtype)), *rest)
+        if m is not None else (m, *rest)
+        for m, *rest in results
+    ]
 
 
 def chunk_masks(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from xai_core.io import read_array
 from xai_core.report.figures import FigureOptions, grid_figure
 
 __all__ = ["COMPARE_DIR", "write_comparison", "model_row_title"]
@@ -81,7 +82,7 @@ def _inputs_and_maps(
         if item.get("error") is None and "input" in files:
             by_image.setdefault(key, {}).setdefault(model, item)
         if "map" in files and item["label"] in methods:
-            maps.setdefault((key, model, item["label"]), np.load(out / files["map"]))
+            maps.setdefault((key, model, item["label"]), read_array(out / files["map"]))
     return by_image, maps
 
 

@@ -27,6 +27,7 @@ from xai_core.contracts.params import (
 )
 from xai_core.contracts.technique import Technique
 from xai_core.errors import ConfigError, XaiError, did_you_mean
+from xai_core.io import ARRAY_DTYPES
 from xai_core.models.huggingface import HF_PREFIX
 from xai_core.models.loading import check_model_name, check_model_options, model_entry
 from xai_core.models.sources import FACTORY_MODEL, anchored, default_label, read_labels
@@ -169,6 +170,16 @@ class BenchmarkConfig:
 
 
 @dataclass
+class StorageConfig:
+    """How a run stores its arrays (maps, synthesized images, inputs that are not photos):
+    compressed ``.npz`` files (:func:`xai_core.io.write_array`)."""
+
+    #: ``float16`` (the default: within float16's relative precision, 2**-11, of each map's
+    #: largest magnitude, about half the bytes) or ``float32`` (the values as computed).
+    dtype: str = field(default="float16", metadata={"choices": ARRAY_DTYPES})
+
+
+@dataclass
 class MaskConfig:
     """Ground-truth object masks, for the localisation metrics (``pointing_game``,
     ``relevance_mass``, ``relevance_rank``) in ``xai run``; see ``docs/masks.md``.
@@ -230,6 +241,8 @@ class ExperimentConfig:
     channels_last: bool = True
     #: Write PNG figures (per-method figure and the side-by-side grid).
     figures: bool = True
+    #: How maps and other arrays are stored (``storage: {dtype: float32}`` keeps float32).
+    storage: StorageConfig = field(default_factory=StorageConfig)
     #: How maps are drawn in figures and the report (``xai_core.report.figures.FigureOptions``):
     #: ``sign`` (``all``, ``positive``, ``negative``, ``absolute``), ``cmap``, ``overlay``
     #: (``blended_heat_map``, ``masked_image``, ``alpha_scaling``), ``overlay_alpha``,
@@ -550,7 +563,7 @@ def _check_controls(bench: BenchmarkConfig) -> None:
 
 def _check_file_names(methods: Sequence[MethodConfig]) -> None:
     """Refuse labels that differ but name the same files: their outputs would overwrite each
-    other (``a/b`` and ``a_b`` both write ``maps/<image>/a_b.npy``)."""
+    other (``a/b`` and ``a_b`` both write ``maps/<image>/a_b.npz``)."""
     seen: dict[str, str] = {}
     for method in methods:
         label = method.label or method.name

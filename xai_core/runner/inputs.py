@@ -49,8 +49,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
+from torchvision.transforms import functional as F
 
 from xai_core.errors import InputError, UnknownNameError, XaiError
+from xai_core.io import read_array
 
 __all__ = [
     "InputImage",
@@ -428,3 +430,23 @@ class ImageDataset:
 def collate_items(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Keep items as a list: some have no pixels (errors), sizes are checked later."""
     return batch
+
+
+def photo_is_input(pixels: torch.Tensor) -> bool:
+    """Whether the 8-bit RGB PNG of ``pixels`` (``[C, H, W]`` in ``[0, 1]``) gives them back
+    bit for bit: an RGB photo, whose pixels are 8-bit values over 255 (``to_tensor`` of a
+    decoded image). Its normalized input is then the photo normalized, and the run stores the
+    photo alone (:func:`stored_input`)."""
+    return pixels.shape[0] == 3 and bool(torch.equal(torch.round(pixels * 255) / 255, pixels))
+
+
+def stored_input(path: str | os.PathLike[str], preprocessing: Any) -> torch.Tensor:
+    """The normalized input a run stored (``files["input"]`` of an item): its photo normalized
+    by ``preprocessing`` (the model's), or its float32 array."""
+    path = Path(path)
+    if path.suffix == ".png":
+        with Image.open(path) as photo:
+            pixels = F.to_tensor(photo.convert("RGB"))
+        return preprocessing.normalize(pixels)
+    return torch.from_numpy(read_array(path))
+

@@ -5,11 +5,15 @@ Output layout under ``output_dir``::
     config.yaml                  the resolved config
     results.json                 environment, summary, and one item per (image, method)
     report.html                  the run as a static web page (``xai report`` rebuilds it)
-    inputs/<image>.npy           the exact normalized input tensor each map was computed on
-    inputs/<image>.png           the same input in pixel space (resized and cropped), as the
-                                 RGB view figures show (``display_channels``)
-    maps/<image>/<method>.npy    attribution maps, float32 [H, W] at input resolution
-    images/<image>/<method>.png  synthesized images (and .npy, float32 [C, H, W] in [0, 1])
+    inputs/<image>.png           the input in pixel space (resized and cropped), as the RGB
+                                 view figures show (``display_channels``); for a photo it is
+                                 the input itself: normalizing it gives, bit for bit, the
+                                 tensor each map was computed on
+    inputs/<image>.npz           the exact normalized input tensor (float32), only for inputs
+                                 an 8-bit RGB PNG cannot hold (arrays, other channel counts)
+    maps/<image>/<method>.npz    attribution maps [H, W] at input resolution, float16 by
+                                 default (``storage``; xai_core.io.write_array)
+    images/<image>/<method>.png  synthesized images (and .npz, [C, H, W] in [0, 1])
     figures/<image>/<method>.png image | map | overlay
     figures/grid.png             methods side by side for the first images
     records/<image>/<method>.json  what finished (the resume ledger, see xai_core.runner.ledger)
@@ -53,21 +57,23 @@ class RunLayout:
     model_file = _fixed("out", "model.json")
 
     def input(self, key: str) -> Path:
-        """The normalized input tensor of image ``key`` (``.npy``)."""
-        return self.out / "inputs" / f"{key}.npy"
+        """The normalized input tensor of image ``key`` when its photo cannot give it (``.npz``,
+        float32)."""
+        return self.out / "inputs" / f"{key}.npz"
 
     def photo(self, key: str) -> Path:
         """The input of image ``key`` in pixel space (``.png``)."""
         return self.out / "inputs" / f"{key}.png"
 
     def map(self, key: str, name: str) -> Path:
-        return self.out / "maps" / key / f"{name}.npy"
+        """An attribution map (:func:`xai_core.io.write_array`)."""
+        return self.out / "maps" / key / f"{name}.npz"
 
     def figure(self, key: str, name: str) -> Path:
         return self.out / "figures" / key / f"{name}.png"
 
     def image(self, key: str, name: str) -> Path:
-        """A synthesized image of image ``key`` (``.png``; its ``.npy`` beside it)."""
+        """A synthesized image of image ``key`` (``.png``; its array, ``.npz``, beside it)."""
         return self.out / "images" / key / f"{name}.png"
 
     def run_image(self, label: str, name: str) -> Path:

@@ -8,8 +8,8 @@ Each finished (image, method) pair gets a small JSON record under
      "fingerprint": "<hash of every setting the map depends on>",
      "scores": {"<metric label>": "<hash of what its score depends on>", ...},
      "figure": "<hash of the figure settings>" or null,
-     "items": [{..., "files": {"map": "maps/cat/saliency.npy", ...},
-                "digests": {"maps/cat/saliency.npy": {"size": 4224, "sha256": "..."}, ...}}]}
+     "items": [{..., "files": {"map": "maps/cat/saliency.npz", ...},
+                "digests": {"maps/cat/saliency.npz": {"size": 4224, "sha256": "..."}, ...}}]}
 
 (``input`` is ``null`` for a synthesizer that runs once per run, under ``records/_run/``.) So a
 record exists only for items whose outputs are complete; a run that is killed at any moment
@@ -34,10 +34,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
-from xai_core.io import FileDigest, digest_file, write_json
+from xai_core.io import FileDigest, digest_file, read_array, write_json
 from xai_core.runner.item import ResultItem
 from xai_core.runner.lock import OutputLock
 
@@ -51,8 +50,9 @@ __all__ = [
     "RECORD_FORMAT",
 ]
 
-#: Records of an older format are recomputed, never trusted (2 had no per-metric scores).
-RECORD_FORMAT = 3
+#: Records of an older format are recomputed, never trusted (2 had no per-metric scores; 3
+#: named float32 ``.npy`` maps and inputs).
+RECORD_FORMAT = 4
 
 
 def fingerprint(*parts: Any) -> str:
@@ -62,14 +62,14 @@ def fingerprint(*parts: Any) -> str:
 
 
 def decode(path: Path, *, strict: bool = False) -> None:
-    """Raise unless the output file ``path`` decodes: it is not empty, an ``.npy`` array loads,
+    """Raise unless the output file ``path`` decodes: it is not empty, an array loads,
     a PNG image verifies, JSON parses. ``strict`` decodes every pixel of an image too and refuses
     the constants ``NaN`` and ``Infinity``, which the strict JSON of :mod:`xai_core.io` never
     writes (what ``scripts/kill_resume.py`` checks a killed run's files with)."""
     if path.stat().st_size == 0:
         raise ValueError("empty file")
-    if path.suffix == ".npy":
-        np.load(path, allow_pickle=False)
+    if path.suffix in (".npy", ".npz"):
+        read_array(path)
     elif path.suffix == ".png":
         with Image.open(path) as image:
             if strict:

@@ -6,9 +6,9 @@ what changes what it describes:
 
 - ``fingerprint``, the map's: the model config and the checkpoint's content, the technique, its
   parameters that change the result (:func:`~xai_core.contracts.params.result_params`: not
-  ``batch_size``, ``channels_last`` or ``progress``), the plugin and its version, the target
-  and the seed (and ``display_channels`` when set). When it differs the item is computed
-  again.
+  ``batch_size``, ``channels_last`` or ``progress``), the plugin and its version, the target,
+  the seed and the storage dtype (and ``display_channels`` when set). When it differs the item
+  is computed again.
 - ``scores``, one per metric (its name, result-changing parameters, plugin and the seed, and
   the image's mask content for a metric that reads masks). A metric added or changed is
   computed from the saved map and input; one removed is dropped; the map is kept.
@@ -95,7 +95,7 @@ class Settings:
                 self.model, self.weights, technique.name,
                 result_params(technique.params),
                 provider(technique.name, get_registries().techniques),
-                label, config.target, config.seed, *display,
+                label, config.target, config.seed, config.storage.dtype, *display,
             )
         return self._maps[label]
 

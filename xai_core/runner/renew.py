@@ -18,7 +18,9 @@ from PIL import Image
 
 from xai_core.contracts.model import ModelHandle
 from xai_core.errors import XaiError
+from xai_core.io import read_array
 from xai_core.report.figures import FigureOptions, attribution_figure, attribution_title
+from xai_core.runner.inputs import stored_input
 from xai_core.runner.item import SCORE_FIELDS, ResultItem
 from xai_core.runner.ledger import Ledger
 from xai_core.runner.plan import Renewal, Settings
@@ -76,8 +78,8 @@ def _score(run: RunState, renewal: Renewal, items: list[ResultItem], handle: Mod
     scored_items = [item for item in items if "map" in item.files]
     if not scored_items:
         return
-    inputs = torch.from_numpy(np.load(run.root / scored_items[0].files["input"]))
-    maps = [torch.from_numpy(np.load(run.root / item.files["map"])) for item in scored_items]
+    inputs = stored_input(run.root / scored_items[0].files["input"], handle.preprocessing)
+    maps = [torch.from_numpy(read_array(run.root / item.files["map"])) for item in scored_items]
     masks = None
     if run.scoring_masks is not None and any("mask" in m.requires for _, m in metrics):
         try:
@@ -101,7 +103,7 @@ def _redraw(run: RunState, renewal: Renewal, item: ResultItem, options: FigureOp
     files = item.files
     if "map" not in files:
         return
-    saliency = np.load(run.root / files["map"])
+    saliency = read_array(run.root / files["map"])
     photo_path = (run.root / files["input"]).with_suffix(".png")
     with Image.open(photo_path) as photo:
         pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255

@@ -36,7 +36,7 @@ from PIL import Image
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.technique import Technique
-from xai_core.io import FileDigest, digest_file, write_json
+from xai_core.io import FileDigest, digest_file, read_array, write_json
 from xai_core.report.figures import FigureOptions, grid_figure, image_title
 from xai_core.report.tables import write_metrics_table
 from xai_core.runner.environment import environment
@@ -44,6 +44,7 @@ from xai_core.runner.inputs import InputImage
 from xai_core.runner.layout import RunLayout
 from xai_core.runner.ledger import Ledger
 from xai_core.runner.state import RunState
+from xai_core.store import RUN_KEY
 
 __all__ = [
     "GRID_ROWS",
@@ -60,8 +61,6 @@ __all__ = [
 
 #: The side-by-side grid shows at most this many images (the report shows them all).
 GRID_ROWS = 12
-#: Record key of synthesizers that run once per run rather than once per image.
-RUN_KEY = "_run"
 
 
 def per_run(technique: Technique) -> bool:
@@ -119,7 +118,7 @@ def write_grid(
             continue
         if "map" in item.get("files", {}) and item["label"] in labels:
             cell = (keys.index(key), labels.index(item["label"]))
-            cells[cell] = np.load(out / item["files"]["map"])
+            cells[cell] = read_array(out / item["files"]["map"])
     if not keys:
         return
 
@@ -162,9 +161,15 @@ def write_results(
     started: float,
     skipped: int,
     invoked: float,
+    index: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``results.json`` with ``"complete": false`` (and the metrics table) for the merged
     ``items``; returns its content for :func:`finish_results`.
+
+    The items themselves stay in their records: ``results.json`` holds the summary and the
+    ``index`` (:func:`xai_core.store.index_entry`, one per model) that
+    :func:`xai_core.store.load_items` reads them in order by, so a run that adds a few items
+    to a large folder rewrites a small file, not every item.
 
     :param model: the (first) model's :func:`model_entry`; ``model`` is its :func:`model_info`."""
     failed = sum(1 for item in items if item.get("error"))
@@ -178,7 +183,7 @@ def write_results(
         "wall_seconds": now - invoked,
         "compute_seconds": compute_seconds(items),
         "summary": {"items": len(items), "failed": failed, "skipped": skipped},
-        "items": items,
+        "index": index or [],
     }
     attributions = any(i.get("kind") == "attributor" for i in items)
     if run.config.figures and not run.config.compares_models and attributions:

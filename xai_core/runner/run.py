@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -38,7 +37,7 @@ from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.targets import check_target
 from xai_core.contracts.technique import Technique
 from xai_core.errors import ConfigError, XaiError
-from xai_core.io import recording_digests, write_json, write_npy, write_png, write_text
+from xai_core.io import recording_digests, write_array, write_json, write_png, write_text
 from xai_core.models.loading import load_model
 from xai_core.nn.layers import check_layer
 from xai_core.plugins.factory import build_entries, build_metrics
@@ -54,7 +53,13 @@ from xai_core.runner.config import (
 )
 from xai_core.runner.distributed import DistContext
 from xai_core.runner.environment import resolve_device, seed_everything
-from xai_core.runner.inputs import ImageDataset, InputImage, collate_items, resolve_inputs
+from xai_core.runner.inputs import (
+    ImageDataset,
+    InputImage,
+    collate_items,
+    photo_is_input,
+    resolve_inputs,
+)
 from xai_core.runner.item import ResultItem
 from xai_core.runner.ledger import Ledger, fingerprint, remove_stale_temporaries
 from xai_core.runner.lock import OutputLock
@@ -80,6 +85,7 @@ from xai_core.runner.targets import (
     predict_kind,
 )
 from xai_core.runner.writer import Writer
+from xai_core.store import TABLE, index_entry, tidy_rows, write_table
 
 #: Writes that may wait for the writer thread before the run waits for it: a few batches'
 #: maps, inputs and records (bounds the memory they hold).
@@ -90,14 +96,12 @@ __all__ = ["run_experiment", "RunResult"]
 
 @dataclass
 class RunResult:
-    """What a run produced: the output folder and the ``results.json`` content."""
+    """What a run produced: the output folder, the ``results.json`` content and every item of
+    the run (what :func:`xai_core.store.load_items` reads back from its records)."""
 
     output_dir: Path
     results: dict[str, Any]
-
-    @property
-    def items(self) -> list[dict[str, Any]]:
-        return self.results["items"]
+    items: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -253,8 +257,8 @@ def _run(
     dist.barrier()
     if not dist.is_main:
         failed = sum(1 for run in runs for item in run.state.items if item.error)
-        return RunResult(top.out, {"items": [i.as_record() for r in runs for i in r.state.items],
-                                   "summary": {"failed": failed}})
+        return RunResult(top.out, {"summary": {"failed": failed}},
+                         [i.as_record() for r in runs for i in r.state.items])
     folder.claim()
     return _finish(top, runs, sources, dist, skipped, written, invoked)
 
@@ -283,6 +287,7 @@ def _finish(
     build the report, and mark the run complete, last."""
     config = top.config
     items: list[dict[str, Any]] = []
+    index = []
     for run in runs:
         if dist.enabled:
             for source in sources:  # other ranks wrote these records after this rank cached them
@@ -290,11 +295,19 @@ def _finish(
                     run.ledger.forget(source.key, label)
         run.items = merge_items(run.ledger, sources, run.methods)
         items.extend(run.items)
+        index.append(index_entry(
+            top.layout.rel(run.ledger.records), [source.key for source in sources],
+            [label for label, t in run.methods if not per_run(t)],
+            [label for label, t in run.methods if per_run(t)],
+        ))
     with top.phases("report"):
         results = write_results(
             top, items, runs[0].model, runs[0].device,
-            min(run.started for run in runs), skipped, invoked,
+            min(run.started for run in runs), skipped, invoked, index,
         )
+        write_table(top.out, tidy_rows(items))  # when pyarrow is installed (the table extra)
+        if (top.out / TABLE).is_file():
+            results["table"] = TABLE
     results["models"] = [run.model for run in runs]
     labels = [label for label, t in runs[0].methods if isinstance(t, Attributor)]
     if config.figures:
@@ -313,7 +326,7 @@ def _finish(
         build_report(top.out)
     results["time_breakdown"] = top.phases.breakdown()
     finish_results(top.out, results, written)
-    return RunResult(top.out, results)
+    return RunResult(top.out, results, items)
 
 
 def _plan_model(run: _ModelRun, sources, dist: DistContext, force: bool) -> None:
@@ -501,14 +514,17 @@ def _check_layers(methods: list[tuple[str, Technique]], handle: ModelHandle, nam
 
 
 def _write_inputs(run: RunState, ok: list[ImageItem]) -> None:
-    """Each image's normalized input and its photo: the RGB view of its pixels that figures,
-    the grid and the report show (``display_channels``)."""
+    """Each image's photo, the RGB view of its pixels that figures, the grid and the report show
+    (``display_channels``), once per image; and its normalized input when the photo cannot give
+    it exactly (:func:`~xai_core.runner.inputs.photo_is_input`)."""
     for im in ok:
-        run.writer.submit(write_npy, run.input_path(im), im.inputs.numpy().astype(np.float32))
         photo = im.pixels
+        im.photo_is_input = run.config.display_channels is None and photo_is_input(photo)
         if photo.shape[0] != 3 or run.config.display_channels is not None:
             photo = to_image(photo, run.config.display_channels)
-        run.writer.submit(write_png, run.input_path(im).with_suffix(".png"), photo)
+        run.writer.submit(write_png, run.layout.photo(im.source.key), photo)
+        if not im.photo_is_input:
+            run.writer.submit(write_array, run.input_path(im), im.inputs.numpy(), "float32")
 
 
 def _shared_pass(

@@ -59,6 +59,9 @@ class ImageItem:
     #: when a metric needs it (:func:`xai_core.runner.attribution.chunk_masks`).
     mask: torch.Tensor | None = None
     mask_error: str | None = None
+    #: Whether the saved photo (8-bit PNG) gives the input exactly (see
+    #: :func:`~xai_core.runner.inputs.photo_is_input`), so no array of it is stored.
+    photo_is_input: bool = False
 
 
 def _target_kind(target: Any) -> Any:
@@ -150,6 +153,10 @@ class RunState:
         return self.layout.rel(path)
 
     def input_path(self, im: ImageItem) -> Path:
+        """The file that holds ``im``'s input (:func:`~xai_core.runner.inputs.photo_is_input`):
+        its photo, or the array of its normalized input."""
+        if im.photo_is_input:
+            return self.layout.photo(im.source.key)
         return self.layout.input(im.source.key)
 
     def base_item(

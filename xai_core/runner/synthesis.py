@@ -20,7 +20,7 @@ import torch
 
 from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.synthesizer import Synthesis, SynthesisRecord, Synthesizer
-from xai_core.io import write_npy, write_png
+from xai_core.io import write_array, write_png
 from xai_core.report.figures import (
     class_visualization_figure,
     difference_panels,
@@ -111,13 +111,14 @@ def _photo_item(
 def _write_synthesized(
     run: RunState, item: ResultItem, png: Path, pixels: torch.Tensor
 ) -> None:
-    """The image as an 8-bit PNG and as float32 ``.npy``; both paths go into ``item``. The PNG
-    of an image of other than 3 channels is its RGB view (``display_channels``)."""
+    """The image as an 8-bit PNG and as an array (``.npz`` of the run's ``storage`` dtype:
+    :func:`~xai_core.io.write_array`); both paths go into ``item``. The PNG of an image of other
+    than 3 channels is its RGB view (``display_channels``)."""
     shown = pixels if pixels.shape[0] == 3 else to_image(pixels, run.config.display_channels)
     write_png(png, shown)
-    npy = png.with_suffix(".npy")
-    write_npy(npy, pixels.numpy().astype(np.float32))
-    item.files.update(image=run.rel(png), array=run.rel(npy))
+    array = png.with_suffix(".npz")
+    write_array(array, pixels.numpy(), run.config.storage.dtype)
+    item.files.update(image=run.rel(png), array=run.rel(array))
 
 
 def _difference_figure(

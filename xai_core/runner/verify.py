@@ -1,9 +1,10 @@
 """``xai verify RUN_DIR``: is a finished run intact?
 
-A run is intact when ``results.json`` is strict JSON marked ``"complete": true``, its summary
-agrees with its items, every item agrees with its record under ``records/`` (under
-``<model>/records/`` in a run that compares models), and every file an item or the run names
-(``digests``, ``run_files``) is present with the recorded size and sha256.
+A run is intact when ``results.json`` is strict JSON marked ``"complete": true``, every record
+its ``index`` names (under ``records/``, or ``<model>/records/`` in a run that compares models)
+is present and strict JSON, its summary agrees with those records' items, and every file an
+item or the run names (``digests``, ``run_files``) is present with the recorded size and
+sha256.
 Only hashes are compared, nothing is decoded, so checking a large run costs one read of its
 outputs. Every problem is named by file, so the fix (rerun the same config: it recomputes what
 does not match) is obvious.
@@ -20,7 +21,7 @@ from xai_core.errors import XaiError
 from xai_core.io import FileDigest
 from xai_core.runner.ledger import file_problem
 from xai_core.runner.lock import lock_holder
-from xai_core.runner.results import RUN_KEY
+from xai_core.store import RUN_KEY
 
 __all__ = ["Verification", "verify_run", "strict_json", "records_folders"]
 
@@ -63,14 +64,17 @@ def verify_run(run_dir: str | Path) -> Verification:
     results = _read_results(run_dir, report)
     if results is None:
         return report
-    items = results.get("items") if isinstance(results.get("items"), list) else []
+    if isinstance(results.get("items"), list):  # a run of an older version
+        items = results["items"]
+        _check_records(run_dir, results, items, report)
+    else:
+        items = _indexed_items(run_dir, results, report)
     report.items = len(items)
     _check_summary(results, items, report)
     files = _Files(run_dir)
     for item in items:
         if not item.get("error"):
             _check_item_files(item, files, report)
-    _check_records(run_dir, results, items, report)
     for rel, expected in (results.get("run_files") or {}).items():
         report.add(files.problem(rel, expected))
     _check_figures(run_dir, results, report)
@@ -166,6 +170,34 @@ def _check_records(
             continue
         if not isinstance(record, dict) or record.get("items") != group:
             report.add(f"{rel}: disagrees with the items of results.json")
+
+
+def _indexed_items(
+    run_dir: Path, results: dict[str, Any], report: Verification
+) -> list[dict[str, Any]]:
+    """The items of every record ``results.json``'s ``index`` names, each record strict JSON
+    (see :func:`xai_core.store.load_items`)."""
+    index = results.get("index")
+    if not isinstance(index, list):
+        report.add("results.json: no index of the run's records (rerun the same config)")
+        return []
+    items: list[dict[str, Any]] = []
+    for entry in index:
+        pairs = [(key, label) for key in entry.get("keys", []) for label in entry.get("labels", [])]
+        pairs += [(RUN_KEY, label) for label in entry.get("run_labels", [])]
+        for key, label in pairs:
+            rel = f"{entry.get('records')}/{key}/{label}.json"
+            try:
+                record = strict_json((run_dir / rel).read_text())
+            except (OSError, ValueError, UnicodeDecodeError):
+                report.add(f"{rel}: missing or not strict JSON (rerun the same config)")
+                continue
+            found = record.get("items") if isinstance(record, dict) else None
+            if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
+                report.add(f"{rel}: not a record of items (rerun the same config)")
+                continue
+            items.extend(found)
+    return items
 
 
 def _check_figures(run_dir: Path, results: dict[str, Any], report: Verification) -> None:

@@ -20,9 +20,11 @@ import xai_core
 from xai_core.contracts.model import ModelHandle, Preprocessing
 from xai_core.contracts.synthesizer import SynthesisRecord
 from xai_core.errors import ConfigError, InputError
+from xai_core.io import read_array
 from xai_core.nn.images import gaussian_blur
 from xai_core.runner.config import MethodConfig
 from xai_core.runner.inputs import load_image, sample_path
+from xai_core.store import load_items
 
 DEMO_PHOTOS = ("cat", "coffee", "rocket", "astronaut")
 
@@ -298,8 +300,8 @@ def test_runner_writes_fooling_pgd_and_class_visualization(tmp_path, lite0):
     ]
     run = run_experiment(config)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["summary"]["failed"] == 0, [i["error"] for i in results["items"]]
-    items = {(i["label"], i["target"]): i for i in results["items"]}
+    assert results["summary"]["failed"] == 0, [i["error"] for i in run.items]
+    items = {(i["label"], i["target"]): i for i in load_items(tmp_path, results)}
     assert len(items) == 4 and len(run.items) == 4
 
     fool = items[("fooling", 1)]
@@ -317,7 +319,7 @@ def test_runner_writes_fooling_pgd_and_class_visualization(tmp_path, lite0):
     cv = [items[("classes", 1)], items[("classes", 980)]]
     assert [i["target_label"] for i in cv] == ["goldfish", "volcano"]
     assert all(i["image"] is None and i["record"]["iterations"] == 3 for i in cv)
-    array = np.load(tmp_path / cv[1]["files"]["array"])
+    array = read_array(tmp_path / cv[1]["files"]["array"])
     assert array.shape == (3, 48, 48) and array.dtype == np.float32
     assert cv[0]["files"]["figure"] == "figures/classes.png"
     assert (tmp_path / "figures" / "classes.png").is_file()
