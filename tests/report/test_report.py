@@ -237,6 +237,18 @@ def test_several_models_each_show_their_own_weights_predictions_and_timings(tmp_
     assert {m["model"] for m in _maps(data)} == {0, 1}
 
 
+def test_the_models_come_from_the_results_given_or_the_first_from_model(tmp_path):
+    # A run builds its report before results.json has its `models`: it may pass what it holds.
+    run = make_run(tmp_path / "run", images=2, models=("a", "b"))
+    full = read_results(run)
+    written = {k: v for k, v in full.items() if k != "models"}
+    (run / "results.json").write_text(json.dumps(written))
+    page = build_report(run).read_text()
+    assert "<b>a</b>: weights: random" in page and "<b>b</b>: weights: ?" in page
+    page = build_report(run, results=full).read_text()
+    assert "weights: weights-of-a" in page and "weights: weights-of-b" in page
+
+
 def test_thumbnails_made_on_threads_equal_those_made_one_by_one(tmp_path):
     # The report makes every image's pixel script from the run's files, an image per task on a
     # thread pool; the bytes must not depend on the threads, and a second make redoes nothing.

@@ -248,10 +248,11 @@ def _models(results: Mapping[str, Any], items: Iterable[Mapping[str, Any]]) -> l
         if label and label not in labels:
             labels.append(label)
     labels = labels or [""]
-    alone = results.get("model") or {} if len(labels) == 1 else {}
+    # Without ``models``, ``model`` is the first model's (``write_results``).
+    first = {} if entries else results.get("model") or {}
     models = []
-    for label in labels:
-        entry = entries.get(label) or alone
+    for number, label in enumerate(labels):
+        entry = entries.get(label) or (first if number == 0 else {})
         models.append({
             "label": label or entry.get("name") or "model", "name": entry.get("name"),
             "weights": entry.get("weights"), "input_size": entry.get("input_size"),
@@ -437,14 +438,20 @@ def _load_table(run_dir: Path) -> dict[str, Any]:
     return table if isinstance(table, dict) else {}
 
 
-def build_report(run_dir: str | Path, options: FigureOptions | None = None) -> Path:
+def build_report(
+    run_dir: str | Path,
+    options: FigureOptions | None = None,
+    results: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``report.html`` (and its data and thumbnails under ``report/``) into ``run_dir``;
     returns the page.
 
     :param options: how maps are drawn; default: the run config's ``figure`` section, if any.
+    :param results: the run's ``results.json`` content when the caller holds a newer one than
+        the file (the run, before it writes the file a last time); default: the file.
     """
     run_dir = Path(run_dir)
-    results = read_results(run_dir)
+    results = dict(results) if results is not None else read_results(run_dir)
     if options is None:
         options = FigureOptions.from_config((results.get("config") or {}).get("figure"))
     items = load_items(run_dir, results)
