@@ -334,7 +334,7 @@ def _finish(
             else:
                 write_grid(top.out, items, labels, options)
     with top.phases("report"):
-        build_report(top.out)
+        build_report(top.out, results=results)  # its models and table, not yet on disk
     results["time_breakdown"] = top.phases.breakdown()
     finish_results(top.out, results, written)
     run_sinks(top.sinks, top.out, results, config.figure, top.say)
