@@ -19,7 +19,7 @@ How:
    uniform in [0.05, 1.0] x the attempt's expected duration (startup as measured by the
    reference, plus the reference's per-item time for the items not recorded yet), so kills
    spread over every phase of the run, including the last ones. Then let it finish.
-4. Compare every file of both folders: ``.npy`` and ``.png`` byte for byte, JSON after
+4. Compare every file of both folders: ``.npz`` and ``.png`` byte for byte, JSON after
    dropping volatile keys (printed, with the reason), ``config.yaml`` and other text after
    replacing the output folder's path, ``report*.html`` after removing timings, environment
    and the output path, plus its list of referenced files.
@@ -59,7 +59,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from xai_core.io import read_array
 from xai_core.runner.ledger import decode
+from xai_core.store import load_items
 
 #: JSON keys whose values legitimately differ between two runs of the same config, and why.
 VOLATILE_KEYS: dict[str, str] = {
@@ -293,13 +295,13 @@ def classify(attempt: Attempt, at: float, before: dict, after: dict, out: Path) 
     """The phase a kill at ``at`` seconds landed in, from the output and the progress lines.
 
     Writes at start-up do not count as progress: ``config.yaml``, the ``.lock`` file, and
-    ``results.json`` rewritten without items (a resumed run first marks it incomplete)."""
+    ``results.json`` rewritten without a summary (a resumed run first marks it incomplete)."""
     changed = {rel for rel, sig in after.items() if before.get(rel) != sig}
     changed = {rel for rel in changed
                if rel not in ("config.yaml", ".lock") and not rel.endswith(".tmp")}
     if "results.json" in changed:
         try:
-            if "items" not in json.loads((out / "results.json").read_text()):
+            if "summary" not in json.loads((out / "results.json").read_text()):
                 changed.discard("results.json")
         except (OSError, ValueError):
             pass
@@ -504,7 +506,7 @@ def _first_text_diff(a: str, b: str) -> str:
 
 def _array_detail(ref: Path, got: Path) -> str:
     try:
-        a, b = np.load(ref, allow_pickle=False), np.load(got, allow_pickle=False)
+        a, b = read_array(ref), read_array(got)
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         return f"cannot load: {exc}"
     if a.shape != b.shape or a.dtype != b.dtype:
@@ -540,6 +542,22 @@ def _compare_json(rel: str, a: Path, b: Path, dirs: tuple[str, ...], got_dirs: t
         result.mismatches.append(f"{rel}: " + "; ".join(_json_diff(ja, jb)))
 
 
+def _compare_table(rel: str, a: Path, b: Path, dirs: tuple[str, ...],
+                   got_dirs: tuple[str, ...], result: Comparison, ref: Path, got: Path) -> None:
+    """``results.parquet``: its rows compared as JSON records are (timings dropped)."""
+    import pyarrow.parquet as pq
+
+    try:
+        ra, rb = pq.read_table(a).to_pylist(), pq.read_table(b).to_pylist()
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        result.mismatches.append(f"{rel}: unreadable table ({exc})")
+        return
+    ja = _normalize_json(ra, dirs, result, ref, rel)
+    jb = _normalize_json(rb, got_dirs, result, got, rel)
+    if ja != jb:
+        result.mismatches.append(f"{rel}: " + "; ".join(_json_diff(ja, jb)))
+
+
 def _compare_text(rel: str, a: Path, b: Path, dirs: tuple[str, ...], got_dirs: tuple[str, ...],
                   result: Comparison) -> None:
     ta, tb = a.read_text(errors="replace"), b.read_text(errors="replace")
@@ -559,7 +577,7 @@ def _compare_text(rel: str, a: Path, b: Path, dirs: tuple[str, ...], got_dirs: t
         result.mismatches.append(f"{rel}: {_first_text_diff(ta, tb)}")
 
 
-BYTES_DETAIL = {".npy": _array_detail, ".png": _png_detail}
+BYTES_DETAIL = {".npy": _array_detail, ".npz": _array_detail, ".png": _png_detail}
 
 
 def _compare_bytes(rel: str, a: Path, b: Path, result: Comparison) -> None:
@@ -588,6 +606,8 @@ def compare_trees(ref: Path, got: Path) -> Comparison:
         result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
         if suffix == ".json" or a.name in KEPT_HIDDEN:
             _compare_json(rel, a, b, dirs, got_dirs, result, ref, got)
+        elif suffix == ".parquet":
+            _compare_table(rel, a, b, dirs, got_dirs, result, ref, got)
         elif suffix in (".html", ".yaml", ".yml", ".md", ".txt", ".csv"):
             _compare_text(rel, a, b, dirs, got_dirs, result)
         else:
@@ -622,7 +642,7 @@ def _results_problems(results: dict[str, Any], out: Path,
     problems: list[str] = []
     if results.get("complete") is not True:
         problems.append(f"results.json: complete is {results.get('complete')!r}, not true")
-    summary, items = results.get("summary", {}), results.get("items", [])
+    summary, items = results.get("summary", {}), load_items(out, results)
     if summary.get("items") != len(items):
         problems.append(f"results.json: summary.items {summary.get('items')} != {len(items)} items")
     if expected_items is not None and len(items) != expected_items:
@@ -745,7 +765,7 @@ def _main(args: argparse.Namespace, work: Path, inputs: Path, ref: Path, got: Pa
             print("   ", line)
         return 2
     ref_results = json.loads((ref / "results.json").read_text())
-    n_items = len(ref_results["items"])
+    n_items = len(load_items(ref, ref_results))
     n_records = count_records(snapshot(ref))
     startup, per_record, tail = reference_profile(timeline, duration, n_records)
     loading = next((t for t, line in reference.lines if "loading model" in line), None)

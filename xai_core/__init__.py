@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from xai_core.contracts.metric import Metric, MetricContext, MetricResult
     from xai_core.contracts.model import ModelHandle, Preprocessing
     from xai_core.contracts.params import setting
+    from xai_core.contracts.sink import Sink, SinkRun
     from xai_core.contracts.synthesizer import (
         Synthesis,
         SynthesisContext,
@@ -47,11 +48,13 @@ if TYPE_CHECKING:
     from xai_core.plugins.factory import (
         get_attributor,
         get_metric,
+        get_sink,
         get_synthesizer,
         get_target,
         list_attributors,
         list_metrics,
         list_presets,
+        list_sinks,
         list_synthesizers,
         list_targets,
     )
@@ -67,6 +70,8 @@ _EXPORTS: dict[str, str] = {
     "ModelHandle": "xai_core.contracts.model",
     "Preprocessing": "xai_core.contracts.model",
     "setting": "xai_core.contracts.params",
+    "Sink": "xai_core.contracts.sink",
+    "SinkRun": "xai_core.contracts.sink",
     "Synthesis": "xai_core.contracts.synthesizer",
     "SynthesisContext": "xai_core.contracts.synthesizer",
     "SynthesisRecord": "xai_core.contracts.synthesizer",
@@ -88,10 +93,12 @@ _EXPORTS: dict[str, str] = {
     "get_attributor": "xai_core.plugins.factory",
     "get_metric": "xai_core.plugins.factory",
     "get_synthesizer": "xai_core.plugins.factory",
+    "get_sink": "xai_core.plugins.factory",
     "get_target": "xai_core.plugins.factory",
     "list_attributors": "xai_core.plugins.factory",
     "list_metrics": "xai_core.plugins.factory",
     "list_presets": "xai_core.plugins.factory",
+    "list_sinks": "xai_core.plugins.factory",
     "list_synthesizers": "xai_core.plugins.factory",
     "list_targets": "xai_core.plugins.factory",
     "hookimpl": "xai_core.plugins.manager",

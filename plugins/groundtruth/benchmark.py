@@ -43,7 +43,8 @@ from xai_core.errors import ConfigError, XaiError
 from xai_core.io import save_figure, write_json, write_text
 from xai_core.models.loading import load_model
 from xai_core.plugins.factory import build_entries, build_metrics, technique_class
-from xai_core.report.figures import grid_figure, plt
+from xai_core.report.figures import plt
+from xai_core.report.render import grid_figure
 from xai_core.report.tables import metrics_table, table_markdown
 from xai_core.runner.config import ExperimentConfig, model_run_config, to_yaml
 from xai_core.runner.environment import environment, resolve_device, seed_everything

@@ -143,8 +143,9 @@ def test_a_dataset_run_makes_one_forward_pass_per_batch(tmp_path, monkeypatch):
     results = json.loads((result.output_dir / "results.json").read_text())
     breakdown = results["time_breakdown"]
     assert breakdown["model"] > 0 and breakdown["wall"] >= breakdown["model"]
-    # The report made a thumbnail of each map from the run's files.
-    assert len(list((result.output_dir / "report" / "maps").rglob("*.map.jpg"))) == 5
+    # The report made a thumbnail of each map from the run's files: one pixel script per image.
+    scripts = list((result.output_dir / "report" / "px").rglob("*.js"))
+    assert len(scripts) == 5 and all('"scales"' in p.read_text() for p in scripts)
 
 
 def test_top_k_targets_predict_first(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """The ``xai`` command line.
 
-    xai list [models|attributors|synthesizers|presets|metrics|samples|plugins|examples] [PATTERN]
+    xai list [models|attributors|synthesizers|presets|metrics|targets|sinks|samples|plugins|
+              examples] [PATTERN]
     xai list classes [MODEL] [PATTERN]
     xai list layers MODEL
     xai describe NAME
@@ -39,7 +40,7 @@ from xai_core.version import __version__
 __all__ = ["main", "LIST_KINDS"]
 
 LIST_KINDS = (
-    "models", "attributors", "synthesizers", "presets", "metrics", "targets", "samples",
+    "models", "attributors", "synthesizers", "presets", "metrics", "targets", "sinks", "samples",
     "plugins", "examples", "classes", "layers",
 )
 
@@ -102,8 +103,8 @@ def _parser(commands: Iterable[Any]) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[flags], **kwargs)
 
     p = add(
-        "list", help="list models, techniques, presets, metrics, samples, plugins, examples, "
-        "a model's classes or layers",
+        "list", help="list models, techniques, presets, metrics, sinks, samples, plugins, "
+        "examples, a model's classes or layers",
         description="xai list [KIND] [PATTERN]; xai list classes [MODEL] [PATTERN]; "
         "xai list layers MODEL",
     )

@@ -82,7 +82,24 @@ def _summary(result: Any, debug: bool = False) -> int:
         print(f"figures: {out / 'figures'} (side by side: {grid})")
     if result.results.get("comparisons"):
         print(f"figures: {out / 'figures' / 'compare'} (models side by side, one per image)")
-    return 1 if failed else 0
+    sinks_failed = _sink_lines(result.results)
+    return 1 if failed or sinks_failed else 0
+
+
+def _sink_lines(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Print where each sink logged the run, and each failed sink on stderr; returns the
+    failed ones."""
+    failed = []
+    for record in results.get("sinks") or []:
+        if record.get("ok"):
+            where = ", ".join(f"{k} {v}" for k, v in (record.get("logged") or {}).items())
+            print(f"sink:    {record['label']}: {where or 'logged'}")
+        else:
+            failed.append(record)
+            print(f"error: sink {record['label']!r} failed: {record['error']} (the run's outputs "
+                  "are complete; its traceback is in results.json's `sinks`; rerunning the "
+                  "config logs the run again)", file=sys.stderr)
+    return failed
 
 
 def cmd_run(

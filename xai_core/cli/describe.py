@@ -25,7 +25,7 @@ def _lookup(name: str, registries: Registries) -> list[tuple[Entry[Any], str | N
     ``plugin:name``; the architecture is set when ``name`` is one of a model family's."""
     found: list[tuple[Entry[Any], str | None]] = []
     for registry in (registries.techniques, registries.metrics, registries.models,
-                     registries.targets):
+                     registries.targets, registries.sinks):
         entry = registry.find(name)
         if entry is not None:
             found.append((entry, None))
@@ -102,6 +102,10 @@ def _technique_facts(obj: Any) -> list[str]:
             lines.append(f"  {label + ':':<15} {getattr(obj, label)}")
     if isinstance(getattr(obj, "tasks", None), tuple):  # a target kind
         lines.append(f"  {'models:':<15} {', '.join(obj.tasks)}")
+    if getattr(obj, "kind", "") == "sink":
+        needs = ", ".join(obj.requires) or "nothing beyond xai-core"
+        missing = f" (missing: {obj.install})" if obj.missing() else ""
+        lines.append(f"  {'needs:':<15} {needs}{missing}")
     if getattr(obj, "requires_rgb", ""):
         lines.append(f"  {'channels:':<15} RGB only (3): {obj.requires_rgb}")
     if isinstance(getattr(obj, "higher_is_better", None), bool):
@@ -171,13 +175,13 @@ def cmd_describe(name: str) -> int:
     if not found:
         registries_ = (
             registries.techniques, registries.presets, registries.metrics, registries.models,
-            registries.targets,
+            registries.targets, registries.sinks,
         )
         qualified = QUALIFIER in name
         names = [e.qualified if qualified else e.name for r in registries_ for e in r]
         note = next((n for r in registries_ if (n := r.missing_note(name))), "")
         raise UnknownNameError(
-            "technique, preset, metric, model or target kind", name, names, hint="", note=note
+            "technique, preset, metric, model, target kind or sink", name, names, hint="", note=note
         )
     print("\n\n".join("\n".join(_describe(e, arch, registries)) for e, arch in found))
     return 0

@@ -15,8 +15,8 @@ __all__ = ["cmd_list"]
 
 #: What ``xai list`` with no kind shows.
 OVERVIEW = (
-    "models", "attributors", "synthesizers", "presets", "metrics", "targets", "samples", "plugins",
-    "examples",
+    "models", "attributors", "synthesizers", "presets", "metrics", "targets", "sinks", "samples",
+    "plugins", "examples",
 )
 #: The model ``xai list classes`` shows when none is given (ImageNet-1k names).
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -107,6 +107,16 @@ def _target_lines(summary: dict[str, Any], pattern: str | None) -> list[str]:
     return lines + [
         f"{t['name']:<24} [{t['plugin']}] {t['summary']} ({', '.join(t['tasks'])} models)"
         for t in summary["targets"] if _match(t["name"], pattern)
+    ]
+
+
+def _sink_lines(summary: dict[str, Any], pattern: str | None) -> list[str]:
+    """The sinks, with the package to install for one whose library is missing."""
+    return [
+        f"{s['name']:<24} [{s['plugin']}] {s['summary']}"
+        + (f" (not installed: {s['install'] or 'pip install ' + ' '.join(s['missing'])})"
+           if s["missing"] else "")
+        for s in summary.get("sinks", []) if _match(s["name"], pattern)
     ]
 
 
@@ -204,6 +214,7 @@ def _list_layers(args: list[str]) -> int:
 _LISTERS = {
     "models": _model_lines,
     "targets": _target_lines,
+    "sinks": _sink_lines,
     "samples": _sample_lines,
     "examples": _example_lines,
 }

@@ -5,6 +5,7 @@
   parameters with types, defaults, choices, bounds and their ``#:`` comments;
 - ``metrics.md`` likewise for metrics (with direction and requirements);
 - ``targets.md`` likewise for target kinds (with the models they apply to);
+- ``sinks.md`` likewise for sinks (with the libraries they need);
 - ``models.md`` from the model registry (names, families, descriptions);
 - ``commands.md`` from the ``xai`` subcommands plugins register (their ``--help``);
 - ``helpers.md`` from the public names of the modules plugins build on (:data:`HELPER_MODULES`):
@@ -268,6 +269,22 @@ def _targets(all_plugins: bool) -> str:
     return _page(all_plugins, "target kinds", intro, sections)
 
 
+def _sinks(all_plugins: bool) -> str:
+    entries = _shown(get_registries().sinks, all_plugins)
+    intro = (
+        "Select them in a config as `sinks: [NAME, {name: NAME, params: {...}}]` "
+        "(docs/sinks.md); each is called once per finished run.\n"
+    )
+    sections = []
+    for entry in entries:
+        cls = entry.obj
+        needs = ", ".join(f"`{m}`" for m in cls.requires) or "nothing beyond xai-core"
+        install = f" (`{cls.install}`)" if cls.install else ""
+        sections.append(_technique_section(entry).replace(
+            "\n\n| parameter", f"\n\nNeeds: {needs}{install}.\n\n| parameter", 1))
+    return _page(all_plugins, "sinks", intro, sections)
+
+
 def _model_section(entry: Any) -> str:
     model = entry.obj
     kind = "model family" if model.is_family else "model"
@@ -413,6 +430,7 @@ def generate(all_plugins: bool = False) -> dict[str, str]:
         "techniques.md": _techniques(all_plugins),
         "metrics.md": _metrics(all_plugins),
         "targets.md": _targets(all_plugins),
+        "sinks.md": _sinks(all_plugins),
         "models.md": _models(all_plugins),
         "commands.md": _commands(all_plugins),
         "helpers.md": _helpers(),

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: Bump when the summary's layout changes.
-CATALOG_FORMAT = 4
+CATALOG_FORMAT = 5
 #: Catalog files kept in the cache folder.
 KEEP = 8
 
@@ -138,6 +138,11 @@ def summarise(registries: Any) -> dict[str, Any]:
         {"name": e.name, "plugin": e.plugin, "summary": e.obj.summary, "tasks": list(e.obj.tasks)}
         for e in registries.targets
     ]
+    sinks = [
+        {"name": e.name, "plugin": e.plugin, "summary": e.obj.summary,
+         "missing": e.obj.missing(), "install": e.obj.install}
+        for e in registries.sinks
+    ]
     plugins = [
         {"name": info.name, "source": info.source, "ok": info.ok, "reason": info.reason,
          "provides": info.provides, "entry_point": info.entry_point, "warning": info.warning,
@@ -146,7 +151,7 @@ def summarise(registries: Any) -> dict[str, Any]:
     ]
     return {"format": CATALOG_FORMAT, "techniques": techniques, "presets": presets,
             "metrics": metrics, "models": models, "commands": commands, "plugins": plugins,
-            "targets": targets}
+            "targets": targets, "sinks": sinks}
 
 
 def _live_registries() -> Any:

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.params import build_params
+from xai_core.contracts.sink import Sink
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.target_kinds import TargetKind
 from xai_core.contracts.technique import Technique
@@ -42,6 +43,10 @@ __all__ = [
     "parse_target",
     "find_preset",
     "resolve_technique",
+    "get_sink",
+    "list_sinks",
+    "build_sink",
+    "build_sinks",
 ]
 
 T = TypeVar("T", bound=Technique)
@@ -174,6 +179,35 @@ def list_metrics() -> list[str]:
 def list_presets() -> list[str]:
     """Registered preset names, sorted (``smoothgrad``, ...)."""
     return get_registries().presets.names()
+
+
+def get_sink(name: str, **params: Any) -> Sink:
+    """A sink by registered name, its parameters validated and its libraries checked:
+    ``get_sink("tensorboard", images=8)``."""
+    cls = get_registries().sinks.get(name)
+    cls.check_available()
+    return cls(**params)
+
+
+def list_sinks() -> list[str]:
+    """Registered sink names, sorted (``tensorboard``, ``mlflow``, ...)."""
+    return get_registries().sinks.names()
+
+
+def build_sink(entry: Any, where: str) -> Sink:
+    """The sink of one config entry (``name``, ``params``) at config path ``where``
+    (``sinks[0]``): an unknown name with close matches, bad parameters naming their key, a
+    missing library naming the extra to install."""
+    cls = get_registries().sinks.get(entry.name)
+    params = build_params(cls.Params, entry.params, where=f"{where}.params")
+    cls.check_available()
+    return cls(params)
+
+
+def build_sinks(entries: Sequence[Any]) -> list[tuple[str, Sink]]:
+    """``(label, sink)`` for each entry of a config's ``sinks``; the label is the entry's
+    ``label`` or its name."""
+    return [(e.label or e.name, build_sink(e, f"sinks[{i}]")) for i, e in enumerate(entries)]
 
 
 #: The kind a plain ``target:`` value has (``predicted``, ``top-k``, an index, a class name).

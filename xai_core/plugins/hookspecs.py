@@ -160,6 +160,23 @@ def register_targets(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_sinks(register: Callable[..., None]) -> None:
+    """Register sinks (trackers a finished run reports to: TensorBoard, MLflow, ...).
+
+    Called once per plugin when the registries are first used.
+
+    :param register: call ``register(cls)`` for each :class:`xai_core.Sink` subclass the plugin
+        provides. ``cls.name`` is the name users select it by (``sinks: [NAME]`` in YAML,
+        ``xai list sinks``); ``cls.Params`` is a dataclass of its options, which becomes its
+        config schema; ``cls.requires`` names the modules it imports (a config selecting it is
+        refused while one is missing, with ``cls.install`` as the fix). Its ``log(run)`` is
+        called once at the end of every run that finishes (:class:`xai_core.SinkRun`). Sinks
+        have their own namespace.
+    :return: nothing; return values are ignored.
+    """
+
+
+@hookspec
 def register_commands(register: Callable[..., None]) -> None:
     """Register subcommands of the ``xai`` command line.
 

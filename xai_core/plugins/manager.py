@@ -237,7 +237,8 @@ def _note_broken(registries: Registries) -> None:
         if info.ok:
             continue
         for registry in (registries.techniques, registries.models, registries.metrics,
-                         registries.commands, registries.presets, registries.targets):
+                         registries.commands, registries.presets, registries.targets,
+                         registries.sinks):
             registry.note_broken(f"plugin {info.name!r} ({info.source}) failed to load: "
                                  f"{info.reason}")
 

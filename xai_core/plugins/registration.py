@@ -17,6 +17,7 @@ from typing import Any
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
 from xai_core.contracts.model import ModelEntry
+from xai_core.contracts.sink import Sink
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.target_kinds import TASKS, TargetKind
 from xai_core.errors import PluginError
@@ -115,6 +116,7 @@ class Registries:
     commands: Registry[Command] = field(default_factory=lambda: Registry("command"))
     presets: Registry[Preset] = field(default_factory=lambda: Registry("preset", "presets"))
     targets: Registry[Any] = field(default_factory=lambda: Registry("target kind", "targets"))
+    sinks: Registry[Any] = field(default_factory=lambda: Registry("sink", "sinks"))
 
 
 class PendingRegistrations:
@@ -278,4 +280,5 @@ def registration_callbacks(
         "register_commands": command_register(pending, registries.commands),
         "register_presets": preset_register(pending, registries.presets),
         "register_targets": class_register(pending, TargetKind, registries.targets, "target"),
+        "register_sinks": class_register(pending, Sink, registries.sinks, "sink"),
     }

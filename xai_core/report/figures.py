@@ -52,6 +52,10 @@ __all__ = [
     "SIGNS",
     "OVERLAYS",
     "render_map",
+    "scale_bounds",
+    "colour_map",
+    "colour_table",
+    "COLOUR_STEPS",
     "display_channels",
     "display_image",
     "display_map",
@@ -218,12 +222,16 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _scaled(values: np.ndarray, signed: bool, options: FigureOptions):
-    """The function from map values to display strength, fixed by this map's percentiles."""
+def scale_bounds(values: np.ndarray, signed: bool, options: FigureOptions) -> tuple[float, float]:
+    """``(low, top)``: the values where a map's colours saturate, from its percentiles.
+
+    Display strength is ``clip(v / top, -1, 1)`` on a signed scale (``low`` is ``-top``) and
+    ``clip((v - low) / (top - low), 0, 1)`` on a sequential one (the report's page colours maps
+    in the browser from these two numbers)."""
     if signed:
         top = float(np.percentile(np.abs(values), options.clip_percentile))
         top = top or float(np.abs(values).max()) or 1.0
-        return lambda v: np.clip(v / top, -1, 1)
+        return -top, top
     low, top = (
         float(v) for v in np.percentile(values, [100 - options.clip_percentile,
                                                  options.clip_percentile])
@@ -232,18 +240,43 @@ def _scaled(values: np.ndarray, signed: bool, options: FigureOptions):
         low = min(0.0, low)
     if top <= low:
         low, top = 0.0, float(values.max()) or 1.0
+    return low, top
+
+
+def _scaled(values: np.ndarray, signed: bool, options: FigureOptions):
+    """The function from map values to display strength, fixed by this map's percentiles."""
+    low, top = scale_bounds(values, signed, options)
+    if signed:
+        return lambda v: np.clip(v / top, -1, 1)
     return lambda v: np.clip((v - low) / (top - low), 0, 1)
 
 
+#: Entries of every colour table (odd: one sits exactly at the centre of a diverging scale).
+COLOUR_STEPS = 257
+
+
 @functools.cache
-def _colour_map(name: str):
-    """The colour map ``name`` in 257 entries: an odd number puts one exactly at the centre, so
-    zero gets the neutral colour rather than the first entry of the positive half. Built once
-    per name (a figure per item would otherwise rebuild it), its lookup table filled before any
-    thread shares it."""
-    cmap = matplotlib.colormaps[name].resampled(257)
+def _resampled(name: str):
+    """The colour map ``name`` in :data:`COLOUR_STEPS` entries, built once per name (a figure
+    per item would otherwise rebuild it), its lookup table filled before any thread shares it:
+    treat it as read-only."""
+    cmap = matplotlib.colormaps[name].resampled(COLOUR_STEPS)
     cmap(0.5)
     return cmap
+
+
+def colour_map(kind: str, options: FigureOptions | None = None):
+    """The matplotlib colour map of a map ``kind`` (``signed``, ``positive``, ``negative``,
+    ``absolute``) under ``options``, as :data:`COLOUR_STEPS` entries: position ``x`` in [0, 1]
+    gets entry ``min(floor(x * COLOUR_STEPS), COLOUR_STEPS - 1)``. Shared: do not modify it."""
+    options = options or FigureOptions()
+    return _resampled(options.cmap or DEFAULT_CMAPS[kind])
+
+
+def colour_table(kind: str, options: FigureOptions | None = None) -> np.ndarray:
+    """The entries ``[COLOUR_STEPS, 3]`` (RGB in [0, 1]) of :func:`colour_map`: what the
+    report's page colours maps with."""
+    return colour_map(kind, options)(np.arange(COLOUR_STEPS))[:, :3]
 
 
 def render_map(
@@ -269,7 +302,9 @@ def render_map(
             else "non-negative map; darker red: larger, white: smallest"
         )
     kind = "signed" if signed else ("positive" if sign == "all" else sign)
-    cmap = _colour_map(options.cmap or DEFAULT_CMAPS[kind])
+    # An odd number of entries puts one exactly at the centre: zero gets the neutral colour
+    # rather than the first entry of the positive half.
+    cmap = colour_map(kind, options)
     if kind == "negative":
         # Strength of the negative part is its magnitude, so that "more negative" is darker.
         scale = _scaled(-values, False, options)

@@ -31,7 +31,7 @@ from xai_core.io import ARRAY_DTYPES
 from xai_core.models.huggingface import HF_PREFIX
 from xai_core.models.loading import check_model_name, check_model_options, model_entry
 from xai_core.models.sources import FACTORY_MODEL, anchored, default_label, read_labels
-from xai_core.plugins.factory import resolve_entry
+from xai_core.plugins.factory import build_sink, resolve_entry
 from xai_core.report.figures import FigureOptions
 from xai_core.runner.examples import EXAMPLE_PREFIX, example_path
 from xai_core.runner.masks import check_mask_config
@@ -226,6 +226,9 @@ class ExperimentConfig:
     methods: list[MethodConfig] = field(default_factory=list)
     #: Metrics scoring every attribution map (``xai list metrics``), same shape as ``methods``.
     metrics: list[MethodConfig] = field(default_factory=list)
+    #: Trackers the finished run is sent to (``xai list sinks``; docs/sinks.md), same shape as
+    #: ``methods``: ``[tensorboard, {name: mlflow, params: {experiment: demo}}]``.
+    sinks: list[MethodConfig] = field(default_factory=list)
     #: Ground-truth object masks of the inputs, for metrics that need them (localisation).
     masks: MaskConfig = field(default_factory=MaskConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
@@ -353,7 +356,7 @@ def _normalise_shorthand(cfg: DictConfig) -> None:
     """
     if isinstance(cfg.get("models"), str):
         cfg.models = [cfg.models]
-    for name in ("methods", "metrics", "models"):
+    for name in ("methods", "metrics", "models", "sinks"):
         entries = cfg.get(name)
         if isinstance(entries, ListConfig) and any(isinstance(m, str) for m in entries):
             cfg[name] = [{"name": m} if isinstance(m, str) else m for m in entries]
@@ -512,7 +515,7 @@ def _check_values(config: ExperimentConfig, problems: _Problems) -> None:
         ))
     with problems.collect():
         check_field_values(config)
-    for key in ("methods", "metrics"):
+    for key in ("methods", "metrics", "sinks"):
         labels = [m.label or m.name for m in getattr(config, key)]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         if duplicates:
@@ -761,6 +764,9 @@ def check_registered_names(config: ExperimentConfig, problems: _Problems | None 
     for i, metric in enumerate(config.metrics):
         with found.collect():
             resolve_entry(metric, f"metrics[{i}]", Metric)
+    for i, sink in enumerate(config.sinks):
+        with found.collect():
+            build_sink(sink, f"sinks[{i}]")
     if problems is None:
         found.raise_any()
 

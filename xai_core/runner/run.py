@@ -40,7 +40,7 @@ from xai_core.errors import ConfigError, XaiError
 from xai_core.io import recording_digests, write_array, write_json, write_png, write_text
 from xai_core.models.loading import load_model
 from xai_core.nn.layers import check_layer
-from xai_core.plugins.factory import build_entries, build_metrics
+from xai_core.plugins.factory import build_entries, build_metrics, build_sinks
 from xai_core.report.figures import FigureOptions, display_channels
 from xai_core.report.html import build_report
 from xai_core.runner.attribution import run_attributor
@@ -76,6 +76,7 @@ from xai_core.runner.results import (
     write_grid,
     write_results,
 )
+from xai_core.runner.sinks import failed_sinks, run_sinks
 from xai_core.runner.state import ImageItem, RunState, safe_label, to_image
 from xai_core.runner.synthesis import run_synthesizer, synthesize_per_run
 from xai_core.runner.targets import (
@@ -107,6 +108,11 @@ class RunResult:
     @property
     def failures(self) -> list[dict[str, Any]]:
         return [item for item in self.items if item.get("error")]
+
+    @property
+    def failed_sinks(self) -> list[dict[str, Any]]:
+        """The config's sinks that failed to log the run (``results.json``'s ``sinks``)."""
+        return failed_sinks(self.results)
 
 
 def _loader(sources: list[InputImage], handle: ModelHandle, config: ExperimentConfig):
@@ -148,11 +154,16 @@ def run_experiment(
         anything is touched.
     :raises ConfigError: when another run is writing ``output_dir`` (see
         :mod:`xai_core.runner.lock`); nothing in the folder is touched then.
+
+    The config's ``sinks`` get the finished run last (:mod:`xai_core.runner.sinks`); one that
+    fails does not raise here: check :attr:`RunResult.failed_sinks` (``xai run`` exits 1).
     """
     invoked = time.time()
     top = RunState(config, progress)
     top.shows_progress = progress is not None
     top.metrics = build_metrics(config.metrics)
+    # A restyle only redraws a finished run: it reports to no tracker.
+    top.sinks = [] if restyle else build_sinks(config.sinks)
     if not config.inputs:
         raise XaiError(
             "the config lists no inputs; set `inputs` (files, folders, globs, sample:NAME)"
@@ -331,9 +342,10 @@ def _finish(
             else:
                 write_grid(top.out, items, labels, options)
     with top.phases("report"):
-        build_report(top.out)
+        build_report(top.out, results=results)  # its models and table, not yet on disk
     results["time_breakdown"] = top.phases.breakdown()
     finish_results(top.out, results, written)
+    run_sinks(top.sinks, top.out, results, config.figure, top.say)
     return RunResult(top.out, results, items)
 
 

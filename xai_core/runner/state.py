@@ -122,6 +122,8 @@ class RunState:
         self.say = progress or (lambda _msg: None)
         self.items: list[ResultItem] = []
         self.metrics: list[tuple[str, Metric]] = []
+        #: The config's sinks (label, sink), called once the run finished.
+        self.sinks: list[tuple[str, Any]] = []
         #: The inputs' ground-truth masks (``masks:`` in the config), ``None`` without.
         self.masks = MaskSet.from_config(config.masks)
         #: The config's target as a target kind (``target: {kind: ...}``), ``None`` for classes.
