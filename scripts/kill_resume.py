@@ -558,6 +558,33 @@ def _compare_table(rel: str, a: Path, b: Path, dirs: tuple[str, ...],
         result.mismatches.append(f"{rel}: " + "; ".join(_json_diff(ja, jb)))
 
 
+def _report_data(path: Path) -> Any:
+    """``report/data.js`` as JSON, each map's ``seconds`` (a timing) blanked."""
+    text = path.read_text()
+    prefix, suffix = "window.XAI_REPORT=JSON.parse(", ");\n"
+    if not (text.startswith(prefix) and text.endswith(suffix)):
+        raise ValueError("not window.XAI_REPORT=JSON.parse(...)")
+    data = json.loads(json.loads(text[len(prefix):-len(suffix)]))
+    at = data["map_fields"].index("seconds")
+    for entry in data["maps"]:
+        entry[at] = None
+    return data
+
+
+def _compare_report_data(rel: str, a: Path, b: Path, dirs: tuple[str, ...],
+                         got_dirs: tuple[str, ...], result: Comparison, ref: Path,
+                         got: Path) -> None:
+    """The report's data: compared as JSON is, timings blanked."""
+    try:
+        ja = _normalize_json(_report_data(a), dirs, result, ref, rel)
+        jb = _normalize_json(_report_data(b), got_dirs, result, got, rel)
+    except (ValueError, KeyError, TypeError) as exc:
+        result.mismatches.append(f"{rel}: unreadable report data ({exc})")
+        return
+    if ja != jb:
+        result.mismatches.append(f"{rel}: " + "; ".join(_json_diff(ja, jb)))
+
+
 def _compare_text(rel: str, a: Path, b: Path, dirs: tuple[str, ...], got_dirs: tuple[str, ...],
                   result: Comparison) -> None:
     ta, tb = a.read_text(errors="replace"), b.read_text(errors="replace")
@@ -606,6 +633,8 @@ def compare_trees(ref: Path, got: Path) -> Comparison:
         result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
         if suffix == ".json" or a.name in KEPT_HIDDEN:
             _compare_json(rel, a, b, dirs, got_dirs, result, ref, got)
+        elif rel == "report/data.js":
+            _compare_report_data(rel, a, b, dirs, got_dirs, result, ref, got)
         elif suffix == ".parquet":
             _compare_table(rel, a, b, dirs, got_dirs, result, ref, got)
         elif suffix in (".html", ".yaml", ".yml", ".md", ".txt", ".csv"):
