@@ -75,9 +75,15 @@ def explain(
     """Explain ``images`` with each of ``methods`` on ``model``: the run of ``xai run`` on the
     config these arguments make, returned as :class:`~xai_core.Explanations`.
 
-    >>> ex = xai_core.explain("timm/resnet10t", ["sample:cat"], methods=["saliency"],
-    ...                       pretrained=False, input_size=32, figures=False)  # doctest: +SKIP
-    >>> ex.frame()[["image", "method", "predicted_label"]]  # doctest: +SKIP
+    >>> import xai_core
+    >>> ex = xai_core.explain("timm/resnet10t", ["sample:cat", "sample:coffee"],
+    ...                       methods=["saliency", "grad_cam"], pretrained=False, input_size=32,
+    ...                       figures=False, workers=0)
+    >>> ex.frame()[["image", "method"]].values.tolist()
+    [['sample:cat', 'saliency'], ['sample:cat', 'grad_cam'],
+     ['sample:coffee', 'saliency'], ['sample:coffee', 'grad_cam']]
+    >>> ex.map("sample:cat", "grad_cam").shape
+    (32, 32)
 
     :param model: a registered name (``"efficientnet_lite0"``, ``"timm/resnet18"``), a
         config's ``model`` mapping, a :class:`~xai_core.ModelHandle` or a plain ``nn.Module``
