@@ -363,7 +363,7 @@ class Explanations(Sequence[Explanation]):
             return None
         fig = map_grid(rows, columns, cells, self._options(None, {}))
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
+        fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
         return base64.b64encode(buffer.getvalue()).decode("ascii")
 
     def _table_html(self) -> str:
