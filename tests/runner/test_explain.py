@@ -4,6 +4,10 @@ failures stay visible."""
 
 from __future__ import annotations
 
+import html
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,7 +151,14 @@ def test_a_module_pil_images_and_tensors(module, tmp_path):
     assert [name.rpartition("/")[2] for name in frame["image"]] == [
         "image_0.png", "image_1.npy", "image_2.npy"]
     assert frame["error"].isna().tolist() == [True, True, False]
-    assert [f.key for f in ex.failures] == ["image_2"] and "failed" in ex._repr_html_()
+    assert [f.key for f in ex.failures] == ["image_2"]
+    error = ex.failures[0].error
+    assert "pixels" in error and error == frame["error"][2]
+    # Shown inline and in the figure, never dropped.
+    page = ex._repr_html_()
+    assert "1 item(s) failed" in page and html.escape(error) in page
+    texts = [t.get_text() for ax in ex.plot().axes for t in ax.texts]
+    assert any(t.startswith("failed:") for t in texts)
     assert ex.map("image_0", "saliency").shape == (32, 32)
     assert any("using the given model ResNet" in line for line in lines)
     # The tensor was written as it was given (pixels in [0, 1], preprocessed by the run).
@@ -232,3 +243,17 @@ def test_explain_the_real_model():
     labels = dict(zip(frame["image"], frame["predicted_label"]))
     assert "cat" in labels["sample:cat"] and labels["sample:coffee"] == "espresso"
     assert (frame["target"] == frame["predicted"]).all()
+
+
+def test_open_run_refuses_a_folder_without_a_run_and_warns_of_an_unfinished_one(
+    cli_folder, tmp_path
+):
+    with pytest.raises(XaiError, match="holds no results.json"):
+        xai_core.open_run(tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(cli_folder, copy)
+    results = json.loads((copy / "results.json").read_text())
+    (copy / "results.json").write_text(json.dumps({**results, "complete": False}))
+    with pytest.warns(UserWarning, match="did not finish"):
+        ex = xai_core.open_run(copy)
+    assert not ex.complete and "did not finish" in ex._repr_html_()
