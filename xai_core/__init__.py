@@ -9,6 +9,12 @@ Public API (``__all__``, listed in ``docs/reference/api.md``):
 >>> result.maps.shape
 torch.Size([2, 64, 64])
 
+One call runs what ``xai run`` runs and returns the run as objects (``xai_core.open_run`` opens
+a finished run's folder the same way)::
+
+    ex = xai_core.explain("efficientnet_lite0", ["sample:cat"], methods=["saliency", "grad_cam"])
+    ex.plot(); ex.frame()
+
 Techniques, models and metrics come from plugins (entry-point group ``xai_core``); see
 ``xai_core.plugins.hookspecs`` for the contract and ``docs/plugins.md`` for a walk-through. A new
 technique of a known family builds on its public base (``xai_core.families``):
@@ -59,6 +65,8 @@ if TYPE_CHECKING:
         list_targets,
     )
     from xai_core.plugins.manager import hookimpl, register_plugin
+    from xai_core.report.explanations import Explanations, open_run
+    from xai_core.runner.explain import explain
 
 #: Each public name and the module it lives in: the one list of the public API.
 _EXPORTS: dict[str, str] = {
@@ -103,6 +111,9 @@ _EXPORTS: dict[str, str] = {
     "list_targets": "xai_core.plugins.factory",
     "hookimpl": "xai_core.plugins.manager",
     "register_plugin": "xai_core.plugins.manager",
+    "Explanations": "xai_core.report.explanations",
+    "open_run": "xai_core.report.explanations",
+    "explain": "xai_core.runner.explain",
 }
 
 

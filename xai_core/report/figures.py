@@ -41,6 +41,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 
 from xai_core.errors import ConfigError, did_you_mean  # noqa: E402
@@ -516,3 +517,50 @@ def class_visualization_figure(
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
+
+
+def map_grid(
+    rows: Sequence[tuple[str, np.ndarray | None]],
+    columns: Sequence[str],
+    cells: Mapping[tuple[int, int], np.ndarray | str],
+    options: FigureOptions | None = None,
+    on_photo: bool = True,
+) -> Figure:
+    """Images down, methods across, as :func:`xai_core.report.render.grid_figure` draws them, returned (not saved) for
+    :meth:`xai_core.Explanations.plot`: each map on its photo (``on_photo``, as
+    ``options.overlay`` says, at its ``overlay_alpha``) or alone, with its own colour bar.
+
+    :param rows: ``(title, photo)`` per row; the photo is ``[H, W, 3]`` in ``[0, 1]`` or
+        ``None`` (its maps are then drawn alone).
+    :param cells: ``(row, column) -> map``, or the text shown instead (a failed item's error);
+        missing cells stay empty.
+    """
+    options = options or FigureOptions()
+    n_rows, n_cols = max(1, len(rows)), len(columns) + 1
+    # Not through pyplot: the figure belongs to the caller, never to pyplot's registry.
+    fig = Figure(figsize=(2.1 * n_cols, 2.75 * n_rows))
+    outer = fig.add_gridspec(n_rows, n_cols, hspace=0.45, wspace=0.08)
+    for r, (title, photo) in enumerate(rows):
+        ax = fig.add_subplot(outer[r, 0])
+        if photo is not None:
+            ax.imshow(photo)
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+        for c, label in enumerate(columns, start=1):
+            cell = outer[r, c].subgridspec(2, 1, height_ratios=[1, 0.06], hspace=0.05)
+            ax = fig.add_subplot(cell[0])
+            ax.axis("off")
+            if r == 0:
+                ax.set_title(label, fontsize=8)
+            value = cells.get((r, c - 1))
+            if value is None:
+                continue
+            if isinstance(value, str):
+                ax.text(0.5, 0.5, value, ha="center", va="center", transform=ax.transAxes,
+                        color="#b00020", fontsize=7, wrap=True)
+                continue
+            rendered = render_map(value, options)
+            shown = on_photo and photo is not None and photo.shape[:2] == rendered.rgb.shape[:2]
+            ax.imshow(overlay(photo, rendered, options) if shown else rendered.rgb)
+            _colorbar(fig.add_subplot(cell[1]), rendered, "horizontal", fontsize=6)
+    return fig

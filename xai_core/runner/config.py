@@ -630,6 +630,21 @@ def _check_models(config: ExperimentConfig) -> None:
                 )
 
 
+#: The prefix of the model name that a run's config records for a model passed from Python
+#: (:func:`xai_core.explain`, ``run_experiment(handle=...)``): no config file can load it.
+GIVEN_PREFIX = "python/"
+
+
+def check_given_name(name: str) -> None:
+    """Refuse a config file's model that was passed from Python to the run it was saved by."""
+    if name.startswith(GIVEN_PREFIX):
+        raise ConfigError(
+            f"model {name!r} was passed from Python (xai_core.explain with a module or handle); "
+            "a config file cannot load it: name a registered model (`xai list models`) or your "
+            "own code (`factory: FILE.py:CALLABLE`, docs/own-models.md)"
+        )
+
+
 def model_run_config(config: ExperimentConfig, model: ModelConfig) -> ExperimentConfig:
     """The single-model config of one of ``config``'s models: its own output folder (when the
     run compares models) and its ``method_params`` over each method's ``params``."""
@@ -647,7 +662,7 @@ def model_run_config(config: ExperimentConfig, model: ModelConfig) -> Experiment
     )
 
 
-def _check_target(config: ExperimentConfig) -> None:
+def _check_target(config: ExperimentConfig, model_given: bool = False) -> None:
     """The target against the classes of each model whose classes are known before it loads
     (ImageNet models): a misspelt class name fails here, not after a model load. A target kind
     (``{kind: ...}``) has its keys checked, its task against each model's, and is refused
@@ -660,7 +675,7 @@ def _check_target(config: ExperimentConfig) -> None:
     kind = build_target(config.target, "target")
     if isinstance(kind, TargetKind):
         _check_kind_methods(config, kind)
-    for i, model in enumerate(config.model_list):
+    for i, model in enumerate([] if model_given else config.model_list):
         entry = model_entry(model.name)
         imagenet = entry.classes == "imagenet" and model.options.get("num_classes", 1000) == 1000
         names = imagenet_class_names() if imagenet else _labels(
@@ -742,17 +757,25 @@ def _check_model_source(model: ModelConfig) -> None:
         check_model_options(model.name, **model.loader_options())
 
 
-def check_registered_names(config: ExperimentConfig, problems: _Problems | None = None) -> None:
+def check_registered_names(
+    config: ExperimentConfig, problems: _Problems | None = None, *, model_given: bool = False
+) -> None:
     """Check model and method names and method params against the plugin registries, and the
     target against the models' classes where they are known before loading; every error at
-    once (into ``problems`` when given, else raised)."""
+    once (into ``problems`` when given, else raised).
+
+    :param model_given: the run gets its model from Python (``run_experiment(handle=...)``,
+        :func:`xai_core.explain`): its name is no registered model's, and the target is checked
+        against the model's classes when the run starts, before anything is computed.
+    """
     found = problems if problems is not None else _Problems()
-    for model in config.model_list:
+    for model in [] if model_given else config.model_list:
         with found.collect():
+            check_given_name(model.name)
             check_model_name(model.name)
             _check_model_source(model)
     with found.collect():
-        _check_target(config)
+        _check_target(config, model_given)
     for model in config.model_list:
         for i, method in enumerate(model_run_config(config, model).methods):
             where = f"methods[{i}]"

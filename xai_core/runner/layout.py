@@ -16,6 +16,8 @@ Output layout under ``output_dir``::
     images/<image>/<method>.png  synthesized images (and .npz, [C, H, W] in [0, 1])
     figures/<image>/<method>.png image | map | overlay
     figures/grid.png             methods side by side for the first images
+    given/<n>.png (or .npy)      images passed from Python (xai_core.explain: PIL images,
+                                 tensors), the files the run reads them from
     records/<image>/<method>.json  what finished (the resume ledger, see xai_core.runner.ledger)
     model.json                   the model's entry in results.json, for runs that do not load it
     .lock                        held while a run writes the folder (xai_core.runner.lock)
@@ -55,6 +57,7 @@ class RunLayout:
     config = _fixed("root", "config.yaml")
     records = _fixed("out", "records")
     model_file = _fixed("out", "model.json")
+    given = _fixed("root", "given")
 
     def input(self, key: str) -> Path:
         """The normalized input tensor of image ``key`` when its photo cannot give it (``.npz``,

@@ -21,14 +21,19 @@ drawn as they compute.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from xai_core.contracts.attributor import Attributor
 from xai_core.contracts.metric import Metric
+from xai_core.contracts.model import ModelHandle
 from xai_core.contracts.params import result_params
 from xai_core.contracts.technique import Technique
 from xai_core.io import digest_file
@@ -38,7 +43,9 @@ from xai_core.runner.inputs import InputImage, content_sha256
 from xai_core.runner.ledger import Ledger, fingerprint
 from xai_core.runner.masks import MaskSet
 
-__all__ = ["Settings", "Todo", "Renewal", "Plan", "plan_items", "provider", "identity"]
+__all__ = [
+    "Settings", "Todo", "Renewal", "Plan", "plan_items", "provider", "identity", "handle_sha256",
+]
 
 
 def provider(name: str, registry: Any) -> dict[str, Any]:
@@ -64,10 +71,13 @@ class Settings:
         config: ExperimentConfig,
         metrics: Sequence[tuple[str, Metric]],
         masks: MaskSet | None,
+        handle: ModelHandle | None = None,
         *,
         item_figures: bool | None = None,
     ):
         """:param masks: the inputs' masks when a metric reads them, else ``None``.
+        :param handle: the model passed from Python (``run_experiment(handle=...)``), whose
+            content (:func:`handle_sha256`) the records fingerprint.
         :param item_figures: whether the run draws per-item figures (default: unless
             ``figures: false``; see :meth:`ExperimentConfig.item_figures`)."""
         self.config = config
@@ -81,6 +91,8 @@ class Settings:
         code = _factory_sha256(config)
         if code is not None:
             self.model["factory_sha256"] = code
+        if handle is not None:
+            self.model["handle_sha256"] = handle_sha256(handle)
         self._maps: dict[str, str] = {}
         self._mask_digests: dict[str, str] = {}
         self._metric_parts = {
@@ -145,6 +157,24 @@ def _factory_sha256(config: ExperimentConfig) -> str | None:
     if target.endswith(".py") and os.path.isfile(target):
         return digest_file(target).sha256
     return None
+
+
+def handle_sha256(handle: ModelHandle) -> str:
+    """The content hash of a model passed from Python: its class, every parameter and buffer
+    (names, dtypes, shapes, bytes), its preprocessing and class names. Other weights, another
+    preprocessing or other classes redo the model's items; the same model in a new process
+    resumes them."""
+    digest = hashlib.sha256()
+    module = handle.module
+    header = [type(module).__module__, type(module).__qualname__,
+              repr(handle.preprocessing), handle.class_names]
+    digest.update(json.dumps(header, default=str).encode())
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            data = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{data.dtype}:{list(data.shape)}".encode())
+            digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 @dataclass

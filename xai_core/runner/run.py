@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from xai_core.contracts.attributor import Attributor
-from xai_core.contracts.model import ModelHandle
+from xai_core.contracts.model import ModelHandle, as_model_handle
 from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.targets import check_target
 from xai_core.contracts.technique import Technique
@@ -140,6 +140,7 @@ def run_experiment(
     *,
     force: bool = False,
     restyle: bool = False,
+    handle: ModelHandle | torch.nn.Module | None = None,
 ) -> RunResult:
     """Run ``config`` (validated by :func:`xai_core.runner.config.load_config`).
 
@@ -152,6 +153,12 @@ def run_experiment(
     :param restyle: only redraw figures and the report of a finished run (``xai report RUN
         key=value``): a :class:`ConfigError` if anything would need computing, before
         anything is touched.
+    :param handle: the model to explain instead of loading ``config.model`` (which then only
+        names it, :func:`xai_core.explain`): a :class:`~xai_core.ModelHandle` or a plain
+        ``nn.Module`` (:func:`~xai_core.contracts.model.as_model_handle`), for a config of one
+        model. Its module is moved to the run's device and put in eval mode, as
+        :func:`~xai_core.load_model` does; its records fingerprint its content
+        (:func:`~xai_core.runner.plan.handle_sha256`), so a run of the same weights resumes.
     :raises ConfigError: when another run is writing ``output_dir`` (see
         :mod:`xai_core.runner.lock`); nothing in the folder is touched then.
 
@@ -164,6 +171,13 @@ def run_experiment(
     top.metrics = build_metrics(config.metrics)
     # A restyle only redraws a finished run: it reports to no tracker.
     top.sinks = [] if restyle else build_sinks(config.sinks)
+    if handle is not None:
+        if config.compares_models:
+            raise ConfigError(
+                "run_experiment(handle=...) explains one model: the config lists "
+                f"{len(config.model_list)} under `models`"
+            )
+        handle = as_model_handle(handle)
     if not config.inputs:
         raise XaiError(
             "the config lists no inputs; set `inputs` (files, folders, globs, sample:NAME)"
@@ -185,7 +199,7 @@ def run_experiment(
         if dist.is_main:
             lock.acquire()
         with recording_digests() as written:
-            return _run(top, sources, dist, force, lock, written, invoked, restyle)
+            return _run(top, sources, dist, force, lock, written, invoked, restyle, handle)
     finally:
         lock.release()
         dist.close()
@@ -209,6 +223,8 @@ class _ModelRun:
     items: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: The line that says which model runs (runs of several models).
     announce: str | None = None
+    #: The model passed from Python (``run_experiment(handle=...)``), used instead of loading.
+    given: ModelHandle | None = None
     #: Set by :func:`_plan_model`: the methods run per image, the fingerprints, the plan and
     #: the per-run synthesizers still to do.
     per_image: list[tuple[str, Technique]] = dataclasses.field(default_factory=list)
@@ -245,7 +261,7 @@ class _Folder:
 
 def _run(
     top: RunState, sources, dist: DistContext, force: bool, lock: OutputLock, written: dict,
-    invoked: float, restyle: bool = False,
+    invoked: float, restyle: bool = False, given: ModelHandle | None = None,
 ) -> RunResult:
     config = top.config
     # Every technique is built (its construction checks what only it can) before the folder is
@@ -267,6 +283,7 @@ def _run(
         for number, (model, methods) in enumerate(zip(config.model_list, built), 1)
     ]
     for run in runs:
+        run.given = given
         _plan_model(run, sources, dist, force)
     if restyle:
         _refuse_unless_restyle(runs, top.out)
@@ -358,7 +375,7 @@ def _plan_model(run: _ModelRun, sources, dist: DistContext, force: bool) -> None
     run.per_image = [(label, t) for label, t in run.methods if not per_run(t)]
     once = [(label, t) for label, t in run.methods if per_run(t)]
     run.settings = settings = Settings(
-        config, state.metrics, state.scoring_masks, item_figures=state.item_figures
+        config, state.metrics, state.scoring_masks, run.given, item_figures=state.item_figures
     )
     run.plan = plan_items(
         ledger, dist.shard(list(enumerate(sources))), run.per_image, settings, force
@@ -424,10 +441,17 @@ def _refuse_unless_restyle(runs: list[_ModelRun], out: Path) -> None:
 def _load(run: _ModelRun) -> ModelHandle:
     """Load the model and check what only the loaded model can tell (layers, the target)."""
     config, state = run.config, run.state
-    state.say(f"loading model {config.model.factory or config.model.name}")
     seed_everything(config.seed)
-    with state.phases("model_load"):
-        handle = load_model(config.model.name, device=run.device, **config.model.loader_options())
+    if run.given is not None:
+        state.say(f"using the given model {run.given.name}")
+        handle = dataclasses.replace(run.given)  # a copy: at_size below leaves the caller's
+        handle.module.to(run.device).eval()
+    else:
+        state.say(f"loading model {config.model.factory or config.model.name}")
+        with state.phases("model_load"):
+            handle = load_model(
+                config.model.name, device=run.device, **config.model.loader_options()
+            )
     if config.model.input_size is not None:
         handle.preprocessing = handle.preprocessing.at_size(config.model.input_size)
     _check_layers(run.methods, handle, config.model.name)
