@@ -41,8 +41,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from xai_core.errors import ConfigError, did_you_mean  # noqa: E402
 from xai_core.io import save_figure  # noqa: E402
