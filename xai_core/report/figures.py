@@ -526,8 +526,9 @@ def map_grid(
     options: FigureOptions | None = None,
     on_photo: bool = True,
 ) -> Figure:
-    """Images down, methods across, as :func:`xai_core.report.render.grid_figure` draws them, returned (not saved) for
-    :meth:`xai_core.Explanations.plot`: each map on its photo (``on_photo``, as
+    """Images down, methods across, as :func:`xai_core.report.render.grid_figure` draws them,
+    returned (not saved) for :meth:`xai_core.Explanations.plot`: each map on its photo
+    (``on_photo``, as
     ``options.overlay`` says, at its ``overlay_alpha``) or alone, with its own colour bar.
 
     :param rows: ``(title, photo)`` per row; the photo is ``[H, W, 3]`` in ``[0, 1]`` or
