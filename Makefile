@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/xai run configs/demo.yaml
-	@echo "Figures: outputs/demo/figures (side by side: outputs/demo/figures/grid.png)"
+	@echo "Report: outputs/demo/report.html (side by side: outputs/demo/figures/grid.png; a figure per map: xai report outputs/demo figures=true)"
 
 # The report test drives Debian's chromium headless; install it when we can (root, apt).
 browser:

@@ -330,15 +330,30 @@ def write_png(path: str | os.PathLike[str], pixels: Any) -> FileDigest:
     return handle.digest
 
 
-def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> FileDigest:
+def save_figure(
+    path: str | os.PathLike[str], figure: Any, *, palette: bool = False, **kwargs: Any
+) -> FileDigest:
     """Save a matplotlib figure atomically (PNG, zlib level 1: see :func:`write_png`; for a
-    figure it halves the time of ``savefig`` for files about 6% larger)."""
+    figure it halves the time of ``savefig`` for files about 6% larger).
+
+    ``palette`` stores it as a 256-colour PNG (about a quarter of the bytes of a figure of
+    photos, as the per-item figures are): for figures to look at, not to measure pixels on
+    (the images themselves are saved apart)."""
     kwargs.setdefault("dpi", 100)
     kwargs.setdefault("bbox_inches", "tight")
-    kwargs.setdefault("pil_kwargs", {"compress_level": 1})
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png", **kwargs)
-    return handle.digest
+    if not palette:
+        kwargs.setdefault("pil_kwargs", {"compress_level": 1})
+        with atomic_open(path, "wb") as handle:
+            figure.savefig(handle, format="png", **kwargs)
+        return handle.digest
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **kwargs)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        small = image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    small.save(out, format="PNG", compress_level=6)
+    return write_bytes(path, out.getvalue())
 
 
 #: The dtypes a stored array may have (``storage: {dtype: ...}`` of a run config).

@@ -20,7 +20,8 @@ from xai_core.store import load_items
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     config = load_config(
-        "configs/demo.yaml", [f"output_dir={out}", "inputs=[sample:cat,sample:coffee]"]
+        "configs/demo.yaml",
+        [f"output_dir={out}", "inputs=[sample:cat,sample:coffee]", "figures=true"],
     )
     config.methods = [m for m in config.methods if m.name == "saliency"]
     return run_experiment(config)

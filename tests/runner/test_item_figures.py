@@ -43,7 +43,8 @@ def test_figures_default_to_auto_and_auto_follows_the_image_count():
     assert config.item_figures(FIGURES_AUTO_IMAGES) and not config.item_figures(
         FIGURES_AUTO_IMAGES + 1
     )
-    for value, small, large in ((True, True, True), (False, False, False)):
+    for value, small, large in ((True, True, True), (False, False, False),
+                                ("grid", False, False)):
         config.figures = value
         assert (config.item_figures(1), config.item_figures(10_000)) == (small, large)
 
@@ -88,3 +89,17 @@ def test_auto_draws_item_figures_up_to_the_limit_and_none_beyond(tmp_path, monke
     forced = run_experiment(_config(_photos(tmp_path / "three", 3), large_out, "figures=true"))
     assert forced.results["summary"]["skipped"] == 3
     assert all((large_out / item["files"]["figure"]).is_file() for item in forced.items)
+
+
+def test_figures_grid_draws_the_grid_alone_and_report_draws_the_rest_later(tmp_path):
+    out = tmp_path / "out"
+    config = _config(_photos(tmp_path / "in", 2), out, "figures=grid")
+    result = run_experiment(config)
+    assert not result.failures and all("figure" not in i["files"] for i in result.items)
+    assert (out / "figures" / "grid.png").is_file()
+    assert not list(out.glob("figures/p*/*.png"))
+    from xai_core.cli import main
+
+    assert main(["report", str(out), "figures=true"]) == 0
+    assert sorted(p.name for p in out.glob("figures/p0/*.png")) == ["saliency.png"]
+

@@ -406,17 +406,27 @@ def attribution_title(label: str, item: Mapping[str, Any]) -> str:
     return f"{title}\n{note}" if note else title
 
 
-def _colorbar(ax, rendered: RenderedMap, fontsize: int = 7):
-    """The colour bar of ``rendered`` drawn into ``ax`` (vertical), ticks at both ends (and
-    zero); :mod:`xai_core.report.render` draws the same key for the per-item figures and the
-    grid."""
+def _colorbar(ax, rendered: RenderedMap, orientation: str = "vertical", fontsize: int = 7):
+    """The colour bar of ``rendered`` drawn into ``ax``, ticks at both ends (and zero);
+    :mod:`xai_core.report.render` draws the same key for the per-item figures and the grid."""
+    bar = rendered.bar[::-1, None] if orientation == "vertical" else rendered.bar[None]
     low, high = rendered.low, rendered.high
     span = (low, high) if high > low else (low - 0.5, high + 0.5)
-    ax.imshow(rendered.bar[::-1, None], aspect="auto", extent=(0, 1, *span))
-    ax.set_xticks([])
-    ax.yaxis.tick_right()
-    ax.set_yticks([v for v, _ in rendered.ticks], [label for _, label in rendered.ticks],
-                  fontsize=fontsize)
+    extent = (0, 1, *span) if orientation == "vertical" else (*span, 0, 1)
+    ax.imshow(bar, aspect="auto", extent=extent)
+    values = [v for v, _ in rendered.ticks]
+    labels = [label for _, label in rendered.ticks]
+    if orientation == "vertical":
+        ax.set_xticks([])
+        ax.yaxis.tick_right()
+        ax.set_yticks(values, labels, fontsize=fontsize)
+    else:
+        ax.set_yticks([])
+        ax.set_xticks(values, labels, fontsize=fontsize)
+        ticks = ax.get_xticklabels()
+        if len(ticks) >= 2:
+            ticks[0].set_horizontalalignment("left")
+            ticks[-1].set_horizontalalignment("right")
     ax.tick_params(length=2, pad=1)
 
 
@@ -433,7 +443,7 @@ def images_figure(path: str | Path, images: Sequence[tuple[str, np.ndarray]], co
             ax.imshow(image)
             ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    save_figure(path, fig)
+    save_figure(path, fig, palette=True)
     plt.close(fig)
 
 
@@ -482,7 +492,7 @@ def fooling_figure(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(top=0.78, bottom=0.04, left=0.02, right=0.95)
-    save_figure(path, fig)
+    save_figure(path, fig, palette=True)
     plt.close(fig)
 
 
@@ -515,7 +525,7 @@ def class_visualization_figure(
         axes[r][0].text(-0.05, 0.5, name, rotation=90, ha="right", va="center", fontsize=9,
                         transform=axes[r][0].transAxes)
     fig.tight_layout()
-    save_figure(path, fig)
+    save_figure(path, fig, palette=True)
     plt.close(fig)
 
 

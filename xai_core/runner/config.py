@@ -60,7 +60,7 @@ MAX_SEED = 2**63 - 1
 #: one, and each costs time and disk.
 FIGURES_AUTO_IMAGES = 64
 #: The values of ``figures``.
-FIGURES = (True, False, "auto")
+FIGURES = (True, False, "auto", "grid")
 
 
 @dataclass
@@ -252,7 +252,9 @@ class ExperimentConfig:
     #: PNG figures: ``true`` (a figure per image and method, and the side-by-side grid),
     #: ``false`` (none), ``auto`` (the grid, and the per-item figures only for a run of at
     #: most ``FIGURES_AUTO_IMAGES`` (64) images: a larger run says that it leaves them out;
-    #: the report shows every map either way).
+    #: the report shows every map either way), ``grid`` (the grid and the run-wide figures
+    #: only; ``xai report RUN figures=true`` draws the per-item ones later from the saved
+    #: maps).
     figures: bool | str = "auto"
     #: How maps and other arrays are stored (``storage: {dtype: float32}`` keeps float32).
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -278,7 +280,7 @@ class ExperimentConfig:
         ``figures``); the grid and comparison figures follow ``figures`` alone."""
         if self.figures == "auto":
             return images <= FIGURES_AUTO_IMAGES
-        return bool(self.figures)
+        return self.figures is True
 
     @property
     def compares_models(self) -> bool:
@@ -535,11 +537,11 @@ def _check_values(config: ExperimentConfig, problems: _Problems) -> None:
 def _check_figures(value: Any) -> None:
     # ``1 == True`` in a tuple: compare types too, so ``figures: 1`` is refused.
     if not any(value == allowed and type(value) is type(allowed) for allowed in FIGURES):
-        hint = did_you_mean(str(value), ["auto"], n=1) if isinstance(value, str) else ""
+        hint = did_you_mean(str(value), ["auto", "grid"], n=1) if isinstance(value, str) else ""
         raise ConfigError(
-            f"bad config value at 'figures': {value!r}; use true (every figure), false (none) "
-            f"or auto (the grid, and per-item figures for runs of at most "
-            f"{FIGURES_AUTO_IMAGES} images){hint}"
+            f"bad config value at 'figures': {value!r}; use true (every figure), false (none), "
+            f"auto (the grid, and per-item figures for runs of at most "
+            f"{FIGURES_AUTO_IMAGES} images) or grid (the grid alone){hint}"
         )
 
 

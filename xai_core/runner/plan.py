@@ -81,7 +81,9 @@ class Settings:
         :param item_figures: whether the run draws per-item figures (default: unless
             ``figures: false``; see :meth:`ExperimentConfig.item_figures`)."""
         self.config = config
-        self.item_figures = bool(config.figures) if item_figures is None else item_figures
+        self.item_figures = (
+            config.figures in (True, "auto") if item_figures is None else item_figures
+        )
         self.metrics = list(metrics)
         self.masks = masks
         self.weights = _checkpoint_sha256(config)

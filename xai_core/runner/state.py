@@ -132,7 +132,7 @@ class RunState:
         #: Whether a figure is drawn per image and method (``figures``: ``auto`` is decided by
         #: :meth:`~xai_core.runner.config.ExperimentConfig.item_figures` once the inputs are
         #: known).
-        self.item_figures = bool(config.figures)
+        self.item_figures = config.figures in (True, "auto")
         #: Per-method progress on stderr (command-line runs; see xai_core.runner.progress).
         self.shows_progress = False
         #: Where the run's wall time goes (shared by the models of a run).

@@ -26,6 +26,7 @@ from xai_core.report.figures import (
     difference_panels,
     fooling_figure,
 )
+from xai_core.runner.inputs import photo_is_input
 from xai_core.runner.item import ResultItem
 from xai_core.runner.state import ImageItem, RunState, failure_details, to_image
 
@@ -111,14 +112,18 @@ def _photo_item(
 def _write_synthesized(
     run: RunState, item: ResultItem, png: Path, pixels: torch.Tensor
 ) -> None:
-    """The image as an 8-bit PNG and as an array (``.npz`` of the run's ``storage`` dtype:
-    :func:`~xai_core.io.write_array`); both paths go into ``item``. The PNG of an image of other
-    than 3 channels is its RGB view (``display_channels``)."""
+    """The image as an 8-bit PNG (``files["image"]``) and, when the PNG cannot hold it exactly
+    (:func:`~xai_core.runner.inputs.photo_is_input`: a class visualization's float pixels, an
+    image of other than 3 channels, whose PNG is its RGB view), as an array too
+    (``files["array"]``, ``.npz`` of the run's ``storage`` dtype). A fooling image or an attack
+    on the 8-bit grid is its PNG."""
     shown = pixels if pixels.shape[0] == 3 else to_image(pixels, run.config.display_channels)
     write_png(png, shown)
-    array = png.with_suffix(".npz")
-    write_array(array, pixels.numpy(), run.config.storage.dtype)
-    item.files.update(image=run.rel(png), array=run.rel(array))
+    item.files["image"] = run.rel(png)
+    if not photo_is_input(pixels):
+        array = png.with_suffix(".npz")
+        write_array(array, pixels.numpy(), run.config.storage.dtype)
+        item.files["array"] = run.rel(array)
 
 
 def _difference_figure(

@@ -288,7 +288,7 @@ def test_runner_writes_fooling_pgd_and_class_visualization(tmp_path, lite0):
     from xai_core.runner.run import run_experiment
 
     config = load_config(
-        "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]"]
+        "configs/demo.yaml", [f"output_dir={tmp_path}", "inputs=[sample:cat]", "figures=true"]
     )
     config.methods = [
         MethodConfig(name="fooling", params={"classes": ["goldfish"], "linf_budget": 4 / 255,
