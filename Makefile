@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# the package itself accepts wider ranges.
 	$(BIN)/pip install --disable-pip-version-check -q "torch==2.14.1" "torchvision==0.29.1"
 	$(BIN)/pip install --disable-pip-version-check -q --no-build-isolation -e ".[test]"
+	# The trackers the sink tests read back, apart: see the `test` extra in pyproject.toml.
+	$(BIN)/pip install --disable-pip-version-check -q --no-build-isolation -e ".[trackers]"
 	touch $(STAMP)
 
 demo: $(STAMP)
