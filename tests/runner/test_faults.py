@@ -120,7 +120,7 @@ def test_complete_is_written_last(tmp_path, monkeypatch):
     out = tmp_path / "out"
     config = _config([_photo(tmp_path / "a.png")], out, ("saliency",), "figures=true")
 
-    def crash(run_dir):
+    def crash(run_dir, results=None):
         raise KeyboardInterrupt("killed while building the report")
 
     monkeypatch.setattr(run_module, "build_report", crash)
