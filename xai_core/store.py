@@ -31,6 +31,7 @@ __all__ = [
     "read_results",
     "load_items",
     "index_entry",
+    "indexed_records",
     "tidy_rows",
     "read_rows",
     "write_table",
@@ -91,6 +92,18 @@ def _record_items(path: str) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
+def indexed_records(results: Mapping[str, Any]) -> list[str]:
+    """The records ``results.json``'s ``index`` names, in item order (model after model, input
+    then method, the once-per-run synthesizers last), as paths relative to the run's folder."""
+    paths = []
+    for entry in results.get("index") or []:
+        records = entry.get("records", "records")
+        paths += [f"{records}/{key}/{label}.json"
+                  for key in entry.get("keys", []) for label in entry.get("labels", [])]
+        paths += [f"{records}/{RUN_KEY}/{label}.json" for label in entry.get("run_labels", [])]
+    return paths
+
+
 def load_items(
     run_dir: str | os.PathLike[str], results: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -103,13 +116,8 @@ def load_items(
     if isinstance(results.get("items"), list):  # a run of an older version
         return list(results["items"])
     items: list[dict[str, Any]] = []
-    for entry in results.get("index") or []:
-        records = os.path.join(run_dir, entry["records"])
-        for key in entry["keys"]:
-            for label in entry["labels"]:
-                items.extend(_record_items(os.path.join(records, key, f"{label}.json")))
-        for label in entry.get("run_labels", []):
-            items.extend(_record_items(os.path.join(records, RUN_KEY, f"{label}.json")))
+    for rel in indexed_records(results):
+        items.extend(_record_items(os.path.join(run_dir, rel)))
     return items
 
 

@@ -21,7 +21,7 @@ from xai_core.errors import XaiError
 from xai_core.io import FileDigest
 from xai_core.runner.ledger import file_problem
 from xai_core.runner.lock import lock_holder
-from xai_core.store import RUN_KEY
+from xai_core.store import RUN_KEY, indexed_records
 
 __all__ = ["Verification", "verify_run", "strict_json", "records_folders"]
 
@@ -182,21 +182,17 @@ def _indexed_items(
         report.add("results.json: no index of the run's records (rerun the same config)")
         return []
     items: list[dict[str, Any]] = []
-    for entry in index:
-        pairs = [(key, label) for key in entry.get("keys", []) for label in entry.get("labels", [])]
-        pairs += [(RUN_KEY, label) for label in entry.get("run_labels", [])]
-        for key, label in pairs:
-            rel = f"{entry.get('records')}/{key}/{label}.json"
-            try:
-                record = strict_json((run_dir / rel).read_text())
-            except (OSError, ValueError, UnicodeDecodeError):
-                report.add(f"{rel}: missing or not strict JSON (rerun the same config)")
-                continue
-            found = record.get("items") if isinstance(record, dict) else None
-            if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
-                report.add(f"{rel}: not a record of items (rerun the same config)")
-                continue
-            items.extend(found)
+    for rel in indexed_records(results):
+        try:
+            record = strict_json((run_dir / rel).read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            report.add(f"{rel}: missing or not strict JSON (rerun the same config)")
+            continue
+        found = record.get("items") if isinstance(record, dict) else None
+        if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
+            report.add(f"{rel}: not a record of items (rerun the same config)")
+            continue
+        items.extend(found)
     return items
 
 
