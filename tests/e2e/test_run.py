@@ -9,7 +9,7 @@ import pytest
 import torch
 from numerics import assert_stored_close
 
-from xai_core.io import atomic_open, read_array, write_json
+from xai_core.io import PHOTO_SUFFIX, atomic_open, read_array, write_json
 from xai_core.runner.config import load_config
 from xai_core.runner.inputs import load_image, resolve_inputs, sample_path, stored_input
 from xai_core.runner.run import run_experiment
@@ -42,9 +42,10 @@ def test_demo_run_writes_every_output(demo_run):
     from xai_core import load_model
 
     lite0 = load_model("efficientnet_lite0")
-    # A photo's input is stored once, as its 8-bit PNG: normalized, it is bit for bit the
-    # model's own preprocessing of the photo (no float array is kept beside it).
-    assert cat["files"]["input"] == "inputs/cat.png" and not (out / "inputs/cat.npz").exists()
+    # A photo's input is stored once, as its lossless 8-bit photo: normalized, it is bit for
+    # bit the model's own preprocessing of the photo (no float array is kept beside it).
+    assert cat["files"]["input"] == f"inputs/cat{PHOTO_SUFFIX}"
+    assert not (out / "inputs/cat.npz").exists()
     inputs = stored_input(out / cat["files"]["input"], lite0.preprocessing)
     assert inputs.shape == (3, 224, 224) and inputs.dtype == torch.float32
     expected = lite0.preprocessing(load_image(sample_path("cat")))

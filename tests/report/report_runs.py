@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from xai_core.io import write_array, write_json, write_png
+from xai_core.io import PHOTO_SUFFIX, write_array, write_json, write_photo
 from xai_core.report.tables import metrics_table
 from xai_core.store import index_entry
 
@@ -53,7 +53,7 @@ def make_run(
         base = f"{model}/" if several else ""
         keys = [f"img{n:05d}" for n in range(images)]
         for key in keys:
-            write_png(out / f"{base}inputs/{key}.png", rng.random((3, size, size)))
+            write_photo(out / f"{base}inputs/{key}{PHOTO_SUFFIX}", rng.random((3, size, size)))
             predicted = int(rng.integers(len(CLASSES)))
             probability = round(float(rng.random()), 3)
             for m, method in enumerate(methods):

@@ -22,6 +22,7 @@ import pytest
 from report_runs import make_run
 
 from xai_core.cli import main
+from xai_core.io import PHOTO_SUFFIX
 from xai_core.report.figures import FigureOptions, render_map
 from xai_core.report.html import MAP_FIELDS, build_report
 from xai_core.store import load_items, read_results
@@ -115,7 +116,7 @@ def test_report_data_has_each_photo_once_with_target_prediction_and_scores(demo_
     assert cat["targets"] == [f"{first['target_label']} ({first['target_probability']:.2f})"]
     assert cat["pred"][0] == first["predicted_label"]
     assert cat["pred"][1] == pytest.approx(first["predicted_probability"], rel=5e-3)
-    assert cat["photo"] == "inputs/cat.png"
+    assert cat["photo"] == f"inputs/cat{PHOTO_SUFFIX}"
     maps = _maps(data)
     assert len(maps) == 2 * 3 and not any(m["error"] for m in maps)
     assert maps[0]["figure"] == "figures/cat/saliency.png"
@@ -194,7 +195,8 @@ def test_failed_input_is_shown_as_a_failure(failing_run):
     assert broken["error"] and broken["models"][0]["photo"] is None
     assert good["error"] is None and good["models"][0]["photo"]
     assert 'id="failures"' in page
-    assert "inputs/broken.png" not in page + (failing_run / "report" / "data.js").read_text()
+    data_js = (failing_run / "report" / "data.js").read_text()
+    assert f"inputs/broken{PHOTO_SUFFIX}" not in page + data_js
 
 
 def test_pages_of_earlier_versions_go_and_every_image_is_in_the_data(tmp_path):
@@ -230,7 +232,7 @@ def test_several_models_each_show_their_own_weights_predictions_and_timings(tmp_
     for entry in data["images"]:
         for model, part in zip(("a", "b"), entry["models"]):
             mine = next(i for i in items if i["key"] == entry["key"] and i["model"] == model)
-            assert part["photo"] == f"{model}/inputs/{entry['key']}.png"
+            assert part["photo"] == f"{model}/inputs/{entry['key']}{PHOTO_SUFFIX}"
             assert part["pred"][0] == mine["predicted_label"]
             assert part["top5"][0][0] == mine["top5"][0]["label"]
     assert [m["label"] for m in data["models"]] == ["a", "b"]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from xai_core.cli import main
 from xai_core.errors import ConfigError, InputError
-from xai_core.io import read_array
+from xai_core.io import PHOTO_SUFFIX, read_array
 from xai_core.report.figures import display_image
 from xai_core.runner.config import load_config
 from xai_core.runner.inputs import read_input, resolve_inputs
@@ -81,7 +81,7 @@ def test_a_grayscale_model_runs_from_yaml_on_image_files(tmp_path, capsys):
     saved = read_array(out / "inputs" / "colour.npz")
     assert saved.shape == (1, 32, 32)  # image files are read as grayscale ("L")
     grey_stats = ((0.485 + 0.456 + 0.406) / 3,), ((0.229 + 0.224 + 0.225) / 3,)
-    photo = _png(out / "inputs" / "colour.png")
+    photo = _png(out / "inputs" / f"colour{PHOTO_SUFFIX}")
     assert np.allclose(photo[..., 0], photo[..., 1]) and np.allclose(photo[..., 0], photo[..., 2])
     assert np.abs(photo - _view(out, "colour", *grey_stats)).max() <= 0.5 / 255 + 1e-6
 
@@ -106,7 +106,7 @@ def test_a_4_channel_model_runs_from_yaml_on_npy_arrays(tmp_path):
     stats = ((0.449,) * 4, (0.226,) * 4)  # averaged RGB statistics, to 8-bit precision
     for key in ("first", "second"):  # by default the first three channels
         view = _view(out, key, *stats)
-        assert np.abs(_png(out / "inputs" / f"{key}.png") - view).max() <= 1.5 / 255
+        assert np.abs(_png(out / "inputs" / f"{key}{PHOTO_SUFFIX}") - view).max() <= 1.5 / 255
 
 
 def test_display_channels_picks_the_view(tmp_path):
@@ -114,7 +114,7 @@ def test_display_channels_picks_the_view(tmp_path):
     config = _yaml(tmp_path, 4, [str(folder / "first.npy")], display_channels=[3, 2, 1])
     assert main(["run", str(config)]) == 0
     out = tmp_path / "out"
-    photo = _png(out / "inputs" / "first.png")
+    photo = _png(out / "inputs" / f"first{PHOTO_SUFFIX}")
     inputs = read_array(out / "inputs" / "first.npz")
     pixels = inputs * 0.226 + 0.449
     assert np.abs(photo[..., 0] - np.clip(pixels[3], 0, 1)).max() <= 1.5 / 255

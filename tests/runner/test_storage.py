@@ -14,7 +14,7 @@ from numerics import FLOAT16_STORED
 from PIL import Image
 
 from xai_core.cli import main
-from xai_core.io import read_array, write_array
+from xai_core.io import PHOTO_SUFFIX, read_array, write_array
 from xai_core.runner.config import load_config
 from xai_core.runner.inputs import stored_input
 from xai_core.runner.run import run_experiment
@@ -49,10 +49,24 @@ def test_a_float16_array_keeps_2_to_the_minus_11_of_its_largest_magnitude(tmp_pa
     assert back.dtype == np.float32 and back.shape == values.shape
     error = np.abs(back - values).max()
     assert 0 < error <= FLOAT16_STORED * np.abs(values).max()
-    # Readable with numpy alone: the scaled values times their scale.
+    # Readable with numpy alone (as write_array's docstring and docs/run-folder.md say).
     with np.load(tmp_path / "a.npz") as archive:
-        assert archive["scaled"].dtype == np.float16
-        assert np.array_equal(archive["scaled"].astype(np.float32) * archive["scale"], back)
+        assert archive["planes"].dtype == np.uint8 and archive["planes"].shape == (2, 24, 20)
+        assert str(archive["dtype"]) == "float16"
+        alone = np.ascontiguousarray(np.moveaxis(archive["planes"], 0, -1)).view("<f2")[..., 0]
+        assert np.array_equal(alone * archive["scale"], back)
+
+
+def test_byte_planes_deflate_a_smooth_map_better_and_old_npz_files_still_read(tmp_path):
+    # A CAM-like map: smooth, so its sign and exponent bytes repeat across neighbours.
+    y, x = np.mgrid[0:224, 0:224] / 224.0
+    smooth = (np.exp(-((x - 0.4) ** 2 + (y - 0.6) ** 2) * 8)).astype(np.float32)
+    write_array(tmp_path / "planes.npz", smooth)
+    # The layout of runs before byte planes: the scaled float16 values as one member.
+    scaled = (smooth / np.float32(1.0)).astype(np.float16)
+    np.savez_compressed(tmp_path / "old.npz", scaled=scaled, scale=np.float32(1.0))
+    assert (tmp_path / "planes.npz").stat().st_size < 0.8 * (tmp_path / "old.npz").stat().st_size
+    assert np.array_equal(read_array(tmp_path / "old.npz"), read_array(tmp_path / "planes.npz"))
 
 
 def test_a_float32_array_is_kept_exactly_and_non_finite_values_survive(tmp_path):
@@ -64,6 +78,23 @@ def test_a_float32_array_is_kept_exactly_and_non_finite_values_survive(tmp_path)
     assert np.isnan(back[0, 2]) and np.isinf(back[1, 0]) and back[1, 2] == pytest.approx(7e30, 1e-3)
     with pytest.raises(ValueError, match="float16, float32"):
         write_array(tmp_path / "c.npz", values, "int8")
+
+
+def test_a_photo_is_lossless_webp_and_the_png_of_an_older_run_is_still_found(tmp_path):
+    from xai_core.io import PHOTO_SUFFIXES, WEBP, photo_beside, write_photo
+
+    pixels = np.random.default_rng(2).integers(0, 256, (3, 20, 24)).astype(np.float32) / 255
+    new = tmp_path / "new" / f"a{PHOTO_SUFFIX}"
+    write_photo(new, pixels)
+    with Image.open(new) as photo:
+        assert photo.format == ("WEBP" if WEBP else "PNG")
+        assert np.array_equal(np.asarray(photo.convert("RGB")), np.rint(pixels * 255).transpose(
+            1, 2, 0).astype(np.uint8))
+    assert photo_beside(tmp_path / "new" / "a.npz") == new
+    old = tmp_path / "old" / "a.png"
+    write_photo(old, pixels)  # a run before WebP kept PNG photos
+    assert photo_beside(tmp_path / "old" / "a.npz") == old == photo_beside(old)
+    assert ".png" in PHOTO_SUFFIXES
 
 
 def test_storage_dtype_is_checked_before_anything_runs(tmp_path):
@@ -82,16 +113,18 @@ def test_a_run_stores_float16_maps_within_precision_of_float32_and_photos_once(t
         stored = read_array(half.output_dir / a["files"]["map"])
         exact = read_array(full.output_dir / b["files"]["map"])
         assert np.abs(stored - exact).max() <= FLOAT16_STORED * np.abs(exact).max()
-    # An RGB photo's input is its PNG alone: normalized, the tensor the maps were computed on.
+    # An RGB photo's input is its lossless photo alone: normalized, the tensor the maps were
+    # computed on.
     out = half.output_dir
-    assert sorted(p.name for p in (out / "inputs").iterdir()) == ["p00.png", "p01.png", "p02.png"]
-    assert {i["files"]["input"] for i in half.items} == {f"inputs/p0{k}.png" for k in range(3)}
+    names = [f"p0{k}{PHOTO_SUFFIX}" for k in range(3)]
+    assert sorted(p.name for p in (out / "inputs").iterdir()) == names
+    assert {i["files"]["input"] for i in half.items} == {f"inputs/{n}" for n in names}
     from xai_core import load_model
 
     handle = load_model("timm/resnet10t", pretrained=False).preprocessing.at_size(32)
     with Image.open(tmp_path / "in" / "p01.png") as photo:
         expected = handle(photo.convert("RGB"))
-    assert torch.equal(stored_input(out / "inputs/p01.png", handle), expected)
+    assert torch.equal(stored_input(out / f"inputs/p01{PHOTO_SUFFIX}", handle), expected)
     # A saliency map is noise at float16 (about 2 bytes a pixel); a CAM compresses further.
     sizes = {i["label"]: (out / i["files"]["map"]).stat().st_size for i in half.items}
     assert sizes["grad_cam"] < sizes["saliency"] < 32 * 32 * 2 + 600

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from xai_core.errors import XaiError
-from xai_core.io import read_array
+from xai_core.io import photo_beside, read_array
 from xai_core.report.figures import FigureOptions, image_title, map_grid
 from xai_core.store import load_items, read_results, tidy_rows
 
@@ -320,7 +320,7 @@ class Explanations(Sequence[Explanation]):
         rel = (record.get("files") or {}).get("input")
         if rel is None:
             return None
-        path = (self.folder / rel).with_suffix(".png")
+        path = photo_beside(self.folder / rel)
         if path not in self._photos:
             from PIL import Image
 

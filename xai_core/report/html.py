@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from xai_core.errors import XaiError
-from xai_core.io import write_text
+from xai_core.io import photo_beside, write_text
 from xai_core.report.figures import (
     COLOUR_STEPS,
     FigureOptions,
@@ -228,11 +228,12 @@ def _short(value: Any, digits: int = 6) -> float | None:
     return float(f"{number:.{digits}g}") if np.isfinite(number) else None
 
 
-def _photo_of(item: Mapping[str, Any]) -> str:
-    """The input photo (model's view) of an item: beside its ``files.input`` array (a model's
-    own ``inputs/`` folder when a run compares models), else the run's ``inputs/<key>.png``."""
-    array = (item.get("files") or {}).get("input")
-    return str(Path(array).with_suffix(".png")) if array else f"inputs/{item['key']}.png"
+def _photo_of(item: Mapping[str, Any], run_dir: Path) -> str:
+    """The input photo (model's view) of an item, relative to the run: beside its
+    ``files.input`` (a model's own ``inputs/`` folder when a run compares models), else the
+    run's ``inputs/<key>`` photo (:func:`~xai_core.io.photo_beside`)."""
+    given = (item.get("files") or {}).get("input") or f"inputs/{item['key']}.npz"
+    return str(photo_beside(run_dir / given).relative_to(run_dir))
 
 
 def _models(results: Mapping[str, Any], items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -297,7 +298,9 @@ class _Index:
 def _model_part(items: list[dict[str, Any]], run_dir: Path) -> dict:
     """What the photo column shows of one model on one image (``photo``: the input photo, whose
     thumbnail is in the image's pixel script; ``None`` when it is missing)."""
-    photo = next((p for p in map(_photo_of, items) if (run_dir / p).is_file()), None)
+    photo = next(
+        (p for p in (_photo_of(i, run_dir) for i in items) if (run_dir / p).is_file()), None
+    )
     first = next((i for i in items if i.get("predicted_label") is not None), items[0])
     part: dict[str, Any] = {
         "photo": photo,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from xai_core.io import read_array
+from xai_core.io import photo_beside, read_array
 from xai_core.report.figures import FigureOptions
 from xai_core.report.render import grid_figure
 
@@ -103,7 +103,7 @@ def _grid(
         item = per_model.get(model)
         if item is None:
             continue
-        photo = out / Path(item["files"]["input"]).with_suffix(".png")
+        photo = photo_beside(out / item["files"]["input"])
         if not photo.is_file():
             continue
         r = len(rows)

@@ -52,7 +52,7 @@ from torch import Tensor
 from torchvision.transforms import functional as F
 
 from xai_core.errors import InputError, UnknownNameError, XaiError
-from xai_core.io import read_array
+from xai_core.io import PHOTO_SUFFIXES, read_array
 
 __all__ = [
     "InputImage",
@@ -444,7 +444,7 @@ def stored_input(path: str | os.PathLike[str], preprocessing: Any) -> torch.Tens
     """The normalized input a run stored (``files["input"]`` of an item): its photo normalized
     by ``preprocessing`` (the model's), or its float32 array."""
     path = Path(path)
-    if path.suffix == ".png":
+    if path.suffix in PHOTO_SUFFIXES:
         with Image.open(path) as photo:
             pixels = F.to_tensor(photo.convert("RGB"))
         return preprocessing.normalize(pixels)

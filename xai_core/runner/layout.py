@@ -5,12 +5,13 @@ Output layout under ``output_dir``::
     config.yaml                  the resolved config
     results.json                 environment, summary, and one item per (image, method)
     report.html                  the run as a static web page (``xai report`` rebuilds it)
-    inputs/<image>.png           the input in pixel space (resized and cropped), as the RGB
-                                 view figures show (``display_channels``); for a photo it is
-                                 the input itself: normalizing it gives, bit for bit, the
-                                 tensor each map was computed on
+    inputs/<image>.webp          the input in pixel space (resized and cropped), as the RGB
+                                 view figures show (``display_channels``), lossless; for a
+                                 photo it is the input itself: normalizing it gives, bit for
+                                 bit, the tensor each map was computed on (``.png`` in runs
+                                 before WebP or under a Pillow without it)
     inputs/<image>.npz           the exact normalized input tensor (float32), only for inputs
-                                 an 8-bit RGB PNG cannot hold (arrays, other channel counts)
+                                 an 8-bit RGB photo cannot hold (arrays, other channel counts)
     maps/<image>/<method>.npz    attribution maps [H, W] at input resolution, float16 by
                                  default (``storage``; xai_core.io.write_array)
     images/<image>/<method>.png  synthesized images (and .npz, [C, H, W] in [0, 1])
@@ -31,6 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from xai_core.io import photo_beside
 
 __all__ = ["RunLayout"]
 
@@ -65,8 +68,10 @@ class RunLayout:
         return self.out / "inputs" / f"{key}.npz"
 
     def photo(self, key: str) -> Path:
-        """The input of image ``key`` in pixel space (``.png``)."""
-        return self.out / "inputs" / f"{key}.png"
+        """The input of image ``key`` in pixel space (lossless ``.webp``, or ``.png`` where
+        Pillow has no WebP: :data:`xai_core.io.PHOTO_SUFFIX`); :func:`xai_core.io.photo_beside`
+        finds it, or the ``.png`` of a run before WebP."""
+        return photo_beside(self.out / "inputs" / f"{key}.npz")
 
     def map(self, key: str, name: str) -> Path:
         """An attribution map (:func:`xai_core.io.write_array`)."""

@@ -62,15 +62,15 @@ def fingerprint(*parts: Any) -> str:
 
 
 def decode(path: Path, *, strict: bool = False) -> None:
-    """Raise unless the output file ``path`` decodes: it is not empty, an array loads,
-    a PNG image verifies, JSON parses. ``strict`` decodes every pixel of an image too and refuses
-    the constants ``NaN`` and ``Infinity``, which the strict JSON of :mod:`xai_core.io` never
-    writes (what ``scripts/kill_resume.py`` checks a killed run's files with)."""
+    """Raise unless the output file ``path`` decodes: it is not empty, an array loads, a PNG
+    or WebP image verifies, JSON parses. ``strict`` decodes every pixel of an image too and
+    refuses the constants ``NaN`` and ``Infinity``, which the strict JSON of :mod:`xai_core.io`
+    never writes (what ``scripts/kill_resume.py`` checks a killed run's files with)."""
     if path.stat().st_size == 0:
         raise ValueError("empty file")
     if path.suffix in (".npy", ".npz"):
         read_array(path)
-    elif path.suffix == ".png":
+    elif path.suffix in (".png", ".webp"):
         with Image.open(path) as image:
             if strict:
                 image.load()

@@ -18,7 +18,7 @@ from PIL import Image
 
 from xai_core.contracts.model import ModelHandle
 from xai_core.errors import XaiError
-from xai_core.io import read_array
+from xai_core.io import photo_beside, read_array
 from xai_core.report.figures import FigureOptions, attribution_title
 from xai_core.report.render import attribution_figure
 from xai_core.runner.inputs import stored_input
@@ -105,7 +105,7 @@ def _redraw(run: RunState, renewal: Renewal, item: ResultItem, options: FigureOp
     if "map" not in files:
         return
     saliency = read_array(run.root / files["map"])
-    photo_path = (run.root / files["input"]).with_suffix(".png")
+    photo_path = photo_beside(run.root / files["input"])
     with Image.open(photo_path) as photo:
         pixels = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
     figure = run.layout.figure(renewal.source.key, Path(files["map"]).stem)

@@ -37,7 +37,7 @@ from xai_core.contracts.synthesizer import Synthesizer
 from xai_core.contracts.targets import check_target
 from xai_core.contracts.technique import Technique
 from xai_core.errors import ConfigError, XaiError
-from xai_core.io import recording_digests, write_array, write_json, write_png, write_text
+from xai_core.io import recording_digests, write_array, write_json, write_photo, write_text
 from xai_core.models.loading import load_model
 from xai_core.nn.layers import check_layer
 from xai_core.plugins.factory import build_entries, build_metrics, build_sinks
@@ -568,7 +568,7 @@ def _write_inputs(run: RunState, ok: list[ImageItem]) -> None:
         im.photo_is_input = run.config.display_channels is None and photo_is_input(photo)
         if photo.shape[0] != 3 or run.config.display_channels is not None:
             photo = to_image(photo, run.config.display_channels)
-        run.writer.submit(write_png, run.layout.photo(im.source.key), photo)
+        run.writer.submit(write_photo, run.layout.photo(im.source.key), photo)
         if not im.photo_is_input:
             run.writer.submit(write_array, run.input_path(im), im.inputs.numpy(), "float32")
 

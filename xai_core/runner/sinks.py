@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from xai_core.contracts.sink import Sink, SinkRun
-from xai_core.io import read_array, write_json
+from xai_core.io import photo_beside, read_array, write_json
 from xai_core.report.figures import FigureOptions, overlay, render_map
 
 __all__ = ["run_sinks", "failed_sinks", "render_item"]
@@ -28,12 +28,12 @@ __all__ = ["run_sinks", "failed_sinks", "render_item"]
 def render_item(
     folder: Path, item: Mapping[str, Any], options: FigureOptions | None = None
 ) -> np.ndarray | None:
-    """``item``'s map drawn on its photo (``inputs/<key>.png``) as ``[H, W, 3]`` uint8; ``None``
+    """``item``'s map drawn on its photo (``inputs/<key>.webp``) as ``[H, W, 3]`` uint8; ``None``
     for an item without a 2-D map or a photo of its size."""
     files = item.get("files") or {}
     if not files.get("map") or not files.get("input"):
         return None
-    map_path, photo = folder / files["map"], (folder / files["input"]).with_suffix(".png")
+    map_path, photo = folder / files["map"], photo_beside(folder / files["input"])
     if not (map_path.is_file() and photo.is_file()):
         return None
     saliency = np.asarray(read_array(map_path), dtype=np.float32)

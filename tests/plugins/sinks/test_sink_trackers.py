@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from xai_core.contracts.sink import SinkRun
+from xai_core.io import PHOTO_SUFFIX
 from xai_core.runner.config import load_config
 from xai_core.runner.run import run_experiment
 from xai_core.runner.verify import verify_run
@@ -191,7 +192,7 @@ def test_without_figures_pictures_are_the_maps_on_the_photos(tmp_path):
     assert (picture.width, picture.height) == (48, 48)  # the model's input size
     drawn = SinkRun.from_folder(out).picture(load_items(out)[0])
     assert drawn is None  # no figure and no renderer: nothing to show
-    photo = np.asarray(Image.open(out / "inputs" / "cat.png").convert("RGB"))
+    photo = np.asarray(Image.open(out / "inputs" / f"cat{PHOTO_SUFFIX}").convert("RGB"))
     from xai_core.runner.sinks import render_item
 
     rendered = render_item(out, load_items(out)[0])
