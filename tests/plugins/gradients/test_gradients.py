@@ -783,3 +783,16 @@ def test_riemann_trapezoid_is_the_trapezoid_rule_where_captums_falls_short():
         method="riemann_trapezoid",
     )
     assert captum.sum().item() == pytest.approx(gap * (steps - 1) / steps, rel=1e-4)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_max_reduction_keeps_the_signed_value_of_largest_magnitude_first_on_ties(layout):
+    maps = torch.tensor([
+        [[[-3.0, 1.0]], [[2.0, -1.0]], [[3.0, 0.5]]],  # tie |-3| = |3|: the first (-3) wins
+        [[[0.0, float("nan")]], [[-0.5, 2.0]], [[0.25, -4.0]]],  # a NaN is taken, as argmax does
+    ]).contiguous(memory_format=layout)
+    reduced = reduce_channels(maps, "max")
+    expected = maps.gather(1, maps.abs().argmax(dim=1, keepdim=True)).squeeze(1)
+    assert torch.equal(reduced[0], torch.tensor([[-3.0, 1.0]]))
+    assert reduced[1, 0, 0] == -0.5 and torch.isnan(reduced[1, 0, 1])
+    assert torch.equal(torch.nan_to_num(reduced, 7.0), torch.nan_to_num(expected, 7.0))
