@@ -138,3 +138,23 @@ def test_xai_config_check(tmp_path, capsys):
     assert main(["config", "--check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "methods[0].params.stride" in err and "seed" in err
+
+
+def test_workers_auto_is_the_default_and_reads_the_device_and_cores():
+    from xai_core.runner.config import auto_workers
+
+    config = load_config({"inputs": ["x.png"], "methods": ["saliency"]}, check_names=False)
+    assert config.workers == "auto"
+    assert auto_workers("auto", "cpu", cores=2) == 0 == auto_workers("auto", "cpu", cores=4)
+    assert auto_workers("auto", "cpu", cores=16) == 2 and auto_workers("auto", "cpu", 200) == 8
+    assert auto_workers("auto", "cuda:0", cores=2) == 1 and auto_workers("auto", "cuda", 64) == 8
+    assert auto_workers(3, "cpu", cores=2) == 3  # a number is kept as given
+
+
+@pytest.mark.parametrize("value, message", [
+    ("auot", "did you mean 'auto'"), ("four", "or auto"), (-1, "must be at least 0"),
+])
+def test_a_bad_workers_value_is_refused_with_what_to_write(value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"inputs": ["x.png"], "methods": ["saliency"], "workers": value},
+                    check_names=False)

@@ -141,7 +141,7 @@ def _rule_errors(f: dataclasses.Field, value: Any, path: str) -> list[str]:
             f"bad config value at {path!r}: {value!r} is not one of "
             f"{', '.join(repr(c) for c in choices)}"
         ]
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, (bool, str)):  # bounds are numbers' (``auto``)
         return []
     errors = []
     for key, (holds, words) in BOUNDS.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -241,11 +242,12 @@ class ExperimentConfig:
     #: Images per batch for predictions and attributions.
     batch_size: int = field(default=8, metadata={"min": 1, "max": MAX_BATCH_SIZE})
     #: DataLoader worker processes that read and preprocess images (0: in the main process,
-    #: between batches). 1 decodes while the model computes: on 2 cores it was the fastest
-    #: (0 spends 10-20% of a run decoding; 2 was no faster and takes a core from the model;
-    #: ``benchmarks/bench_throughput.py`` measures it). With more cores or a GPU, raise it:
-    #: about one worker per 4 cores.
-    workers: int = field(default=1, metadata={"min": 0, "max": 1024})
+    #: between batches), or ``auto`` (:func:`auto_workers`): none for a model on a CPU of up
+    #: to 4 cores, where a worker takes cores from the model's threads (on 2 cores 0 workers
+    #: ran saliency 1.1-1.25x and Grad-CAM 1.15-1.25x faster than 1, in 4 runs:
+    #: ``benchmarks/bench_throughput.py``), else one per 8 cores on a CPU and one per 4 beside
+    #: an accelerator (at most 8), which decode while the model computes.
+    workers: int | str = field(default="auto", metadata={"min": 0, "max": 1024})
     #: Keep the model's weights channels-last during the run: convolutions on CPUs (and
     #: tensor cores) run markedly faster that way; inputs and maps are unchanged.
     channels_last: bool = True
@@ -526,12 +528,36 @@ def _check_values(config: ExperimentConfig, problems: _Problems) -> None:
             ))
     for check, value in ((_check_file_names, config.methods), (_check_models, config),
                          (_check_figures, config.figures),
+                         (_check_workers, config.workers),
                          (_check_display_channels, config),
                          (check_mask_config, config.masks),
                          (FigureOptions.from_config, config.figure),
                          (_check_controls, config.benchmark)):
         with problems.collect():
             check(value)
+
+
+def auto_workers(workers: int | str, device: Any, cores: int | None = None) -> int:
+    """The DataLoader workers of a run: ``workers``, or for ``auto`` (see
+    :attr:`ExperimentConfig.workers`) the number for a model on ``device`` with ``cores`` (the
+    cores this process may use)."""
+    if workers != "auto":
+        return max(0, int(workers))
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    if getattr(device, "type", str(device).split(":")[0]) == "cpu":
+        return 0 if cores <= 4 else min(8, cores // 8 or 1)
+    return min(8, max(1, cores // 4))
+
+
+def _check_workers(value: Any) -> None:
+    if isinstance(value, str) and value != "auto":
+        hint = did_you_mean(value, ["auto"], n=1)
+        raise ConfigError(
+            f"bad config value at 'workers': {value!r}; use a number of DataLoader worker "
+            f"processes (0: read images in the main process) or auto{hint}"
+        )
 
 
 def _check_figures(value: Any) -> None:

@@ -48,6 +48,7 @@ from xai_core.runner.compare import write_comparison
 from xai_core.runner.config import (
     FIGURES_AUTO_IMAGES,
     ExperimentConfig,
+    auto_workers,
     known_channels,
     model_run_config,
     to_yaml,
@@ -115,8 +116,10 @@ class RunResult:
         return failed_sinks(self.results)
 
 
-def _loader(sources: list[InputImage], handle: ModelHandle, config: ExperimentConfig):
-    workers = max(0, config.workers)
+def _loader(
+    sources: list[InputImage], handle: ModelHandle, config: ExperimentConfig, device
+):
+    workers = auto_workers(config.workers, device)
     return DataLoader(
         ImageDataset(sources, handle.preprocessing),
         batch_size=config.batch_size,
@@ -521,7 +524,7 @@ def _compute(run: _ModelRun, handle: ModelHandle, written: dict) -> None:
     totals = {label: sum(1 for todo in plan.todo if label in todo.missing)
               for label, _ in per_image}
     progress = Progress(list(totals), totals, enabled=dist_main and state.shows_progress)
-    batches = iter(_loader([todo.source for todo in plan.todo], handle, config))
+    batches = iter(_loader([todo.source for todo in plan.todo], handle, config, run.device))
     while True:
         with state.phases("inputs"):
             batch = next(batches, None)
