@@ -352,12 +352,8 @@ def photo_beside(path: str | os.PathLike[str]) -> Path:
     ``inputs/<image>.webp``, or the ``.png`` of runs before WebP (or of a Pillow without it)
     where only that one exists."""
     path = Path(path)
-    photo = path.with_suffix(PHOTO_SUFFIX)
-    if not photo.is_file():
-        for suffix in PHOTO_SUFFIXES:
-            if path.with_suffix(suffix).is_file():
-                return path.with_suffix(suffix)
-    return photo
+    found = (path.with_suffix(s) for s in PHOTO_SUFFIXES)
+    return next((photo for photo in found if photo.is_file()), path.with_suffix(PHOTO_SUFFIX))
 
 
 def write_photo(path: str | os.PathLike[str], pixels: Any) -> FileDigest:
