@@ -285,6 +285,39 @@ def test_thumbnails_made_on_threads_equal_those_made_one_by_one(tmp_path):
     assert isinstance(found[1]["maps"]["maps/b/s.npz"], dict)
 
 
+def test_map_scales_fits_each_distinct_part_once_and_equals_fitting_every_sign():
+    # map_scales fits a map of one sign once (its parts under the signs are itself, its
+    # negation or zeros): the numbers must be those of fitting each sign's part on its own.
+    from xai_core.report.figures import scale_bounds
+    from xai_core.report.thumbnails import _short, map_scales, sign_values
+
+    def one_by_one(values, options):
+        values = np.nan_to_num(values.astype(np.float32))
+        scales = {}
+        for sign in ("all", "positive", "negative", "absolute"):
+            shown = sign_values(values, sign)
+            signed = sign == "all" and float(shown.min()) < 0
+            lo, top = scale_bounds(-shown if sign == "negative" else shown, signed, options)
+            scales[sign] = [_short(float(shown.min())), _short(float(shown.max())),
+                            _short(lo), _short(top), int(signed)]
+        return scales
+
+    rng = np.random.default_rng(3)
+    heavy = np.abs(rng.standard_t(3, size=(40, 56))).astype(np.float32)
+    mixed = rng.standard_normal((40, 56)).astype(np.float32)
+    holes = heavy.copy()
+    holes[::7, ::5] = np.nan
+    maps = {
+        "non-negative": heavy, "non-positive": -heavy, "mixed": mixed, "zeros": 0 * heavy,
+        "constant": np.full((8, 8), 2.5, np.float32), "with NaN": holes,
+        "one negative value": np.where(heavy > heavy.max() * 0.99, -1.0, heavy),
+    }
+    for clip in (99.0, 100.0, 90.0):
+        options = FigureOptions(clip_percentile=clip)
+        for name, values in maps.items():
+            assert map_scales(values, options) == one_by_one(values, options), (name, clip)
+
+
 def test_page_scales_reproduce_render_map(tmp_path):
     # The page colours a map from its 8-bit levels and the scales of map_scales; the strength
     # they give must be render_map's, under every sign.
